@@ -1,0 +1,20 @@
+// ESM + TypeScript: ts-jest compiles each file as an ES module; Node runs them
+// under --experimental-vm-modules (see the "test" script), so ESM-only
+// dependencies (execa, chalk, yargs, inquirer) load as they do in production.
+/** @type {import('jest').Config} */
+export default {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
+  },
+  testTimeout: 30000,
+  // A test that leaves a socket or child open must fail loudly, not hang CI.
+  forceExit: false,
+  detectOpenHandles: false,
+};

@@ -1,0 +1,22 @@
+// Bundles the guest agent into one self-contained file that the kickstart
+// installs inside the VM (no node_modules there).
+import { build } from 'esbuild';
+import { existsSync } from 'node:fs';
+
+const entry = 'guest-agent/src/main.ts';
+if (!existsSync(entry)) {
+  // The agent lands in its own change; until then there is nothing to bundle.
+  console.warn(`bundle-agent: ${entry} not present, skipping`);
+  process.exit(0);
+}
+await build({
+  entryPoints: [entry],
+  bundle: true,
+  platform: 'node',
+  target: 'node18',
+  format: 'cjs',
+  outfile: 'dist/guest-agent/vm-guest-agent.cjs',
+  banner: { js: '#!/usr/bin/env node' },
+  legalComments: 'none',
+  logLevel: 'warning',
+});

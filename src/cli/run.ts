@@ -1,0 +1,49 @@
+import yargs from 'yargs';
+import chalk from 'chalk';
+import { VmpError } from '../util/errors.js';
+import { commands } from './commands/index.js';
+
+/**
+ * Parses argv and runs one command. Returns the exit code instead of calling
+ * process.exit so tests can drive the CLI in-process.
+ */
+export async function runCli(argv: string[]): Promise<number> {
+  let usageFailure: string | undefined;
+  const parser = yargs(argv)
+    .scriptName('vm-provisioner')
+    .usage('$0 <command> [options]\n\nOne hardware-isolated libvirt VM per application.')
+    .strict()
+    .demandCommand(1, 'Name a command; see --help.')
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns ?? 110))
+    // yargs would print the whole help on a typo; a one-line error is kinder and greppable.
+    .fail((msg, err) => {
+      if (err) throw err;
+      usageFailure = msg;
+    })
+    .exitProcess(false);
+  for (const command of commands) parser.command(command);
+  try {
+    await parser.parseAsync();
+  } catch (err) {
+    return reportError(err);
+  }
+  if (usageFailure !== undefined) {
+    process.stderr.write(`${chalk.red('error:')} ${usageFailure}\n`);
+    return 2;
+  }
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}
+
+function reportError(err: unknown): number {
+  if (err instanceof VmpError) {
+    process.stderr.write(`${chalk.red('error:')} ${err.message}\n`);
+    return err.exitCode;
+  }
+  const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`${chalk.red('internal error:')} ${message}\n`);
+  return 1;
+}

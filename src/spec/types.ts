@@ -1,0 +1,36 @@
+/**
+ * The one typed description of an app VM. Every generator (kickstart, domain
+ * XML, units, i3 config) and every adapter works from this shape; the TOML
+ * config store maps it to the predecessor's snake_case keys.
+ */
+
+export type Arch = 'x86_64' | 'aarch64';
+export type VirtType = 'kvm' | 'qemu';
+export type GraphicsBackend = 'virtio' | 'qxl';
+/** `default`: libvirt's NAT network; `user`: QEMU user-mode networking; `none`: no NIC. */
+export type NetworkMode = 'default' | 'user' | 'none';
+
+export interface VmSpec {
+  name: string;
+  memoryMb: number;
+  vcpus: number;
+  diskSizeGb: number;
+  /** Directory holding the VM's disk images. */
+  vmDir: string;
+  /** dnf package specs installed on top of the base set. */
+  systemPackages: string[];
+  /** Flatpak application IDs installed system-wide from Flathub. */
+  flatpakPackages: string[];
+  /** Commands started in the graphical session, one systemd user unit each. */
+  autoLaunchApps: string[];
+  graphicsBackend: GraphicsBackend;
+  enableClipboard: boolean;
+  enableAudio: boolean;
+  enableUsbPassthrough: boolean;
+  enableAutoLogin: boolean;
+  networkMode: NetworkMode;
+  firewallRules: string[];
+  fedoraRelease: number;
+  arch: Arch;
+  virtType: VirtType;
+}
