@@ -1,0 +1,160 @@
+import { WindowTracker, type WindowEvent } from '../../../guest-agent/src/window-tracker.js';
+import { XConn } from '../../../guest-agent/src/xconn.js';
+import { EventLog } from '../../support/events.js';
+import { describeWith, probeXDisplay } from '../../support/services.js';
+import { XSession } from '../../support/xsession.js';
+
+const probe = probeXDisplay();
+
+describeWith(probe, 'guest-agent window tracker under Xvfb + i3')(
+  'window tracker (real X server, i3, xterm)',
+  () => {
+    let session: XSession;
+    let conn: XConn;
+    let tracker: WindowTracker;
+    const log = new EventLog<WindowEvent>();
+    const errors: Error[] = [];
+    let oneId = 0;
+
+    beforeAll(async () => {
+      session = new XSession(probe.display);
+      await session.startI3();
+      conn = await XConn.connect(probe.display);
+      tracker = await WindowTracker.start(conn, (err) => errors.push(err));
+      tracker.onWindowEvent(log.push);
+    });
+
+    afterAll(async () => {
+      tracker?.stop();
+      conn?.close();
+      await session?.stop();
+    });
+
+    afterEach(() => expect(errors).toEqual([]));
+
+    const created = (title: string) =>
+      log.waitFor((e) => e.kind === 'created' && e.window.title === title, `created "${title}"`);
+
+    test('an opened xterm is reported created and focused with class, title and on-screen geometry; bars and frames are not', async () => {
+      const from = log.mark;
+      session.xterm('vmp-one', 'vmp-one-instance');
+      const ev = await created('vmp-one');
+      expect(ev.window).toMatchObject({ wmClass: 'XTerm', instance: 'vmp-one-instance', title: 'vmp-one' });
+      expect(ev.window.id).toBeGreaterThan(0);
+      expect(ev.window.width).toBeGreaterThan(100);
+      expect(ev.window.height).toBeGreaterThan(100);
+      expect(ev.window.x).toBeGreaterThanOrEqual(0);
+      expect(ev.window.y).toBeGreaterThan(0); // below i3's title bar
+      expect(ev.window.x + ev.window.width).toBeLessThanOrEqual(1280);
+      const focused = await log.waitFor(
+        (e) => e.kind === 'focused' && e.window.id === ev.window.id,
+        'focused vmp-one',
+        10_000,
+        from,
+      );
+      expect(focused.window.title).toBe('vmp-one');
+      // Only the client window: not i3's frame, not the i3bar dock window.
+      expect(tracker.windows().map((w) => w.title)).toEqual(['vmp-one']);
+      expect(tracker.focusedWindow()).toBe(ev.window.id);
+      // The tracked geometry is the client area's root-relative geometry, per xwininfo (X's own answer).
+      await session.until(
+        async () => {
+          const g = await session.xwininfo(ev.window.id);
+          const w = tracker.windows()[0];
+          return (
+            w !== undefined && w.x === g.x && w.y === g.y && w.width === g.width && w.height === g.height
+          );
+        },
+        `tracked geometry to equal xwininfo's: ${JSON.stringify(tracker.windows())}`,
+      );
+      oneId = ev.window.id;
+    });
+
+    test('retitling with xdotool set_window --name reports a title change', async () => {
+      const window = { id: oneId };
+      const from = log.mark;
+      await session.xdotool('set_window', '--name', 'vmp-one renamed ✓', String(window.id));
+      const ev = await log.waitFor(
+        (e) => e.kind === 'title' && e.window.id === window.id,
+        'title event',
+        10_000,
+        from,
+      );
+      expect(ev.window.title).toBe('vmp-one renamed ✓');
+      expect(ev.window.wmClass).toBe('XTerm');
+    });
+
+    test('moving and resizing a floating window report root-relative geometry', async () => {
+      const window = { id: oneId };
+      await session.i3msg(`[id=${window.id}]`, 'floating', 'enable');
+      let from = log.mark;
+      await session.i3msg(`[id=${window.id}]`, 'move', 'position', '200', '150');
+      const moved = await log.waitFor(
+        (e) =>
+          e.kind === 'moved' &&
+          e.window.id === window.id &&
+          e.window.x >= 200 &&
+          e.window.x <= 210 &&
+          e.window.y >= 150 &&
+          e.window.y <= 180,
+        'moved to ~200,150',
+        10_000,
+        from,
+      );
+      // Frame at 200,150; the client sits inside it below the title bar.
+      expect(moved.window.x - 200).toBeLessThan(10);
+      from = log.mark;
+      await session.i3msg(`[id=${window.id}]`, 'resize', 'set', '500', '320');
+      const resized = await log.waitFor(
+        (e) => e.kind === 'resized' && e.window.id === window.id,
+        'resized',
+        10_000,
+        from,
+      );
+      expect(resized.window.width).toBeGreaterThan(480);
+      expect(resized.window.width).toBeLessThanOrEqual(500);
+      expect(resized.window.height).toBeGreaterThan(280);
+      expect(resized.window.height).toBeLessThanOrEqual(320);
+      expect((await session.xwininfo(window.id)).width).toBe(resized.window.width);
+      // xdotool moves the client itself; i3 honours it for floating windows.
+      from = log.mark;
+      await session.xdotool('windowmove', String(window.id), '40', '60');
+      const moved2 = await log.waitFor(
+        (e) => e.kind === 'moved' && e.window.id === window.id,
+        'moved by xdotool',
+        10_000,
+        from,
+      );
+      expect(moved2.window.x).toBeLessThan(200);
+    });
+
+    test('focusing another window reports focus; closing reports destroyed', async () => {
+      const one = { id: oneId };
+      let from = log.mark;
+      const two = session.xterm('vmp-two');
+      const twoEv = await created('vmp-two');
+      await log.waitFor(
+        (e) => e.kind === 'focused' && e.window.id === twoEv.window.id,
+        'focus on vmp-two',
+        10_000,
+        from,
+      );
+      from = log.mark;
+      await session.i3msg(`[id=${one.id}]`, 'focus');
+      const f = await log.waitFor((e) => e.kind === 'focused', 'focus back on vmp-one', 10_000, from);
+      expect(f.window.id).toBe(one.id);
+      from = log.mark;
+      two.kill('SIGTERM');
+      const gone = await log.waitFor((e) => e.kind === 'destroyed', 'destroyed', 10_000, from);
+      expect(gone.window.id).toBe(twoEv.window.id);
+      expect(gone.window.title).toBe('vmp-two');
+      await tracker.idle();
+      expect(tracker.windows().map((w) => w.id)).toEqual([one.id]);
+      // Exactly one destroyed event for it, though both DestroyNotify and _NET_CLIENT_LIST say so.
+      await session.until(() => tracker.windows().length === 1, 'list settled');
+      expect(log.all.filter((e) => e.kind === 'destroyed' && e.window.id === twoEv.window.id)).toHaveLength(
+        1,
+      );
+    });
+  },
+);

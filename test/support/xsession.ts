@@ -1,0 +1,117 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+/**
+ * A real X session for guest-agent tests: i3 (with a bar, so tests prove bars
+ * and frames are not reported) on the test display, plus helpers that drive
+ * real X clients with xterm, xdotool and i3-msg. Every process started here is
+ * stopped by its PID in `stop()`.
+ */
+export class XSession {
+  private readonly children: ChildProcess[] = [];
+  private readonly dir = mkdtempSync(join(tmpdir(), 'vmp-agent-i3-'));
+
+  constructor(readonly display: string) {}
+
+  get env(): NodeJS.ProcessEnv {
+    return { ...process.env, DISPLAY: this.display };
+  }
+
+  async startI3(): Promise<void> {
+    const config = join(this.dir, 'config');
+    writeFileSync(
+      config,
+      [
+        'font pango:monospace 8',
+        'floating_modifier Mod1',
+        'focus_on_window_activation focus',
+        'bar {',
+        '  status_command true',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    this.spawn('i3', ['-c', config]);
+    await this.until(async () => {
+      await this.i3msg('-t', 'get_version');
+      return true;
+    }, 'i3 to answer on its IPC socket');
+    // The bar maps a moment after i3 starts and shrinks the workspace; wait so geometry is stable.
+    await this.until(
+      async () => (await this.xdotool('search', '--class', 'i3bar')).trim() !== '',
+      'i3bar to map',
+    );
+  }
+
+  /** Starts a child on the display and remembers it for cleanup. */
+  spawn(cmd: string, args: string[]): ChildProcess {
+    const child = spawn(cmd, args, { env: this.env, stdio: 'ignore' });
+    child.on('error', () => undefined);
+    this.children.push(child);
+    return child;
+  }
+
+  /** Opens an xterm titled `title` with WM_CLASS instance `name`; resolves with its pid. */
+  xterm(title: string, name = 'vmp-test'): ChildProcess {
+    return this.spawn('xterm', ['-T', title, '-name', name, '-e', 'sleep 600']);
+  }
+
+  async i3msg(...args: string[]): Promise<string> {
+    const { stdout } = await execFileP('i3-msg', args, { env: this.env, timeout: 10_000 });
+    return stdout;
+  }
+
+  /** The client area of `wid` in root coordinates, as xwininfo computes it (outer corner + border). */
+  async xwininfo(wid: number): Promise<{ x: number; y: number; width: number; height: number }> {
+    const { stdout } = await execFileP('xwininfo', ['-id', String(wid)], { env: this.env, timeout: 10_000 });
+    const num = (label: string): number => {
+      const m = new RegExp(`${label}:\\s+(-?\\d+)`).exec(stdout);
+      if (!m) throw new Error(`xwininfo printed no "${label}": ${stdout}`);
+      return Number(m[1]);
+    };
+    const border = num('Border width');
+    return {
+      x: num('Absolute upper-left X') + border,
+      y: num('Absolute upper-left Y') + border,
+      width: num('Width'),
+      height: num('Height'),
+    };
+  }
+
+  async xdotool(...args: string[]): Promise<string> {
+    const { stdout } = await execFileP('xdotool', args, { env: this.env, timeout: 10_000 });
+    return stdout;
+  }
+
+  /** Polls `check` (test-side only) until it returns true; the agent itself never polls. */
+  async until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    while (Date.now() < deadline) {
+      try {
+        if (await check()) return;
+      } catch (err) {
+        last = err;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+  }
+
+  async stop(): Promise<void> {
+    for (const child of this.children.reverse()) {
+      if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) continue;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 3000)))]);
+      clearTimeout(timer);
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
