@@ -183,6 +183,35 @@ export class XConn {
     return ids;
   }
 
+  /** An unmapped, input-only window: a private mailbox for selections and properties. */
+  async createHiddenWindow(eventMask: number): Promise<number> {
+    const wid = this.client.AllocID();
+    await this.voidCall((cb) =>
+      this.client.CreateWindow(wid, this.root, -10, -10, 1, 1, 0, 0, 2, 0, { eventMask }, cb),
+    );
+    return wid;
+  }
+
+  destroyWindow(wid: number): Promise<void> {
+    return this.voidCall((cb) => this.client.DestroyWindow(wid, cb));
+  }
+
+  setSelectionOwner(owner: number, selection: number): Promise<void> {
+    return this.voidCall((cb) => this.client.SetSelectionOwner(owner, selection, 0, cb));
+  }
+
+  getSelectionOwner(selection: number): Promise<number> {
+    return this.call((cb) => this.client.GetSelectionOwner(selection, cb));
+  }
+
+  convertSelection(requestor: number, selection: number, target: number, property: number): Promise<void> {
+    return this.voidCall((cb) => this.client.ConvertSelection(requestor, selection, target, property, 0, cb));
+  }
+
+  sendEvent(destination: number, event: Record<string, unknown>): Promise<void> {
+    return this.voidCall((cb) => this.client.SendEvent(destination, 0, 0, event, cb));
+  }
+
   /** A round trip: every request sent before it has been processed when this resolves. */
   sync(): Promise<void> {
     return this.call<unknown>((cb) => this.client.GetInputFocus(cb)).then(() => undefined);

@@ -49,8 +49,8 @@ export class XSession {
   }
 
   /** Starts a child on the display and remembers it for cleanup. */
-  spawn(cmd: string, args: string[]): ChildProcess {
-    const child = spawn(cmd, args, { env: this.env, stdio: 'ignore' });
+  spawn(cmd: string, args: string[], stdin: 'ignore' | 'pipe' = 'ignore'): ChildProcess {
+    const child = spawn(cmd, args, { env: this.env, stdio: [stdin, 'ignore', 'ignore'] });
     child.on('error', () => undefined);
     this.children.push(child);
     return child;
