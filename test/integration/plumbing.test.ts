@@ -22,10 +22,10 @@ describeWith(probeLibvirt(), 'libvirt plumbing')('libvirtd plumbing', () => {
 
 describeWith(probeSecretService(), 'Secret Service plumbing')('Secret Service plumbing', () => {
   const service = `vm-provisioner-plumbing-${randomBytes(4).toString('hex')}`;
-  // Pinned to the Secret Service: unpinned, the library may fall back to the kernel keyring.
-  const entry = new Entry(service, 'plumbing', { linux: { store: 'secret-service' } });
 
   test('a stored secret is readable by another Secret Service client, then deleted', () => {
+    // Pinned to the Secret Service: unpinned, the library may fall back to the kernel keyring.
+    const entry = new Entry(service, 'plumbing', { linux: { store: 'secret-service' } });
     const value = randomBytes(12).toString('base64url');
     entry.setPassword(value);
     try {
