@@ -19,7 +19,13 @@ export class Backoff {
     private readonly opts: BackoffOptions = DEFAULT_BACKOFF,
     private readonly random: () => number = Math.random,
   ) {
-    if (!(opts.initialMs > 0 && opts.maxMs >= opts.initialMs && opts.factor >= 1 && opts.jitter >= 0 && opts.jitter <= 1)) {
+    if (!(
+      opts.initialMs > 0 &&
+      opts.maxMs >= opts.initialMs &&
+      opts.factor >= 1 &&
+      opts.jitter >= 0 &&
+      opts.jitter <= 1
+    )) {
       throw new RangeError(`invalid backoff ${JSON.stringify(opts)}`);
     }
   }

@@ -18,7 +18,9 @@ export interface WindowInfo {
   /** WM_CLASS class part, e.g. `XTerm`, `firefox`. Empty when unset. */
   wmClass: string;
   /** WM_CLASS instance part, e.g. `xterm`. Empty when unset. */
-  instance: string;
+  wmInstance: string;
+  /** WM_TRANSIENT_FOR: the window a dialog belongs to, 0 for none. */
+  transientFor: number;
   /** `_NET_WM_NAME` (UTF-8), falling back to `WM_NAME`. */
   title: string;
   /** Root-relative position and size of the client area. */
@@ -28,11 +30,17 @@ export interface WindowInfo {
   height: number;
 }
 
-export type WindowEventKind = 'created' | 'destroyed' | 'moved' | 'resized' | 'focused' | 'title';
+/**
+ * `focused`: the window got the input focus. `unfocused`: focus left the
+ * window for something that is no app window (nothing, a bar); a switch
+ * between two app windows is a single `focused`.
+ */
+export type WindowEventKind =
+  'created' | 'destroyed' | 'moved' | 'resized' | 'focused' | 'unfocused' | 'title';
 
 export interface WindowEvent {
   kind: WindowEventKind;
-  /** The window after the change (for `destroyed`: as last seen). */
+  /** The window after the change (for `destroyed` and `unfocused`: as last seen). */
   window: WindowInfo;
 }
 
@@ -226,7 +234,9 @@ export class WindowTracker {
   private reportFocus(report: boolean): void {
     const t = this.tracked.get(this.activeId);
     if (!t) {
+      const lost = this.reportedFocus === null ? undefined : this.tracked.get(this.reportedFocus);
       this.reportedFocus = null;
+      if (lost && report) this.emit('unfocused', lost.info);
       return;
     }
     if (this.reportedFocus === this.activeId) return;
@@ -259,14 +269,18 @@ export class WindowTracker {
     try {
       // Select first, read second: a change between the two still reaches us as an event.
       await this.conn.selectInput(id, EventMask.StructureNotify | EventMask.PropertyChange);
-      const [cls, title, ancestors, geom] = await Promise.all([
+      const [cls, title, ancestors, geom, transient] = await Promise.all([
         this.conn.getProperty(id, Atom.WM_CLASS, Atom.STRING),
         this.readTitle(id),
         this.ancestorsOf(id),
         this.conn.rootGeometry(id),
+        this.conn.getIds(id, Atom.WM_TRANSIENT_FOR, Atom.WINDOW),
       ]);
-      const [instance = '', wmClass = ''] = cls.data.toString('latin1').split('\0');
-      return { info: { id, wmClass, instance, title, ...geom }, ancestors };
+      const [wmInstance = '', wmClass = ''] = cls.data.toString('latin1').split('\0');
+      return {
+        info: { id, wmClass, wmInstance, title, transientFor: transient[0] ?? 0, ...geom },
+        ancestors,
+      };
     } catch {
       return null;
     }

@@ -22,6 +22,7 @@ export const Atom = {
   WINDOW: 33,
   WM_NAME: 39,
   WM_CLASS: 67,
+  WM_TRANSIENT_FOR: 68,
 } as const;
 
 /** A 4-byte-unit count large enough for any property we read in one go (64 MiB). */

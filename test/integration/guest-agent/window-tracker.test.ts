@@ -39,7 +39,12 @@ describeWith(probe, 'guest-agent window tracker under Xvfb + i3')(
       const from = log.mark;
       session.xterm('vmp-one', 'vmp-one-instance');
       const ev = await created('vmp-one');
-      expect(ev.window).toMatchObject({ wmClass: 'XTerm', instance: 'vmp-one-instance', title: 'vmp-one' });
+      expect(ev.window).toMatchObject({
+        wmClass: 'XTerm',
+        wmInstance: 'vmp-one-instance',
+        transientFor: 0,
+        title: 'vmp-one',
+      });
       expect(ev.window.id).toBeGreaterThan(0);
       expect(ev.window.width).toBeGreaterThan(100);
       expect(ev.window.height).toBeGreaterThan(100);
@@ -155,6 +160,49 @@ describeWith(probe, 'guest-agent window tracker under Xvfb + i3')(
       expect(log.all.filter((e) => e.kind === 'destroyed' && e.window.id === twoEv.window.id)).toHaveLength(
         1,
       );
+    });
+
+    test('a window made with the X protocol directly: UTF-8 title, WM_CLASS and WM_TRANSIENT_FOR are read; destroying it is seen', async () => {
+      const app = await XConn.connect(probe.display);
+      try {
+        const [netName, utf8] = await Promise.all([
+          app.internAtom('_NET_WM_NAME'),
+          app.internAtom('UTF8_STRING'),
+        ]);
+        const dialog = app.client.AllocID();
+        await new Promise<void>((resolve, reject) =>
+          app.client.CreateWindow(dialog, app.root, 10, 10, 300, 200, 0, 0, 1, 0, {}, (err) =>
+            err ? reject(err) : resolve(),
+          ),
+        );
+        await app.changeProperty(0, dialog, 67, 31, 8, Buffer.from('tinyapp\0TinyApp\0', 'latin1'));
+        await app.changeProperty(0, dialog, netName, utf8, 8, Buffer.from('Grüße – tiny', 'utf8'));
+        await app.changeProperty(0, dialog, 68, 33, 32, [oneId]);
+        const from = log.mark;
+        app.client.MapWindow(dialog);
+        const ev = await log.waitFor(
+          (e) => e.kind === 'created' && e.window.id === dialog,
+          'created tiny app',
+          10_000,
+          from,
+        );
+        expect(ev.window).toMatchObject({
+          title: 'Grüße – tiny',
+          wmClass: 'TinyApp',
+          wmInstance: 'tinyapp',
+          transientFor: oneId,
+        });
+        const from2 = log.mark;
+        await app.destroyWindow(dialog);
+        await log.waitFor(
+          (e) => e.kind === 'destroyed' && e.window.id === dialog,
+          'destroyed tiny app',
+          10_000,
+          from2,
+        );
+      } finally {
+        app.close();
+      }
     });
   },
 );

@@ -11,17 +11,23 @@ describe('Backoff', () => {
 
   test('with jitter every delay lies in [ceiling*(1-jitter), ceiling] and never exceeds the cap', () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: 0, max: 0.999999, noNaN: true }), { minLength: 1, maxLength: 40 }), (rs) => {
-        let i = 0;
-        const b = new Backoff({ initialMs: 50, maxMs: 5000, factor: 2, jitter: 0.5 }, () => rs[i++ % rs.length] as number);
-        let ceiling = 50;
-        for (let k = 0; k < rs.length; k++) {
-          const d = b.next();
-          expect(d).toBeLessThanOrEqual(ceiling);
-          expect(d).toBeGreaterThanOrEqual(Math.floor(ceiling * 0.5));
-          ceiling = Math.min(5000, ceiling * 2);
-        }
-      }),
+      fc.property(
+        fc.array(fc.double({ min: 0, max: 0.999999, noNaN: true }), { minLength: 1, maxLength: 40 }),
+        (rs) => {
+          let i = 0;
+          const b = new Backoff(
+            { initialMs: 50, maxMs: 5000, factor: 2, jitter: 0.5 },
+            () => rs[i++ % rs.length] as number,
+          );
+          let ceiling = 50;
+          for (let k = 0; k < rs.length; k++) {
+            const d = b.next();
+            expect(d).toBeLessThanOrEqual(ceiling);
+            expect(d).toBeGreaterThanOrEqual(Math.floor(ceiling * 0.5));
+            ceiling = Math.min(5000, ceiling * 2);
+          }
+        },
+      ),
     );
   });
 

@@ -1,7 +1,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadAgentConfig, parseAgentConf, readSecret, resolveAgentConfig } from '../../../guest-agent/src/config.js';
+import {
+  ConfigError,
+  loadAgentConfig,
+  parseAgentConf,
+  readSecret,
+  resolveAgentConfig,
+} from '../../../guest-agent/src/config.js';
 
 const CONF = `# written by the kickstart
 VMP_VM_NAME=firefox-vm
@@ -22,7 +28,11 @@ describe('agent.conf', () => {
   });
 
   test('VMP_* environment variables override the file; DISPLAY is the fallback display', () => {
-    const cfg = resolveAgentConfig(parseAgentConf(CONF), { VMP_PROXY_PORT: '40000', VMP_PROXY_HOST: '127.0.0.1', DISPLAY: ':5' });
+    const cfg = resolveAgentConfig(parseAgentConf(CONF), {
+      VMP_PROXY_PORT: '40000',
+      VMP_PROXY_HOST: '127.0.0.1',
+      DISPLAY: ':5',
+    });
     expect(cfg.proxyPort).toBe(40000);
     expect(cfg.proxyHost).toBe('127.0.0.1');
     expect(cfg.display).toBe(':5');
@@ -60,9 +70,13 @@ describe('agent.conf', () => {
   });
 
   test('unknown keys, lines without "=" and missing keys are errors with the line number', () => {
-    expect(() => parseAgentConf('VMP_VM_NAME=a\nVMP_TYPO=1', 'x.conf')).toThrow('x.conf:2: unknown key "VMP_TYPO"');
+    expect(() => parseAgentConf('VMP_VM_NAME=a\nVMP_TYPO=1', 'x.conf')).toThrow(
+      'x.conf:2: unknown key "VMP_TYPO"',
+    );
     expect(() => parseAgentConf('just text', 'x.conf')).toThrow('x.conf:1: "just text" is not KEY=value');
-    expect(() => resolveAgentConfig(parseAgentConf('VMP_VM_NAME=a'), {}, 'x.conf')).toThrow('x.conf: VMP_PROXY_HOST is missing');
+    expect(() => resolveAgentConfig(parseAgentConf('VMP_VM_NAME=a'), {}, 'x.conf')).toThrow(
+      'x.conf: VMP_PROXY_HOST is missing',
+    );
   });
 
   test('loadAgentConfig reads VMP_AGENT_CONFIG, and works from the environment alone when the default file is absent', () => {
@@ -70,14 +84,20 @@ describe('agent.conf', () => {
     const file = join(dir, 'agent.conf');
     writeFileSync(file, CONF);
     expect(loadAgentConfig({ VMP_AGENT_CONFIG: file }).vmName).toBe('firefox-vm');
-    expect(() => loadAgentConfig({ VMP_AGENT_CONFIG: join(dir, 'nope.conf') })).toThrow(/config file .*nope\.conf/);
+    expect(() => loadAgentConfig({ VMP_AGENT_CONFIG: join(dir, 'nope.conf') })).toThrow(
+      /config file .*nope\.conf/,
+    );
     const envOnly = {
       VMP_VM_NAME: 'env-vm',
       VMP_PROXY_HOST: '10.0.2.2',
       VMP_SECRET_FILE: '/run/s',
     };
     // The default path does not exist on the test machine; the environment suffices.
-    expect(loadAgentConfig(envOnly)).toMatchObject({ vmName: 'env-vm', proxyHost: '10.0.2.2', proxyPort: 9999 });
+    expect(loadAgentConfig(envOnly)).toMatchObject({
+      vmName: 'env-vm',
+      proxyHost: '10.0.2.2',
+      proxyPort: 9999,
+    });
   });
 
   test('readSecret trims the file and refuses a short or missing secret', () => {

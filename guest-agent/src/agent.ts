@@ -1,0 +1,138 @@
+import { Backoff } from './backoff.js';
+import type { WindowEvent, WindowInfo, WindowTracker } from './window-tracker.js';
+
+/**
+ * The agent's behaviour, independent of the wire: keep one authenticated link
+ * to the host proxy, send the full window list whenever a link comes up,
+ * stream window events while it lasts, answer clipboard requests, and
+ * reconnect with capped exponential backoff when it drops. The link itself
+ * (TCP, codec, authentication, heartbeat) is behind `AgentLink`.
+ */
+
+/** What the agent tells the proxy; the link maps each to a protocol message. */
+export type AgentOutbound =
+  | { type: 'window-list'; windows: WindowInfo[]; focused: number | null }
+  | { type: 'window-event'; event: WindowEvent }
+  | { type: 'clipboard-content'; requestId: number; text: string }
+  | { type: 'clipboard-written'; requestId: number }
+  | { type: 'clipboard-error'; requestId: number; message: string };
+
+/** What the proxy asks of the agent. */
+export type AgentInbound =
+  | { type: 'clipboard-read'; requestId: number }
+  | { type: 'clipboard-write'; requestId: number; text: string };
+
+export interface AgentLink {
+  send(message: AgentOutbound): void;
+  onMessage(handler: (message: AgentInbound) => void): void;
+  /** Resolves when the link ends, from either side, for any reason. */
+  readonly closed: Promise<void>;
+  close(): void;
+}
+
+/** Opens and authenticates a link; rejects when the proxy is unreachable or refuses us. */
+export type LinkFactory = () => Promise<AgentLink>;
+
+export interface ClipboardPort {
+  read(): Promise<string>;
+  write(text: string): Promise<void>;
+}
+
+export interface AgentOptions {
+  tracker: WindowTracker;
+  clipboard: ClipboardPort;
+  connect: LinkFactory;
+  backoff?: Backoff;
+  log?: (line: string) => void;
+}
+
+export class GuestAgent {
+  private stopped = false;
+  private link: AgentLink | null = null;
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private readonly backoff: Backoff;
+  private readonly log: (line: string) => void;
+  /** Number of links that came up; a test and a log line can tell a reconnect happened. */
+  connections = 0;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.backoff = opts.backoff ?? new Backoff();
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  get connected(): boolean {
+    return this.link !== null;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.link?.close();
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const link = await this.opts.connect();
+        if (this.stopped) {
+          link.close();
+          break;
+        }
+        await this.serve(link);
+      } catch (err) {
+        this.log(`proxy link failed: ${(err as Error).message}`);
+      }
+      if (this.stopped) break;
+      const delay = this.backoff.next();
+      this.log(`reconnecting in ${delay} ms`);
+      // The only timer besides the link's heartbeat, and only while disconnected.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+  }
+
+  private async serve(link: AgentLink): Promise<void> {
+    this.link = link;
+    this.connections++;
+    this.backoff.reset();
+    this.log(`connected to the proxy (link ${this.connections})`);
+    const { tracker } = this.opts;
+    link.onMessage((m) => void this.answer(link, m));
+    // Snapshot and subscription in one synchronous step: no event falls between them.
+    link.send({ type: 'window-list', windows: tracker.windows(), focused: tracker.focusedWindow() });
+    const unsubscribe = tracker.onWindowEvent((event) => link.send({ type: 'window-event', event }));
+    try {
+      await link.closed;
+    } finally {
+      unsubscribe();
+      this.link = null;
+      this.log('proxy link closed');
+    }
+  }
+
+  private async answer(link: AgentLink, m: AgentInbound): Promise<void> {
+    try {
+      if (m.type === 'clipboard-read') {
+        const text = await this.opts.clipboard.read();
+        link.send({ type: 'clipboard-content', requestId: m.requestId, text });
+      } else {
+        await this.opts.clipboard.write(m.text);
+        link.send({ type: 'clipboard-written', requestId: m.requestId });
+      }
+    } catch (err) {
+      link.send({ type: 'clipboard-error', requestId: m.requestId, message: (err as Error).message });
+    }
+  }
+}
