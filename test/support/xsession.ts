@@ -22,7 +22,7 @@ export class XSession {
     return { ...process.env, DISPLAY: this.display };
   }
 
-  async startI3(): Promise<void> {
+  async startI3(extraConfig: string[] = []): Promise<void> {
     const config = join(this.dir, 'config');
     writeFileSync(
       config,
@@ -33,6 +33,7 @@ export class XSession {
         'bar {',
         '  status_command true',
         '}',
+        ...extraConfig,
         '',
       ].join('\n'),
     );
