@@ -1,0 +1,16 @@
+/**
+ * The window protocol shared by the guest agent and the host proxy. Uses only
+ * node: built-ins so the agent can bundle it for Node 18. See docs/protocol.md.
+ */
+export * from './messages.js';
+export {
+  ProtocolError,
+  encodeMessage,
+  decodePayload,
+  decodeFrame,
+  checkDeclaredLength,
+  asProtocolError,
+  type DecodeResult,
+} from './codec.js';
+export { FrameDecoder } from './frame-decoder.js';
+export * from './auth.js';
