@@ -5,9 +5,9 @@ import { existsSync } from 'node:fs';
 
 const entry = 'guest-agent/src/main.ts';
 if (!existsSync(entry)) {
-  // The agent lands in its own change; until then there is nothing to bundle.
-  console.warn(`bundle-agent: ${entry} not present, skipping`);
-  process.exit(0);
+  // The kickstart installs this bundle into every VM: building without it is a broken build.
+  console.error(`bundle-agent: ${entry} is missing`);
+  process.exit(1);
 }
 await build({
   entryPoints: [entry],

@@ -14,13 +14,14 @@ export type AgentOutbound =
   | { type: 'window-list'; windows: WindowInfo[]; focused: number | null }
   | { type: 'window-event'; event: WindowEvent }
   | { type: 'clipboard-content'; requestId: number; text: string }
-  | { type: 'clipboard-written'; requestId: number }
-  | { type: 'clipboard-error'; requestId: number; message: string };
+  | { type: 'clipboard-result'; requestId: number; status: ClipboardResultStatus; message: string };
+
+export type ClipboardResultStatus = 'ok' | 'refused' | 'empty' | 'too-large' | 'failed';
 
 /** What the proxy asks of the agent. */
 export type AgentInbound =
   | { type: 'clipboard-read'; requestId: number }
-  | { type: 'clipboard-write'; requestId: number; text: string };
+  | { type: 'clipboard-write'; requestId: number; mimeType: string; data: Buffer };
 
 export interface AgentLink {
   send(message: AgentOutbound): void;
@@ -36,6 +37,11 @@ export type LinkFactory = () => Promise<AgentLink>;
 export interface ClipboardPort {
   read(): Promise<string>;
   write(text: string): Promise<void>;
+}
+
+/** Thrown by a ClipboardPort for content over the size limit. */
+export interface TooLarge {
+  tooLarge: true;
 }
 
 export interface AgentOptions {
@@ -123,16 +129,30 @@ export class GuestAgent {
   }
 
   private async answer(link: AgentLink, m: AgentInbound): Promise<void> {
+    const result = (status: ClipboardResultStatus, message = ''): void =>
+      link.send({ type: 'clipboard-result', requestId: m.requestId, status, message });
     try {
       if (m.type === 'clipboard-read') {
         const text = await this.opts.clipboard.read();
-        link.send({ type: 'clipboard-content', requestId: m.requestId, text });
-      } else {
-        await this.opts.clipboard.write(m.text);
-        link.send({ type: 'clipboard-written', requestId: m.requestId });
+        if (text === '') result('empty');
+        else link.send({ type: 'clipboard-content', requestId: m.requestId, text });
+        return;
       }
+      if (!/^text\/plain(;\s*charset=utf-8)?$/i.test(m.mimeType)) {
+        result('refused', `only text/plain;charset=utf-8 is supported, not "${m.mimeType}"`);
+        return;
+      }
+      let text: string;
+      try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(m.data);
+      } catch {
+        result('refused', 'clipboard data is not valid UTF-8');
+        return;
+      }
+      await this.opts.clipboard.write(text);
+      result('ok');
     } catch (err) {
-      link.send({ type: 'clipboard-error', requestId: m.requestId, message: (err as Error).message });
+      result((err as Partial<TooLarge>).tooLarge ? 'too-large' : 'failed', (err as Error).message);
     }
   }
 }

@@ -2,6 +2,7 @@
  * Capped exponential backoff with full jitter, for reconnecting to the proxy:
  * a restarted proxy is found again quickly, a proxy that stays down costs one
  * attempt per `maxMs` at most, and many VMs do not reconnect in lockstep.
+ * The defaults are docs/protocol.md's: from 1 s, doubling up to 30 s.
  */
 export interface BackoffOptions {
   initialMs: number;
@@ -11,7 +12,7 @@ export interface BackoffOptions {
   jitter: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 200, maxMs: 30_000, factor: 2, jitter: 0.5 };
+export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1000, maxMs: 30_000, factor: 2, jitter: 0.5 };
 
 export class Backoff {
   private attempt = 0;

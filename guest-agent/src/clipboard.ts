@@ -11,6 +11,13 @@ import { Atom, EventMask, type XConn } from './xconn.js';
 
 export class ClipboardError extends Error {
   override readonly name = 'ClipboardError';
+  constructor(
+    message: string,
+    /** Set when the content is over the size limit (the protocol's TOO_LARGE). */
+    readonly tooLarge = false,
+  ) {
+    super(message);
+  }
 }
 
 const ATOMS = ['CLIPBOARD', 'UTF8_STRING', 'TARGETS', 'TEXT', 'INCR', 'VMP_CLIPBOARD'] as const;
@@ -140,7 +147,7 @@ export class X11Clipboard {
 
   private check(size: number): void {
     if (size > this.maxBytes) {
-      throw new ClipboardError(`clipboard content exceeds the ${this.maxBytes}-byte limit`);
+      throw new ClipboardError(`clipboard content exceeds the ${this.maxBytes}-byte limit`, true);
     }
   }
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { parseAgentSecret } from '../../src/protocol/auth.js';
 
 /**
  * The agent's settings. The contract is docs/guest-interface.md: a KEY=value
@@ -103,17 +104,20 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
   return resolveAgentConfig(parseAgentConf(text, path), env, path);
 }
 
-/** Reads the shared secret: the file's content without surrounding whitespace, never empty. */
+/**
+ * Reads the VM's agent secret (64 lower-case hex digits, trailing newline
+ * allowed; docs/protocol.md "Authentication") and returns the 32-byte HMAC key.
+ */
 export function readSecret(path: string): Buffer {
-  let raw: Buffer;
+  let text: string;
   try {
-    raw = readFileSync(path);
+    text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new ConfigError(`secret file ${path}: ${(err as Error).message}`);
   }
-  const text = raw.toString('utf8').trim();
-  if (text.length < 16) throw new ConfigError(`secret file ${path}: secret must be at least 16 characters`);
-  return Buffer.from(text, 'utf8');
+  const key = parseAgentSecret(text);
+  if (!key) throw new ConfigError(`secret file ${path}: content must be 64 lower-case hex digits`);
+  return key;
 }
 
 function check(key: Key, value: string): string {

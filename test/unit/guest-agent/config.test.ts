@@ -100,12 +100,16 @@ describe('agent.conf', () => {
     });
   });
 
-  test('readSecret trims the file and refuses a short or missing secret', () => {
+  test('readSecret returns the hex-decoded 32-byte key and refuses anything but 64 hex digits', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vmp-agent-secret-'));
-    writeFileSync(join(dir, 'ok'), 'abcdefghijklmnopqrstuvwxyz012345\n');
+    const hex = '0123456789abcdef'.repeat(4);
+    writeFileSync(join(dir, 'ok'), `${hex}\n`);
     writeFileSync(join(dir, 'short'), 'abc\n');
-    expect(readSecret(join(dir, 'ok')).toString()).toBe('abcdefghijklmnopqrstuvwxyz012345');
-    expect(() => readSecret(join(dir, 'short'))).toThrow(/at least 16 characters/);
+    writeFileSync(join(dir, 'upper'), hex.toUpperCase());
+    expect(readSecret(join(dir, 'ok'))).toEqual(Buffer.from(hex, 'hex'));
+    expect(readSecret(join(dir, 'ok'))).toHaveLength(32);
+    expect(() => readSecret(join(dir, 'short'))).toThrow(/must be 64 lower-case hex digits/);
+    expect(() => readSecret(join(dir, 'upper'))).toThrow(/must be 64 lower-case hex digits/);
     expect(() => readSecret(join(dir, 'missing'))).toThrow(/secret file .*missing/);
   });
 });

@@ -1,0 +1,95 @@
+/**
+ * vm-guest-agent: runs inside each VM as a systemd user unit. Watches the X11
+ * session, streams window events to the host proxy, serves clipboard requests.
+ * Settings: docs/guest-interface.md (agent.conf / VMP_* environment).
+ *
+ * Exit codes: 0 on SIGTERM/SIGINT, 2 for a bad config or secret (restarting
+ * cannot help), 1 when the X session went away (systemd restarts the unit).
+ */
+import { MAX_CLIPBOARD_BYTES } from '../../src/protocol/index.js';
+import { GuestAgent } from './agent.js';
+import { Backoff } from './backoff.js';
+import { X11Clipboard } from './clipboard.js';
+import { ConfigError, loadAgentConfig, readSecret } from './config.js';
+import { connectProxyLink } from './proxy-link.js';
+import { AGENT_VERSION } from './version.js';
+import { WindowTracker } from './window-tracker.js';
+import { XConn } from './xconn.js';
+
+const log = (line: string): void => {
+  process.stderr.write(`vm-guest-agent: ${line}\n`);
+};
+
+/** The X server may come up after the unit: wait for it with the same capped backoff. */
+async function connectX(display: string): Promise<XConn> {
+  const backoff = new Backoff({ initialMs: 250, maxMs: 5000, factor: 2, jitter: 0.2 });
+  for (;;) {
+    try {
+      return await XConn.connect(display);
+    } catch (err) {
+      const delay = backoff.next();
+      log(`${(err as Error).message}; retrying in ${delay} ms`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+async function main(): Promise<number> {
+  let config;
+  let secret: Buffer;
+  try {
+    config = loadAgentConfig(process.env);
+    secret = readSecret(config.secretFile);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      log(`error: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  const cfg = config;
+  const conn = await connectX(cfg.display);
+  const tracker = await WindowTracker.start(conn, (err) => log(`X: ${err.message}`));
+  const clipboard = await X11Clipboard.create(conn, MAX_CLIPBOARD_BYTES);
+  const agent = new GuestAgent({
+    tracker,
+    clipboard,
+    log,
+    connect: () =>
+      connectProxyLink({
+        host: cfg.proxyHost,
+        port: cfg.proxyPort,
+        vmName: cfg.vmName,
+        secret,
+        agentVersion: AGENT_VERSION,
+        log,
+      }),
+  });
+  log(
+    `${AGENT_VERSION} watching ${cfg.display} for VM ${cfg.vmName}, proxy ${cfg.proxyHost}:${cfg.proxyPort}`,
+  );
+  agent.start();
+  return new Promise<number>((resolve) => {
+    const finish = (code: number): void => {
+      void agent.stop().then(() => {
+        tracker.stop();
+        conn.close();
+        resolve(code);
+      });
+    };
+    conn.onClose((err) => {
+      log(`X connection to ${cfg.display} lost${err ? `: ${err.message}` : ''}`);
+      finish(1);
+    });
+    process.once('SIGTERM', () => finish(0));
+    process.once('SIGINT', () => finish(0));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    log(`error: ${(err as Error).message ?? String(err)}`);
+    process.exit(1);
+  },
+);
