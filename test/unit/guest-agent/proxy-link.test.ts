@@ -1,0 +1,108 @@
+import fc from 'fast-check';
+import { clip, toWire } from '../../../guest-agent/src/proxy-link.js';
+import type { WindowInfo } from '../../../guest-agent/src/window-tracker.js';
+import { decodeFrame, encodeMessage, MAX_TITLE_BYTES } from '../../../src/protocol/index.js';
+
+const win = (over: Partial<WindowInfo> = {}): WindowInfo => ({
+  id: 0x1a0000c,
+  wmClass: 'XTerm',
+  wmInstance: 'xterm',
+  title: 'hello',
+  transientFor: 0,
+  x: -3,
+  y: 51,
+  width: 640,
+  height: 480,
+  ...over,
+});
+
+/** Every mapped message must survive the shared codec unchanged. */
+const roundTrip = (m: ReturnType<typeof toWire>[number]) => {
+  const r = decodeFrame(encodeMessage(m));
+  if (!r.ok) throw r.error;
+  return r.message;
+};
+
+describe('agent -> protocol message mapping', () => {
+  test.each([
+    ['created', { type: 'window-created' }],
+    ['destroyed', { type: 'window-destroyed', id: 0x1a0000c }],
+    ['moved', { type: 'window-moved', id: 0x1a0000c, x: -3, y: 51 }],
+    ['resized', { type: 'window-resized', id: 0x1a0000c, width: 640, height: 480 }],
+    ['focused', { type: 'focus-changed', id: 0x1a0000c }],
+    ['unfocused', { type: 'focus-changed', id: 0 }],
+    ['title', { type: 'title-changed', id: 0x1a0000c, title: 'hello' }],
+  ] as const)('%s becomes %j and round-trips through the codec', (kind, expected) => {
+    const [m] = toWire({ type: 'window-event', event: { kind, window: win() } });
+    expect(m).toMatchObject(expected);
+    expect(roundTrip(m!)).toEqual(m);
+  });
+
+  test('created carries the full WINDOW record of a managed top-level window', () => {
+    const [m] = toWire({
+      type: 'window-event',
+      event: { kind: 'created', window: win({ transientFor: 7 }) },
+    });
+    expect(m).toEqual({
+      type: 'window-created',
+      window: {
+        id: 0x1a0000c,
+        x: -3,
+        y: 51,
+        width: 640,
+        height: 480,
+        overrideRedirect: false,
+        mapped: true,
+        parent: 0,
+        transientFor: 7,
+        title: 'hello',
+        wmInstance: 'xterm',
+        wmClass: 'XTerm',
+      },
+    });
+  });
+
+  test('over-long titles are cut at a character boundary so the codec accepts them', () => {
+    const title = '€'.repeat(400) + 'x'.repeat(10); // 1210 bytes
+    const [m] = toWire({ type: 'window-event', event: { kind: 'title', window: win({ title }) } });
+    const t = (m as { title: string }).title;
+    expect(Buffer.byteLength(t)).toBeLessThanOrEqual(MAX_TITLE_BYTES);
+    expect(t).toBe('€'.repeat(341));
+    expect(roundTrip(m!)).toEqual(m);
+  });
+
+  test('the window list keeps at most 512 windows and the focused id (0 for none)', () => {
+    const windows = Array.from({ length: 600 }, (_, i) => win({ id: i + 1 }));
+    const [m] = toWire({ type: 'window-list', windows, focused: null });
+    expect(m).toMatchObject({ type: 'window-list', focused: 0 });
+    expect((m as { windows: unknown[] }).windows).toHaveLength(512);
+    expect(roundTrip(m!)).toEqual(m);
+  });
+
+  test('clipboard answers map to CLIPBOARD_DATA (UTF-8 text) and CLIPBOARD_RESULT status codes', () => {
+    expect(toWire({ type: 'clipboard-content', requestId: 9, text: 'ü' })).toEqual([
+      { type: 'clipboard-data', requestId: 9, mimeType: 'text/plain;charset=utf-8', data: Buffer.from('ü') },
+    ]);
+    const codes = (['ok', 'refused', 'empty', 'too-large', 'failed'] as const).map(
+      (status) =>
+        (toWire({ type: 'clipboard-result', requestId: 1, status, message: '' })[0] as { status: number })
+          .status,
+    );
+    expect(codes).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  test('clip never exceeds the byte budget and never splits a character', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'grapheme', maxLength: 300 }),
+        fc.integer({ min: 0, max: 400 }),
+        (s, max) => {
+          const out = clip(s, max);
+          expect(Buffer.byteLength(out)).toBeLessThanOrEqual(max);
+          expect(s.startsWith(out)).toBe(true);
+          expect(Buffer.from(out, 'utf8').toString('utf8')).toBe(out);
+        },
+      ),
+    );
+  });
+});
