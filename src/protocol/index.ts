@@ -14,3 +14,4 @@ export {
 } from './codec.js';
 export { FrameDecoder } from './frame-decoder.js';
 export * from './auth.js';
+export { AgentClient, type AgentClientOptions, type AgentClientEvents } from './agent-client.js';

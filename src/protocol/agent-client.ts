@@ -1,0 +1,189 @@
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { computeAuthMac, newNonce, verifyAuthMac, type AuthContext } from './auth.js';
+import { encodeMessage, ProtocolError, type DecodeResult } from './codec.js';
+import { FrameDecoder } from './frame-decoder.js';
+import { ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Message } from './messages.js';
+
+/**
+ * The agent's side of a connection: connect, handshake (verifying the proxy
+ * too), then exchange messages with heartbeats and a silence timeout. Used by
+ * the guest agent and by tests and benchmarks that play agents.
+ */
+
+export interface AgentClientOptions {
+  host: string;
+  port: number;
+  vmName: string;
+  /** The 32-byte agent secret (see parseAgentSecret). */
+  secret: Buffer;
+  agentVersion?: string;
+  /** Deadline for connect + handshake. Default 10 s. */
+  timeoutMs?: number;
+  /** Send HEARTBEAT and enforce the silence timeout (3 intervals). Default true. */
+  heartbeats?: boolean;
+}
+
+export interface AgentClientEvents {
+  message: [Message];
+  close: [string];
+}
+
+export class AgentClient extends EventEmitter<AgentClientEvents> {
+  private closed = false;
+  private lastHeard = Date.now();
+  private seq = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    readonly socket: net.Socket,
+    private readonly decoder: FrameDecoder,
+    readonly version: number,
+    readonly heartbeatIntervalMs: number,
+    heartbeats: boolean,
+  ) {
+    super();
+    socket.on('data', (chunk: Buffer) => {
+      this.lastHeard = Date.now();
+      this.handle(decoder.push(chunk));
+    });
+    socket.on('error', (err) => this.close(`socket error: ${err.message}`));
+    socket.on('close', () => this.close('connection closed'));
+    if (heartbeats) {
+      this.timer = setInterval(() => {
+        if (Date.now() - this.lastHeard > 3 * heartbeatIntervalMs) {
+          return this.fail(ErrorCode.HEARTBEAT_TIMEOUT, 'proxy silent for 3 heartbeat intervals');
+        }
+        this.send({ type: 'heartbeat', seq: this.seq });
+        this.seq = (this.seq + 1) >>> 0;
+      }, heartbeatIntervalMs);
+    }
+  }
+
+  /** Connects and authenticates; rejects with the proxy's reason when it refuses. */
+  static connect(options: AgentClientOptions): Promise<AgentClient> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: options.host, port: options.port });
+      socket.setNoDelay(true);
+      const decoder = new FrameDecoder();
+      const agentNonce = newNonce();
+      let ctx: AuthContext | undefined;
+      let done = false;
+      const finish = (err: Error | undefined, client?: AgentClient): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        socket.removeListener('data', onData);
+        if (err) {
+          socket.destroy();
+          reject(err);
+        } else resolve(client!);
+      };
+      const timer = setTimeout(
+        () =>
+          finish(new Error(`handshake with ${options.host}:${options.port} timed out after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const onData = (chunk: Buffer): void => {
+        const results = decoder.push(chunk);
+        for (const [i, r] of results.entries()) {
+          if (done) return;
+          if (!r.ok) return finish(r.error);
+          const m = r.message;
+          if (m.type === 'error') return finish(new ProtocolError(`proxy refused: ${m.message}`, m.code));
+          if (!ctx && m.type === 'challenge') {
+            if (m.version < MIN_PROTOCOL_VERSION || m.version > PROTOCOL_VERSION) {
+              return finish(
+                new ProtocolError(
+                  `proxy chose unsupported version ${m.version}`,
+                  ErrorCode.UNSUPPORTED_VERSION,
+                ),
+              );
+            }
+            ctx = { vmName: options.vmName, version: m.version, agentNonce, proxyNonce: m.proxyNonce };
+            socket.write(encodeMessage({ type: 'auth', mac: computeAuthMac(options.secret, 'agent', ctx) }));
+          } else if (ctx && m.type === 'welcome') {
+            if (!verifyAuthMac(options.secret, 'proxy', ctx, m.mac)) {
+              socket.write(
+                encodeMessage({
+                  type: 'error',
+                  code: ErrorCode.AUTH_FAILED,
+                  message: 'proxy failed to authenticate',
+                }),
+              );
+              return finish(
+                new ProtocolError('the proxy did not prove it knows the secret', ErrorCode.AUTH_FAILED),
+              );
+            }
+            const client = new AgentClient(
+              socket,
+              decoder,
+              ctx.version,
+              m.heartbeatIntervalMs,
+              options.heartbeats ?? true,
+            );
+            finish(undefined, client);
+            // Deliver after the caller has had a chance to attach listeners.
+            const rest = results.slice(i + 1);
+            if (rest.length > 0) setImmediate(() => client.handle(rest));
+            return;
+          } else {
+            return finish(new ProtocolError(`unexpected ${m.type} during the handshake`));
+          }
+        }
+      };
+      socket.on('data', onData);
+      socket.once('error', (err) => finish(err));
+      socket.once('close', () => finish(new Error('connection closed during the handshake')));
+      socket.once('connect', () => {
+        socket.write(
+          encodeMessage({
+            type: 'hello',
+            minVersion: MIN_PROTOCOL_VERSION,
+            maxVersion: PROTOCOL_VERSION,
+            vmName: options.vmName,
+            agentVersion: options.agentVersion ?? '',
+            agentNonce,
+          }),
+        );
+      });
+    });
+  }
+
+  /** Emits decoded messages; the handshake hands over whatever arrived in the same chunk as WELCOME. */
+  handle(results: DecodeResult[]): void {
+    for (const r of results) {
+      if (this.closed) return;
+      if (!r.ok) return this.fail(r.error.code, `malformed frame from the proxy: ${r.error.message}`);
+      if (r.message.type === 'error')
+        return this.close(`proxy error ${r.message.code}: ${r.message.message}`);
+      if (r.message.type !== 'heartbeat') this.emit('message', r.message);
+    }
+  }
+
+  /** Queues one message; returns false when the socket's buffer is full (wait for 'drain'). */
+  send(message: Message): boolean {
+    if (this.closed) return false;
+    return this.socket.write(encodeMessage(message));
+  }
+
+  fail(code: number, reason: string): void {
+    if (this.closed) return;
+    this.socket.write(encodeMessage({ type: 'error', code, message: reason }));
+    this.close(reason);
+  }
+
+  close(reason = 'closed by the agent'): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 200).unref();
+    this.emit('close', reason);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}

@@ -1,0 +1,546 @@
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import {
+  ClipboardStatus,
+  computeAuthMac,
+  encodeMessage,
+  ErrorCode,
+  FrameDecoder,
+  isWindowEvent,
+  MAX_CLIPBOARD_BYTES,
+  MIN_PROTOCOL_VERSION,
+  newNonce,
+  PROTOCOL_VERSION,
+  verifyAuthMac,
+  type HelloMessage,
+  type Message,
+  type WindowEventMessage,
+} from '../protocol/index.js';
+import { WindowTable, type VmStatusView } from './window-table.js';
+import type { ListenAddress } from './listen-addresses.js';
+import { formatAddress } from './listen-addresses.js';
+
+/**
+ * The host proxy's agent-facing side: accepts guest agents on TCP, runs the
+ * handshake, keeps the window table and carries clipboard requests. One bad
+ * connection is closed and logged; nothing it does reaches the others.
+ */
+
+export interface ProxyServerOptions {
+  /** Where to listen for agents (port 0 picks a free port). */
+  listen: ListenAddress[];
+  /** The VM's 32-byte agent secret, or null when there is none. */
+  lookupSecret(vmName: string): Promise<Buffer | null>;
+  /** Whether clipboard transfers are allowed for this VM; refused for all VMs when absent. */
+  clipboardAllowed?(vmName: string): Promise<boolean>;
+  heartbeatIntervalMs?: number;
+  /** Silence longer than this closes a connection; default 3 heartbeat intervals. */
+  heartbeatTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  /** Deadline for lookupSecret and clipboardAllowed. */
+  lookupTimeoutMs?: number;
+  clipboardTimeoutMs?: number;
+  /** One line per notable event (connections, failures). Default: stderr. */
+  log?: (line: string) => void;
+}
+
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+export const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000;
+export const DEFAULT_CLIPBOARD_TIMEOUT_MS = 5_000;
+/** A peer that does not read: close rather than buffer without bound. */
+export const MAX_OUTGOING_BUFFER = 4 * 1024 * 1024;
+export const AGENT_VERSION_UNKNOWN = '';
+
+/** What `follow` clients and in-process listeners see. */
+export type ProxyEvent = { time: string; vm: string } & (
+  | WindowEventMessage
+  | { type: 'agent-connected'; peer: string }
+  | { type: 'agent-disconnected'; reason: string }
+);
+
+export interface ClipboardContent {
+  mimeType: string;
+  data: Buffer;
+}
+
+/** Why a proxy-side operation for a VM failed; `code` matches the control socket's error codes. */
+export class ProxyRequestError extends Error {
+  constructor(
+    readonly code: 'not_found' | 'not_connected' | 'refused' | 'timeout' | 'failed' | 'bad_request',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ProxyRequestError';
+  }
+}
+
+type ConnState = 'hello' | 'looking-up' | 'challenged' | 'ready' | 'closed';
+
+interface PendingClipboard {
+  kind: 'copy' | 'paste';
+  resolve(value: ClipboardContent | undefined): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+class AgentConnection {
+  state: ConnState = 'hello';
+  vmName: string | undefined;
+  readonly peer: string;
+  private readonly decoder = new FrameDecoder();
+  private hello: HelloMessage | undefined;
+  private version = PROTOCOL_VERSION;
+  private proxyNonce: Buffer | undefined;
+  private secret: Buffer | undefined;
+  private lastHeard = Date.now();
+  private heartbeatSeq = 0;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  readonly pending = new Map<number, PendingClipboard>();
+
+  constructor(
+    private readonly server: ProxyServer,
+    readonly socket: net.Socket,
+  ) {
+    this.peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    socket.setNoDelay(true);
+    this.handshakeTimer = setTimeout(
+      () => this.fail(ErrorCode.PROTOCOL_ERROR, 'handshake not completed in time'),
+      server.handshakeTimeoutMs,
+    );
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => {
+      for (const r of this.decoder.end()) if (!r.ok) this.close(`ended mid-frame: ${r.error.message}`);
+      this.close('agent closed the connection');
+    });
+    socket.on('error', (err) => this.close(`socket error: ${err.message}`));
+    socket.on('close', () => this.close('connection closed'));
+  }
+
+  /** A method, not a field read, so TypeScript does not narrow across calls that may close. */
+  isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  private label(): string {
+    return this.vmName ? `agent ${this.vmName} (${this.peer})` : `agent ${this.peer}`;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    this.lastHeard = Date.now();
+    for (const result of this.decoder.push(chunk)) {
+      if (this.isClosed()) return;
+      if (!result.ok) {
+        this.fail(result.error.code, `malformed frame: ${result.error.message}`);
+        return;
+      }
+      this.onMessage(result.message);
+    }
+  }
+
+  private onMessage(message: Message): void {
+    switch (this.state) {
+      case 'hello':
+        if (message.type !== 'hello')
+          return this.fail(ErrorCode.PROTOCOL_ERROR, `expected hello, got ${message.type}`);
+        void this.onHello(message);
+        return;
+      case 'looking-up':
+        return this.fail(ErrorCode.PROTOCOL_ERROR, `${message.type} sent before the challenge`);
+      case 'challenged':
+        if (message.type !== 'auth')
+          return this.fail(ErrorCode.PROTOCOL_ERROR, `expected auth, got ${message.type}`);
+        return this.onAuth(message.mac);
+      case 'ready':
+        return this.onReadyMessage(message);
+      case 'closed':
+        return;
+    }
+  }
+
+  private async onHello(hello: HelloMessage): Promise<void> {
+    this.state = 'looking-up';
+    this.hello = hello;
+    this.vmName = hello.vmName;
+    const top = Math.min(PROTOCOL_VERSION, hello.maxVersion);
+    if (top < Math.max(MIN_PROTOCOL_VERSION, hello.minVersion)) {
+      return this.fail(
+        ErrorCode.UNSUPPORTED_VERSION,
+        `agent speaks versions ${hello.minVersion}-${hello.maxVersion}; this proxy speaks ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`,
+      );
+    }
+    this.version = top;
+    let secret: Buffer | null;
+    try {
+      secret = await this.server.withLookupTimeout(this.server.lookupSecret(hello.vmName), 'secret lookup');
+    } catch (err) {
+      return this.fail(ErrorCode.INTERNAL, `cannot look up the agent secret: ${(err as Error).message}`);
+    }
+    if ((this.state as ConnState) !== 'looking-up') return;
+    // Unknown VM: go through the motions with a random key so the reply does not reveal it.
+    this.secret = secret ?? randomBytes(32);
+    if (!secret) this.server.log(`${this.label()}: no agent secret for this VM; the handshake will fail`);
+    this.proxyNonce = newNonce();
+    this.state = 'challenged';
+    this.send({ type: 'challenge', version: this.version, proxyNonce: this.proxyNonce });
+  }
+
+  private onAuth(mac: Buffer): void {
+    const ctx = {
+      vmName: this.hello!.vmName,
+      version: this.version,
+      agentNonce: this.hello!.agentNonce,
+      proxyNonce: this.proxyNonce!,
+    };
+    if (!verifyAuthMac(this.secret!, 'agent', ctx, mac)) {
+      return this.fail(ErrorCode.AUTH_FAILED, 'authentication failed');
+    }
+    clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = undefined;
+    this.state = 'ready';
+    this.send({
+      type: 'welcome',
+      mac: computeAuthMac(this.secret!, 'proxy', ctx),
+      heartbeatIntervalMs: this.server.heartbeatIntervalMs,
+    });
+    this.secret = undefined;
+    this.lastHeard = Date.now();
+    this.heartbeatTimer = setInterval(() => this.onHeartbeatTick(), this.server.heartbeatTickMs);
+    this.server.adopt(this);
+  }
+
+  private onHeartbeatTick(): void {
+    if (Date.now() - this.lastHeard > this.server.heartbeatTimeoutMs) {
+      this.fail(ErrorCode.HEARTBEAT_TIMEOUT, `silent for over ${this.server.heartbeatTimeoutMs} ms`);
+      return;
+    }
+    if (Date.now() - this.lastSent >= this.server.heartbeatIntervalMs) {
+      this.send({ type: 'heartbeat', seq: this.heartbeatSeq });
+      this.heartbeatSeq = (this.heartbeatSeq + 1) >>> 0;
+    }
+  }
+  private lastSent = Date.now();
+
+  private onReadyMessage(message: Message): void {
+    if (isWindowEvent(message)) {
+      this.server.onWindowEvent(this, message);
+      return;
+    }
+    switch (message.type) {
+      case 'heartbeat':
+        return;
+      case 'error':
+        this.close(`agent reported error ${message.code}: ${message.message}`);
+        return;
+      case 'clipboard-data': {
+        const waiter = this.pending.get(message.requestId);
+        if (!waiter || waiter.kind !== 'copy') return; // late or unsolicited: dropped
+        this.settle(message.requestId);
+        waiter.resolve({ mimeType: message.mimeType, data: message.data });
+        return;
+      }
+      case 'clipboard-result': {
+        const waiter = this.pending.get(message.requestId);
+        if (!waiter) return;
+        this.settle(message.requestId);
+        if (message.status === ClipboardStatus.OK && waiter.kind === 'paste') {
+          waiter.resolve(undefined);
+        } else {
+          const code = message.status === ClipboardStatus.REFUSED ? 'refused' : 'failed';
+          const detail = message.message ? `: ${message.message}` : '';
+          waiter.reject(
+            new ProxyRequestError(
+              code,
+              `the agent in ${this.vmName} answered ${clipboardStatusName(message.status)}${detail}`,
+            ),
+          );
+        }
+        return;
+      }
+      default:
+        this.fail(ErrorCode.PROTOCOL_ERROR, `${message.type} is not something an agent may send`);
+    }
+  }
+
+  private settle(requestId: number): void {
+    const waiter = this.pending.get(requestId);
+    if (waiter) clearTimeout(waiter.timer);
+    this.pending.delete(requestId);
+  }
+
+  clipboard(
+    kind: 'copy' | 'paste',
+    requestId: number,
+    message: Message,
+    timeoutMs: number,
+  ): Promise<ClipboardContent | undefined> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        reject(
+          new ProxyRequestError(
+            'timeout',
+            `the agent in ${this.vmName} did not answer the clipboard ${kind} within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      this.pending.set(requestId, { kind, resolve, reject, timer });
+      this.send(message);
+    });
+  }
+
+  send(message: Message): void {
+    if (this.state === 'closed' || this.socket.destroyed) return;
+    this.lastSent = Date.now();
+    this.socket.write(encodeMessage(message));
+    if (this.socket.writableLength > MAX_OUTGOING_BUFFER) {
+      this.close(`agent does not read (over ${MAX_OUTGOING_BUFFER} bytes queued)`);
+    }
+  }
+
+  /** Sends ERROR (best effort), closes, logs. */
+  fail(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.send({ type: 'error', code, message: reason.slice(0, 512) });
+    this.close(reason);
+  }
+
+  close(reason: string): void {
+    if (this.state === 'closed') return;
+    const wasReady = this.state === 'ready';
+    this.state = 'closed';
+    clearTimeout(this.handshakeTimer);
+    clearInterval(this.heartbeatTimer);
+    for (const [id, waiter] of this.pending) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new ProxyRequestError('not_connected', `the agent in ${this.vmName} disconnected`));
+      this.pending.delete(id);
+    }
+    this.socket.end();
+    // Give the ERROR frame a moment to leave, then make sure the socket is gone.
+    setTimeout(() => this.socket.destroy(), 200).unref();
+    this.server.release(this, wasReady, reason);
+  }
+}
+
+function clipboardStatusName(status: number): string {
+  const names: Record<number, string> = { 1: 'REFUSED', 2: 'EMPTY', 3: 'TOO_LARGE', 4: 'FAILED' };
+  return names[status] ?? `status ${status}`;
+}
+
+export class ProxyServer extends EventEmitter {
+  readonly table = new WindowTable();
+  readonly heartbeatIntervalMs: number;
+  readonly heartbeatTimeoutMs: number;
+  readonly heartbeatTickMs: number;
+  readonly handshakeTimeoutMs: number;
+  private readonly lookupTimeoutMs: number;
+  private readonly clipboardTimeoutMs: number;
+  private readonly servers: net.Server[] = [];
+  private readonly connections = new Set<AgentConnection>();
+  private readonly current = new Map<string, AgentConnection>();
+  private readonly logLine: (line: string) => void;
+  private nextRequestId = 1;
+  private bound: ListenAddress[] = [];
+
+  constructor(private readonly options: ProxyServerOptions) {
+    super();
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3 * this.heartbeatIntervalMs;
+    // Check often enough that a timeout is noticed within a fraction of itself.
+    this.heartbeatTickMs = Math.max(
+      10,
+      Math.min(this.heartbeatIntervalMs, Math.floor(this.heartbeatTimeoutMs / 4)),
+    );
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    this.lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
+    this.clipboardTimeoutMs = options.clipboardTimeoutMs ?? DEFAULT_CLIPBOARD_TIMEOUT_MS;
+    this.logLine = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+  }
+
+  log(line: string): void {
+    this.logLine(line);
+  }
+
+  lookupSecret(vmName: string): Promise<Buffer | null> {
+    return this.options.lookupSecret(vmName);
+  }
+
+  withLookupTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${what} timed out after ${this.lookupTimeoutMs} ms`)),
+        this.lookupTimeoutMs,
+      );
+      promise.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+  }
+
+  /** Binds every listen address; fails (and unbinds) if any cannot be bound. */
+  async start(): Promise<ListenAddress[]> {
+    try {
+      for (const addr of this.options.listen) {
+        const server = net.createServer((socket) => this.accept(socket));
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host: addr.host, port: addr.port, exclusive: true }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+        server.on('error', (err) => this.log(`listener ${formatAddress(addr)}: ${err.message}`));
+        this.servers.push(server);
+        const info = server.address() as net.AddressInfo;
+        this.bound.push({ host: addr.host, port: info.port });
+      }
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    return this.addresses();
+  }
+
+  addresses(): ListenAddress[] {
+    return this.bound.map((a) => ({ ...a }));
+  }
+
+  private accept(socket: net.Socket): void {
+    const conn = new AgentConnection(this, socket);
+    this.connections.add(conn);
+  }
+
+  /** Called once a connection authenticated: it becomes its VM's connection, replacing an older one. */
+  adopt(conn: AgentConnection): void {
+    const name = conn.vmName!;
+    const old = this.current.get(name);
+    this.current.set(name, conn);
+    if (old && old !== conn) old.fail(ErrorCode.REPLACED, `replaced by a new connection from ${conn.peer}`);
+    this.table.agentConnected(name, conn.peer);
+    this.log(`agent ${name} connected from ${conn.peer}`);
+    this.publish({ time: new Date().toISOString(), vm: name, type: 'agent-connected', peer: conn.peer });
+  }
+
+  release(conn: AgentConnection, wasReady: boolean, reason: string): void {
+    this.connections.delete(conn);
+    const name = conn.vmName;
+    if (wasReady && name && this.current.get(name) === conn) {
+      this.current.delete(name);
+      this.table.agentDisconnected(name);
+      this.publish({ time: new Date().toISOString(), vm: name, type: 'agent-disconnected', reason });
+    }
+    this.log(`${name ? `agent ${name}` : 'agent'} (${conn.peer}) closed: ${reason}`);
+  }
+
+  onWindowEvent(conn: AgentConnection, message: WindowEventMessage): void {
+    const name = conn.vmName!;
+    const outcome = this.table.apply(name, message);
+    if (outcome === 'too-many-windows') {
+      conn.fail(ErrorCode.PROTOCOL_ERROR, 'too many windows');
+      return;
+    }
+    if (this.listenerCount('event') > 0)
+      this.publish({ time: new Date().toISOString(), vm: name, ...message });
+  }
+
+  private publish(event: ProxyEvent): void {
+    this.emit('event', event);
+  }
+
+  status(): { listening: string[]; vms: VmStatusView[] } {
+    return {
+      listening: this.bound.map(formatAddress),
+      vms: this.table.names().map((n) => this.table.statusOf(n)!),
+    };
+  }
+
+  private connectionFor(vmName: string): AgentConnection {
+    const conn = this.current.get(vmName);
+    if (conn) return conn;
+    if (this.table.has(vmName))
+      throw new ProxyRequestError('not_connected', `the agent in VM "${vmName}" is not connected`);
+    throw new ProxyRequestError('not_found', `no agent has connected for VM "${vmName}"`);
+  }
+
+  private async checkClipboardAllowed(vmName: string): Promise<void> {
+    let allowed = false;
+    if (this.options.clipboardAllowed) {
+      try {
+        allowed = await this.withLookupTimeout(
+          this.options.clipboardAllowed(vmName),
+          'clipboard policy lookup',
+        );
+      } catch (err) {
+        throw new ProxyRequestError(
+          'failed',
+          `cannot read the clipboard setting of VM "${vmName}": ${(err as Error).message}`,
+        );
+      }
+    }
+    if (!allowed) {
+      throw new ProxyRequestError(
+        'refused',
+        `clipboard is disabled for VM "${vmName}" (set enable_clipboard = true in its config)`,
+      );
+    }
+  }
+
+  private requestId(): number {
+    const id = this.nextRequestId;
+    this.nextRequestId = this.nextRequestId >= 0xffffffff ? 1 : this.nextRequestId + 1;
+    return id;
+  }
+
+  /** Fetches the guest's clipboard. */
+  async requestClipboard(vmName: string, timeoutMs = this.clipboardTimeoutMs): Promise<ClipboardContent> {
+    this.connectionFor(vmName);
+    await this.checkClipboardAllowed(vmName);
+    const conn = this.connectionFor(vmName);
+    const requestId = this.requestId();
+    const content = await conn.clipboard(
+      'copy',
+      requestId,
+      { type: 'clipboard-request', requestId },
+      timeoutMs,
+    );
+    return content!;
+  }
+
+  /** Puts content into the guest's clipboard; resolves once the agent confirmed. */
+  async sendClipboard(
+    vmName: string,
+    content: ClipboardContent,
+    timeoutMs = this.clipboardTimeoutMs,
+  ): Promise<void> {
+    if (content.data.length > MAX_CLIPBOARD_BYTES) {
+      throw new ProxyRequestError(
+        'bad_request',
+        `clipboard content is ${content.data.length} bytes; the limit is ${MAX_CLIPBOARD_BYTES}`,
+      );
+    }
+    this.connectionFor(vmName);
+    await this.checkClipboardAllowed(vmName);
+    const conn = this.connectionFor(vmName);
+    const requestId = this.requestId();
+    await conn.clipboard('paste', requestId, { type: 'clipboard-data', requestId, ...content }, timeoutMs);
+  }
+
+  /** Stops listening, tells every agent, and closes all connections. */
+  async close(): Promise<void> {
+    const servers = this.servers.splice(0);
+    for (const conn of [...this.connections]) conn.fail(ErrorCode.SHUTTING_DOWN, 'proxy is shutting down');
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.bound = [];
+  }
+}

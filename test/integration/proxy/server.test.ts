@@ -1,0 +1,402 @@
+import { randomBytes } from 'node:crypto';
+import {
+  AgentClient,
+  ClipboardStatus,
+  encodeMessage,
+  ErrorCode,
+  newNonce,
+  ProtocolError,
+  type Message,
+} from '../../../src/protocol/index.js';
+import { ProxyServer, ProxyRequestError, type ProxyEvent } from '../../../src/proxy/server.js';
+import { RawPeer, testWindow, waitFor } from '../../support/fake-agent.js';
+
+/**
+ * The proxy over real TCP on loopback (port 0), with agents played by real
+ * TCP clients built on the shared codec.
+ */
+
+const PREFIX = 'vmp-t-proto-';
+const secrets = new Map<string, Buffer>();
+for (const n of ['a', 'b', 'c', 'd', 'e']) secrets.set(`${PREFIX}${n}`, randomBytes(32));
+const secretOf = (name: string): Buffer => secrets.get(name)!;
+
+let proxy: ProxyServer;
+let port: number;
+let logs: string[];
+let clipboardAllowed: Set<string>;
+const clients: AgentClient[] = [];
+const raws: RawPeer[] = [];
+
+async function agent(
+  name: string,
+  overrides: Partial<Parameters<typeof AgentClient.connect>[0]> = {},
+): Promise<AgentClient> {
+  const client = await AgentClient.connect({
+    host: '127.0.0.1',
+    port,
+    vmName: name,
+    secret: secretOf(name),
+    agentVersion: 'test',
+    timeoutMs: 5000,
+    ...overrides,
+  });
+  clients.push(client);
+  return client;
+}
+
+async function raw(): Promise<RawPeer> {
+  const peer = await RawPeer.connect(port);
+  raws.push(peer);
+  return peer;
+}
+
+function closeReason(client: AgentClient): Promise<string> {
+  return new Promise((resolve) => {
+    if (client.isClosed) resolve('already closed');
+    client.once('close', resolve);
+  });
+}
+
+beforeEach(async () => {
+  logs = [];
+  clipboardAllowed = new Set();
+  proxy = new ProxyServer({
+    listen: [{ host: '127.0.0.1', port: 0 }],
+    lookupSecret: async (name) => secrets.get(name) ?? null,
+    clipboardAllowed: async (name) => clipboardAllowed.has(name),
+    heartbeatIntervalMs: 100,
+    handshakeTimeoutMs: 500,
+    clipboardTimeoutMs: 500,
+    log: (line) => logs.push(line),
+  });
+  const [addr] = await proxy.start();
+  port = addr!.port;
+  expect(port).toBeGreaterThan(0);
+});
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  for (const r of raws.splice(0)) r.destroy();
+  await proxy.close();
+});
+
+describe('handshake and window events', () => {
+  test('several concurrent agents authenticate and their events build separate window tables', async () => {
+    const names = [`${PREFIX}a`, `${PREFIX}b`, `${PREFIX}c`];
+    const agents = await Promise.all(names.map((n) => agent(n)));
+    for (const a of agents) expect(a.heartbeatIntervalMs).toBe(100);
+    agents.forEach((a, i) => {
+      a.send({ type: 'window-list', focused: 0, windows: [testWindow(100 + i)] });
+      a.send({ type: 'window-created', window: testWindow(200 + i, 'second') });
+      a.send({ type: 'window-moved', id: 200 + i, x: -5, y: 7 });
+      a.send({ type: 'window-resized', id: 200 + i, width: 1, height: 2 });
+      a.send({ type: 'title-changed', id: 200 + i, title: `renamed ${i}` });
+      a.send({ type: 'focus-changed', id: 200 + i });
+      a.send({ type: 'window-unmapped', id: 100 + i });
+    });
+    await waitFor(() => names.every((n) => proxy.table.statusOf(n)?.events === 7), 5000, 'all events');
+    names.forEach((n, i) => {
+      const view = proxy.table.windowsOf(n)!;
+      expect(view.connected).toBe(true);
+      expect(view.focused).toBe(200 + i);
+      expect(view.windows.map((w) => w.id)).toEqual([100 + i, 200 + i]);
+      expect(view.windows[0]!.mapped).toBe(false);
+      expect(view.windows[1]).toMatchObject({ x: -5, y: 7, width: 1, height: 2, title: `renamed ${i}` });
+    });
+    agents[1]!.send({ type: 'window-destroyed', id: 201 });
+    await waitFor(() => proxy.table.windowsOf(names[1]!)!.windows.length === 1);
+    expect(proxy.table.windowsOf(names[1]!)!.focused).toBe(0);
+    expect(proxy.status().vms.map((v) => v.name)).toEqual(names);
+  });
+
+  test('listeners get every event in order, with agent connect and disconnect', async () => {
+    const events: ProxyEvent[] = [];
+    proxy.on('event', (e: ProxyEvent) => events.push(e));
+    const a = await agent(`${PREFIX}a`);
+    for (let i = 1; i <= 50; i++) a.send({ type: 'window-created', window: testWindow(i) });
+    a.close();
+    await waitFor(() => events.at(-1)?.type === 'agent-disconnected');
+    expect(events[0]).toMatchObject({ vm: `${PREFIX}a`, type: 'agent-connected' });
+    const created = events.filter((e) => e.type === 'window-created');
+    expect(created.map((e) => (e.type === 'window-created' ? e.window.id : 0))).toEqual(
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
+  });
+
+  test('the proxy must prove itself: an agent rejects a WELCOME whose MAC is wrong', async () => {
+    // A fake proxy that does not know the secret answers with a random MAC.
+    const fake = await import('node:net');
+    const server = fake.createServer((socket) => {
+      socket.once('data', () => {
+        socket.write(encodeMessage({ type: 'challenge', version: 1, proxyNonce: newNonce() }));
+        socket.once('data', () =>
+          socket.write(encodeMessage({ type: 'welcome', mac: randomBytes(32), heartbeatIntervalMs: 100 })),
+        );
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const fakePort = (server.address() as { port: number }).port;
+    try {
+      await expect(
+        AgentClient.connect({
+          host: '127.0.0.1',
+          port: fakePort,
+          vmName: `${PREFIX}a`,
+          secret: secretOf(`${PREFIX}a`),
+          timeoutMs: 2000,
+        }),
+      ).rejects.toThrow(/did not prove it knows the secret/);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('refusals', () => {
+  test('a wrong secret is refused with AUTH_FAILED and leaves no trace in the table', async () => {
+    const attempt = agent(`${PREFIX}a`, { secret: randomBytes(32) });
+    await expect(attempt).rejects.toThrow(ProtocolError);
+    await expect(attempt).rejects.toMatchObject({ code: ErrorCode.AUTH_FAILED });
+    expect(proxy.table.has(`${PREFIX}a`)).toBe(false);
+    await waitFor(() => logs.some((l) => /closed: authentication failed/.test(l)));
+  });
+
+  test('a VM without a secret is refused the same way as a wrong secret', async () => {
+    await expect(
+      AgentClient.connect({
+        host: '127.0.0.1',
+        port,
+        vmName: `${PREFIX}nosuch`,
+        secret: randomBytes(32),
+        timeoutMs: 2000,
+      }),
+    ).rejects.toMatchObject({ code: ErrorCode.AUTH_FAILED });
+    expect(logs.some((l) => /no agent secret for this VM/.test(l))).toBe(true);
+  });
+
+  test('a tag for one VM cannot be used to log in as another VM', async () => {
+    // Agent knows b's secret but claims to be a.
+    await expect(agent(`${PREFIX}a`, { secret: secretOf(`${PREFIX}b`) })).rejects.toMatchObject({
+      code: ErrorCode.AUTH_FAILED,
+    });
+  });
+
+  test('a client that is not an agent (bad magic) is closed with PROTOCOL_ERROR', async () => {
+    const peer = await raw();
+    peer.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    await waitFor(() => peer.closed, 2000, 'close');
+    expect(peer.errorCode()).toBe(ErrorCode.PROTOCOL_ERROR);
+  });
+
+  test('an oversize length before authentication is refused from the header, without waiting', async () => {
+    const peer = await raw();
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(0xfffffff0, 0);
+    header.writeUInt8(0x18, 4);
+    peer.write(header);
+    await waitFor(() => peer.closed, 300, 'close well before the handshake timeout');
+    expect(peer.errorCode()).toBe(ErrorCode.FRAME_TOO_LARGE);
+  });
+
+  test('a message other than HELLO first is a protocol error', async () => {
+    const peer = await raw();
+    peer.write(encodeMessage({ type: 'window-destroyed', id: 1 }));
+    await waitFor(() => peer.closed, 2000, 'close');
+    expect(peer.errorCode()).toBe(ErrorCode.PROTOCOL_ERROR);
+  });
+
+  test('an agent offering only a future protocol version gets UNSUPPORTED_VERSION', async () => {
+    const peer = await raw();
+    peer.write(
+      encodeMessage({
+        type: 'hello',
+        minVersion: 7,
+        maxVersion: 9,
+        vmName: `${PREFIX}a`,
+        agentVersion: '',
+        agentNonce: newNonce(),
+      }),
+    );
+    await waitFor(() => peer.closed, 2000, 'close');
+    expect(peer.errorCode()).toBe(ErrorCode.UNSUPPORTED_VERSION);
+  });
+
+  test('a client that connects and says nothing is closed at the handshake timeout', async () => {
+    const peer = await raw();
+    await waitFor(() => peer.closed, 3000, 'handshake timeout');
+    expect(logs.some((l) => /handshake not completed in time/.test(l))).toBe(true);
+  });
+
+  test('a secret lookup that never answers fails the handshake instead of hanging', async () => {
+    await proxy.close();
+    proxy = new ProxyServer({
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      lookupSecret: () => new Promise(() => undefined),
+      lookupTimeoutMs: 100,
+      handshakeTimeoutMs: 5000,
+      log: (line) => logs.push(line),
+    });
+    port = (await proxy.start())[0]!.port;
+    await expect(agent(`${PREFIX}a`)).rejects.toMatchObject({ code: ErrorCode.INTERNAL });
+    expect(logs.some((l) => /secret lookup timed out after 100 ms/.test(l))).toBe(true);
+  });
+});
+
+describe('malformed frames after authentication', () => {
+  test('garbage closes only the offending connection; the other agents keep working', async () => {
+    const bad = await agent(`${PREFIX}a`);
+    const good = await agent(`${PREFIX}b`);
+    const closed = closeReason(bad);
+    bad.socket.write(Buffer.from([0, 0, 0, 1, 0x7e, 0]));
+    expect(await closed).toMatch(/proxy error 1: malformed frame: unknown message type 0x7e/);
+    await waitFor(() => proxy.status().vms.find((v) => v.name === `${PREFIX}a`)?.connected === false);
+    good.send({ type: 'window-created', window: testWindow(9) });
+    await waitFor(() => proxy.table.windowsOf(`${PREFIX}b`)?.windows.length === 1);
+    expect(proxy.table.statusOf(`${PREFIX}b`)!.connected).toBe(true);
+  });
+
+  test('a message an agent may not send (a challenge) is a protocol error', async () => {
+    const a = await agent(`${PREFIX}a`);
+    const closed = closeReason(a);
+    a.send({ type: 'challenge', version: 1, proxyNonce: newNonce() });
+    expect(await closed).toMatch(/challenge is not something an agent may send/);
+  });
+
+  test('a window count over the per-VM limit closes the agent', async () => {
+    const a = await agent(`${PREFIX}a`);
+    const closed = closeReason(a);
+    for (let i = 1; i <= 4097; i++) a.send({ type: 'window-created', window: testWindow(i) });
+    expect(await closed).toMatch(/too many windows/);
+  });
+});
+
+describe('reconnects', () => {
+  test('a second connection for the same VM replaces the first, and its snapshot replaces stale windows', async () => {
+    const name = `${PREFIX}a`;
+    const first = await agent(name);
+    first.send({ type: 'window-list', focused: 1, windows: [testWindow(1), testWindow(2)] });
+    await waitFor(() => proxy.table.windowsOf(name)?.windows.length === 2);
+    const firstClosed = closeReason(first);
+    const second = await agent(name);
+    expect(await firstClosed).toMatch(/proxy error 5: replaced by a new connection/);
+    second.send({ type: 'window-list', focused: 3, windows: [testWindow(3)] });
+    await waitFor(() => proxy.table.windowsOf(name)?.windows.length === 1);
+    const view = proxy.table.windowsOf(name)!;
+    expect(view).toMatchObject({ connected: true, focused: 3 });
+    expect(view.windows[0]!.id).toBe(3);
+    // The replaced connection's close must not mark the VM disconnected.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(proxy.table.statusOf(name)!.connected).toBe(true);
+  });
+
+  test('after a disconnect the windows are kept (stale) until the agent comes back', async () => {
+    const name = `${PREFIX}b`;
+    const a = await agent(name);
+    a.send({ type: 'window-created', window: testWindow(5) });
+    await waitFor(() => proxy.table.windowsOf(name)?.windows.length === 1);
+    a.close();
+    await waitFor(() => proxy.table.statusOf(name)?.connected === false);
+    expect(proxy.table.windowsOf(name)!.windows).toHaveLength(1);
+    const again = await agent(name);
+    again.send({ type: 'window-list', focused: 0, windows: [] });
+    await waitFor(() => proxy.table.windowsOf(name)?.windows.length === 0);
+    expect(proxy.table.statusOf(name)!.connected).toBe(true);
+  });
+});
+
+describe('heartbeats', () => {
+  test('a silent agent is closed with HEARTBEAT_TIMEOUT; one that heartbeats stays', async () => {
+    const silent = await agent(`${PREFIX}a`, { heartbeats: false });
+    const lively = await agent(`${PREFIX}b`);
+    const closed = closeReason(silent);
+    expect(await closed).toMatch(/proxy error 4: silent for over 300 ms/);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(lively.isClosed).toBe(false);
+    expect(proxy.table.statusOf(`${PREFIX}b`)!.connected).toBe(true);
+    expect(proxy.table.statusOf(`${PREFIX}a`)!.connected).toBe(false);
+    expect(logs.some((l) => l.includes(`agent ${PREFIX}a`) && /silent for over/.test(l))).toBe(true);
+  });
+});
+
+describe('clipboard', () => {
+  /** Plays an agent whose clipboard holds `content`, and records what the proxy pastes. */
+  function serveClipboard(a: AgentClient, content: string, pasted: Message[]): void {
+    a.on('message', (m) => {
+      if (m.type === 'clipboard-request') {
+        a.send({
+          type: 'clipboard-data',
+          requestId: m.requestId,
+          mimeType: 'text/plain;charset=utf-8',
+          data: Buffer.from(content),
+        });
+      } else if (m.type === 'clipboard-data') {
+        pasted.push(m);
+        a.send({ type: 'clipboard-result', requestId: m.requestId, status: ClipboardStatus.OK, message: '' });
+      }
+    });
+  }
+
+  test('copy and paste work when the VM allows the clipboard', async () => {
+    const name = `${PREFIX}a`;
+    clipboardAllowed.add(name);
+    const a = await agent(name);
+    const pasted: Message[] = [];
+    serveClipboard(a, 'from the guest ✓', pasted);
+    const copied = await proxy.requestClipboard(name);
+    expect(copied.data.toString()).toBe('from the guest ✓');
+    expect(copied.mimeType).toBe('text/plain;charset=utf-8');
+    await proxy.sendClipboard(name, {
+      mimeType: 'text/plain;charset=utf-8',
+      data: Buffer.from('from the host'),
+    });
+    expect(pasted).toHaveLength(1);
+    expect(pasted[0]!.type === 'clipboard-data' && pasted[0]!.data.toString()).toBe('from the host');
+  });
+
+  test('both directions are refused unless the VM enables the clipboard, and nothing reaches the agent', async () => {
+    const name = `${PREFIX}a`;
+    const a = await agent(name);
+    const seen: Message[] = [];
+    a.on('message', (m) => seen.push(m));
+    await expect(proxy.requestClipboard(name)).rejects.toMatchObject({ code: 'refused' });
+    await expect(
+      proxy.sendClipboard(name, { mimeType: 'text/plain', data: Buffer.from('x') }),
+    ).rejects.toMatchObject({
+      code: 'refused',
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen).toEqual([]);
+  });
+
+  test('an agent that does not answer times out; an unknown VM is not_found; an agent error is reported', async () => {
+    const name = `${PREFIX}a`;
+    clipboardAllowed.add(name);
+    clipboardAllowed.add(`${PREFIX}b`);
+    await agent(name);
+    await expect(proxy.requestClipboard(name, 150)).rejects.toMatchObject({ code: 'timeout' });
+    await expect(proxy.requestClipboard(`${PREFIX}nosuch`)).rejects.toBeInstanceOf(ProxyRequestError);
+    await expect(proxy.requestClipboard(`${PREFIX}nosuch`)).rejects.toMatchObject({ code: 'not_found' });
+    const b = await agent(`${PREFIX}b`);
+    b.on('message', (m) => {
+      if (m.type === 'clipboard-request') {
+        b.send({
+          type: 'clipboard-result',
+          requestId: m.requestId,
+          status: ClipboardStatus.EMPTY,
+          message: 'nothing copied',
+        });
+      }
+    });
+    await expect(proxy.requestClipboard(`${PREFIX}b`)).rejects.toThrow(/answered EMPTY: nothing copied/);
+  });
+
+  test('an oversize paste is refused before it is sent', async () => {
+    const name = `${PREFIX}a`;
+    clipboardAllowed.add(name);
+    await agent(name);
+    await expect(
+      proxy.sendClipboard(name, { mimeType: 'text/plain', data: Buffer.alloc(256 * 1024 + 1) }),
+    ).rejects.toMatchObject({ code: 'bad_request' });
+  });
+});

@@ -1,0 +1,78 @@
+import net from 'node:net';
+import { FrameDecoder, type Message, type WindowInfo } from '../../src/protocol/index.js';
+
+/** Polls until `check` passes or the deadline passes (then throws its last error). */
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== false && value !== undefined && value !== null) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw lastError instanceof Error ? lastError : new Error(`timed out waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export function testWindow(id: number, title = `window ${id}`): WindowInfo {
+  return {
+    id,
+    x: id % 100,
+    y: 10,
+    width: 640,
+    height: 480,
+    overrideRedirect: false,
+    mapped: true,
+    parent: 0,
+    transientFor: 0,
+    title,
+    wmInstance: 'xterm',
+    wmClass: 'XTerm',
+  };
+}
+
+/** A raw TCP client that records every frame the proxy sends and when the proxy closes. */
+export class RawPeer {
+  readonly received: Message[] = [];
+  closed = false;
+  private readonly decoder = new FrameDecoder();
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      for (const r of this.decoder.push(chunk)) if (r.ok) this.received.push(r.message);
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.closed = true;
+    });
+  }
+
+  static connect(port: number, host = '127.0.0.1'): Promise<RawPeer> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port }, () => resolve(new RawPeer(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  write(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  errorCode(): number | undefined {
+    const err = this.received.find((m) => m.type === 'error');
+    return err?.type === 'error' ? err.code : undefined;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
