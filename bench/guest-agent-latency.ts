@@ -13,6 +13,7 @@
  * clock measures everything.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { Atom, XConn } from '../guest-agent/src/xconn.js';
@@ -26,6 +27,19 @@ const INTERVAL_MS = 100;
 const LIFETIME_MS = 1500;
 const POLL_MS = 500;
 const PREFIX = 'vmp-bench-';
+const IDLE_MS = Number(process.env.VMP_BENCH_IDLE_MS ?? 10_000);
+
+/** CPU time in ms from /proc/<pid>/stat: own (utime+stime) and reaped children's (cutime+cstime). */
+function cpuMs(pid: number | 'self'): { own: number; children: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const f = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
+  const tick = 1000 / 100; // USER_HZ is 100 on Linux
+  return { own: ((f[11] ?? 0) + (f[12] ?? 0)) * tick, children: ((f[13] ?? 0) + (f[14] ?? 0)) * tick };
+}
 
 interface Stats {
   n: number;
@@ -93,6 +107,7 @@ async function main(): Promise<void> {
   const pollLat: number[] = [];
   let path: AgentPath | undefined;
   let stopPoller: (() => Promise<void>) | undefined;
+  let idle: { agent: number; poll: number } | undefined;
   const app = await XConn.connect(display);
   try {
     path = await startAgentPath(display, (title, t) => {
@@ -103,6 +118,12 @@ async function main(): Promise<void> {
       const start = t0.get(title);
       if (start !== undefined) pollLat.push(t - start);
     });
+    // Idle: nothing changes on screen. The agent should use no CPU; the poller keeps spawning xwininfo.
+    await new Promise((r) => setTimeout(r, Number(process.env.VMP_BENCH_SETTLE_MS ?? 3000))); // let start-up (JIT, GC) settle first
+    const agentBefore = cpuMs(path.pid).own;
+    const pollBefore = cpuMs('self').children;
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    idle = { agent: cpuMs(path.pid).own - agentBefore, poll: cpuMs('self').children - pollBefore };
     const [netName, utf8] = await Promise.all([
       app.internAtom('_NET_WM_NAME'),
       app.internAtom('UTF8_STRING'),
@@ -159,6 +180,10 @@ async function main(): Promise<void> {
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   console.log(row(`guest agent (${path?.name})`, a));
   console.log(row(`xwininfo poll every ${POLL_MS} ms`, p));
+  console.log('');
+  console.log(`CPU while the screen was idle for ${IDLE_MS / 1000} s (/proc, 10 ms ticks):`);
+  console.log(`- guest agent process: ${idle?.agent} ms`);
+  console.log(`- xwininfo polling (the spawned xwininfo processes): ${idle?.poll} ms`);
 }
 
 main().catch((err: unknown) => {

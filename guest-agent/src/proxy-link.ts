@@ -1,19 +1,12 @@
-import { connect as tcpConnect, type Socket } from 'node:net';
 import {
+  AgentClient,
   ClipboardStatus,
-  computeAuthMac,
-  encodeMessage,
   ErrorCode,
-  FrameDecoder,
+  MAX_AGENT_VERSION_BYTES,
   MAX_CLASS_BYTES,
   MAX_ERROR_MESSAGE_BYTES,
   MAX_SNAPSHOT_WINDOWS,
   MAX_TITLE_BYTES,
-  MIN_PROTOCOL_VERSION,
-  newNonce,
-  PROTOCOL_VERSION,
-  verifyAuthMac,
-  type AuthContext,
   type Message,
   type WindowInfo as WireWindow,
 } from '../../src/protocol/index.js';
@@ -21,10 +14,9 @@ import type { AgentInbound, AgentLink, AgentOutbound, ClipboardResultStatus } fr
 import type { WindowInfo } from './window-tracker.js';
 
 /**
- * An `AgentLink` over the window protocol (docs/protocol.md): TCP to the
- * proxy, HELLO / CHALLENGE / AUTH / WELCOME with mutual HMAC proof, then
- * window events out, clipboard requests in, and heartbeats both ways. The
- * codec is src/protocol, shared with the proxy.
+ * An `AgentLink` over the window protocol (docs/protocol.md): window events
+ * out, clipboard requests in. Everything on the wire (codec, handshake,
+ * heartbeats) is src/protocol's, shared with the proxy.
  */
 
 export interface ProxyLinkOptions {
@@ -43,120 +35,40 @@ export const TEXT_MIME = 'text/plain;charset=utf-8';
 /** A proxy that stops reading is dropped once this much output is queued (docs/protocol.md "Errors"). */
 const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 
-export class LinkError extends Error {
-  override readonly name = 'LinkError';
-}
-
-export function connectProxyLink(opts: ProxyLinkOptions): Promise<AgentLink> {
-  const log = opts.log ?? (() => undefined);
-  return new Promise((resolve, reject) => {
-    const socket = tcpConnect({ host: opts.host, port: opts.port });
-    socket.setNoDelay(true);
-    const decoder = new FrameDecoder();
-    const agentNonce = newNonce();
-    let ctx: AuthContext | null = null;
-    let settled = false;
-    const where = `${opts.host}:${opts.port}`;
-
-    const fail = (err: Error, code?: number): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (code !== undefined && socket.writable) {
-        socket.end(
-          encodeMessage({ type: 'error', code, message: clip(err.message, MAX_ERROR_MESSAGE_BYTES) }),
-        );
-      } else {
-        socket.destroy();
-      }
-      // Make sure a peer that never closes its side cannot keep the socket.
-      setTimeout(() => socket.destroy(), 1000).unref();
-      reject(err);
-    };
-    const timer = setTimeout(
-      () => fail(new LinkError(`proxy ${where}: no WELCOME within ${opts.handshakeTimeoutMs ?? 10_000} ms`)),
-      opts.handshakeTimeoutMs ?? 10_000,
-    );
-
-    socket.on('connect', () => {
-      socket.write(
-        encodeMessage({
-          type: 'hello',
-          minVersion: MIN_PROTOCOL_VERSION,
-          maxVersion: PROTOCOL_VERSION,
-          vmName: opts.vmName,
-          agentVersion: clip(opts.agentVersion, 64),
-          agentNonce,
-        }),
-      );
-    });
-    socket.on('error', (err) => fail(new LinkError(`proxy ${where}: ${err.message}`)));
-    socket.on('close', () =>
-      fail(new LinkError(`proxy ${where} closed the connection during the handshake`)),
-    );
-
-    const onData = (chunk: Buffer): void => {
-      for (const result of decoder.push(chunk)) {
-        if (settled) return;
-        if (!result.ok) {
-          fail(new LinkError(`proxy ${where}: ${result.error.message}`), ErrorCode.PROTOCOL_ERROR);
-          return;
-        }
-        const m = result.message;
-        if (m.type === 'error') {
-          fail(new LinkError(`proxy ${where} refused us: ${m.message} (code ${m.code})`));
-        } else if (m.type === 'challenge' && ctx === null) {
-          if (m.version < MIN_PROTOCOL_VERSION || m.version > PROTOCOL_VERSION) {
-            fail(
-              new LinkError(`proxy ${where} chose protocol version ${m.version}`),
-              ErrorCode.UNSUPPORTED_VERSION,
-            );
-            return;
-          }
-          ctx = { vmName: opts.vmName, version: m.version, agentNonce, proxyNonce: m.proxyNonce };
-          socket.write(encodeMessage({ type: 'auth', mac: computeAuthMac(opts.secret, 'agent', ctx) }));
-        } else if (m.type === 'welcome' && ctx !== null) {
-          if (!verifyAuthMac(opts.secret, 'proxy', ctx, m.mac)) {
-            fail(new LinkError(`proxy ${where} does not know this VM's secret`), ErrorCode.AUTH_FAILED);
-            return;
-          }
-          settled = true;
-          clearTimeout(timer);
-          socket.removeListener('data', onData);
-          socket.removeAllListeners('error');
-          socket.removeAllListeners('close');
-          resolve(new ProxyLink(socket, decoder, m.heartbeatIntervalMs, log, where));
-        } else {
-          fail(new LinkError(`proxy ${where} sent ${m.type} during the handshake`), ErrorCode.PROTOCOL_ERROR);
-        }
-      }
-    };
-    socket.on('data', onData);
+/**
+ * Connects and authenticates with the protocol's own agent-side client
+ * (src/protocol/agent-client.ts: handshake, mutual HMAC proof, heartbeats,
+ * silence timeout) and adapts it to the agent's `AgentLink`.
+ */
+export async function connectProxyLink(opts: ProxyLinkOptions): Promise<AgentLink> {
+  const client = await AgentClient.connect({
+    host: opts.host,
+    port: opts.port,
+    vmName: opts.vmName,
+    secret: opts.secret,
+    agentVersion: clip(opts.agentVersion, MAX_AGENT_VERSION_BYTES),
+    timeoutMs: opts.handshakeTimeoutMs ?? 10_000,
   });
+  return new ProxyLink(client, opts.log ?? (() => undefined), `${opts.host}:${opts.port}`);
 }
 
 class ProxyLink implements AgentLink {
   readonly closed: Promise<void>;
   private handler: (m: AgentInbound) => void = () => undefined;
-  private lastHeard = Date.now();
-  private heartbeatSeq = 0;
-  private readonly heartbeat: NodeJS.Timeout;
-  private done = false;
-  private resolveClosed!: () => void;
 
   constructor(
-    private readonly socket: Socket,
-    private readonly decoder: FrameDecoder,
-    private readonly intervalMs: number,
-    private readonly log: (line: string) => void,
-    private readonly where: string,
+    private readonly client: AgentClient,
+    log: (line: string) => void,
+    where: string,
   ) {
-    this.closed = new Promise((r) => (this.resolveClosed = r));
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    socket.on('error', (err) => this.shutdown(`socket error: ${err.message}`));
-    socket.on('close', () => this.shutdown('connection closed by the proxy'));
-    // One timer does both jobs: send our heartbeat, and notice a silent proxy.
-    this.heartbeat = setInterval(() => this.tick(), intervalMs);
+    this.closed = new Promise((resolve) => {
+      client.once('close', (reason) => {
+        log(`link to ${where} ended: ${reason}`);
+        resolve();
+      });
+      if (client.isClosed) resolve();
+    });
+    client.on('message', (m) => this.receive(m));
   }
 
   onMessage(handler: (m: AgentInbound) => void): void {
@@ -164,81 +76,30 @@ class ProxyLink implements AgentLink {
   }
 
   send(out: AgentOutbound): void {
-    if (this.done) return;
-    for (const m of toWire(out)) this.write(m);
+    for (const m of toWire(out)) {
+      if (this.client.isClosed) return;
+      this.client.send(m);
+    }
+    if (this.client.socket.writableLength > MAX_QUEUED_BYTES) {
+      this.client.close('the proxy is not reading (over 4 MiB queued)');
+    }
   }
 
   close(): void {
-    this.shutdown('closed by the agent');
+    this.client.close('closed by the agent');
   }
 
-  private write(m: Message): void {
-    if (this.done) return;
-    this.socket.write(encodeMessage(m));
-    if (this.socket.writableLength > MAX_QUEUED_BYTES)
-      this.shutdown('the proxy is not reading (4 MiB queued)');
-  }
-
-  private tick(): void {
-    if (Date.now() - this.lastHeard > 3 * this.intervalMs) {
-      this.abort(ErrorCode.HEARTBEAT_TIMEOUT, `nothing heard for ${3 * this.intervalMs} ms`);
-      return;
+  private receive(m: Message): void {
+    switch (m.type) {
+      case 'clipboard-request':
+        this.handler({ type: 'clipboard-read', requestId: m.requestId });
+        break;
+      case 'clipboard-data':
+        this.handler({ type: 'clipboard-write', requestId: m.requestId, mimeType: m.mimeType, data: m.data });
+        break;
+      default:
+        this.client.fail(ErrorCode.PROTOCOL_ERROR, `unexpected ${m.type} from the proxy`);
     }
-    this.heartbeatSeq = (this.heartbeatSeq + 1) >>> 0;
-    this.write({ type: 'heartbeat', seq: this.heartbeatSeq });
-  }
-
-  private receive(chunk: Buffer): void {
-    this.lastHeard = Date.now();
-    for (const result of this.decoder.push(chunk)) {
-      if (this.done) return;
-      if (!result.ok) {
-        this.abort(ErrorCode.PROTOCOL_ERROR, result.error.message);
-        return;
-      }
-      const m = result.message;
-      switch (m.type) {
-        case 'heartbeat':
-          break;
-        case 'error':
-          this.shutdown(`proxy sent ERROR ${m.code}: ${m.message}`);
-          return;
-        case 'clipboard-request':
-          this.handler({ type: 'clipboard-read', requestId: m.requestId });
-          break;
-        case 'clipboard-data':
-          this.handler({
-            type: 'clipboard-write',
-            requestId: m.requestId,
-            mimeType: m.mimeType,
-            data: m.data,
-          });
-          break;
-        default:
-          this.abort(ErrorCode.PROTOCOL_ERROR, `unexpected ${m.type} from the proxy`);
-          return;
-      }
-    }
-  }
-
-  private abort(code: number, reason: string): void {
-    if (this.done) return;
-    if (this.socket.writable) {
-      this.socket.write(
-        encodeMessage({ type: 'error', code, message: clip(reason, MAX_ERROR_MESSAGE_BYTES) }),
-      );
-    }
-    this.shutdown(reason);
-  }
-
-  private shutdown(reason: string): void {
-    if (this.done) return;
-    this.done = true;
-    clearInterval(this.heartbeat);
-    this.log(`link to ${this.where} ended: ${reason}`);
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
-    this.resolveClosed();
   }
 }
 
