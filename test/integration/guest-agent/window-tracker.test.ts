@@ -162,6 +162,36 @@ describeWith(probe, 'guest-agent window tracker under Xvfb + i3')(
       );
     });
 
+    test('after i3 restarts in place (new frames, clients reparented), changes are still tracked', async () => {
+      const before = tracker.windows();
+      await session.i3msg('restart');
+      // i3 is back when its IPC answers again.
+      await session.until(
+        async () => (await session.i3msg('-t', 'get_version')).includes('human_readable'),
+        'i3 after restart',
+      );
+      await session.until(
+        () => tracker.windows().length === before.length,
+        'the same windows after the restart',
+      );
+      expect(tracker.windows().map((w) => w.id)).toEqual(before.map((w) => w.id));
+      const from = log.mark;
+      await session.i3msg(`[id=${oneId}]`, 'floating', 'enable');
+      await session.i3msg(`[id=${oneId}]`, 'move', 'position', '333', '222');
+      await log.waitFor(
+        (e) => e.kind === 'moved' && e.window.id === oneId && e.window.x >= 333 && e.window.x < 343,
+        'moved after restart',
+        10_000,
+        from,
+      );
+      await tracker.idle();
+      const g = await session.xwininfo(oneId);
+      await session.until(() => {
+        const w = tracker.windows().find((x) => x.id === oneId);
+        return w?.x === g.x && w?.y === g.y;
+      }, 'tracked position to match xwininfo after the restart');
+    });
+
     test('a window made with the X protocol directly: UTF-8 title, WM_CLASS and WM_TRANSIENT_FOR are read; destroying it is seen', async () => {
       const app = await XConn.connect(probe.display);
       try {
