@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { InputError } from '../../../src/util/errors.js';
 import {
   describeValue,
@@ -423,5 +424,40 @@ describe('validateSpec', () => {
   ])('refuses a bad %s', (field, value) => {
     const spec = { ...defaultSpec('x'), [field]: value };
     expectRefused(() => validateSpec(spec));
+  });
+});
+
+describe('property: whatever the input, a validator refuses it in one line or returns safe text', () => {
+  // Characters that would mean something to a shell, a kickstart, systemd or XML.
+  const DANGEROUS = /[\s"'`$;%|&<>\\#(){}!*?[\]]|[^\x20-\x7e]/;
+  const SAFE_EXCEPT: Record<string, RegExp> = {
+    // Globs are part of the dnf grammar; single spaces separate words of a command or rule.
+    validatePackageSpec: /[\s"'`$;%|&<>\\#(){}![\]]|[^\x20-\x7e]/,
+    validateAutostartCommand: /[\t\n\r"'`$;%|&<>\\#(){}!*?[\]]|[^\x20-\x7e]/,
+    validateFirewallRule: /[\t\n\r"'`$;%|&<>\\#(){}!*?[\]]|[^\x20-\x7e]/,
+    validateConnectUri: /[\s"'`$;|<>\\#(){}!*[\]]|[^\x20-\x7e]/,
+    validateLocationUrl: /[\s"'`$;|<>\\#(){}!*[\]]|[^\x20-\x7e]/,
+  };
+  const arbitraryText = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 80 }),
+    fc.string({ unit: fc.constantFrom(...'a.b-_@^:~*?/ %$;`"\'\n<>&0123456789'.split('')), maxLength: 40 }),
+  );
+
+  test.each(STRING_VALIDATORS)('%s', (name, validate) => {
+    fc.assert(
+      fc.property(arbitraryText, (text) => {
+        let out: unknown;
+        try {
+          out = validate(text);
+        } catch (err) {
+          expect(err).toBeInstanceOf(InputError);
+          expect((err as Error).message).toMatch(/^[\x20-\x7e]+$/);
+          return;
+        }
+        expect(typeof out).toBe('string');
+        expect(out as string).not.toMatch(SAFE_EXCEPT[name] ?? DANGEROUS);
+      }),
+      { numRuns: 400 },
+    );
   });
 });
