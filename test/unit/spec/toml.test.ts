@@ -142,7 +142,7 @@ describe('parseSpecFields errors name file, line and rule', () => {
   });
 
   test.each([
-    ['memory_mb = "4096"', 'vm.toml:1: memory_mb must be an integer, not a string'],
+    ['memory_mb = "4096"', 'vm.toml:1: memory_mb must be an integer, not a string "4096"'],
     ['memory_mb = 4096.5', 'vm.toml:1: memory_mb: invalid memory 4096.5: must be a whole number of MB'],
     ['memory_mb = 99999999999999999999', /^vm\.toml:1: /],
     [
@@ -150,8 +150,8 @@ describe('parseSpecFields errors name file, line and rule', () => {
       'vm.toml:1: memory_mb: invalid memory 512 MB: must be at least 2048 MB (the Fedora installer needs it)',
     ],
     ['vcpus = -2', 'vm.toml:1: vcpus: invalid vCPU count -2: must be at least 1 (a VM needs a CPU)'],
-    ['enable_audio = "yes"', 'vm.toml:1: enable_audio must be a boolean, not a string'],
-    ['system_packages = "git"', 'vm.toml:1: system_packages must be a list, not a string'],
+    ['enable_audio = "yes"', 'vm.toml:1: enable_audio must be a boolean, not a string "yes"'],
+    ['system_packages = "git"', 'vm.toml:1: system_packages must be a list, not a string "git"'],
     ['system_packages = ["git", "$(id)"]', /^vm\.toml:1: system_packages: invalid package spec "\$\(id\)": /],
     [
       'flatpak_packages = ["org.mozillа.firefox"]',
@@ -174,7 +174,7 @@ describe('parseSpecFields errors name file, line and rule', () => {
       'vm.toml:1: fedora_release: invalid Fedora release 39: supported releases are 41, 42, 43',
     ],
     ['arch = "i686"', 'vm.toml:1: arch: invalid architecture "i686": must be one of x86_64, aarch64'],
-    ['virt_type = 1', 'vm.toml:1: virt_type must be a string, not a number'],
+    ['virt_type = 1', 'vm.toml:1: virt_type must be a string, not a number 1'],
     ['name = 1979-05-27', 'vm.toml:1: name must be a string, not a date'],
     ['name = { a = 1 }', 'vm.toml:1: name must be a string, not a table'],
   ])('%s', (line, expected) => {
