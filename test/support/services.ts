@@ -67,7 +67,8 @@ export function probeXDisplay(): Probe & { display: string } {
 
 /**
  * Returns `describe` when the service is there, otherwise `describe.skip` after
- * printing why; under CI it throws so the run fails.
+ * printing why; under CI it throws so the run fails. A skipped describe body
+ * still runs, so touch services only inside hooks and tests.
  */
 export function describeWith(probe: Probe, what: string): jest.Describe {
   if (probe.available) return describe;
