@@ -1,5 +1,15 @@
+import { isIPv6 } from 'node:net';
 import { InputError } from '../util/errors.js';
 import { isSupportedRelease, FEDORA_RELEASES } from '../spec/releases.js';
+import {
+  describeValue,
+  validateAutostartCommand,
+  validateFirewallRule,
+  validateFlatpakId,
+  validateLocationUrl,
+  validatePackageSpec,
+  validateVmName,
+} from '../spec/validate.js';
 import type { VmSpec } from '../spec/types.js';
 
 /**
@@ -10,64 +20,33 @@ import type { VmSpec } from '../spec/types.js';
  */
 
 function fail(what: string, value: unknown, rule: string): never {
-  const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
-  throw new InputError(`invalid ${what} ${shown}: ${rule}`);
+  throw new InputError(`invalid ${what} ${describeValue(value)}: ${rule}`);
 }
 
-/** VM names double as guest hostnames, so they follow the hostname label rule. */
-export const VM_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/**
+ * The spec's own grammars (src/spec/validate.ts) are applied again here, not
+ * copied: one grammar, checked at the CLI boundary and again at the text.
+ */
 export function checkVmName(name: string): string {
-  if (!VM_NAME_RE.test(name)) {
-    fail('VM name', name, 'must be 1-63 of a-z, 0-9 and "-", not starting or ending with "-"');
-  }
-  return name;
+  return validateVmName(name);
 }
 
-/** dnf package specs: names, name-version, `@group` and `@^environment`; never `-name` (an exclusion). */
-export const PACKAGE_RE = /^(?:@\^?)?[A-Za-z0-9][A-Za-z0-9._+:-]{0,199}$/;
+/** dnf package specs: names and version globs, `@group` and `@^environment`; never `-name` (an exclusion). */
 export function checkPackage(pkg: string): string {
-  if (!PACKAGE_RE.test(pkg)) {
-    fail(
-      'system package',
-      pkg,
-      'must be a dnf package name or @group (letters, digits, . _ + : -), not starting with "-"',
-    );
-  }
-  return pkg;
+  return validatePackageSpec(pkg);
 }
 
-/** Flatpak application IDs: at least three dot-separated parts; only the last may contain "-". */
-export const FLATPAK_ID_RE = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+\.[A-Za-z_][A-Za-z0-9_-]*$/;
 export function checkFlatpakId(id: string): string {
-  if (id.length > 255 || !FLATPAK_ID_RE.test(id)) {
-    fail(
-      'Flatpak ID',
-      id,
-      'must be a reverse-DNS application ID like org.mozilla.firefox (at most 255 characters)',
-    );
-  }
-  return id;
+  return validateFlatpakId(id);
 }
 
 /**
  * Auto-launch commands: words separated by single spaces, drawn from a set
  * that needs no quoting in a shell, a systemd unit or an i3 config (no `%`,
- * `$`, quotes, backslashes or `;`).
+ * `$`, quotes, backslashes or `;`). Returns the words.
  */
-const COMMAND_HEAD_RE = /^(?:(?:\/[A-Za-z0-9_.+-]+)+|[A-Za-z0-9_][A-Za-z0-9_.+-]*)$/;
-const COMMAND_ARG_RE = /^[A-Za-z0-9_./:=,@+-]+$/;
 export function checkCommand(command: string): string[] {
-  const words = command.split(' ');
-  const rule =
-    'must be a program name or absolute path followed by arguments of letters, digits and _ . / : = , @ + - separated by single spaces';
-  if (command.length === 0 || command.length > 512 || words.some((w) => w.length === 0)) {
-    fail('auto-launch command', command, rule);
-  }
-  const [head, ...args] = words as [string, ...string[]];
-  if (!COMMAND_HEAD_RE.test(head) || head.includes('/.') || !args.every((a) => COMMAND_ARG_RE.test(a))) {
-    fail('auto-launch command', command, rule);
-  }
-  return words;
+  return validateAutostartCommand(command).split(' ');
 }
 
 const IPV4_RE = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -116,60 +95,35 @@ export function checkAbsolutePath(p: string, what: string): string {
 }
 
 /** Install trees: http(s)/ftp URLs whose characters need no quoting in a kickstart command line. */
-export const INSTALL_TREE_RE =
-  /^(?:https?|ftp):\/\/[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})(?::\d{1,5})?(?:\/[A-Za-z0-9._~%+-]*)*$/;
 export function checkInstallTree(url: string): string {
-  if (!INSTALL_TREE_RE.test(url) || url.length > 2048) {
-    fail(
-      'install tree URL',
-      url,
-      'must be an http(s) or ftp URL of letters, digits and . _ ~ % + - / (no query string)',
-    );
-  }
-  return url;
+  return validateLocationUrl(url);
 }
 
 /**
  * Firewall rules, in the predecessor's iptables-like form, e.g.
- * `OUTPUT -p tcp --dport 443 -j ACCEPT`. Only this small subset is accepted,
- * so each rule maps one-to-one onto a firewalld direct rule.
+ * `OUTPUT -p tcp --dport 443 -j ACCEPT`: checked with the spec's grammar,
+ * then split into the arguments of a firewalld direct rule and the address
+ * families it applies to (both, unless an address or ICMP pins one).
  */
 export interface FirewallRule {
-  chain: 'INPUT' | 'OUTPUT' | 'FORWARD';
+  chain: 'INPUT' | 'OUTPUT';
   args: string[];
+  families: Array<'ipv4' | 'ipv6'>;
 }
-const CIDR_RE =
-  /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}(?:\/(?:3[0-2]|[12]?\d))?$/;
 export function checkFirewallRule(rule: string): FirewallRule {
-  const why =
-    'must be "INPUT|OUTPUT|FORWARD [-p tcp|udp|icmp] [-s|-d IPv4[/len]] [--sport|--dport PORT] -j ACCEPT|DROP|REJECT"';
-  const words = rule.split(' ');
-  const chain = words.shift();
-  if (chain !== 'INPUT' && chain !== 'OUTPUT' && chain !== 'FORWARD') fail('firewall rule', rule, why);
-  const args: string[] = [];
-  let proto: string | undefined;
-  let target: string | undefined;
-  while (words.length > 0) {
-    const opt = words.shift();
-    const val = words.shift();
-    if (val === undefined || target !== undefined) fail('firewall rule', rule, why);
-    if (opt === '-p' && /^(?:tcp|udp|icmp)$/.test(val) && proto === undefined) proto = val;
-    else if ((opt === '-s' || opt === '-d') && CIDR_RE.test(val)) {
-      /* address match */
-    } else if (
-      (opt === '--sport' || opt === '--dport') &&
-      /^\d{1,5}$/.test(val) &&
-      Number(val) >= 1 &&
-      Number(val) <= 65535
-    ) {
-      if (proto !== 'tcp' && proto !== 'udp')
-        fail('firewall rule', rule, 'a port match needs "-p tcp" or "-p udp" before it');
-    } else if (opt === '-j' && /^(?:ACCEPT|DROP|REJECT)$/.test(val)) target = val;
-    else fail('firewall rule', rule, why);
-    args.push(opt as string, val);
+  validateFirewallRule(rule);
+  const [chain, ...args] = rule.split(' ') as ['INPUT' | 'OUTPUT', ...string[]];
+  const kinds = new Set<'ipv4' | 'ipv6'>();
+  for (let i = 0; i < args.length; i += 2) {
+    if (args[i] === '-s' || args[i] === '-d')
+      kinds.add(isIPv6((args[i + 1] as string).split('/')[0] as string) ? 'ipv6' : 'ipv4');
   }
-  if (target === undefined) fail('firewall rule', rule, why);
-  return { chain, args };
+  if (kinds.size > 1) fail('firewall rule', rule, 'must not mix IPv4 and IPv6 addresses');
+  const icmp = args.includes('icmp') && args[args.indexOf('icmp') - 1] === '-p';
+  if (icmp && kinds.has('ipv6'))
+    fail('firewall rule', rule, '-p icmp matches IPv4 only; it cannot take an IPv6 address');
+  const families: Array<'ipv4' | 'ipv6'> = kinds.size === 1 ? [...kinds] : icmp ? ['ipv4'] : ['ipv4', 'ipv6'];
+  return { chain, args, families };
 }
 
 /**

@@ -166,8 +166,11 @@ export function renderKickstart(spec: VmSpec, input: KickstartInput): string {
       firewallRules.length === 0
         ? '# (no firewall rules in the spec)'
         : firewallRules
-            .map(
-              (r) => `firewall-offline-cmd --direct --add-rule ipv4 filter ${r.chain} 0 ${r.args.join(' ')}`,
+            .flatMap((r) =>
+              r.families.map(
+                (f) =>
+                  `firewall-offline-cmd --direct --add-rule ${f} filter ${r.chain} 0 ${r.args.join(' ')}`,
+              ),
             )
             .join('\n'),
   });

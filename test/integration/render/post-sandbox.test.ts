@@ -164,7 +164,9 @@ describeWith(
     expect(r.status).toBe(0);
     expect(r.calls.filter((c) => c.startsWith('firewall-offline-cmd'))).toEqual([
       'firewall-offline-cmd --direct --add-rule ipv4 filter OUTPUT 0 -p udp --dport 53 -j ACCEPT',
+      'firewall-offline-cmd --direct --add-rule ipv6 filter OUTPUT 0 -p udp --dport 53 -j ACCEPT',
       'firewall-offline-cmd --direct --add-rule ipv4 filter OUTPUT 0 -p tcp --dport 443 -j ACCEPT',
+      'firewall-offline-cmd --direct --add-rule ipv6 filter OUTPUT 0 -p tcp --dport 443 -j ACCEPT',
     ]);
   });
 

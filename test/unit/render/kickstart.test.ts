@@ -8,6 +8,8 @@ import {
 } from '../../../src/render/kickstart.js';
 import { renderAppUnits } from '../../../src/render/units.js';
 import { InputError } from '../../../src/util/errors.js';
+import { generateAgentSecret, generatePassword } from '../../../src/secrets/password.js';
+import { sha512Crypt, verifySha512Crypt } from '../../../src/secrets/sha512crypt.js';
 import {
   FAKE_BUNDLE,
   FAKE_HASH,
@@ -163,7 +165,7 @@ describe('renderKickstart inputs', () => {
     ['an empty bundle', { agentBundle: '' }, /^invalid agent bundle/],
     ['a bad proxy host', { proxyHost: '1.2.3.4; reboot' }, /^invalid proxy host/],
     ['a bad proxy port', { proxyPort: 0 }, /^invalid proxy port/],
-    ['a bad install tree', { installTree: 'http://x/$(id)' }, /^invalid install tree URL/],
+    ['a bad install tree', { installTree: 'http://x/$(id)' }, /^invalid install location /],
   ])('rejects %s', (_what, override, message) => {
     expect(() => renderKickstart(spec, fakeInput(override))).toThrow(InputError);
     expect(() => renderKickstart(spec, fakeInput(override))).toThrow(message);
@@ -172,8 +174,8 @@ describe('renderKickstart inputs', () => {
   test.each([
     ['name', { name: "x'; reboot; '" }, /^invalid VM name/],
     ['release', { fedoraRelease: 30 }, /^invalid Fedora release 30: must be one of 41, 42, 43/],
-    ['package', { systemPackages: ['htop', '-kernel'] }, /^invalid system package "-kernel"/],
-    ['package with a section line', { systemPackages: ['x\n%end'] }, /^invalid system package/],
+    ['package', { systemPackages: ['htop', '-kernel'] }, /^invalid package spec "-kernel"/],
+    ['package with a section line', { systemPackages: ['x\n%end'] }, /^invalid package spec /],
     ['Flatpak', { flatpakPackages: ['org.x.y$(id)'] }, /^invalid Flatpak ID/],
     ['command', { autoLaunchApps: ['firefox %h'] }, /^invalid auto-launch command/],
     ['firewall rule', { firewallRules: ['OUTPUT -j LOG'] }, /^invalid firewall rule/],
@@ -223,5 +225,22 @@ describe('app units', () => {
     expect(units[2]!.content).toContain('\nExecStart=xterm -title b\n');
     expect(units[0]!.content).toContain('\nRestart=on-failure\n');
     expect(units[0]!.content).toContain('\nWantedBy=graphical-session.target\n');
+  });
+});
+
+describe('with real credentials from src/secrets', () => {
+  test('a generated password hash and agent secret are accepted, and only the hash reaches the kickstart', () => {
+    const password = generatePassword();
+    const hash = sha512Crypt(password);
+    const secret = generateAgentSecret();
+    const ks = renderKickstart(
+      GOLDEN_SPECS['firefox-vm']!,
+      fakeInput({ passwordHash: hash, agentSecret: secret }),
+    );
+    expect(ks).not.toContain(password);
+    expect(ks).not.toContain(secret);
+    const onUserLine = ks.match(/^user --name=user --groups=wheel --iscrypted --password=(\S+)$/m)![1]!;
+    expect(verifySha512Crypt(password, onUserLine)).toBe(true);
+    expect(Buffer.from(heredoc(ks, 'VMP_SECRET_B64'), 'base64').toString('utf8')).toBe(secret);
   });
 });
