@@ -116,6 +116,23 @@ function unitSteps(units: UnitFile[]): string {
   return units.map((u) => writeFileStep(`${USER_UNIT_DIR}/${u.fileName}`, '0644', u.content)).join('\n');
 }
 
+/** One comment line for whoever debugs the install: an installer short of memory or disk fails oddly. */
+function describeResources(spec: VmSpec): string {
+  const n = (what: string, v: number): number => {
+    if (!Number.isSafeInteger(v) || v < 1)
+      throw new InputError(`invalid ${what} ${v}: must be a positive whole number`);
+    return v;
+  };
+  const onOff = (b: boolean): string => (b ? 'on' : 'off');
+  return [
+    `${n('memory', spec.memoryMb)} MiB memory`,
+    `${n('vCPU count', spec.vcpus)} vCPUs`,
+    `${n('disk size', spec.diskSizeGb)} GiB disk`,
+    `audio ${onOff(spec.enableAudio)}`,
+    `auto-login ${onOff(spec.enableAutoLogin)}`,
+  ].join(', ');
+}
+
 /**
  * Renders the Fedora kickstart that installs `spec` unattended: packages,
  * Flatpaks, LightDM auto-login into i3, one user unit per auto-launched app,
@@ -182,6 +199,7 @@ export function renderKickstart(spec: VmSpec, input: KickstartInput): string {
     VM_NAME: spec.name,
     FEDORA_RELEASE: String(spec.fedoraRelease),
     ARCH: spec.arch,
+    RESOURCES: describeResources(spec),
     INSTALL_SOURCE: installSourceLines(spec.fedoraRelease, spec.arch, input.installTree).join('\n'),
     PASSWORD_HASH: passwordHash,
     PACKAGES: packageList(spec).join('\n'),
