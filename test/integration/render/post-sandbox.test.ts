@@ -124,6 +124,20 @@ describeWith(
     expect(mode(path.join(r.etc, 'i3/config'))).toBe('644');
   });
 
+  test('a 300 kB agent bundle with non-ASCII text survives the trip byte for byte', () => {
+    const chunk = "const s = 'ÄÖÜ ✓ \\u{1F600} $HOME `id` %end EOF';\n";
+    const bundle = chunk.repeat(Math.ceil(300_000 / chunk.length));
+    const ks = renderKickstart(GOLDEN_SPECS['office-vm']!, {
+      ...GOLDEN_INPUTS['office-vm']!,
+      agentBundle: bundle,
+    });
+    const body = extractPostScripts(ks).find((p) => !p.header.includes('--nochroot'))!.body;
+    const r = runPost('big-bundle', body);
+    expect(r.status).toBe(0);
+    expect(r.serial).toBe('VMP-INSTALL-OK office-vm\n');
+    expect(fs.readFileSync(path.join(r.local, 'lib/vm-provisioner/vm-guest-agent.cjs'), 'utf8')).toBe(bundle);
+  });
+
   test('an app that cannot be installed is retried, then fails the install loudly', () => {
     const r = runPost('flatpak-fail', mainPost('comms-vm'), {
       VMP_STUB_FAIL_FLATPAK_APP: 'org.telegram.desktop',
