@@ -169,7 +169,8 @@ test.each([
   [['--autostart-app', '<script>'], /invalid auto-launch command "<script>"/],
   [['--connect', 'qemu:///system; reboot'], /invalid libvirt URI/],
   [['--location', 'file:///etc/shadow'], /invalid install location/],
-  [['--output', '/tmp/x y'], /invalid --output directory/],
+  [['--vm-dir', '/tmp/x y'], /invalid --vm-dir directory/],
+  [['--output', '/tmp/out'], /--output goes with --dry-run/],
   [['--import', 'missing.qcow2'], /--import disk \/.*missing\.qcow2 is not an existing file/],
   [
     ['--import', '/a.qcow2', '--location', 'https://m.example/'],

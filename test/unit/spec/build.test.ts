@@ -106,7 +106,7 @@ describe('buildSpec', () => {
         virtType: 'qemu',
         graphics: 'qxl',
         network: 'user',
-        output: '/srv/vms/',
+        vmDir: '/srv/vms/',
       },
       undefined,
       opts,
@@ -158,7 +158,7 @@ describe('buildSpec', () => {
     [{ network: 'bridge' }, /^invalid network mode "bridge"/],
     [{ graphics: 'vga' }, /^invalid graphics backend "vga"/],
     [{ autostartApp: 'firefox; reboot' }, /^invalid auto-launch command "firefox; reboot"/],
-    [{ output: '/my vms' }, /^invalid --output directory "\/my vms"/],
+    [{ vmDir: '/my vms' }, /^invalid --vm-dir directory "\/my vms"/],
     [{ connect: 'not a uri' }, /^invalid libvirt URI "not a uri"/],
   ])('refuses %p', (flags, expected) => {
     expect(refusal(() => buildSpec(flags, undefined, opts))).toMatch(expected);
