@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import { build } from 'esbuild';
+import { bundleAgent } from '../test/support/agent-bundle.js';
 import { ProxyServer, type ProxyEvent } from '../src/proxy/server.js';
 
 /** Where the benchmark watches for a window's `created` event. */
@@ -25,15 +25,7 @@ export async function startAgentPath(
 ): Promise<AgentPath> {
   const dir = mkdtempSync(join(tmpdir(), 'vmp-bench-agent-'));
   const bundle = join(dir, 'vm-guest-agent.cjs');
-  await build({
-    entryPoints: ['guest-agent/src/main.ts'],
-    bundle: true,
-    platform: 'node',
-    target: 'node18',
-    format: 'cjs',
-    outfile: bundle,
-    logLevel: 'silent',
-  });
+  await bundleAgent(bundle);
   const secret = randomBytes(32);
   writeFileSync(join(dir, 'agent.secret'), secret.toString('hex'), { mode: 0o600 });
   const vm = 'bench-vm';

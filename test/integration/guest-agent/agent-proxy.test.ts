@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { build } from 'esbuild';
 import { ProxyServer, type ProxyEvent } from '../../../src/proxy/server.js';
+import { bundleAgent } from '../../support/agent-bundle.js';
 import { EventLog } from '../../support/events.js';
 import { describeWith, probeXDisplay } from '../../support/services.js';
 import { XSession } from '../../support/xsession.js';
@@ -48,15 +48,7 @@ describeWith(probe, 'guest agent end to end under Xvfb + i3')(
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), 'vmp-agent-e2e-'));
       const bundle = join(dir, 'vm-guest-agent.cjs');
-      await build({
-        entryPoints: ['guest-agent/src/main.ts'],
-        bundle: true,
-        platform: 'node',
-        target: 'node18',
-        format: 'cjs',
-        outfile: bundle,
-        logLevel: 'silent',
-      });
+      await bundleAgent(bundle);
       writeFileSync(join(dir, 'agent.secret'), `${SECRET_HEX}\n`, { mode: 0o600 });
       session = new XSession(probe.display);
       await session.startI3();

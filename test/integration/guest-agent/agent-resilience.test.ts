@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import { bundleAgent } from '../../support/agent-bundle.js';
 import { EventLog } from '../../support/events.js';
 import { describeWith, probeXDisplay } from '../../support/services.js';
 import { XSession } from '../../support/xsession.js';
@@ -115,7 +116,7 @@ describeWith(probe, 'guest agent resilience under Xvfb + i3')(
 
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), 'vmp-agent-resilience-'));
-      agentBundle = await bundle('guest-agent/src/main.ts', 'vm-guest-agent.cjs');
+      agentBundle = await bundleAgent(join(dir, 'vm-guest-agent.cjs'));
       proxyBundle = await bundle('test/support/proxy-runner.ts', 'proxy-runner.cjs');
       writeFileSync(join(dir, 'agent.secret'), SECRET_HEX, { mode: 0o600 });
       session = new XSession(probe.display);
