@@ -27,7 +27,7 @@ const INTERVAL_MS = 100;
 const LIFETIME_MS = 1500;
 const POLL_MS = 500;
 const PREFIX = 'vmp-bench-';
-const IDLE_MS = Number(process.env.VMP_BENCH_IDLE_MS ?? 10_000);
+const IDLE_MS = Number(process.env.VMP_BENCH_IDLE_MS ?? 30_000);
 
 /** CPU time in ms from /proc/<pid>/stat: own (utime+stime) and reaped children's (cutime+cstime). */
 function cpuMs(pid: number | 'self'): { own: number; children: number } {
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
       if (start !== undefined) pollLat.push(t - start);
     });
     // Idle: nothing changes on screen. The agent should use no CPU; the poller keeps spawning xwininfo.
-    await new Promise((r) => setTimeout(r, Number(process.env.VMP_BENCH_SETTLE_MS ?? 3000))); // let start-up (JIT, GC) settle first
+    await new Promise((r) => setTimeout(r, Number(process.env.VMP_BENCH_SETTLE_MS ?? 15_000))); // let start-up (JIT, GC) settle first
     const agentBefore = cpuMs(path.pid).own;
     const pollBefore = cpuMs('self').children;
     await new Promise((r) => setTimeout(r, IDLE_MS));
