@@ -1,5 +1,6 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { getVmPassword, keyringCredentialStores, listVmPasswords } from '../../secrets/credentials.js';
+import { getVmPassword, keyringCredentialStores } from '../../secrets/credentials.js';
+import { vmPasswordReport, type VmPasswordRow } from '../../service/passwords.js';
 import { PASSWORD_SERVICE } from '../../service/ports.js';
 
 interface PasswordsFlags {
@@ -7,16 +8,13 @@ interface PasswordsFlags {
   json?: boolean;
 }
 
-export interface VmPasswordRow {
-  name: string;
-  password: string;
-}
+export const MISSING_PASSWORD = '(not in keyring)';
 
 /** `NAME  PASSWORD` columns, names padded to the longest. */
 export function formatPasswordTable(rows: readonly VmPasswordRow[]): string {
   const width = Math.max('NAME'.length, ...rows.map((r) => r.name.length));
   const line = (a: string, b: string): string => `${a.padEnd(width)}  ${b}\n`;
-  return line('NAME', 'PASSWORD') + rows.map((r) => line(r.name, r.password)).join('');
+  return line('NAME', 'PASSWORD') + rows.map((r) => line(r.name, r.password ?? MISSING_PASSWORD)).join('');
 }
 
 export const NOT_A_TERMINAL_WARNING =
@@ -46,10 +44,12 @@ export const passwordsCommand: CommandModule<object, PasswordsFlags> = {
       const password = await getVmPassword(argv.name, stores);
       text = argv.json ? `${JSON.stringify({ name: argv.name, password })}\n` : `${password}\n`;
     } else {
-      const rows = await listVmPasswords(stores);
+      const rows = await vmPasswordReport({ stores });
       if (argv.json) text = `${JSON.stringify(rows, null, 2)}\n`;
       else if (rows.length === 0) {
-        process.stderr.write(`no VM passwords in the keyring (service ${PASSWORD_SERVICE})\n`);
+        process.stderr.write(
+          `no VMs: no passwords in the keyring (service ${PASSWORD_SERVICE}) and no VM configs\n`,
+        );
         return;
       } else text = formatPasswordTable(rows);
     }

@@ -1,10 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { runCli } from '../../../src/cli/run.js';
 import { NOT_A_TERMINAL_WARNING } from '../../../src/cli/commands/passwords.js';
 import { provisionVmCredentials, removeVmCredentials } from '../../../src/secrets/credentials.js';
+import { defaultSpec } from '../../../src/spec/defaults.js';
+import { FileConfigStore } from '../../../src/spec/store.js';
+import { assertNoSecretsInTree } from '../../support/no-secrets.js';
 import { secretServicePid } from '../../support/keyring-control.js';
 import { describeWith, probeSecretService } from '../../support/services.js';
 
@@ -46,13 +50,24 @@ const stripAnsi = (s: string): string => s.replace(/\u001b\[[0-9;]*m/g, '');
 
 describeWith(probeSecretService(), 'passwords command')('vm-provisioner passwords', () => {
   const names = [vmName(), vmName()].sort();
+  /** Has a config file but no keyring entry. */
+  const lost = vmName();
   const passwords = new Map<string, string>();
+  const savedConfigHome = process.env.XDG_CONFIG_HOME;
+  let configHome = '';
 
   beforeAll(async () => {
+    configHome = fs.mkdtempSync(path.join(os.tmpdir(), 'vmp-t-sec-config-'));
+    process.env.XDG_CONFIG_HOME = configHome;
     for (const name of names) passwords.set(name, (await provisionVmCredentials(name)).password);
+    const store = new FileConfigStore();
+    for (const name of [names[0] as string, lost]) await store.write(defaultSpec(name));
   });
   afterAll(async () => {
     for (const name of names) await removeVmCredentials(name);
+    if (savedConfigHome === undefined) delete process.env.XDG_CONFIG_HOME;
+    else process.env.XDG_CONFIG_HOME = savedConfigHome;
+    fs.rmSync(configHome, { recursive: true, force: true });
   });
 
   test('lists every VM with its password, and warns when stdout is not a terminal', async () => {
@@ -60,8 +75,13 @@ describeWith(probeSecretService(), 'passwords command')('vm-provisioner password
     expect(run.code).toBe(0);
     const lines = run.stdout.split('\n');
     expect(lines[0]).toMatch(/^NAME +PASSWORD$/);
-    for (const name of names) expect(lines).toContain(`${name}  ${passwords.get(name)}`);
+    const pad = (n: string): string => n.padEnd(Math.max(4, ...[...names, lost].map((x) => x.length)));
+    for (const name of names) expect(lines).toContain(`${pad(name)}  ${passwords.get(name)}`);
+    // A configured VM whose keyring entry is gone is shown, not hidden.
+    expect(lines).toContain(`${pad(lost)}  (not in keyring)`);
     expect(run.stderr).toBe(NOT_A_TERMINAL_WARNING);
+    // The config dir never holds a password.
+    assertNoSecretsInTree(configHome, [...passwords.values()]);
   });
 
   test('on a terminal there is no warning', async () => {
@@ -72,8 +92,9 @@ describeWith(probeSecretService(), 'passwords command')('vm-provisioner password
   test('--json lists objects; with NAME it prints one', async () => {
     const all = await cli(['passwords', '--json'], { tty: true });
     expect(all.code).toBe(0);
-    const parsed = JSON.parse(all.stdout) as Array<{ name: string; password: string }>;
+    const parsed = JSON.parse(all.stdout) as Array<{ name: string; password: string | null }>;
     for (const name of names) expect(parsed).toContainEqual({ name, password: passwords.get(name) });
+    expect(parsed).toContainEqual({ name: lost, password: null });
     const one = await cli(['passwords', names[1] as string, '--json'], { tty: true });
     expect(JSON.parse(one.stdout)).toEqual({ name: names[1], password: passwords.get(names[1] as string) });
   });
