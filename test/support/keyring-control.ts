@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { probeSecretService, type Probe } from './services.js';
 
 /**
  * Drives the test session's real gnome-keyring-daemon from tests: lock the
@@ -9,6 +10,30 @@ import path from 'node:path';
  * method needs a prompt and tests run without a display), and find the
  * daemon's PID to freeze it.
  */
+
+/**
+ * A Secret Service that tests may lock and freeze: the one .ci/test-session.sh
+ * starts on a private bus (it sets VMP_TEST_KEYRING_DISPOSABLE=1). Never a
+ * developer's own desktop keyring.
+ */
+export function probeDisposableSecretService(): Probe {
+  const probe = probeSecretService();
+  if (!probe.available) return probe;
+  if (process.env.VMP_TEST_KEYRING_DISPOSABLE !== '1') {
+    return {
+      available: false,
+      reason:
+        'the Secret Service is not the disposable one of .ci/test-session.sh (VMP_TEST_KEYRING_DISPOSABLE unset)',
+    };
+  }
+  if (!process.env.GNOME_KEYRING_CONTROL) {
+    return {
+      available: false,
+      reason: 'GNOME_KEYRING_CONTROL unset: cannot unlock the keyring after locking it',
+    };
+  }
+  return probe;
+}
 
 /** The password .ci/test-session.sh creates the login keyring with. */
 export const CI_KEYRING_PASSWORD = 'vmp-ci-keyring';

@@ -9,7 +9,7 @@ import { provisionVmCredentials, removeVmCredentials } from '../../../src/secret
 import { defaultSpec } from '../../../src/spec/defaults.js';
 import { FileConfigStore } from '../../../src/spec/store.js';
 import { assertNoSecretsInTree } from '../../support/no-secrets.js';
-import { secretServicePid } from '../../support/keyring-control.js';
+import { probeDisposableSecretService, secretServicePid } from '../../support/keyring-control.js';
 import { describeWith, probeSecretService } from '../../support/services.js';
 
 const vmName = (): string => `vmp-t-sec-${randomBytes(4).toString('hex')}`;
@@ -141,26 +141,31 @@ describeWith(probeSecretService(), 'passwords command from dist/')('vm-provision
       await removeVmCredentials(name);
     }
   });
-
-  test('with the Secret Service frozen, it fails with a timeout error at the deadline and the process exits', () => {
-    const pid = secretServicePid();
-    process.kill(pid, 'SIGSTOP');
-    let run;
-    try {
-      run = spawnSync(process.execPath, [DIST_CLI, 'passwords'], {
-        encoding: 'utf8',
-        // If the CLI could not exit, spawnSync would kill it here and status would be null.
-        timeout: 20_000,
-        env: { ...process.env, VMP_KEYRING_TIMEOUT_MS: '1500' },
-      });
-    } finally {
-      process.kill(pid, 'SIGCONT');
-    }
-    expect(run.signal).toBeNull();
-    expect(run.status).toBe(1);
-    expect(run.stdout).toBe('');
-    expect(stripAnsi(run.stderr)).toMatch(
-      /^error: the keyring did not answer within 1500 ms \(list vm-provisioner\); [^\n]+\n$/,
-    );
-  });
 });
+
+describeWith(probeDisposableSecretService(), 'frozen keyring')(
+  'vm-provisioner passwords (built) with a frozen keyring',
+  () => {
+    test('with the Secret Service frozen, it fails with a timeout error at the deadline and the process exits', () => {
+      const pid = secretServicePid();
+      process.kill(pid, 'SIGSTOP');
+      let run;
+      try {
+        run = spawnSync(process.execPath, [DIST_CLI, 'passwords'], {
+          encoding: 'utf8',
+          // If the CLI could not exit, spawnSync would kill it here and status would be null.
+          timeout: 20_000,
+          env: { ...process.env, VMP_KEYRING_TIMEOUT_MS: '1500' },
+        });
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      expect(run.signal).toBeNull();
+      expect(run.status).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(stripAnsi(run.stderr)).toMatch(
+        /^error: the keyring did not answer within 1500 ms \(list vm-provisioner\); [^\n]+\n$/,
+      );
+    });
+  },
+);
