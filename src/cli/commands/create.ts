@@ -60,10 +60,14 @@ export const createCommand: CommandModule<object, CreateFlags> = {
       })
       .option('graphics', { type: 'string', describe: 'virtio or qxl', defaultDescription: 'virtio' })
       .option('config', { type: 'string', describe: 'TOML spec file; flags override its keys' })
-      .option('output', {
+      .option('vm-dir', {
         type: 'string',
         describe: "directory for the VM's disk image",
         defaultDescription: '/var/lib/libvirt/images',
+      })
+      .option('output', {
+        type: 'string',
+        describe: 'with --dry-run: write the kickstart, domain XML and plan to this directory',
       })
       .option('connect', { type: 'string', describe: 'libvirt URI', defaultDescription: DEFAULT_CONNECT_URI })
       .option('import', { type: 'string', describe: 'boot this existing disk image instead of installing' })

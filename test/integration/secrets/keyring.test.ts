@@ -115,8 +115,8 @@ describeWith(probeDisposableSecretService(), 'locked/frozen keyring')(
       const pid = secretServicePid();
       process.kill(pid, 'SIGSTOP');
       let err: unknown;
-      let elapsed = 0;
-      let leftover: string[] = [];
+      let elapsed: number;
+      let leftover: string[];
       try {
         const started = Date.now();
         err = await store.get(`${PREFIX}hang`).then(
