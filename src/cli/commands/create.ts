@@ -12,6 +12,7 @@ import {
 import { formatPlan, tildePath } from '../../spec/plan.js';
 import { DEFAULT_FEDORA_RELEASE, FEDORA_RELEASES } from '../../spec/releases.js';
 import { FileConfigStore } from '../../spec/store.js';
+import { renderDryRun, writeDryRunFiles } from '../../service/artifacts.js';
 
 /**
  * `create`: parse and validate every flag into a VmSpec and CreateOptions
@@ -83,7 +84,14 @@ export const createCommand: CommandModule<object, CreateFlags> = {
     const store = new FileConfigStore();
     const { spec, options } = await prepareCreate(argv, { store });
     if (options.dryRun) {
-      process.stdout.write(formatPlan(spec, options, tildePath(store.pathOf(spec.name))));
+      const plan = formatPlan(spec, options, tildePath(store.pathOf(spec.name)));
+      process.stdout.write(plan);
+      const { files, note } = await renderDryRun(spec, options);
+      process.stdout.write(`${note}\n`);
+      if (options.outputDir !== undefined) {
+        const written = await writeDryRunFiles(options.outputDir, spec.name, { ...files, plan });
+        for (const file of written) process.stdout.write(`wrote ${file}\n`);
+      }
       return;
     }
     // Honest refusal until the lead wires in the kickstart, domain XML and install pipeline.

@@ -72,7 +72,7 @@ test('--dry-run prints the plan, exits 0 and writes nothing', () => {
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
   expect(r.stdout).toMatch(
-    /^Plan for VM "org-mozilla-firefox-vm" \(dry run: nothing is created or written\)\n/,
+    /^Plan for VM "org-mozilla-firefox-vm" \(dry run: no VM, disk, keyring entry or config is made\)\n/,
   );
   expect(r.stdout).toContain('memory:          4096 MB');
   expect(r.stdout).toContain('vCPUs:           2');
@@ -170,7 +170,6 @@ test.each([
   [['--connect', 'qemu:///system; reboot'], /invalid libvirt URI/],
   [['--location', 'file:///etc/shadow'], /invalid install location/],
   [['--vm-dir', '/tmp/x y'], /invalid --vm-dir directory/],
-  [['--output', '/tmp/out'], /--output goes with --dry-run/],
   [['--import', 'missing.qcow2'], /--import disk \/.*missing\.qcow2 is not an existing file/],
   [
     ['--import', '/a.qcow2', '--location', 'https://m.example/'],
@@ -183,6 +182,12 @@ test.each([
 ])('refuses %p with exit 2, one line, nothing written', (args, pattern) => {
   const r = cli('create', ...args, '--dry-run');
   expectOneLineError(r, 2, pattern);
+  expect(written()).toEqual([]);
+});
+
+test('--output without --dry-run is refused before anything is made', () => {
+  const r = cli('create', '--flatpak', 'org.mozilla.firefox', '--output', path.join(home, 'out'));
+  expectOneLineError(r, 2, /--output goes with --dry-run/);
   expect(written()).toEqual([]);
 });
 
@@ -244,4 +249,42 @@ test('create is listed in --help', () => {
   const r = cli('--help');
   expect(r.code).toBe(0);
   expect(r.stdout).toMatch(/create +Create an app VM/);
+});
+
+test('--dry-run --output DIR writes the kickstart, a valid domain XML and the plan, and nothing else', () => {
+  const out = path.join(home, 'out');
+  const r = cli(
+    'create',
+    '--flatpak',
+    'org.mozilla.firefox',
+    '--system',
+    'git',
+    '--dry-run',
+    '--output',
+    out,
+  );
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  const files = fs.readdirSync(out).sort();
+  expect(files).toEqual([
+    'org-mozilla-firefox-vm-plan.txt',
+    'org-mozilla-firefox-vm.ks',
+    'org-mozilla-firefox-vm.xml',
+  ]);
+  for (const f of files) expect(fs.statSync(path.join(out, f)).mode & 0o777).toBe(0o600);
+  expect(written().sort()).toEqual(files.map((f) => path.join('out', f)).sort());
+
+  const ks = fs.readFileSync(path.join(out, 'org-mozilla-firefox-vm.ks'), 'utf8');
+  expect(ks).toMatch(/^user --name=user --groups=wheel --iscrypted --password=\$6\$rounds=\d+\$/m);
+  expect(ks).toMatch(/^git$/m);
+  expect(ks).toContain("flatpak_apps=('org.mozilla.firefox')");
+  const xmlFile = path.join(out, 'org-mozilla-firefox-vm.xml');
+  const xml = fs.readFileSync(xmlFile, 'utf8');
+  expect(xml).toContain('<name>org-mozilla-firefox-vm</name>');
+  const validate = spawnSync('virt-xml-validate', [xmlFile, 'domain'], { encoding: 'utf8', timeout: 30_000 });
+  expect(validate.stderr).toMatch(/validates$/m);
+  expect(validate.status).toBe(0);
+  expect(fs.readFileSync(path.join(out, 'org-mozilla-firefox-vm-plan.txt'), 'utf8')).toMatch(
+    /^Plan for VM "org-mozilla-firefox-vm"/,
+  );
 });
