@@ -12,7 +12,8 @@ export async function waitFor<T>(
   for (;;) {
     try {
       const value = await check();
-      if (value !== false && value !== undefined && value !== null) return value;
+      if (value !== false && value !== undefined && value !== null)
+        return value as Exclude<T, false | null | undefined>;
     } catch (err) {
       lastError = err;
     }
