@@ -26,6 +26,8 @@ export const DEFAULT_CONTROL_TIMEOUT_MS = 10_000;
 export interface StatusResult {
   listening: string[];
   vms: VmStatusView[];
+  /** Control connections currently following events. */
+  followers: number;
 }
 export interface WindowsResult {
   vms: VmWindowsView[];

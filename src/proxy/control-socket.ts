@@ -41,6 +41,7 @@ export class ControlServer {
   readonly socketPath: string;
   private server: net.Server | undefined;
   private readonly clients = new Set<net.Socket>();
+  private readonly followers = new Set<net.Socket>();
   private readonly log: (line: string) => void;
 
   constructor(
@@ -108,6 +109,7 @@ export class ControlServer {
     const stopFollowing = (): void => {
       if (following) this.proxy.off('event', following);
       following = undefined;
+      this.followers.delete(socket);
     };
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
@@ -120,6 +122,7 @@ export class ControlServer {
         void this.handleLine(socket, line, (listener) => {
           stopFollowing();
           following = listener;
+          this.followers.add(socket);
           this.proxy.on('event', listener);
         });
       }
@@ -187,7 +190,7 @@ export class ControlServer {
   ): Promise<Json> {
     switch (req.op) {
       case 'status':
-        return this.proxy.status() as unknown as Json;
+        return { ...this.proxy.status(), followers: this.followers.size } as unknown as Json;
       case 'windows': {
         const vm = optionalVm(req.vm);
         if (vm === undefined) {
@@ -201,12 +204,35 @@ export class ControlServer {
       }
       case 'follow': {
         const vm = optionalVm(req.vm);
+        // Events are batched into one write per event-loop turn: at tens of
+        // thousands of events a second, a write per event costs more than the events.
+        let pending: string[] = [];
+        let pendingBytes = 0;
+        let scheduled = false;
+        const drop = (): void => {
+          this.log('control socket: dropping a follower that does not read');
+          pending = [];
+          socket.destroy();
+        };
+        const flush = (): void => {
+          scheduled = false;
+          if (socket.destroyed) return;
+          const text = pending.join('');
+          pending = [];
+          pendingBytes = 0;
+          socket.write(text);
+          if (socket.writableLength > MAX_FOLLOWER_BUFFER) drop();
+        };
         const listener = (event: ProxyEvent): void => {
           if (vm !== undefined && event.vm !== vm) return;
-          socket.write(`${JSON.stringify({ event })}\n`);
-          if (socket.writableLength > MAX_FOLLOWER_BUFFER) {
-            this.log(`control socket: dropping a follower that does not read`);
-            socket.destroy();
+          if (socket.destroyed) return;
+          const line = `${JSON.stringify({ event })}\n`;
+          pending.push(line);
+          pendingBytes += line.length;
+          if (pendingBytes + socket.writableLength > MAX_FOLLOWER_BUFFER) return drop();
+          if (!scheduled) {
+            scheduled = true;
+            setImmediate(flush);
           }
         };
         follow(listener);

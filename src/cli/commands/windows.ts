@@ -32,6 +32,14 @@ export const windowsCommand: CommandModule<object, WindowsFlags> = {
   handler: async (argv: ArgumentsCamelCase<WindowsFlags>) => {
     const vm = argv.name === undefined ? undefined : validateVmName(argv.name);
     if (argv.follow) {
+      // One stdout write per batch of events, not per event.
+      let out: string[] = [];
+      let scheduled = false;
+      const flush = (): void => {
+        scheduled = false;
+        process.stdout.write(out.join(''));
+        out = [];
+      };
       const controller = new AbortController();
       const stop = (): void => controller.abort();
       process.once('SIGINT', stop);
@@ -42,10 +50,15 @@ export const windowsCommand: CommandModule<object, WindowsFlags> = {
           socketPath: argv.socket,
           signal: controller.signal,
           onEvent: (event) => {
-            process.stdout.write(argv.json ? `${JSON.stringify(event)}\n` : `${formatEvent(event)}\n`);
+            out.push(argv.json ? `${JSON.stringify(event)}\n` : `${formatEvent(event)}\n`);
+            if (!scheduled) {
+              scheduled = true;
+              setImmediate(flush);
+            }
           },
         });
       } finally {
+        if (out.length > 0) flush();
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
       }
