@@ -215,6 +215,7 @@ async function main(): Promise<void> {
       max: mb(report.maxRss as number),
       last: mb(rssSamples.at(-1) ?? 0),
     },
+    proxyRssMbEvery5s: rssSamples.filter((_, i) => i % 5 === 4).map(mb),
     proxyHeapMaxMb: mb(report.maxHeap as number),
     proxyCpuS: {
       user: Math.round(report.cpuUserMs as number) / 1000,

@@ -14,6 +14,8 @@ import { ProxyRequestError, type ProxyEvent, type ProxyServer } from './server.j
 export const CONTROL_SOCKET_NAME = 'proxy.sock';
 /** Longest request line (a 256 KiB paste is ~350 KiB of base64). */
 export const MAX_CONTROL_LINE = 1024 * 1024;
+/** A control connection that neither follows nor asks anything for this long is closed. */
+export const CONTROL_IDLE_TIMEOUT_MS = 60_000;
 /** A follower that stops reading is dropped rather than buffered for. */
 export const MAX_FOLLOWER_BUFFER = 4 * 1024 * 1024;
 
@@ -112,6 +114,9 @@ export class ControlServer {
       this.followers.delete(socket);
     };
     socket.setEncoding('utf8');
+    socket.setTimeout(CONTROL_IDLE_TIMEOUT_MS, () => {
+      if (!following) socket.destroy();
+    });
     socket.on('data', (chunk: string) => {
       buffer += chunk;
       let nl: number;
