@@ -13,6 +13,10 @@ eval "$(printf 'vmp-ci-keyring' | gnome-keyring-daemon --unlock --components=sec
 keyring_pid=${GNOME_KEYRING_PID:-}
 [[ -n $keyring_pid ]] || keyring_pid=$(pgrep -n -u "$(id -u)" gnome-keyring-d || true)
 export GNOME_KEYRING_CONTROL
+# Tells tests this keyring is disposable: they may lock it (and unlock it with
+# the password above) or freeze the daemon, which they must never do to a
+# developer's real desktop keyring.
+export VMP_TEST_KEYRING_DISPOSABLE=1
 echo "gnome-keyring-daemon pid ${keyring_pid:-unknown}"
 
 for _ in $(seq 1 100); do

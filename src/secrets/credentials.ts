@@ -1,4 +1,5 @@
 import { AGENT_SECRET_SERVICE, PASSWORD_SERVICE, type SecretStore } from '../service/ports.js';
+import { validateVmName } from '../spec/validate.js';
 import { NotFoundError, VmpError } from '../util/errors.js';
 import { KeyringSecretStore, type KeyringStoreOptions } from './keyring.js';
 import { generateAgentSecret, generatePassword } from './password.js';
@@ -41,6 +42,7 @@ export async function provisionVmCredentials(
   name: string,
   stores: CredentialStores = keyringCredentialStores(),
 ): Promise<VmCredentials> {
+  validateVmName(name);
   const password = generatePassword();
   const agentSecret = generateAgentSecret();
   const passwordHash = sha512Crypt(password);
@@ -62,6 +64,7 @@ export async function removeVmCredentials(
   name: string,
   stores: CredentialStores = keyringCredentialStores(),
 ): Promise<{ password: boolean; agentSecret: boolean }> {
+  validateVmName(name);
   const results = await Promise.allSettled([stores.passwords.delete(name), stores.agentSecrets.delete(name)]);
   const [pw, agent] = results as [PromiseSettledResult<boolean>, PromiseSettledResult<boolean>];
   if (pw.status === 'rejected') throw pw.reason;
@@ -74,6 +77,7 @@ export async function getVmPassword(
   name: string,
   stores: CredentialStores = keyringCredentialStores(),
 ): Promise<string> {
+  validateVmName(name);
   const password = await stores.passwords.get(name);
   if (password === null) {
     throw new NotFoundError(
@@ -88,6 +92,7 @@ export async function getAgentSecret(
   name: string,
   stores: CredentialStores = keyringCredentialStores(),
 ): Promise<string | null> {
+  validateVmName(name);
   return stores.agentSecrets.get(name);
 }
 

@@ -97,7 +97,13 @@ export function runKeyringRequest(keyring: NapiKeyring, req: KeyringRequest): Ke
 async function main(): Promise<void> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  const req = JSON.parse(Buffer.concat(chunks).toString('utf8')) as KeyringRequest;
+  let req: KeyringRequest;
+  try {
+    req = JSON.parse(Buffer.concat(chunks).toString('utf8')) as KeyringRequest;
+  } catch {
+    // V8 quotes part of the input in JSON errors, and the input may hold a secret.
+    throw new Error('the request on stdin is not valid JSON');
+  }
   const keyring = createRequire(import.meta.url)(req.module) as NapiKeyring;
   process.stdout.write(JSON.stringify(runKeyringRequest(keyring, req)));
 }

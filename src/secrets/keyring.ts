@@ -130,14 +130,25 @@ let cachedWorker: Promise<string> | undefined;
  * project, not a shared /tmp where another user could plant a file).
  */
 function workerScript(): Promise<string> {
-  cachedWorker ??= locateWorker();
+  cachedWorker ??= locateWorker().catch((err: unknown) => {
+    cachedWorker = undefined;
+    throw err;
+  });
   return cachedWorker;
 }
 
 async function locateWorker(): Promise<string> {
   const here = fileURLToPath(import.meta.url);
   const dir = path.dirname(here);
-  if (here.endsWith('.js')) return path.join(dir, 'keyring-worker.js');
+  if (here.endsWith('.js')) {
+    const compiled = path.join(dir, 'keyring-worker.js');
+    if (!fs.existsSync(compiled)) {
+      throw new VmpError(
+        `the keyring helper ${compiled} is missing; reinstall vm-provisioner (or run npm run build)`,
+      );
+    }
+    return compiled;
+  }
   const sourcePath = path.join(dir, 'keyring-worker.ts');
   const source = fs.readFileSync(sourcePath, 'utf8');
   const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);

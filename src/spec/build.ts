@@ -51,6 +51,8 @@ export interface CreateFlags {
   network?: string | string[];
   graphics?: string | string[];
   /** Directory for the VM's disk image (the spec's vm_dir). */
+  vmDir?: string | string[];
+  /** With --dry-run: directory that receives the kickstart, domain XML and plan. */
   output?: string | string[];
   connect?: string | string[];
   import?: string | string[];
@@ -71,6 +73,8 @@ export interface CreateOptions {
   location?: string;
   /** The --config file as given, if any. */
   configFile?: string;
+  /** --dry-run only: where to write the kickstart, domain XML and plan (absolute). */
+  outputDir?: string;
   force: boolean;
   yes: boolean;
   dryRun: boolean;
@@ -156,8 +160,8 @@ export function buildSpecWithMeta(
   const givenName = flagValue('name', flags.name, validateVmName) ?? fromFile.name;
   const name = givenName ?? autoName({ flatpakPackages, systemPackages }, options.now);
 
-  const outputDir = flagValue('output', flags.output, (v) =>
-    validateHostPath('--output directory', typeof v === 'string' ? path.resolve(v) : v),
+  const vmDirFlag = flagValue('vm-dir', flags.vmDir, (v) =>
+    validateHostPath('--vm-dir directory', typeof v === 'string' ? path.resolve(v) : v),
   );
 
   const spec = defaultSpec(name, {
@@ -177,7 +181,7 @@ export function buildSpecWithMeta(
     virtType: flagValue('virt-type', flags.virtType, validateVirtType),
     networkMode: flagValue('network', flags.network, validateNetworkMode),
     graphicsBackend: flagValue('graphics', flags.graphics, validateGraphicsBackend),
-    vmDir: outputDir,
+    vmDir: vmDirFlag,
   };
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined) (spec as unknown as Record<string, unknown>)[key] = value;
@@ -206,8 +210,15 @@ export function buildCreateOptions(flags: CreateFlags, cwd: string = process.cwd
     if (typeof v !== 'string' || v === '') throw new InputError('option --config needs a file name');
     return v;
   });
+  const outputDir = flagValue('output', flags.output, (v) =>
+    validateHostPath('--output directory', typeof v === 'string' && v !== '' ? path.resolve(cwd, v) : v),
+  );
+  if (outputDir !== undefined && flags.dryRun !== true) {
+    throw new InputError('--output goes with --dry-run: it names where the dry run writes its files');
+  }
   return {
     connectUri,
+    ...(outputDir !== undefined ? { outputDir } : {}),
     ...(importDisk !== undefined ? { importDisk } : {}),
     ...(location !== undefined ? { location } : {}),
     ...(configFile !== undefined ? { configFile } : {}),

@@ -37,7 +37,7 @@ export function formatPlan(spec: VmSpec, options: CreateOptions, configPath?: st
   const width = Math.max(...rows.map(([k]) => k.length)) + 1;
   const body = rows.map(([k, v]) => `  ${`${k}:`.padEnd(width)} ${v}`).join('\n');
   const header = options.dryRun
-    ? `Plan for VM "${spec.name}" (dry run: nothing is created or written)`
+    ? `Plan for VM "${spec.name}" (dry run: no VM, disk, keyring entry or config is made)`
     : `Plan for VM "${spec.name}"`;
   return `${header}\n${body}\n`;
 }

@@ -192,7 +192,9 @@ export function parseSpecFields(text: string, source: string, limits: ResourceLi
     }
     if (!typeMatches(def.kind, value)) {
       const wanted = def.kind === 'integer' ? 'an integer' : `a ${def.kind}`;
-      throw new InputError(`${at(source, line)}: ${key} must be ${wanted}, not ${tomlTypeOf(value)}`);
+      const scalar = ['string', 'number', 'bigint', 'boolean'].includes(typeof value);
+      const shown = scalar ? ` ${describeValue(value)}` : '';
+      throw new InputError(`${at(source, line)}: ${key} must be ${wanted}, not ${tomlTypeOf(value)}${shown}`);
     }
     try {
       fields[def.field] = def.check(value, limits);

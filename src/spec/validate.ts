@@ -343,7 +343,7 @@ const COMMAND_WORD = /^[A-Za-z0-9_@+=:,./~-]+$/;
 const PROGRAM = /^(?:(?:\/[A-Za-z0-9_.+-]+)+|[A-Za-z0-9_][A-Za-z0-9_.+-]*)$/;
 export const MAX_COMMAND_LENGTH = 1024;
 const COMMAND_RULE =
-  'use a program name or absolute path, then arguments of A-Z a-z 0-9 and _ @ + = : , . / ~ -, ' +
+  'use a program name or absolute path (at most 255 characters), then arguments of A-Z a-z 0-9 and _ @ + = : , . / ~ -, ' +
   'separated by single spaces (no quotes, $, %, ;, |, &, <, >, backslashes or control characters)';
 
 /**
@@ -359,7 +359,12 @@ export function validateAutostartCommand(value: unknown): string {
   }
   const words = cmd.split(' ');
   const [program, ...args] = words;
-  if (program === undefined || !PROGRAM.test(program) || args.some((w) => !COMMAND_WORD.test(w))) {
+  if (
+    program === undefined ||
+    program.length > 255 ||
+    !PROGRAM.test(program) ||
+    args.some((w) => !COMMAND_WORD.test(w))
+  ) {
     throw invalid('auto-launch command', value, COMMAND_RULE);
   }
   if (words.length > 64) throw invalid('auto-launch command', value, 'has more than 64 words');

@@ -12,6 +12,7 @@ import {
 import { formatPlan, tildePath } from '../../spec/plan.js';
 import { DEFAULT_FEDORA_RELEASE, FEDORA_RELEASES } from '../../spec/releases.js';
 import { FileConfigStore } from '../../spec/store.js';
+import { renderDryRun, writeDryRunFiles } from '../../service/artifacts.js';
 
 /**
  * `create`: parse and validate every flag into a VmSpec and CreateOptions
@@ -60,10 +61,14 @@ export const createCommand: CommandModule<object, CreateFlags> = {
       })
       .option('graphics', { type: 'string', describe: 'virtio or qxl', defaultDescription: 'virtio' })
       .option('config', { type: 'string', describe: 'TOML spec file; flags override its keys' })
-      .option('output', {
+      .option('vm-dir', {
         type: 'string',
         describe: "directory for the VM's disk image",
         defaultDescription: '/var/lib/libvirt/images',
+      })
+      .option('output', {
+        type: 'string',
+        describe: 'with --dry-run: write the kickstart, domain XML and plan to this directory',
       })
       .option('connect', { type: 'string', describe: 'libvirt URI', defaultDescription: DEFAULT_CONNECT_URI })
       .option('import', { type: 'string', describe: 'boot this existing disk image instead of installing' })
@@ -79,7 +84,14 @@ export const createCommand: CommandModule<object, CreateFlags> = {
     const store = new FileConfigStore();
     const { spec, options } = await prepareCreate(argv, { store });
     if (options.dryRun) {
-      process.stdout.write(formatPlan(spec, options, tildePath(store.pathOf(spec.name))));
+      const plan = formatPlan(spec, options, tildePath(store.pathOf(spec.name)));
+      process.stdout.write(plan);
+      const { files, note } = await renderDryRun(spec, options);
+      process.stdout.write(`${note}\n`);
+      if (options.outputDir !== undefined) {
+        const written = await writeDryRunFiles(options.outputDir, spec.name, { ...files, plan });
+        for (const file of written) process.stdout.write(`wrote ${file}\n`);
+      }
       return;
     }
     // Honest refusal until the lead wires in the kickstart, domain XML and install pipeline.

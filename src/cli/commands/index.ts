@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { clipboardCommand } from './clipboard.js';
 import { createCommand } from './create.js';
+import { passwordsCommand } from './passwords.js';
 import { proxyCommand } from './proxy.js';
 import { windowsCommand } from './windows.js';
 
@@ -11,6 +12,7 @@ import { windowsCommand } from './windows.js';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   createCommand,
+  passwordsCommand,
   proxyCommand,
   windowsCommand,
   clipboardCommand,

@@ -1,7 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { KeyringSecretStore } from '../../../src/secrets/keyring.js';
-import { ServiceUnavailableError } from '../../../src/util/errors.js';
+import { ServiceUnavailableError, TimeoutError } from '../../../src/util/errors.js';
+import {
+  isLoginCollectionLocked,
+  lockLoginCollection,
+  probeDisposableSecretService,
+  secretServicePid,
+  unlockLoginKeyring,
+} from '../../support/keyring-control.js';
 import { describeWith, probeSecretService } from '../../support/services.js';
 
 const PREFIX = 'vmp-t-sec-';
@@ -53,6 +60,95 @@ describeWith(probeSecretService(), 'keyring store')('KeyringSecretStore against 
     }
   });
 });
+
+describeWith(probeDisposableSecretService(), 'locked/frozen keyring')(
+  'KeyringSecretStore when the keyring is locked or stuck',
+  () => {
+    const savedDisplay = { DISPLAY: process.env.DISPLAY, WAYLAND_DISPLAY: process.env.WAYLAND_DISPLAY };
+    beforeAll(() => {
+      // No display: gnome-keyring cannot show an unlock prompt that someone could answer.
+      delete process.env.DISPLAY;
+      delete process.env.WAYLAND_DISPLAY;
+    });
+    afterAll(() => {
+      for (const [k, v] of Object.entries(savedDisplay)) if (v !== undefined) process.env[k] = v;
+    });
+
+    test('a locked collection gives a one-line ServiceUnavailableError that says to unlock it', async () => {
+      const service = uniq();
+      const store = new KeyringSecretStore(service, { timeoutMs: 10_000 });
+      await store.set(`${PREFIX}locked`, 'stored-before-locking');
+      lockLoginCollection();
+      try {
+        expect(isLoginCollectionLocked()).toBe(true);
+        const calls = [
+          () => store.get(`${PREFIX}locked`),
+          () => store.set(`${PREFIX}locked2`, 'x'.repeat(20)),
+          () => store.delete(`${PREFIX}locked`),
+          () => store.list(),
+        ];
+        for (const call of calls) {
+          const err = await call().then(
+            () => null,
+            (e: unknown) => e,
+          );
+          expect(err).toBeInstanceOf(ServiceUnavailableError);
+          const message = (err as Error).message;
+          expect(message).toMatch(/^the keyring is locked \(/);
+          expect(message).toMatch(/unlock it .* and try again$/);
+          expect(message).not.toContain('\n');
+        }
+      } finally {
+        await unlockLoginKeyring();
+      }
+      expect(isLoginCollectionLocked()).toBe(false);
+      // Unlocked again: the secret is intact and later tests can use the keyring.
+      expect(await store.get(`${PREFIX}locked`)).toBe('stored-before-locking');
+      expect(await store.delete(`${PREFIX}locked`)).toBe(true);
+    });
+
+    test('a Secret Service that stops answering gives a TimeoutError at the deadline and leaves nothing running', async () => {
+      const store = new KeyringSecretStore(uniq(), { timeoutMs: 1500 });
+      const ours = (): string[] =>
+        process.getActiveResourcesInfo().filter((r) => r === 'ProcessWrap' || r === 'PipeWrap');
+      const baseline = ours();
+      const pid = secretServicePid();
+      process.kill(pid, 'SIGSTOP');
+      let err: unknown;
+      let elapsed: number;
+      let leftover: string[];
+      try {
+        const started = Date.now();
+        err = await store.get(`${PREFIX}hang`).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        elapsed = Date.now() - started;
+        // Still frozen: the worker was killed and reaped, not merely abandoned (an abandoned
+        // worker would stay blocked on the frozen daemon and keep its process and pipes open,
+        // so this process could not exit). libuv closes a handle one loop turn after its
+        // 'close' event, hence a few turns of grace.
+        for (let i = 0; i < 20 && ours().length > baseline.length; i++) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        leftover = ours();
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      expect(err).toBeInstanceOf(TimeoutError);
+      expect((err as Error).message).toMatch(
+        /^the keyring did not answer within 1500 ms \(get vmp-t-sec-[0-9a-f]+\/vmp-t-sec-hang\); .* raise VMP_KEYRING_TIMEOUT_MS$/,
+      );
+      // The deadline was honoured: not early, and not waiting for the frozen daemon (the
+      // margin covers process start-up on a loaded machine, not a timing goal).
+      expect(elapsed).toBeGreaterThanOrEqual(1500);
+      expect(elapsed).toBeLessThan(1500 + 5000);
+      expect(leftover).toEqual(baseline);
+      // The daemon answers again once resumed.
+      expect(await store.get(`${PREFIX}hang`)).toBeNull();
+    });
+  },
+);
 
 describe('KeyringSecretStore without a Secret Service', () => {
   const saved = process.env.DBUS_SESSION_BUS_ADDRESS;
