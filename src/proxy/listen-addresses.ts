@@ -60,3 +60,55 @@ export function bridgeAddressesFromNetworkXml(xml: string): string[] {
   }
   return out;
 }
+
+export const LOCALHOST = '127.0.0.1';
+export const VIRSH_TIMEOUT_MS = 10_000;
+
+/** Runs virsh and returns stdout; injected so the resolution logic is testable without libvirt. */
+export type VirshRunner = (args: string[]) => Promise<string>;
+
+export async function execaVirsh(args: string[]): Promise<string> {
+  const { execa } = await import('execa');
+  const result = await execa('virsh', args, { timeout: VIRSH_TIMEOUT_MS, stdin: 'ignore' });
+  return result.stdout;
+}
+
+export interface DefaultListenOptions {
+  connectUri: string;
+  /** libvirt network whose bridge address VMs use (default `default`). */
+  network: string;
+  port: number;
+  virsh?: VirshRunner;
+  log?: (line: string) => void;
+}
+
+/**
+ * Where VMs reach the host: the bridge address(es) of the libvirt network when
+ * it is active, plus 127.0.0.1, where QEMU user-mode networking delivers the
+ * guest's connections to 10.0.2.2. Never a wildcard address.
+ */
+export async function defaultListenAddresses(options: DefaultListenOptions): Promise<ListenAddress[]> {
+  const virsh = options.virsh ?? execaVirsh;
+  const log = options.log ?? (() => undefined);
+  const hosts: string[] = [];
+  try {
+    const info = await virsh(['-c', options.connectUri, 'net-info', options.network]);
+    if (/^Active:\s*yes\s*$/im.test(info)) {
+      const xml = await virsh(['-c', options.connectUri, 'net-dumpxml', options.network]);
+      const found = bridgeAddressesFromNetworkXml(xml).filter((h) => !isWildcard(h));
+      if (found.length === 0)
+        log(`libvirt network ${options.network} has no host address; not listening on it`);
+      hosts.push(...found);
+    } else {
+      log(`libvirt network ${options.network} is not active; not listening on its bridge`);
+    }
+  } catch (err) {
+    const e = err as { shortMessage?: string; stderr?: string; message?: string };
+    const why = (e.stderr || e.shortMessage || e.message || String(err)).split('\n')[0];
+    log(
+      `cannot read libvirt network ${options.network} at ${options.connectUri} (${why}); listening on ${LOCALHOST} only`,
+    );
+  }
+  if (!hosts.includes(LOCALHOST)) hosts.push(LOCALHOST);
+  return hosts.map((host) => ({ host, port: options.port }));
+}

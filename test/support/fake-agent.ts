@@ -6,13 +6,14 @@ export async function waitFor<T>(
   check: () => T | Promise<T>,
   timeoutMs = 5000,
   what = 'condition',
-): Promise<T> {
+): Promise<Exclude<T, false | null | undefined>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
       const value = await check();
-      if (value !== false && value !== undefined && value !== null) return value;
+      if (value !== false && value !== undefined && value !== null)
+        return value as Exclude<T, false | null | undefined>;
     } catch (err) {
       lastError = err;
     }
