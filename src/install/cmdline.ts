@@ -7,7 +7,8 @@ import { KICKSTART_PATH_IN_INITRD } from './initrd.js';
  * quotes, so a value with neither needs no escaping and cannot add arguments.
  */
 
-const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$/;
+const HOST_RE =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$/;
 const PATH_RE = /^\/[A-Za-z0-9._~%+/-]*$/;
 const ARG_RE = /^[A-Za-z0-9._,:=/+-]{1,256}$/;
 const MAX_URL = 1024;
@@ -17,7 +18,8 @@ const MAX_URL = 1024;
  * no credentials, query or fragment) and returns it normalised to end in '/'.
  */
 export function validateTreeUrl(value: string): string {
-  const rule = 'must be an http(s) URL of host[:port]/path made of [A-Za-z0-9._~%+/-], without credentials, query or fragment';
+  const rule =
+    'must be an http(s) URL of host[:port]/path made of [A-Za-z0-9._~%+/-], without credentials, query or fragment';
   const fail = (): never => {
     throw new InputError(`install tree URL ${JSON.stringify(value)} ${rule}`);
   };
@@ -52,8 +54,16 @@ export function installKernelCmdline(options: InstallCmdlineOptions): string {
   const extra = options.extraArgs ?? [];
   for (const arg of extra) {
     if (!ARG_RE.test(arg)) {
-      throw new InputError(`kernel argument ${JSON.stringify(arg)} must be 1-256 characters of [A-Za-z0-9._,:=/+-]`);
+      throw new InputError(
+        `kernel argument ${JSON.stringify(arg)} must be 1-256 characters of [A-Za-z0-9._,:=/+-]`,
+      );
     }
   }
-  return [`inst.ks=file:${KICKSTART_PATH_IN_INITRD}`, `inst.repo=${tree}`, 'inst.text', `console=${consoleDev}`, ...extra].join(' ');
+  return [
+    `inst.ks=file:${KICKSTART_PATH_IN_INITRD}`,
+    `inst.repo=${tree}`,
+    'inst.text',
+    `console=${consoleDev}`,
+    ...extra,
+  ].join(' ');
 }

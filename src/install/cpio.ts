@@ -67,11 +67,20 @@ function header(fields: {
 
 function checkField(file: string, what: string, value: number, max: number): void {
   if (!Number.isInteger(value) || value < 0 || value > max) {
-    throw new InputError(`cpio entry ${JSON.stringify(file)}: ${what} ${value} is not an integer in 0..${max}`);
+    throw new InputError(
+      `cpio entry ${JSON.stringify(file)}: ${what} ${value} is not an integer in 0..${max}`,
+    );
   }
 }
 
-function entry(parts: Buffer[], ino: number, name: string, mode: number, rest: Omit<CpioFile, 'name' | 'data' | 'mode'>, data: Buffer): void {
+function entry(
+  parts: Buffer[],
+  ino: number,
+  name: string,
+  mode: number,
+  rest: Omit<CpioFile, 'name' | 'data' | 'mode'>,
+  data: Buffer,
+): void {
   const nameBytes = Buffer.from(name + '\0', 'latin1');
   const head = Buffer.from(
     header({
@@ -100,8 +109,10 @@ export function newcArchive(files: readonly CpioFile[]): Buffer {
         `cpio entry name ${JSON.stringify(file.name)} must be a relative path of [A-Za-z0-9._+-] segments without . or ..`,
       );
     }
-    if (file.name.length > 1024) throw new InputError(`cpio entry name ${JSON.stringify(file.name)} is longer than 1024 characters`);
-    if (seen.has(file.name)) throw new InputError(`cpio entry name ${JSON.stringify(file.name)} appears twice`);
+    if (file.name.length > 1024)
+      throw new InputError(`cpio entry name ${JSON.stringify(file.name)} is longer than 1024 characters`);
+    if (seen.has(file.name))
+      throw new InputError(`cpio entry name ${JSON.stringify(file.name)} appears twice`);
     seen.add(file.name);
     const perm = file.mode ?? 0o600;
     checkField(file.name, 'mode', perm, 0o7777);

@@ -49,7 +49,11 @@ export function kickstartArchive(kickstart: string): Buffer {
  * by its random path, but not listable). The caller boots the result and
  * calls removeInjectedInitrd when the install ends, whatever the outcome.
  */
-export async function injectKickstart(baseInitrd: string, kickstart: string, options: InjectOptions = {}): Promise<InjectedInitrd> {
+export async function injectKickstart(
+  baseInitrd: string,
+  kickstart: string,
+  options: InjectOptions = {},
+): Promise<InjectedInitrd> {
   const archive = kickstartArchive(kickstart);
   const dir = await fs.mkdtemp(path.join(options.parentDir ?? os.tmpdir(), 'vmp-install-'));
   try {

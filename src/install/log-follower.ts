@@ -21,7 +21,10 @@ export interface FollowOptions {
 
 const READ_CHUNK = 64 * 1024;
 
-export async function* followFile(file: string, options: FollowOptions = {}): AsyncGenerator<string, void, undefined> {
+export async function* followFile(
+  file: string,
+  options: FollowOptions = {},
+): AsyncGenerator<string, void, undefined> {
   const { signal } = options;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const name = path.basename(file);
@@ -105,7 +108,8 @@ async function readNew(file: string, offset: number): Promise<ReadResult> {
   try {
     handle = await fsp.open(file, 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { data: Buffer.alloc(0), offset, truncated: false, more: false };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      return { data: Buffer.alloc(0), offset, truncated: false, more: false };
     throw err;
   }
   try {
@@ -116,7 +120,12 @@ async function readNew(file: string, offset: number): Promise<ReadResult> {
     if (length <= 0) return { data: Buffer.alloc(0), offset: from, truncated, more: false };
     const buffer = Buffer.alloc(length);
     const { bytesRead } = await handle.read(buffer, 0, length, from);
-    return { data: buffer.subarray(0, bytesRead), offset: from + bytesRead, truncated, more: from + bytesRead < size };
+    return {
+      data: buffer.subarray(0, bytesRead),
+      offset: from + bytesRead,
+      truncated,
+      more: from + bytesRead < size,
+    };
   } finally {
     await handle.close();
   }

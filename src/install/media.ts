@@ -61,13 +61,21 @@ const MAX_TREEINFO_BYTES = 1 << 20;
 
 /** The Fedora Everything tree for a release and arch on Fedora's mirror redirector. */
 export function defaultTreeUrl(release: number, arch: Arch): string {
-  if (!isSupportedRelease(release)) throw new InputError(`Fedora release ${release} is not one of the supported releases`);
+  if (!isSupportedRelease(release))
+    throw new InputError(`Fedora release ${release} is not one of the supported releases`);
   return `${FEDORA_MIRROR}/${release}/Everything/${arch}/os/`;
 }
 
 /** The cache directory for a tree: a hash of the normalised URL and arch. */
-export function mediaCacheDir(treeUrl: string, arch: Arch, cacheRoot = path.join(cacheDir(), 'install-media')): string {
-  const key = createHash('sha256').update(`${validateTreeUrl(treeUrl)}\n${arch}`).digest('hex').slice(0, 20);
+export function mediaCacheDir(
+  treeUrl: string,
+  arch: Arch,
+  cacheRoot = path.join(cacheDir(), 'install-media'),
+): string {
+  const key = createHash('sha256')
+    .update(`${validateTreeUrl(treeUrl)}\n${arch}`)
+    .digest('hex')
+    .slice(0, 20);
   return path.join(cacheRoot, key);
 }
 
@@ -90,21 +98,39 @@ export async function fetchInstallMedia(options: FetchMediaOptions): Promise<Ins
   const initrdPath = path.join(dir, INITRD_NAME);
 
   const cached = await readCacheRecord(dir, treeUrl, options.arch);
-  if (cached && (await fileHasSha256(kernelPath, cached.kernel.sha256)) && (await fileHasSha256(initrdPath, cached.initrd.sha256))) {
+  if (
+    cached &&
+    (await fileHasSha256(kernelPath, cached.kernel.sha256)) &&
+    (await fileHasSha256(initrdPath, cached.initrd.sha256))
+  ) {
     return { treeUrl, kernelPath, initrdPath, dir, downloaded: false };
   }
 
   await fs.mkdir(dir, { recursive: true, mode: 0o755 });
   const net = httpOptions(options);
-  const treeinfoText = (await download(new URL('.treeinfo', treeUrl).href, 'treeinfo', net, { maxBytes: MAX_TREEINFO_BYTES })).toString('utf8');
+  const treeinfoText = (
+    await download(new URL('.treeinfo', treeUrl).href, 'treeinfo', net, { maxBytes: MAX_TREEINFO_BYTES })
+  ).toString('utf8');
   let info: TreeInfo;
   try {
     info = parseTreeInfo(treeinfoText, options.arch);
   } catch (err) {
     throw new VmpError(`install tree ${treeUrl}: ${(err as Error).message}`, { cause: err });
   }
-  await downloadVerified(new URL(info.kernel.path, treeUrl).href, 'kernel', info.kernel.sha256, kernelPath, net);
-  await downloadVerified(new URL(info.initrd.path, treeUrl).href, 'initrd', info.initrd.sha256, initrdPath, net);
+  await downloadVerified(
+    new URL(info.kernel.path, treeUrl).href,
+    'kernel',
+    info.kernel.sha256,
+    kernelPath,
+    net,
+  );
+  await downloadVerified(
+    new URL(info.initrd.path, treeUrl).href,
+    'initrd',
+    info.initrd.sha256,
+    initrdPath,
+    net,
+  );
   const record: CacheRecord = { treeUrl, arch: options.arch, kernel: info.kernel, initrd: info.initrd };
   await writeAtomically(path.join(dir, RECORD_NAME), JSON.stringify(record, null, 2) + '\n');
   return { treeUrl, kernelPath, initrdPath, dir, downloaded: true };
@@ -114,7 +140,11 @@ async function readCacheRecord(dir: string, treeUrl: string, arch: Arch): Promis
   try {
     const record = JSON.parse(await fs.readFile(path.join(dir, RECORD_NAME), 'utf8')) as CacheRecord;
     if (record.treeUrl !== treeUrl || record.arch !== arch) return undefined;
-    if (!/^[0-9a-f]{64}$/.test(record.kernel?.sha256 ?? '') || !/^[0-9a-f]{64}$/.test(record.initrd?.sha256 ?? '')) return undefined;
+    if (
+      !/^[0-9a-f]{64}$/.test(record.kernel?.sha256 ?? '') ||
+      !/^[0-9a-f]{64}$/.test(record.initrd?.sha256 ?? '')
+    )
+      return undefined;
     return record;
   } catch {
     return undefined;
@@ -163,8 +193,17 @@ function httpOptions(options: FetchMediaOptions): HttpOptions {
   };
 }
 
-async function downloadVerified(url: string, file: MediaFile, sha256: string, target: string, options: HttpOptions): Promise<void> {
-  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.part`);
+async function downloadVerified(
+  url: string,
+  file: MediaFile,
+  sha256: string,
+  target: string,
+  options: HttpOptions,
+): Promise<void> {
+  const tmp = path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.${randomBytes(6).toString('hex')}.part`,
+  );
   try {
     const handle = await fs.open(tmp, 'wx', 0o644);
     const hash = createHash('sha256');
@@ -197,7 +236,12 @@ interface DownloadSink {
 }
 
 /** GETs `url`, following http(s) redirects, with connect and stall timeouts. */
-async function download(url: string, file: MediaFile, options: HttpOptions, how: DownloadSink): Promise<Buffer> {
+async function download(
+  url: string,
+  file: MediaFile,
+  options: HttpOptions,
+  how: DownloadSink,
+): Promise<Buffer> {
   let current = url;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     const result = await getOnce(current, file, options, how);
@@ -206,10 +250,14 @@ async function download(url: string, file: MediaFile, options: HttpOptions, how:
     try {
       next = new URL(result.location, current);
     } catch {
-      throw new ServiceUnavailableError(`${current} redirects to an invalid URL ${JSON.stringify(result.location)}`);
+      throw new ServiceUnavailableError(
+        `${current} redirects to an invalid URL ${JSON.stringify(result.location)}`,
+      );
     }
     if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-      throw new ServiceUnavailableError(`${current} redirects to ${next.protocol} URL ${next.href}; only http and https are followed`);
+      throw new ServiceUnavailableError(
+        `${current} redirects to ${next.protocol} URL ${next.href}; only http and https are followed`,
+      );
     }
     current = next.href;
   }
@@ -238,7 +286,10 @@ function getOnce(url: string, file: MediaFile, options: HttpOptions, how: Downlo
       clearTimeout(connectTimer);
       fn();
     };
-    const req = client.get(target, { signal: options.signal, headers: { 'user-agent': 'vm-provisioner', 'accept-encoding': 'identity' } });
+    const req = client.get(target, {
+      signal: options.signal,
+      headers: { 'user-agent': 'vm-provisioner', 'accept-encoding': 'identity' },
+    });
     const connectTimer = setTimeout(
       () => fail(new TimeoutError(`${url}: no connection within ${options.connectTimeoutMs} ms`)),
       options.connectTimeoutMs,
@@ -273,13 +324,20 @@ function getOnce(url: string, file: MediaFile, options: HttpOptions, how: Downlo
       }
       if (status !== 200) {
         res.resume();
-        fail(new ServiceUnavailableError(`cannot download ${url}: HTTP ${status} ${res.statusMessage ?? ''}`.trimEnd()));
+        fail(
+          new ServiceUnavailableError(
+            `cannot download ${url}: HTTP ${status} ${res.statusMessage ?? ''}`.trimEnd(),
+          ),
+        );
         return;
       }
       const lengthHeader = res.headers['content-length'];
-      const totalBytes = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+      const totalBytes =
+        lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
       if (how.maxBytes !== undefined && totalBytes !== undefined && totalBytes > how.maxBytes) {
-        fail(new ServiceUnavailableError(`${url} is ${totalBytes} bytes, more than the ${how.maxBytes} allowed`));
+        fail(
+          new ServiceUnavailableError(`${url} is ${totalBytes} bytes, more than the ${how.maxBytes} allowed`),
+        );
         return;
       }
       const chunks: Buffer[] = [];
@@ -300,7 +358,9 @@ function getOnce(url: string, file: MediaFile, options: HttpOptions, how: Downlo
           if (failure) throw failure;
           // A connection closed early ends the stream without an error on some Node versions.
           if (!res.complete || (totalBytes !== undefined && received !== totalBytes)) {
-            throw new ServiceUnavailableError(`${url}: connection closed after ${received} of ${totalBytes ?? '?'} bytes`);
+            throw new ServiceUnavailableError(
+              `${url}: connection closed after ${received} of ${totalBytes ?? '?'} bytes`,
+            );
           }
           finish(() => resolve({ kind: 'body', body: Buffer.concat(chunks) }));
         } catch (err) {

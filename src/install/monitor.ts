@@ -59,7 +59,10 @@ export async function monitorInstall(options: MonitorOptions): Promise<InstallOu
     }
   };
   try {
-    for await (const chunk of followFile(options.logPath, { signal: follow.signal, pollIntervalMs: options.pollIntervalMs })) {
+    for await (const chunk of followFile(options.logPath, {
+      signal: follow.signal,
+      pollIntervalMs: options.pollIntervalMs,
+    })) {
       emit(parser.push(chunk));
     }
     emit(parser.end());
@@ -73,9 +76,15 @@ export async function monitorInstall(options: MonitorOptions): Promise<InstallOu
   const lastLine = progress.recentLines.at(-1);
   const context = lastLine ? ` (last console line: ${JSON.stringify(lastLine)})` : '';
   if (progress.failure !== undefined) {
-    return { status: 'failed', message: `the installer reported failure${progress.failure ? `: ${progress.failure}` : ''}`, domainStopped, progress };
+    return {
+      status: 'failed',
+      message: `the installer reported failure${progress.failure ? `: ${progress.failure}` : ''}`,
+      domainStopped,
+      progress,
+    };
   }
-  if (reason === 'cancelled') return { status: 'cancelled', message: 'the install was cancelled', domainStopped, progress };
+  if (reason === 'cancelled')
+    return { status: 'cancelled', message: 'the install was cancelled', domainStopped, progress };
   if (progress.succeeded) {
     return { status: 'succeeded', message: 'installation complete', domainStopped, progress };
   }
@@ -88,7 +97,12 @@ export async function monitorInstall(options: MonitorOptions): Promise<InstallOu
     };
   }
   if (reason === 'timeout') {
-    return { status: 'timed-out', message: `the install did not finish within ${Math.round(timeoutMs / 1000)} s${context}`, domainStopped, progress };
+    return {
+      status: 'timed-out',
+      message: `the install did not finish within ${Math.round(timeoutMs / 1000)} s${context}`,
+      domainStopped,
+      progress,
+    };
   }
   return {
     status: 'failed',

@@ -114,14 +114,24 @@ const PROMPT_RES: readonly RegExp[] = [
 // Anaconda's TUI interleaves "." progress ticks; VT100 escapes come from the kernel/systemd.
 // eslint-disable-next-line no-control-regex
 const ANSI_RE = /\x1b(\[[0-9;?]*[A-Za-z]|[()][0-9A-Za-z]|[=>c78])/g;
+// eslint-disable-next-line no-control-regex
+const CONTROL_RE = /[\x00-\x08\x0b-\x1f\x7f]/g;
 const RECENT_LINES = 20;
 
 export function cleanConsoleLine(raw: string): string {
   const noAnsi = raw.replace(ANSI_RE, '');
   // A carriage return redraws the line: what follows the last one is what shows.
-  const afterCr = noAnsi.includes('\r') ? noAnsi.split('\r').filter((part) => part.trim() !== '').pop() ?? '' : noAnsi;
-  // eslint-disable-next-line no-control-regex
-  return afterCr.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '').trim().replace(/^\.+\s*/, '').replace(/\s*\.{2,}$/, '');
+  const afterCr = noAnsi.includes('\r')
+    ? (noAnsi
+        .split('\r')
+        .filter((part) => part.trim() !== '')
+        .pop() ?? '')
+    : noAnsi;
+  return afterCr
+    .replace(CONTROL_RE, '')
+    .trim()
+    .replace(/^\.+\s*/, '')
+    .replace(/\s*\.{2,}$/, '');
 }
 
 export class InstallProgressParser {
@@ -148,7 +158,11 @@ export class InstallProgressParser {
     // A prompt has no newline: it waits on the same line for an answer.
     const events = lines.flatMap((line) => this.line(line));
     const promptLine = cleanConsoleLine(this.pending);
-    if (promptLine && this.state.waitingForInput === undefined && PROMPT_RES.some((re) => re.test(promptLine))) {
+    if (
+      promptLine &&
+      this.state.waitingForInput === undefined &&
+      PROMPT_RES.some((re) => re.test(promptLine))
+    ) {
       this.state.waitingForInput = promptLine;
       events.push({ type: 'waiting-for-input', prompt: promptLine });
     }
@@ -195,7 +209,12 @@ export class InstallProgressParser {
       this.state.packagesDone = Number(pkg[2]);
       this.state.packagesTotal = Number(pkg[3]);
       this.state.lastPackage = pkg[1];
-      events.push({ type: 'package', name: pkg[1]!, done: this.state.packagesDone, total: this.state.packagesTotal });
+      events.push({
+        type: 'package',
+        name: pkg[1]!,
+        done: this.state.packagesDone,
+        total: this.state.packagesTotal,
+      });
       return events;
     }
     const download = DOWNLOAD_RE.exec(line);

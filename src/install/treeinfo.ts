@@ -26,7 +26,10 @@ export function parseIni(text: string): IniSections {
       return;
     }
     const eq = line.indexOf('=');
-    if (eq <= 0 || !current) throw new TreeInfoError(`.treeinfo line ${index + 1} is neither [section] nor key = value: ${JSON.stringify(raw)}`);
+    if (eq <= 0 || !current)
+      throw new TreeInfoError(
+        `.treeinfo line ${index + 1} is neither [section] nor key = value: ${JSON.stringify(raw)}`,
+      );
     current.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim());
   });
   return sections;
@@ -51,7 +54,9 @@ const IMAGE_PATH_RE = /^[A-Za-z0-9._+-]+(\/[A-Za-z0-9._+-]+)*$/;
 function imagePath(value: string | undefined, fallback: string, what: string): string {
   const p = value ?? fallback;
   if (!IMAGE_PATH_RE.test(p) || p.split('/').some((seg) => seg === '..' || seg === '.')) {
-    throw new TreeInfoError(`.treeinfo ${what} path ${JSON.stringify(p)} must be a relative path of [A-Za-z0-9._+-] segments`);
+    throw new TreeInfoError(
+      `.treeinfo ${what} path ${JSON.stringify(p)} must be a relative path of [A-Za-z0-9._+-] segments`,
+    );
   }
   return p;
 }
@@ -70,7 +75,10 @@ export function parseTreeInfo(text: string, arch: Arch): TreeInfo {
     const sum = checksums?.get(p);
     if (sum === undefined) throw new TreeInfoError(`.treeinfo publishes no checksum for ${p}`);
     const m = /^sha256:([0-9a-fA-F]{64})$/.exec(sum);
-    if (!m) throw new TreeInfoError(`.treeinfo checksum for ${p} is ${JSON.stringify(sum)}, not sha256:<64 hex digits>`);
+    if (!m)
+      throw new TreeInfoError(
+        `.treeinfo checksum for ${p} is ${JSON.stringify(sum)}, not sha256:<64 hex digits>`,
+      );
     return { path: p, sha256: m[1]!.toLowerCase() };
   };
   return {

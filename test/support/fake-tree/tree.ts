@@ -138,12 +138,17 @@ export interface FakeInstaller {
  */
 export function buildFakeInstaller(): FakeInstaller {
   const script = path.resolve('test/support/fake-tree/build.sh');
-  const out = execFileSync('bash', [script], { encoding: 'utf8', timeout: 10 * 60_000, stdio: ['ignore', 'pipe', 'pipe'] })
+  const out = execFileSync('bash', [script], {
+    encoding: 'utf8',
+    timeout: 10 * 60_000,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
     .trim()
     .split('\n')
     .pop()!;
   const kernelPath = path.join(out, 'images/pxeboot/vmlinuz');
   const initrdPath = path.join(out, 'images/pxeboot/initrd.img');
-  if (!fs.existsSync(kernelPath) || !fs.existsSync(initrdPath)) throw new Error(`build.sh printed ${out}, which lacks the images`);
+  if (!fs.existsSync(kernelPath) || !fs.existsSync(initrdPath))
+    throw new Error(`build.sh printed ${out}, which lacks the images`);
   return { kernelPath, initrdPath };
 }

@@ -62,7 +62,14 @@ describe('newc cpio writer', () => {
   });
 
   test('refuses a duplicate name and a mode outside 0..07777', () => {
-    expect(() => newcArchive([{ name: 'a', data: '' }, { name: 'a', data: '' }])).toThrow(/appears twice/);
-    expect(() => newcArchive([{ name: 'a', data: '', mode: 0o10000 }])).toThrow(/mode 4096 is not an integer in 0\.\.4095/);
+    expect(() =>
+      newcArchive([
+        { name: 'a', data: '' },
+        { name: 'a', data: '' },
+      ]),
+    ).toThrow(/appears twice/);
+    expect(() => newcArchive([{ name: 'a', data: '', mode: 0o10000 }])).toThrow(
+      /mode 4096 is not an integer in 0\.\.4095/,
+    );
   });
 });

@@ -12,7 +12,11 @@ describe('log follower', () => {
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  async function collect(file: string, signal: AbortSignal, pollIntervalMs = 60_000): Promise<{ text: string }> {
+  async function collect(
+    file: string,
+    signal: AbortSignal,
+    pollIntervalMs = 60_000,
+  ): Promise<{ text: string }> {
     let text = '';
     for await (const chunk of followFile(file, { signal, pollIntervalMs })) text += chunk;
     return { text };
@@ -28,7 +32,8 @@ describe('log follower', () => {
       expect(text).toContain(needle);
     };
     const done = (async () => {
-      for await (const chunk of followFile(file, { signal: ac.signal, pollIntervalMs: 60_000 })) text += chunk;
+      for await (const chunk of followFile(file, { signal: ac.signal, pollIntervalMs: 60_000 }))
+        text += chunk;
     })();
     await sleep(100);
     fs.writeFileSync(file, 'Starting installer, one moment...\n');
@@ -74,7 +79,10 @@ describe('log follower', () => {
 
   test('a large file is delivered completely, in order', async () => {
     const file = path.join(dir, 'serial.log');
-    const lines = Array.from({ length: 20_000 }, (_, i) => `Installing pkg${i}.x86_64 (${i + 1}/20000)\n`).join('');
+    const lines = Array.from(
+      { length: 20_000 },
+      (_, i) => `Installing pkg${i}.x86_64 (${i + 1}/20000)\n`,
+    ).join('');
     fs.writeFileSync(file, lines);
     const ac = new AbortController();
     ac.abort(); // already stopping: read what is there and return

@@ -1,5 +1,10 @@
 import fs from 'node:fs';
-import { cleanConsoleLine, InstallProgressParser, parseInstallLog, type ProgressEvent } from '../../../src/install/progress.js';
+import {
+  cleanConsoleLine,
+  InstallProgressParser,
+  parseInstallLog,
+  type ProgressEvent,
+} from '../../../src/install/progress.js';
 
 const sample = (name: string): string => fs.readFileSync(`test/support/install-logs/${name}`, 'utf8');
 
@@ -25,7 +30,9 @@ describe('install progress parser', () => {
       'post-scripts',
       'complete',
     ]);
-    expect(events.filter((e) => e.type === 'download').map((e) => (e.type === 'download' ? e.percent : -1))).toEqual([0, 50, 100]);
+    expect(
+      events.filter((e) => e.type === 'download').map((e) => (e.type === 'download' ? e.percent : -1)),
+    ).toEqual([0, 50, 100]);
     expect(events.filter((e) => e.type === 'package')).toEqual([
       { type: 'package', name: 'libgcc.x86_64', done: 1, total: 412 },
       { type: 'package', name: 'glibc.x86_64', done: 2, total: 412 },
@@ -46,7 +53,13 @@ describe('install progress parser', () => {
 
   test('the final state of a whole log', () => {
     const state = parseInstallLog(sample('anaconda-success.log'), 'vmp-t-inst-firefox');
-    expect(state).toMatchObject({ stage: 'complete', packagesDone: 412, packagesTotal: 412, lastPackage: 'i3.x86_64', succeeded: true });
+    expect(state).toMatchObject({
+      stage: 'complete',
+      packagesDone: 412,
+      packagesTotal: 412,
+      lastPackage: 'i3.x86_64',
+      succeeded: true,
+    });
     expect(state.failure).toBeUndefined();
     expect(state.recentLines.at(-1)).toBe('[  812.417795] reboot: Power down');
   });
@@ -58,7 +71,10 @@ describe('install progress parser', () => {
   });
 
   test('a marker that is not at the start of a line (a shell echoing the command) does not count', () => {
-    expect(parseInstallLog('+ echo VMP-INSTALL-OK vm1\necho "VMP-INSTALL-FAILED"\n', 'vm1')).toMatchObject({ succeeded: false, failure: undefined });
+    expect(parseInstallLog('+ echo VMP-INSTALL-OK vm1\necho "VMP-INSTALL-FAILED"\n', 'vm1')).toMatchObject({
+      succeeded: false,
+      failure: undefined,
+    });
   });
 
   test('a failed install (CRLF line ends, dots glued to messages): the failure marker and where it stopped', () => {
@@ -74,14 +90,17 @@ describe('install progress parser', () => {
     const events = parser.push(sample('anaconda-prompt.log'));
     expect(events).toContainEqual({
       type: 'waiting-for-input',
-      prompt: "Please make a selection from the above ['b' to begin installation, 'q' to quit, 'r' to refresh]:",
+      prompt:
+        "Please make a selection from the above ['b' to begin installation, 'q' to quit, 'r' to refresh]:",
     });
     expect(parser.push('')).toEqual([]); // reported once
   });
 
   test('stages never move backwards', () => {
     const events = feed('Running post-installation scripts\nConfiguring storage\n', 'vm', 1000);
-    expect(events).toEqual([{ type: 'stage', stage: 'post-scripts', label: 'Running post-installation scripts' }]);
+    expect(events).toEqual([
+      { type: 'stage', stage: 'post-scripts', label: 'Running post-installation scripts' },
+    ]);
   });
 
   test('console line cleaning: ANSI escapes, carriage-return redraws, progress dots', () => {

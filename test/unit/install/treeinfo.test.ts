@@ -28,10 +28,17 @@ describe('.treeinfo parser', () => {
     expect(() => parseTreeInfo(text.replace(/^images\/pxeboot\/initrd\.img = .*$/m, ''), 'x86_64')).toThrow(
       '.treeinfo publishes no checksum for images/pxeboot/initrd.img',
     );
-    expect(() => parseTreeInfo(text.replace(/initrd\.img = sha256:/, 'initrd.img = md5:'), 'x86_64')).toThrow(/not sha256:<64 hex digits>/);
-    expect(() => parseTreeInfo(text.replace('initrd = images/pxeboot/initrd.img', 'initrd = ../../etc/shadow'), 'x86_64')).toThrow(
-      /initrd path "..\/..\/etc\/shadow" must be a relative path/,
+    expect(() => parseTreeInfo(text.replace(/initrd\.img = sha256:/, 'initrd.img = md5:'), 'x86_64')).toThrow(
+      /not sha256:<64 hex digits>/,
     );
-    expect(() => parseTreeInfo('garbage line\n', 'x86_64')).toThrow(/line 1 is neither \[section\] nor key = value/);
+    expect(() =>
+      parseTreeInfo(
+        text.replace('initrd = images/pxeboot/initrd.img', 'initrd = ../../etc/shadow'),
+        'x86_64',
+      ),
+    ).toThrow(/initrd path "..\/..\/etc\/shadow" must be a relative path/);
+    expect(() => parseTreeInfo('garbage line\n', 'x86_64')).toThrow(
+      /line 1 is neither \[section\] nor key = value/,
+    );
   });
 });
