@@ -20,18 +20,21 @@ import { newcArchive } from './cpio.js';
 /** Where the kernel finds the kickstart; pair with `inst.ks=file:/ks.cfg`. */
 export const KICKSTART_PATH_IN_INITRD = '/ks.cfg';
 
-export interface InjectedInitrd {
+export interface InstallBootFiles {
+  /** The kernel to boot: a copy of the cached one. */
+  kernelPath: string;
   /** The initrd to boot: the original followed by the kickstart archive. */
-  path: string;
-  /** The private directory holding it; removeInjectedInitrd deletes it. */
+  initrdPath: string;
+  /** The private directory holding both; removeInstallBoot deletes it. */
   dir: string;
 }
 
-export interface InjectOptions {
+export interface StageOptions {
   /**
    * Parent of the private directory. Default: os.tmpdir(). Under
-   * qemu:///system the QEMU process runs as another user (libvirt-qemu),
-   * so every directory above the file must be traversable by it.
+   * qemu:///system QEMU runs as another user (libvirt-qemu), so every
+   * directory above the files must be traversable by it; the media cache
+   * under a 0700 home is not, which is why the kernel is copied here too.
    */
   parentDir?: string;
 }
@@ -43,38 +46,46 @@ export function kickstartArchive(kickstart: string): Buffer {
 }
 
 /**
- * Copies `baseInitrd` into a new private directory and appends the kickstart
- * archive. The kickstart holds a password hash, so the file is 0600 and the
- * directory 0711 (traversable so libvirt's relabelled QEMU can open the file
- * by its random path, but not listable). The caller boots the result and
- * calls removeInjectedInitrd when the install ends, whatever the outcome.
+ * Prepares the files an install boots from, in a new private directory: a
+ * copy of the kernel, and a copy of the initrd with the kickstart archive
+ * appended. The kickstart holds a password hash, so the files are 0600 and
+ * the directory 0711: traversable, so libvirt's relabelled QEMU can open the
+ * files by their paths, but not listable. The caller boots them and calls
+ * removeInstallBoot when the install ends, whatever the outcome.
  */
-export async function injectKickstart(
-  baseInitrd: string,
+export async function stageInstallBoot(
+  media: { kernelPath: string; initrdPath: string },
   kickstart: string,
-  options: InjectOptions = {},
-): Promise<InjectedInitrd> {
+  options: StageOptions = {},
+): Promise<InstallBootFiles> {
   const archive = kickstartArchive(kickstart);
   const dir = await fs.mkdtemp(path.join(options.parentDir ?? os.tmpdir(), 'vmp-install-'));
   try {
     await fs.chmod(dir, 0o711);
-    const target = path.join(dir, 'initrd.img');
-    // 'wx': never follow or reuse something already there.
-    const handle = await fs.open(target, 'wx', 0o600);
-    try {
-      for await (const chunk of createReadStream(baseInitrd)) await handle.write(chunk as Buffer);
-      await handle.write(archive);
-    } finally {
-      await handle.close();
-    }
-    return { path: target, dir };
+    const kernelPath = path.join(dir, 'vmlinuz');
+    const initrdPath = path.join(dir, 'initrd.img');
+    await copyInto(media.kernelPath, kernelPath);
+    await copyInto(media.initrdPath, initrdPath, archive);
+    return { kernelPath, initrdPath, dir };
   } catch (err) {
     await fs.rm(dir, { recursive: true, force: true });
     throw err;
   }
 }
 
-/** Deletes the injected initrd and its private directory; a no-op when already gone. */
-export async function removeInjectedInitrd(injected: InjectedInitrd): Promise<void> {
-  await fs.rm(injected.dir, { recursive: true, force: true });
+/** Copies `from` to a new file `to` (0600, never an existing file), then appends `extra`. */
+async function copyInto(from: string, to: string, extra?: Buffer): Promise<void> {
+  // 'wx': never follow or reuse something already there.
+  const handle = await fs.open(to, 'wx', 0o600);
+  try {
+    for await (const chunk of createReadStream(from)) await handle.write(chunk as Buffer);
+    if (extra) await handle.write(extra);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Deletes the staged boot files and their private directory; a no-op when already gone. */
+export async function removeInstallBoot(files: { dir: string }): Promise<void> {
+  await fs.rm(files.dir, { recursive: true, force: true });
 }

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { installKernelCmdline } from '../../../src/install/cmdline.js';
-import { injectKickstart, removeInjectedInitrd, type InjectedInitrd } from '../../../src/install/initrd.js';
+import { removeInstallBoot, stageInstallBoot, type InstallBootFiles } from '../../../src/install/initrd.js';
 import { fetchInstallMedia, type InstallMedia } from '../../../src/install/media.js';
 import { monitorInstall } from '../../../src/install/monitor.js';
 import type { ProgressEvent } from '../../../src/install/progress.js';
@@ -138,18 +138,18 @@ describeWith(probeLibvirt(), 'libvirt (qemu:///system)')(
       const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmp-t-inst-boot-'));
       fs.chmodSync(workDir, 0o755); // QEMU runs as libvirt-qemu and writes the serial log here
       const serialLog = path.join(workDir, `${vmName}-install.log`);
-      let injected: InjectedInitrd | undefined;
+      let staged: InstallBootFiles | undefined;
       const stopWatching = new AbortController();
       try {
-        injected = await injectKickstart(media.initrdPath, kickstart(vmName, packages));
+        staged = await stageInstallBoot(media, kickstart(vmName, packages));
         const cmdline = installKernelCmdline({ treeUrl: server.url, extraArgs: ['quiet'] });
         const xmlFile = path.join(workDir, 'domain.xml');
         fs.writeFileSync(
           xmlFile,
           installDomainXml({
             name: vmName,
-            kernel: media.kernelPath,
-            initrd: injected.path,
+            kernel: staged.kernelPath,
+            initrd: staged.initrdPath,
             cmdline,
             serialLog,
           }),
@@ -173,7 +173,7 @@ describeWith(probeLibvirt(), 'libvirt (qemu:///system)')(
       } finally {
         stopWatching.abort();
         await virsh('destroy', vmName).catch(() => undefined);
-        if (injected) await removeInjectedInitrd(injected);
+        if (staged) await removeInstallBoot(staged);
         fs.rmSync(workDir, { recursive: true, force: true });
       }
     }

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { injectKickstart, kickstartArchive, removeInjectedInitrd } from '../../../src/install/initrd.js';
+import { kickstartArchive, removeInstallBoot, stageInstallBoot } from '../../../src/install/initrd.js';
 import { describeWith, type Probe } from '../../support/services.js';
 
 function probeCpio(): Probe {
@@ -47,29 +47,37 @@ describeWith(probeCpio(), "Debian's cpio")('kickstart injection checked with cpi
     expect(fs.statSync(path.join(out, 'ks.cfg')).mode & 0o7777).toBe(0o600);
   });
 
-  test('injects into a private copy: original bytes, then the archive; file 0600, dir 0711; removed afterwards', async () => {
+  test('stages private copies: kernel as is, initrd then the archive; files 0600, dir 0711; removed afterwards', async () => {
     const base = path.join(parent, 'initrd.img');
     const baseBytes = randomBytes(300_001);
     fs.writeFileSync(base, baseBytes);
-    const injected = await injectKickstart(base, KICKSTART, { parentDir: parent });
-    expect(path.dirname(injected.path)).toBe(injected.dir);
-    expect(fs.statSync(injected.path).mode & 0o777).toBe(0o600);
-    expect(fs.statSync(injected.dir).mode & 0o777).toBe(0o711);
-    const bytes = fs.readFileSync(injected.path);
+    const kernel = path.join(parent, 'vmlinuz');
+    const kernelBytes = randomBytes(70_000);
+    fs.writeFileSync(kernel, kernelBytes);
+    const staged = await stageInstallBoot({ kernelPath: kernel, initrdPath: base }, KICKSTART, {
+      parentDir: parent,
+    });
+    expect(path.dirname(staged.initrdPath)).toBe(staged.dir);
+    expect(path.dirname(staged.kernelPath)).toBe(staged.dir);
+    expect(fs.statSync(staged.initrdPath).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(staged.kernelPath).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(staged.dir).mode & 0o777).toBe(0o711);
+    expect(fs.readFileSync(staged.kernelPath).equals(kernelBytes)).toBe(true);
+    const bytes = fs.readFileSync(staged.initrdPath);
     expect(bytes.subarray(0, baseBytes.length).equals(baseBytes)).toBe(true);
     const tail = gunzipSync(bytes.subarray(baseBytes.length));
     expect(cpio(['-t', '--quiet'], tail)).toBe('ks.cfg\n');
     expect(fs.readFileSync(base).equals(baseBytes)).toBe(true); // the cached original is untouched
 
-    await removeInjectedInitrd(injected);
-    expect(fs.existsSync(injected.dir)).toBe(false);
-    await removeInjectedInitrd(injected); // idempotent
+    await removeInstallBoot(staged);
+    expect(fs.existsSync(staged.dir)).toBe(false);
+    await removeInstallBoot(staged); // idempotent
   });
 
   test('a missing base initrd fails and leaves no private directory behind', async () => {
-    await expect(
-      injectKickstart(path.join(parent, 'nope.img'), KICKSTART, { parentDir: parent }),
-    ).rejects.toThrow(/ENOENT/);
+    const missing = path.join(parent, 'nope.img');
+    const media = { kernelPath: missing, initrdPath: missing };
+    await expect(stageInstallBoot(media, KICKSTART, { parentDir: parent })).rejects.toThrow(/ENOENT/);
     expect(fs.readdirSync(parent)).toEqual([]);
   });
 });
