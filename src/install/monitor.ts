@@ -99,7 +99,7 @@ export async function monitorInstall(options: MonitorOptions): Promise<InstallOu
   if (reason === 'timeout') {
     return {
       status: 'timed-out',
-      message: `the install did not finish within ${Math.round(timeoutMs / 1000)} s${context}`,
+      message: `the install did not finish within ${+(timeoutMs / 1000).toFixed(1)} s${context}`,
       domainStopped,
       progress,
     };

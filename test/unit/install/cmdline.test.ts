@@ -1,4 +1,6 @@
+import os from 'node:os';
 import { installKernelCmdline, validateTreeUrl } from '../../../src/install/cmdline.js';
+import { installLogPath } from '../../../src/install/logs.js';
 import { defaultTreeUrl } from '../../../src/install/media.js';
 import { InputError } from '../../../src/util/errors.js';
 
@@ -76,5 +78,22 @@ describe('install kernel command line', () => {
     expect(installKernelCmdline({ treeUrl: 'http://h/', console: 'ttyS0,115200n8' })).toContain(
       'console=ttyS0,115200n8',
     );
+  });
+});
+
+describe('install log path', () => {
+  const saved = process.env.XDG_STATE_HOME;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.XDG_STATE_HOME;
+    else process.env.XDG_STATE_HOME = saved;
+  });
+
+  test('lives under $XDG_STATE_HOME/vm-provisioner/logs and refuses names that could escape it', () => {
+    process.env.XDG_STATE_HOME = '/srv/state';
+    expect(installLogPath('firefox-vm')).toBe('/srv/state/vm-provisioner/logs/firefox-vm-install.log');
+    process.env.XDG_STATE_HOME = 'relative/ignored';
+    expect(installLogPath('a')).toBe(`${os.homedir()}/.local/state/vm-provisioner/logs/a-install.log`);
+    expect(() => installLogPath('../x')).toThrow(/VM name "..\/x" must be 1-63 characters/);
+    expect(() => installLogPath('')).toThrow(InputError);
   });
 });
