@@ -183,6 +183,8 @@ describeWith(probeLibvirt(), 'libvirt (qemu:///system)')(
         await virsh('destroy', vmName).catch(() => undefined);
         if (staged) await removeInstallBoot(staged);
         fs.rmSync(workDir, { recursive: true, force: true });
+        // libvirtd keeps a per-domain QEMU log even for transient domains.
+        fs.rmSync(`/var/log/libvirt/qemu/${vmName}.log`, { force: true });
       }
     }
 
