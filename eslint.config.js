@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', '.cache/', 'test/golden/'] },
+  { ignores: ['test/support/*.cjs', 'dist/', 'node_modules/', 'coverage/', '.cache/', 'test/golden/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -14,6 +14,7 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
   },
   testTimeout: 30000,
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.cjs'],
   // A test that leaves a socket or child open must fail loudly, not hang CI.
   forceExit: false,
   detectOpenHandles: false,

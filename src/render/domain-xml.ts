@@ -1,0 +1,308 @@
+import path from 'node:path';
+import { create } from 'xmlbuilder2';
+import type { VmSpec } from '../spec/types.js';
+import { InputError } from '../util/errors.js';
+
+/**
+ * Libvirt domain XML for an app VM. Modelled on virt-manager's virtinst: each
+ * device is a small function from the spec to one XML element, and the domain
+ * is their sum. xmlbuilder2 does all escaping; every value is also checked
+ * against a grammar before it gets here (see `checkInputs`).
+ */
+
+/** Our metadata namespace: a domain carrying `<vmp:vm>` in it was made by vm-provisioner. */
+export const VMP_XML_NAMESPACE = 'https://vm-provisioner.invalid/xmlns/1';
+export const VMP_XML_PREFIX = 'vmp';
+
+/** Direct kernel boot for the unattended install: the domain powers off instead of rebooting. */
+export interface InstallBoot {
+  kernel: string;
+  initrd: string;
+  /** Kernel command line (e.g. `inst.ks=... console=ttyS0`); printable ASCII only. */
+  cmdline: string;
+  /** File the serial console is logged to, so the install can be followed and diagnosed. */
+  consoleLog: string;
+}
+
+export interface DomainXmlOptions {
+  /** The VM's system disk (qcow2), an absolute path. */
+  diskPath: string;
+  /** Optional per-VM config disk (raw image), attached read-only with serial `vmp-config`. */
+  configDiskPath?: string;
+  /** Present for the install phase only. */
+  install?: InstallBoot;
+  /** vm-provisioner version recorded in the metadata. */
+  version: string;
+}
+
+/** A device: its element name and the xmlbuilder2 object for its content. */
+export interface Device {
+  tag: string;
+  node: XmlNode;
+}
+// xmlbuilder2's object form: '@attr' keys are attributes, '#' is text, other keys child elements.
+export type XmlNode = { [key: string]: string | number | XmlNode | XmlNode[] | Record<string, never> };
+
+/** libvirt's own name rule is looser; ours keeps names safe in paths, URIs and shell logs. */
+const DOMAIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
+  if (!DOMAIN_NAME.test(spec.name)) {
+    throw new InputError(
+      `VM name '${spec.name}' is invalid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  }
+  if (!Number.isInteger(spec.memoryMb) || spec.memoryMb < 128 || spec.memoryMb > 1_048_576) {
+    throw new InputError(`memory ${spec.memoryMb} MiB is invalid: must be an integer from 128 to 1048576`);
+  }
+  if (!Number.isInteger(spec.vcpus) || spec.vcpus < 1 || spec.vcpus > 256) {
+    throw new InputError(`vcpus ${spec.vcpus} is invalid: must be an integer from 1 to 256`);
+  }
+  const paths: Array<[string, string | undefined]> = [
+    ['disk path', options.diskPath],
+    ['config disk path', options.configDiskPath],
+    ['kernel path', options.install?.kernel],
+    ['initrd path', options.install?.initrd],
+    ['console log path', options.install?.consoleLog],
+  ];
+  for (const [what, value] of paths) {
+    if (value === undefined) continue;
+    if (!path.isAbsolute(value) || CONTROL_CHARS.test(value)) {
+      throw new InputError(`${what} '${value}' is invalid: must be absolute with no control characters`);
+    }
+  }
+  if (options.install && !/^[\x20-\x7e]*$/.test(options.install.cmdline)) {
+    throw new InputError(`kernel command line '${options.install.cmdline}' is invalid: printable ASCII only`);
+  }
+  for (const app of [...spec.flatpakPackages, ...spec.autoLaunchApps]) {
+    if (CONTROL_CHARS.test(app)) throw new InputError(`app '${app}' is invalid: no control characters`);
+  }
+}
+
+// ---- devices -------------------------------------------------------------
+
+export function systemDisk(file: string): Device {
+  return {
+    tag: 'disk',
+    node: {
+      '@type': 'file',
+      '@device': 'disk',
+      driver: { '@name': 'qemu', '@type': 'qcow2', '@discard': 'unmap' },
+      source: { '@file': file },
+      target: { '@dev': 'vda', '@bus': 'virtio' },
+    },
+  };
+}
+
+/** The guest finds it by serial: /dev/disk/by-id/virtio-vmp-config. */
+export function configDisk(file: string): Device {
+  return {
+    tag: 'disk',
+    node: {
+      '@type': 'file',
+      '@device': 'disk',
+      driver: { '@name': 'qemu', '@type': 'raw' },
+      source: { '@file': file },
+      target: { '@dev': 'vdb', '@bus': 'virtio' },
+      readonly: {},
+      serial: 'vmp-config',
+    },
+  };
+}
+
+export function usbController(): Device {
+  return { tag: 'controller', node: { '@type': 'usb', '@model': 'qemu-xhci', '@ports': 15 } };
+}
+
+export function networkInterface(mode: VmSpec['networkMode']): Device[] {
+  const model = { '@type': 'virtio' };
+  switch (mode) {
+    case 'default':
+      return [{ tag: 'interface', node: { '@type': 'network', source: { '@network': 'default' }, model } }];
+    case 'user':
+      return [{ tag: 'interface', node: { '@type': 'user', model } }];
+    case 'none':
+      return [];
+  }
+}
+
+/** One serial port with its console; during the install it is logged to a file. */
+export function serialConsole(logFile?: string): Device[] {
+  const serial: XmlNode = { '@type': 'pty', target: { '@port': 0 } };
+  if (logFile) serial.log = { '@file': logFile, '@append': 'off' };
+  return [
+    { tag: 'serial', node: serial },
+    { tag: 'console', node: { '@type': 'pty', target: { '@type': 'serial', '@port': 0 } } },
+  ];
+}
+
+export function spiceAgentChannel(): Device {
+  return {
+    tag: 'channel',
+    node: { '@type': 'spicevmc', target: { '@type': 'virtio', '@name': 'com.redhat.spice.0' } },
+  };
+}
+
+export function guestAgentChannel(): Device {
+  return {
+    tag: 'channel',
+    node: { '@type': 'unix', target: { '@type': 'virtio', '@name': 'org.qemu.guest_agent.0' } },
+  };
+}
+
+export function usbTablet(): Device {
+  return { tag: 'input', node: { '@type': 'tablet', '@bus': 'usb' } };
+}
+
+/** SPICE on loopback only: the viewer runs on this host, nothing else may connect. */
+export function spiceGraphics(): Device {
+  return {
+    tag: 'graphics',
+    node: {
+      '@type': 'spice',
+      '@autoport': 'yes',
+      '@listen': '127.0.0.1',
+      listen: { '@type': 'address', '@address': '127.0.0.1' },
+      image: { '@compression': 'off' },
+    },
+  };
+}
+
+export function video(backend: VmSpec['graphicsBackend']): Device {
+  const model: XmlNode =
+    backend === 'qxl'
+      ? { '@type': 'qxl', '@ram': 65536, '@vram': 65536, '@vgamem': 16384, '@heads': 1, '@primary': 'yes' }
+      : { '@type': 'virtio', '@heads': 1, '@primary': 'yes' };
+  return { tag: 'video', node: { model } };
+}
+
+/** Sound card plus SPICE audio, so sound plays through the viewer. */
+export function sound(arch: VmSpec['arch']): Device[] {
+  return [
+    { tag: 'sound', node: { '@model': arch === 'x86_64' ? 'ich9' : 'ich6', audio: { '@id': 1 } } },
+    { tag: 'audio', node: { '@id': 1, '@type': 'spice' } },
+  ];
+}
+
+/** Two SPICE USB redirection slots: the viewer can hand over two host USB devices. */
+export function usbRedirection(): Device[] {
+  const redir = (): Device => ({ tag: 'redirdev', node: { '@bus': 'usb', '@type': 'spicevmc' } });
+  return [redir(), redir()];
+}
+
+export function balloon(): Device {
+  return { tag: 'memballoon', node: { '@model': 'virtio' } };
+}
+
+export function rng(): Device {
+  return { tag: 'rng', node: { '@model': 'virtio', backend: { '@model': 'random', '#': '/dev/urandom' } } };
+}
+
+/** Every device of the VM, in libvirt's canonical order. */
+export function devicesFor(spec: VmSpec, options: DomainXmlOptions): Device[] {
+  return [
+    systemDisk(options.diskPath),
+    ...(options.configDiskPath ? [configDisk(options.configDiskPath)] : []),
+    usbController(),
+    ...networkInterface(spec.networkMode),
+    ...serialConsole(options.install?.consoleLog),
+    spiceAgentChannel(),
+    guestAgentChannel(),
+    usbTablet(),
+    spiceGraphics(),
+    ...(spec.enableAudio ? sound(spec.arch) : []),
+    video(spec.graphicsBackend),
+    ...(spec.enableUsbPassthrough ? usbRedirection() : []),
+    balloon(),
+    rng(),
+  ];
+}
+
+// ---- domain-level elements ------------------------------------------------
+
+function osElement(spec: VmSpec, install?: InstallBoot): XmlNode {
+  const type = { '@arch': spec.arch, '@machine': spec.arch === 'x86_64' ? 'q35' : 'virt', '#': 'hvm' };
+  // aarch64 `virt` has no legacy BIOS: UEFI, picked by libvirt's firmware auto-selection.
+  const os: XmlNode = spec.arch === 'aarch64' ? { '@firmware': 'efi', type } : { type };
+  if (install) {
+    os.kernel = install.kernel;
+    os.initrd = install.initrd;
+    os.cmdline = install.cmdline;
+  } else {
+    os.boot = { '@dev': 'hd' };
+  }
+  return os;
+}
+
+function featuresElement(spec: VmSpec): XmlNode {
+  const features: XmlNode = { acpi: {} };
+  if (spec.arch === 'x86_64') {
+    features.apic = {};
+    if (spec.virtType === 'kvm') features.vmport = { '@state': 'off' };
+  }
+  // A big translation cache keeps a desktop usable under emulation; QEMU's default is smaller.
+  if (spec.virtType === 'qemu') features.tcg = { 'tb-cache': { '@unit': 'MiB', '#': 256 } };
+  return features;
+}
+
+function cpuElement(spec: VmSpec): XmlNode {
+  // host-passthrough needs KVM; under TCG, 'maximum' is every feature QEMU can emulate.
+  return spec.virtType === 'kvm'
+    ? { '@mode': 'host-passthrough', '@check': 'none', '@migratable': 'on' }
+    : { '@mode': 'maximum', '@check': 'none' };
+}
+
+function clockElement(spec: VmSpec): XmlNode {
+  if (spec.arch !== 'x86_64') return { '@offset': 'utc' };
+  return {
+    '@offset': 'utc',
+    timer: [
+      { '@name': 'rtc', '@tickpolicy': 'catchup' },
+      { '@name': 'pit', '@tickpolicy': 'delay' },
+      { '@name': 'hpet', '@present': 'no' },
+    ],
+  };
+}
+
+/** The apps a VM exists for: Flatpak IDs, then auto-launched commands, without repeats. */
+export function appsOf(spec: VmSpec): string[] {
+  return [...new Set([...spec.flatpakPackages, ...spec.autoLaunchApps])];
+}
+
+function metadataElement(spec: VmSpec, options: DomainXmlOptions): XmlNode {
+  const vm: XmlNode = {
+    [`@xmlns:${VMP_XML_PREFIX}`]: VMP_XML_NAMESPACE,
+    '@version': options.version,
+    '@phase': options.install ? 'install' : 'installed',
+  };
+  const apps = appsOf(spec);
+  if (apps.length > 0) vm[`${VMP_XML_PREFIX}:app`] = apps.map((app) => ({ '#': app }));
+  return { [`${VMP_XML_PREFIX}:vm`]: vm };
+}
+
+/** The complete domain XML; throws InputError naming the bad value if any input breaks its grammar. */
+export function renderDomainXml(spec: VmSpec, options: DomainXmlOptions): string {
+  checkInputs(spec, options);
+  const domain = create().ele('domain', { type: spec.virtType });
+  domain.ele('name').txt(spec.name);
+  domain.ele({ metadata: metadataElement(spec, options) });
+  domain.ele('memory', { unit: 'MiB' }).txt(String(spec.memoryMb));
+  domain.ele('currentMemory', { unit: 'MiB' }).txt(String(spec.memoryMb));
+  domain.ele('vcpu', { placement: 'static' }).txt(String(spec.vcpus));
+  domain.ele({ os: osElement(spec, options.install) });
+  domain.ele({ features: featuresElement(spec) });
+  domain.ele({ cpu: cpuElement(spec) });
+  domain.ele({ clock: clockElement(spec) });
+  domain.ele('on_poweroff').txt('destroy');
+  // The install must end in a power-off the pipeline can see, not loop back into the installer.
+  domain.ele('on_reboot').txt(options.install ? 'destroy' : 'restart');
+  domain.ele('on_crash').txt('destroy');
+  if (spec.arch === 'x86_64') {
+    domain.ele({ pm: { 'suspend-to-mem': { '@enabled': 'no' }, 'suspend-to-disk': { '@enabled': 'no' } } });
+  }
+  const devices = domain.ele('devices');
+  for (const device of devicesFor(spec, options)) devices.ele({ [device.tag]: device.node });
+  return domain.end({ prettyPrint: true, headless: true }) + '\n';
+}

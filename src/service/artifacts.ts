@@ -1,0 +1,113 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { renderDomainXml } from '../render/domain-xml.js';
+import { renderKickstart } from '../render/kickstart.js';
+import { diskPathOf } from '../spec/defaults.js';
+import type { CreateOptions } from '../spec/build.js';
+import type { NetworkMode, VmSpec } from '../spec/types.js';
+import { generateAgentSecret, generatePassword } from '../secrets/password.js';
+import { sha512Crypt } from '../secrets/sha512crypt.js';
+import { VmpError } from '../util/errors.js';
+import { agentBundlePath, packageVersion } from '../util/package-info.js';
+
+/** The port the host proxy listens on for guest agents. */
+export const PROXY_PORT = 9999;
+
+/**
+ * Where a guest reaches the host proxy. QEMU user-mode networking maps the
+ * host to 10.0.2.2; libvirt's `default` NAT network puts the host on its
+ * bridge, 192.168.122.1 unless the network was reconfigured. A VM without a
+ * NIC cannot reach the proxy at all; its agent is configured for loopback and
+ * simply stays disconnected.
+ */
+export function proxyHostFor(mode: NetworkMode): string {
+  switch (mode) {
+    case 'user':
+      return '10.0.2.2';
+    case 'default':
+      return '192.168.122.1';
+    case 'none':
+      return '127.0.0.1';
+  }
+}
+
+export async function loadAgentBundle(file = agentBundlePath()): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new VmpError(`the guest agent bundle ${file} is missing: run "npm run build" first`);
+    }
+    throw err;
+  }
+}
+
+export interface GeneratedFiles {
+  kickstart: string;
+  domainXml: string;
+}
+
+/** The kickstart and the installed VM's domain XML for one spec. Pure apart from its inputs. */
+export function renderVmFiles(
+  spec: VmSpec,
+  options: Pick<CreateOptions, 'location'>,
+  credentials: { passwordHash: string; agentSecret: string },
+  agentBundle: string,
+): GeneratedFiles {
+  const kickstart = renderKickstart(spec, {
+    passwordHash: credentials.passwordHash,
+    agentSecret: credentials.agentSecret,
+    agentBundle,
+    proxyHost: proxyHostFor(spec.networkMode),
+    proxyPort: PROXY_PORT,
+    ...(options.location !== undefined ? { installTree: options.location } : {}),
+  });
+  const domainXml = renderDomainXml(spec, { diskPath: diskPathOf(spec), version: packageVersion() });
+  return { kickstart, domainXml };
+}
+
+/**
+ * Writes a dry run's files into `dir` (created 0700 if absent): the kickstart,
+ * the domain XML and the plan. Files are 0600: the kickstart carries a
+ * password hash. Returns the paths written.
+ */
+export async function writeDryRunFiles(
+  dir: string,
+  name: string,
+  files: GeneratedFiles & { plan: string },
+): Promise<string[]> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const out: Array<[string, string]> = [
+    [`${name}.ks`, files.kickstart],
+    [`${name}.xml`, files.domainXml],
+    [`${name}-plan.txt`, files.plan],
+  ];
+  const written: string[] = [];
+  for (const [file, content] of out) {
+    const target = path.join(dir, file);
+    const temp = `${target}.tmp-${process.pid}`;
+    await fs.writeFile(temp, content, { mode: 0o600, flag: 'wx' });
+    await fs.rename(temp, target);
+    written.push(target);
+  }
+  return written;
+}
+
+/**
+ * A dry run renders everything a real create would, so every generator and
+ * grammar check runs, but with a throwaway password and agent secret that are
+ * never stored: the keyring is not touched.
+ */
+export async function renderDryRun(
+  spec: VmSpec,
+  options: Pick<CreateOptions, 'location'>,
+): Promise<{ files: GeneratedFiles; note: string }> {
+  const agentSecret = generateAgentSecret();
+  const passwordHash = sha512Crypt(generatePassword());
+  const files = renderVmFiles(spec, options, { passwordHash, agentSecret }, await loadAgentBundle());
+  const lines = files.kickstart.split('\n').length;
+  const note =
+    `Rendered a ${lines}-line kickstart and the domain XML (dry run: with a throwaway password that ` +
+    'is not stored; a real create keeps its password in the OS keyring).';
+  return { files, note };
+}

@@ -1,0 +1,99 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { renderDomainXml, VMP_XML_NAMESPACE, type DomainXmlOptions } from '../../../src/render/domain-xml.js';
+import type { VmSpec } from '../../../src/spec/types.js';
+import { InputError } from '../../../src/util/errors.js';
+import { expectGolden } from '../../support/golden.js';
+import { testSpec } from '../../support/spec-fixture.js';
+
+const base: DomainXmlOptions = {
+  diskPath: '/var/lib/vm-provisioner/firefox/firefox.qcow2',
+  version: '0.1.0',
+};
+
+const variants: Array<[string, Partial<VmSpec>, Partial<DomainXmlOptions>]> = [
+  ['default-kvm-x86_64', {}, {}],
+  ['qemu-tcg', { virtType: 'qemu', networkMode: 'user' }, {}],
+  ['aarch64', { arch: 'aarch64' }, {}],
+  ['aarch64-qemu', { arch: 'aarch64', virtType: 'qemu' }, {}],
+  ['qxl-audio-usb', { graphicsBackend: 'qxl', enableAudio: true, enableUsbPassthrough: true }, {}],
+  ['network-none-no-apps', { networkMode: 'none', flatpakPackages: [], autoLaunchApps: [] }, {}],
+  ['import-config-disk', {}, { configDiskPath: '/var/lib/vm-provisioner/firefox/config.img' }],
+  [
+    'install-phase',
+    { virtType: 'qemu' },
+    {
+      install: {
+        kernel: '/var/cache/vm-provisioner/f43/vmlinuz',
+        initrd: '/var/cache/vm-provisioner/f43/initrd.img',
+        cmdline: 'inst.ks=file:/ks.cfg console=ttyS0 inst.text',
+        consoleLog: '/var/lib/vm-provisioner/firefox/install-console.log',
+      },
+    },
+  ],
+];
+
+function validate(xml: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmp-t-virt-xml-'));
+  const file = path.join(dir, 'domain.xml');
+  fs.writeFileSync(file, xml);
+  try {
+    const result = spawnSync('virt-xml-validate', [file, 'domain'], { encoding: 'utf8', timeout: 20_000 });
+    // It reports on stderr; the exit status is what counts.
+    return `${result.status} ${result.stdout}${result.stderr}`;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('renderDomainXml', () => {
+  test.each(variants)(
+    "%s matches its golden file and validates against libvirt's schema",
+    (name, spec, opts) => {
+      const xml = renderDomainXml(testSpec(spec), { ...base, ...opts });
+      expectGolden(`libvirt/${name}.xml`, xml);
+      expect(validate(xml)).toMatch(/^0 .*validates/s);
+    },
+  );
+
+  test('marks the domain as ours with the version in our namespace', () => {
+    const xml = renderDomainXml(testSpec(), base);
+    expect(xml).toContain(`<vmp:vm xmlns:vmp="${VMP_XML_NAMESPACE}" version="0.1.0" phase="installed">`);
+    expect(xml).toContain('<vmp:app>org.mozilla.firefox</vmp:app>');
+  });
+
+  test('escapes markup in values that reach the document', () => {
+    const xml = renderDomainXml(testSpec({ autoLaunchApps: ['a </vmp:app><evil/> & "b"'] }), {
+      ...base,
+      diskPath: "/tmp/o'<d>&.qcow2",
+    });
+    expect(xml).not.toContain('<evil/>');
+    expect(xml).toContain('&lt;/vmp:app&gt;&lt;evil/&gt; &amp;');
+    expect(xml).toContain('file="/tmp/o\'&lt;d&gt;&amp;.qcow2"');
+    expect(validate(xml)).toMatch(/^0 .*validates/s);
+  });
+
+  test.each([
+    [{ name: 'bad name' }, {}, /VM name 'bad name' is invalid/],
+    [{ name: '-x' }, {}, /VM name '-x' is invalid/],
+    [{ memoryMb: 12.5 }, {}, /memory 12.5 MiB is invalid/],
+    [{ vcpus: 0 }, {}, /vcpus 0 is invalid/],
+    [{}, { diskPath: 'relative.qcow2' }, /disk path 'relative.qcow2' is invalid/],
+    [{}, { configDiskPath: '/x\ny' }, /config disk path/],
+    [{ autoLaunchApps: ['a\u0007'] }, {}, /app .* is invalid/],
+  ] as Array<[Partial<VmSpec>, Partial<DomainXmlOptions>, RegExp]>)(
+    'rejects bad input with a one-line InputError (%p %p)',
+    (spec, opts, message) => {
+      const run = (): string => renderDomainXml(testSpec(spec), { ...base, ...opts });
+      expect(run).toThrow(InputError);
+      expect(run).toThrow(message);
+    },
+  );
+
+  test('rejects a kernel command line with control characters', () => {
+    const install = { kernel: '/k', initrd: '/i', cmdline: 'a\nb', consoleLog: '/l' };
+    expect(() => renderDomainXml(testSpec(), { ...base, install })).toThrow(/kernel command line/);
+  });
+});
