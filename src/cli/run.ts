@@ -20,16 +20,19 @@ export async function runCli(argv: string[]): Promise<number> {
     .version()
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     // yargs would print the whole help on a typo; a one-line error is kinder and greppable.
+    // It must throw: if it returned, yargs would go on to run the command's
+    // handler despite an unknown or bad option.
     .fail((msg, err) => {
       if (err) throw err;
-      usageFailure = msg;
+      usageFailure = (msg ?? 'invalid usage; see --help').replace(/\s*\n\s*/g, ' ');
+      throw new UsageFailure(usageFailure);
     })
     .exitProcess(false);
   for (const command of commands) parser.command(command);
   try {
     await parser.parseAsync();
   } catch (err) {
-    return reportError(err);
+    if (!(err instanceof UsageFailure)) return reportError(err);
   }
   if (usageFailure !== undefined) {
     process.stderr.write(`${chalk.red('error:')} ${usageFailure}\n`);
@@ -37,6 +40,8 @@ export async function runCli(argv: string[]): Promise<number> {
   }
   return typeof process.exitCode === 'number' ? process.exitCode : 0;
 }
+
+class UsageFailure extends Error {}
 
 function reportError(err: unknown): number {
   if (err instanceof VmpError) {

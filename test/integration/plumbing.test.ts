@@ -4,7 +4,7 @@ import { Entry } from '@napi-rs/keyring';
 import { describeWith, LIBVIRT_TEST_URI, probeLibvirt, probeSecretService } from '../support/services.js';
 
 const virsh = (...args: string[]): string =>
-  execFileSync('virsh', ['-c', LIBVIRT_TEST_URI, ...args], { encoding: 'utf8', timeout: 15_000 });
+  execFileSync('virsh', ['-c', LIBVIRT_TEST_URI, ...args], { encoding: 'utf8', timeout: 60_000 });
 
 describeWith(probeLibvirt(), 'libvirt plumbing')('libvirtd plumbing', () => {
   test('the daemon answers with its own version and a QEMU driver', () => {
@@ -17,7 +17,8 @@ describeWith(probeLibvirt(), 'libvirt plumbing')('libvirtd plumbing', () => {
     const caps = virsh('capabilities');
     expect(caps).toContain("<domain type='qemu'");
     expect(caps).toMatch(/<arch name='x86_64'>/);
-  });
+    // libvirtd probes QEMU on first use: seconds on an idle machine, more on a busy CI runner.
+  }, 90_000);
 });
 
 describeWith(probeSecretService(), 'Secret Service plumbing')('Secret Service plumbing', () => {

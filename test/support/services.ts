@@ -16,7 +16,7 @@ const isCi = (): boolean => process.env.CI === 'true' || process.env.CI === '1';
 function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): string {
   return execFileSync(cmd, args, {
     encoding: 'utf8',
-    timeout: 10_000,
+    timeout: 60_000,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: env ?? process.env,
   });

@@ -1,0 +1,295 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ConfigStore } from '../service/ports.js';
+import { InputError } from '../util/errors.js';
+import { DEFAULT_CONNECT_URI, defaultSpec, defaultVmDir, flatpakLaunchCommand } from './defaults.js';
+import { autoName, chooseFreeName } from './naming.js';
+import { describeSource, parseSpecFields } from './toml.js';
+import type { VmSpec } from './types.js';
+import {
+  MAX_LIST_LENGTH,
+  type ResourceLimits,
+  singleValue,
+  validateArch,
+  validateAutostartCommand,
+  validateConnectUri,
+  validateDiskGb,
+  validateFedoraRelease,
+  validateFlatpakId,
+  validateGraphicsBackend,
+  validateHostPath,
+  validateList,
+  validateLocationUrl,
+  validateMemoryMb,
+  validateNetworkMode,
+  validatePackageSpec,
+  validateSpec,
+  validateVcpus,
+  validateVirtType,
+  validateVmName,
+} from './validate.js';
+
+/**
+ * Turns `create`'s flags and an optional --config TOML file into one
+ * validated VmSpec: defaults < config file < flags. Lists given as flags
+ * replace the file's list rather than extend it.
+ */
+
+/** `create`'s flags as yargs delivers them (camel-cased). Values are untrusted. */
+export interface CreateFlags {
+  name?: string | string[];
+  system?: string[];
+  flatpak?: string[];
+  memory?: string | number | Array<string | number>;
+  vcpus?: string | number | Array<string | number>;
+  disk?: string | number | Array<string | number>;
+  autostartApp?: string | string[];
+  fedoraRelease?: string | number | Array<string | number>;
+  arch?: string | string[];
+  virtType?: string | string[];
+  network?: string | string[];
+  graphics?: string | string[];
+  /** Directory for the VM's disk image (the spec's vm_dir). */
+  vmDir?: string | string[];
+  /** With --dry-run: directory that receives the kickstart, domain XML and plan. */
+  output?: string | string[];
+  connect?: string | string[];
+  import?: string | string[];
+  location?: string | string[];
+  config?: string | string[];
+  force?: boolean;
+  yes?: boolean;
+  dryRun?: boolean;
+  verbose?: boolean;
+}
+
+/** What `create` does besides the spec itself. */
+export interface CreateOptions {
+  connectUri: string;
+  /** Absolute path of an existing disk image to boot instead of installing. */
+  importDisk?: string;
+  /** Install tree URL instead of the release's default mirror. */
+  location?: string;
+  /** The --config file as given, if any. */
+  configFile?: string;
+  /** --dry-run only: where to write the kickstart, domain XML and plan (absolute). */
+  outputDir?: string;
+  force: boolean;
+  yes: boolean;
+  dryRun: boolean;
+  verbose: boolean;
+}
+
+export interface HostResources {
+  memoryMb: number;
+  cpus: number;
+}
+
+/** This host's RAM and logical CPUs: the default maximums for a VM. */
+export function hostResources(): HostResources {
+  return { memoryMb: Math.floor(os.totalmem() / (1024 * 1024)), cpus: os.cpus().length || 1 };
+}
+
+export interface BuildOptions {
+  /** Name of the --config file, for error messages. */
+  configFile?: string;
+  /** Defaults to this host's; tests pass fixed numbers. */
+  host?: HostResources;
+  /** Clock for `app-vm-<timestamp>` names. */
+  now?: Date;
+}
+
+export interface BuiltSpec {
+  spec: VmSpec;
+  /** True when neither the flags nor the config file named the VM. */
+  nameGenerated: boolean;
+}
+
+function limitsFor(flags: CreateFlags, host: HostResources): ResourceLimits {
+  return { force: flags.force === true, hostMb: host.memoryMb, hostCpus: host.cpus };
+}
+
+function dedupe<T>(values: T[]): T[] {
+  return [...new Set(values)];
+}
+
+function flagList(
+  flag: string,
+  value: unknown,
+  max: number,
+  check: (v: unknown) => string,
+): string[] | undefined {
+  if (value === undefined) return undefined;
+  const list = Array.isArray(value) ? value : [value];
+  return dedupe(validateList(`--${flag} list`, list, max, check));
+}
+
+function flagValue<T>(flag: string, value: unknown, check: (v: unknown) => T): T | undefined {
+  if (value === undefined) return undefined;
+  return check(singleValue(flag, value));
+}
+
+/** Like buildSpec, and says whether the name was generated (and so may take a numeric suffix). */
+export function buildSpecWithMeta(
+  flags: CreateFlags,
+  configFileText?: string,
+  options: BuildOptions = {},
+): BuiltSpec {
+  const host = options.host ?? hostResources();
+  const limits = limitsFor(flags, host);
+  const connectUri = flagValue('connect', flags.connect, validateConnectUri) ?? DEFAULT_CONNECT_URI;
+  const fromFile =
+    configFileText === undefined
+      ? {}
+      : parseSpecFields(configFileText, options.configFile ?? '--config', limits);
+
+  const systemPackages =
+    flagList('system', flags.system, MAX_LIST_LENGTH.systemPackages, validatePackageSpec) ??
+    fromFile.systemPackages ??
+    [];
+  const flatpakPackages =
+    flagList('flatpak', flags.flatpak, MAX_LIST_LENGTH.flatpakPackages, validateFlatpakId) ??
+    fromFile.flatpakPackages ??
+    [];
+  const autoLaunchApps =
+    flagList('autostart-app', flags.autostartApp, MAX_LIST_LENGTH.autoLaunchApps, validateAutostartCommand) ??
+    fromFile.autoLaunchApps ??
+    flatpakPackages.map(flatpakLaunchCommand);
+
+  const givenName = flagValue('name', flags.name, validateVmName) ?? fromFile.name;
+  const name = givenName ?? autoName({ flatpakPackages, systemPackages }, options.now);
+
+  const vmDirFlag = flagValue('vm-dir', flags.vmDir, (v) =>
+    validateHostPath('--vm-dir directory', typeof v === 'string' ? path.resolve(v) : v),
+  );
+
+  const spec = defaultSpec(name, {
+    vmDir: defaultVmDir(connectUri),
+    ...fromFile,
+    name,
+    systemPackages,
+    flatpakPackages,
+    autoLaunchApps,
+  });
+  const overrides: Partial<VmSpec> = {
+    memoryMb: flagValue('memory', flags.memory, (v) => validateMemoryMb(v, limits)),
+    vcpus: flagValue('vcpus', flags.vcpus, (v) => validateVcpus(v, limits)),
+    diskSizeGb: flagValue('disk', flags.disk, (v) => validateDiskGb(v, limits)),
+    fedoraRelease: flagValue('fedora-release', flags.fedoraRelease, validateFedoraRelease),
+    arch: flagValue('arch', flags.arch, validateArch),
+    virtType: flagValue('virt-type', flags.virtType, validateVirtType),
+    networkMode: flagValue('network', flags.network, validateNetworkMode),
+    graphicsBackend: flagValue('graphics', flags.graphics, validateGraphicsBackend),
+    vmDir: vmDirFlag,
+  };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value !== undefined) (spec as unknown as Record<string, unknown>)[key] = value;
+  }
+  // Every field again, with the host limits: catches config-file defaults
+  // that only fail in combination (and is cheap insurance against a missed flag).
+  return { spec: validateSpec(spec, limits), nameGenerated: givenName === undefined };
+}
+
+/** defaults < --config file text < flags, every field validated. Throws InputError on bad input. */
+export function buildSpec(flags: CreateFlags, configFileText?: string, options: BuildOptions = {}): VmSpec {
+  return buildSpecWithMeta(flags, configFileText, options).spec;
+}
+
+/** The non-spec flags of `create`, validated. Does not touch the file system. */
+export function buildCreateOptions(flags: CreateFlags, cwd: string = process.cwd()): CreateOptions {
+  const connectUri = flagValue('connect', flags.connect, validateConnectUri) ?? DEFAULT_CONNECT_URI;
+  const importDisk = flagValue('import', flags.import, (v) =>
+    validateHostPath('--import disk', typeof v === 'string' && v !== '' ? path.resolve(cwd, v) : v),
+  );
+  const location = flagValue('location', flags.location, validateLocationUrl);
+  if (importDisk !== undefined && location !== undefined) {
+    throw new InputError('--import and --location exclude each other: import a disk, or install from a tree');
+  }
+  const configFile = flagValue('config', flags.config, (v) => {
+    if (typeof v !== 'string' || v === '') throw new InputError('option --config needs a file name');
+    return v;
+  });
+  const outputDir = flagValue('output', flags.output, (v) =>
+    validateHostPath('--output directory', typeof v === 'string' && v !== '' ? path.resolve(cwd, v) : v),
+  );
+  if (outputDir !== undefined && flags.dryRun !== true) {
+    throw new InputError('--output goes with --dry-run: it names where the dry run writes its files');
+  }
+  return {
+    connectUri,
+    ...(outputDir !== undefined ? { outputDir } : {}),
+    ...(importDisk !== undefined ? { importDisk } : {}),
+    ...(location !== undefined ? { location } : {}),
+    ...(configFile !== undefined ? { configFile } : {}),
+    force: flags.force === true,
+    yes: flags.yes === true,
+    dryRun: flags.dryRun === true,
+    verbose: flags.verbose === true,
+  };
+}
+
+/** A --config file larger than this is refused unread: a spec is a few hundred bytes. */
+export const MAX_CONFIG_FILE_BYTES = 256 * 1024;
+
+/** Reads a --config file, refusing missing, unreadable, non-regular or oversized files with InputError. */
+export async function readConfigFile(file: string): Promise<string> {
+  const shown = describeSource(file);
+  let stat;
+  try {
+    stat = await fs.stat(file);
+  } catch (err) {
+    throw new InputError(
+      `cannot read config file ${shown}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+  if (!stat.isFile()) throw new InputError(`config file ${shown} is not a regular file`);
+  if (stat.size > MAX_CONFIG_FILE_BYTES) {
+    throw new InputError(
+      `config file ${shown} is ${stat.size} bytes; at most ${MAX_CONFIG_FILE_BYTES} allowed`,
+    );
+  }
+  const bytes = await fs.readFile(file);
+  const text = bytes.toString('utf8');
+  if (Buffer.from(text, 'utf8').compare(bytes) !== 0) {
+    throw new InputError(`config file ${shown} is not UTF-8 text`);
+  }
+  return text;
+}
+
+export interface PreparedCreate {
+  spec: VmSpec;
+  options: CreateOptions;
+  nameGenerated: boolean;
+}
+
+export interface PrepareDeps {
+  store: Pick<ConfigStore, 'exists'>;
+  /** Extra "is this name in use" check, e.g. an existing libvirt domain. */
+  isTaken?: (name: string) => Promise<boolean>;
+  host?: HostResources;
+  now?: Date;
+  cwd?: string;
+}
+
+/**
+ * Everything `create` decides before touching libvirt: options, the --config
+ * file, the spec, a free name, the --import disk's existence. Reads only.
+ */
+export async function prepareCreate(flags: CreateFlags, deps: PrepareDeps): Promise<PreparedCreate> {
+  const options = buildCreateOptions(flags, deps.cwd);
+  const configText = options.configFile === undefined ? undefined : await readConfigFile(options.configFile);
+  const built = buildSpecWithMeta(flags, configText, {
+    ...(options.configFile !== undefined ? { configFile: options.configFile } : {}),
+    ...(deps.host ? { host: deps.host } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  if (options.importDisk !== undefined) {
+    const stat = await fs.stat(options.importDisk).catch(() => undefined);
+    if (!stat?.isFile()) throw new InputError(`--import disk ${options.importDisk} is not an existing file`);
+  }
+  const isTaken = async (name: string): Promise<boolean> =>
+    (await deps.store.exists(name)) || (deps.isTaken ? await deps.isTaken(name) : false);
+  const name = await chooseFreeName(built.spec.name, built.nameGenerated, isTaken);
+  return { spec: { ...built.spec, name }, options, nameGenerated: built.nameGenerated };
+}

@@ -1,0 +1,48 @@
+import path from 'node:path';
+import { diskPathOf } from './defaults.js';
+import type { CreateOptions } from './build.js';
+import type { VmSpec } from './types.js';
+
+/**
+ * The human-readable summary `create --dry-run` prints (and `create` shows
+ * before asking for confirmation). Pure: spec and options in, text out.
+ */
+export function formatPlan(spec: VmSpec, options: CreateOptions, configPath?: string): string {
+  const list = (items: string[]): string => (items.length === 0 ? '(none)' : items.join(', '));
+  const disk = options.importDisk
+    ? `${options.importDisk} (imported, not installed)`
+    : `${diskPathOf(spec)} (${spec.diskSizeGb} GB, qcow2)`;
+  const install = options.importDisk
+    ? 'none (booting the imported disk)'
+    : `Fedora ${spec.fedoraRelease} ${spec.arch} from ${options.location ?? 'the release mirror'}`;
+  const rows: Array<[string, string]> = [
+    ['name', spec.name],
+    ['connection', `${options.connectUri} (domain type ${spec.virtType})`],
+    ['release', `Fedora ${spec.fedoraRelease} (${spec.arch})`],
+    ['install', install],
+    ['memory', `${spec.memoryMb} MB`],
+    ['vCPUs', String(spec.vcpus)],
+    ['disk', disk],
+    ['system packages', list(spec.systemPackages)],
+    ['flatpak apps', list(spec.flatpakPackages)],
+    ['autostart apps', list(spec.autoLaunchApps)],
+    ['graphics', `${spec.graphicsBackend}, SPICE${spec.enableClipboard ? ' with clipboard' : ''}`],
+    ['network', spec.networkMode],
+    ['firewall rules', list(spec.firewallRules)],
+    ['audio', spec.enableAudio ? 'on' : 'off'],
+    ['USB passthrough', spec.enableUsbPassthrough ? 'on' : 'off'],
+    ['auto-login', spec.enableAutoLogin ? 'on' : 'off'],
+  ];
+  if (configPath !== undefined) rows.push(['config file', configPath]);
+  const width = Math.max(...rows.map(([k]) => k.length)) + 1;
+  const body = rows.map(([k, v]) => `  ${`${k}:`.padEnd(width)} ${v}`).join('\n');
+  const header = options.dryRun
+    ? `Plan for VM "${spec.name}" (dry run: nothing is created or written)`
+    : `Plan for VM "${spec.name}"`;
+  return `${header}\n${body}\n`;
+}
+
+/** Where the plan shows a path relative to the user's home as ~/..., for reading only. */
+export function tildePath(p: string, home = process.env.HOME ?? ''): string {
+  return home && path.isAbsolute(home) && p.startsWith(`${home}/`) ? `~/${p.slice(home.length + 1)}` : p;
+}

@@ -1,0 +1,259 @@
+import TOML from '@iarna/toml';
+import { InputError } from '../util/errors.js';
+import { defaultSpec } from './defaults.js';
+import type { VmSpec } from './types.js';
+import {
+  describeValue,
+  MAX_LIST_LENGTH,
+  type ResourceLimits,
+  validateArch,
+  validateAutostartCommand,
+  validateBoolean,
+  validateDiskGb,
+  validateFedoraRelease,
+  validateFirewallRule,
+  validateFlatpakId,
+  validateGraphicsBackend,
+  validateList,
+  validateMemoryMb,
+  validateNetworkMode,
+  validatePackageSpec,
+  validateSpec,
+  validateVcpus,
+  validateVirtType,
+  validateVmDir,
+  validateVmName,
+} from './validate.js';
+
+/**
+ * VmSpec <-> the predecessor's TOML keys. One table maps each snake_case key
+ * to its field and validator, so reading, writing and documentation cannot
+ * drift apart. Reading is strict: unknown keys, wrong types and bad values are
+ * errors that name the file and, where it can be found, the line.
+ */
+
+type Field = keyof VmSpec;
+
+interface KeyDef {
+  field: Field;
+  kind: 'string' | 'integer' | 'boolean' | 'list';
+  check: (value: unknown, limits: ResourceLimits) => unknown;
+}
+
+/** The predecessor's spellings of enum values, accepted on read and never written. */
+const LEGACY_GRAPHICS: Record<string, string> = { VirtioGpu: 'virtio', Virtio: 'virtio', Qxl: 'qxl' };
+const LEGACY_NETWORK: Record<string, string> = { Nat: 'default', User: 'user', None: 'none' };
+
+/** Key order is the order files are written in (the predecessor's, then the new keys). */
+export const TOML_KEYS: Readonly<Record<string, KeyDef>> = {
+  name: { field: 'name', kind: 'string', check: (v) => validateVmName(v) },
+  memory_mb: { field: 'memoryMb', kind: 'integer', check: (v, l) => validateMemoryMb(v, l) },
+  vcpus: { field: 'vcpus', kind: 'integer', check: (v, l) => validateVcpus(v, l) },
+  disk_size_gb: { field: 'diskSizeGb', kind: 'integer', check: (v, l) => validateDiskGb(v, l) },
+  vm_dir: { field: 'vmDir', kind: 'string', check: (v) => validateVmDir(v) },
+  system_packages: {
+    field: 'systemPackages',
+    kind: 'list',
+    check: (v) => validateList('system_packages', v, MAX_LIST_LENGTH.systemPackages, validatePackageSpec),
+  },
+  flatpak_packages: {
+    field: 'flatpakPackages',
+    kind: 'list',
+    check: (v) => validateList('flatpak_packages', v, MAX_LIST_LENGTH.flatpakPackages, validateFlatpakId),
+  },
+  auto_launch_apps: {
+    field: 'autoLaunchApps',
+    kind: 'list',
+    check: (v) =>
+      validateList('auto_launch_apps', v, MAX_LIST_LENGTH.autoLaunchApps, validateAutostartCommand),
+  },
+  graphics_backend: {
+    field: 'graphicsBackend',
+    kind: 'string',
+    check: (v) => validateGraphicsBackend(typeof v === 'string' ? (LEGACY_GRAPHICS[v] ?? v) : v),
+  },
+  enable_clipboard: { field: 'enableClipboard', kind: 'boolean', check: (v) => validateBoolean('value', v) },
+  enable_audio: { field: 'enableAudio', kind: 'boolean', check: (v) => validateBoolean('value', v) },
+  enable_usb_passthrough: {
+    field: 'enableUsbPassthrough',
+    kind: 'boolean',
+    check: (v) => validateBoolean('value', v),
+  },
+  enable_auto_login: { field: 'enableAutoLogin', kind: 'boolean', check: (v) => validateBoolean('value', v) },
+  network_mode: {
+    field: 'networkMode',
+    kind: 'string',
+    check: (v) => validateNetworkMode(typeof v === 'string' ? (LEGACY_NETWORK[v] ?? v) : v),
+  },
+  firewall_rules: {
+    field: 'firewallRules',
+    kind: 'list',
+    check: (v) => validateList('firewall_rules', v, MAX_LIST_LENGTH.firewallRules, validateFirewallRule),
+  },
+  fedora_release: { field: 'fedoraRelease', kind: 'integer', check: (v) => validateFedoraRelease(v) },
+  arch: { field: 'arch', kind: 'string', check: (v) => validateArch(v) },
+  virt_type: { field: 'virtType', kind: 'string', check: (v) => validateVirtType(v) },
+};
+
+/** Keys that would hold a secret: refused with a pointer to the keyring rather than read. */
+const SECRET_KEYS = new Set(['user_password', 'password', 'root_password']);
+
+/** A file name or other label, safe to print on one line. */
+export function describeSource(source: string): string {
+  return /^[\x20-\x7e]*$/.test(source) && !source.includes('"') ? source : describeValue(source);
+}
+
+/**
+ * 1-based line of a top-level `key = ...` or `[key]` in the text, if any. The
+ * TOML library reports lines only for syntax errors, so field errors find
+ * their line this way.
+ */
+export function lineOfKey(text: string, key: string): number | undefined {
+  const k = key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(
+    `^\\s*(?:(?:${k}|"${k}"|'${k}')\\s*[=.]|\\[+\\s*(?:${k}|"${k}"|'${k}')\\s*[\\].])`,
+  );
+  const lines = text.split(/\r?\n/);
+  const index = lines.findIndex((line) => pattern.test(line));
+  return index < 0 ? undefined : index + 1;
+}
+
+function at(source: string, line: number | undefined): string {
+  return line === undefined ? `${describeSource(source)}` : `${describeSource(source)}:${line}`;
+}
+
+interface TomlSyntaxError extends Error {
+  line?: number;
+  col?: number;
+  fromTOML?: boolean;
+}
+
+/** Parses TOML text, turning a syntax error into a one-line InputError with file, line and column. */
+export function parseTomlText(text: string, source: string): Record<string, unknown> {
+  try {
+    return TOML.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    const e = err as TomlSyntaxError;
+    if (e && e.fromTOML) {
+      const what = (e.message.split('\n')[0] ?? 'syntax error').replace(
+        / at row \d+, col \d+, pos \d+:?$/,
+        '',
+      );
+      const where =
+        e.line === undefined ? at(source, undefined) : `${at(source, e.line + 1)}:${(e.col ?? 0) + 1}`;
+      throw new InputError(`${where}: not valid TOML: ${what}`);
+    }
+    throw err;
+  }
+}
+
+function tomlTypeOf(value: unknown): string {
+  if (typeof value === 'string') return 'a string';
+  if (typeof value === 'number' || typeof value === 'bigint') return 'a number';
+  if (typeof value === 'boolean') return 'a boolean';
+  if (Array.isArray(value)) return 'a list';
+  if (value instanceof Date) return 'a date';
+  return 'a table';
+}
+
+function typeMatches(kind: KeyDef['kind'], value: unknown): boolean {
+  switch (kind) {
+    case 'string':
+      return typeof value === 'string';
+    case 'integer':
+      return typeof value === 'number' || typeof value === 'bigint';
+    case 'boolean':
+      return typeof value === 'boolean';
+    case 'list':
+      return Array.isArray(value);
+  }
+}
+
+/**
+ * Reads the fields a TOML document sets, validating each. Missing keys are
+ * simply absent from the result (a --config file may set only a few).
+ */
+export function parseSpecFields(text: string, source: string, limits: ResourceLimits = {}): Partial<VmSpec> {
+  const doc = parseTomlText(text, source);
+  const fields: Partial<Record<Field, unknown>> = {};
+  for (const [key, value] of Object.entries(doc)) {
+    const line = lineOfKey(text, key);
+    if (SECRET_KEYS.has(key)) {
+      throw new InputError(
+        `${at(source, line)}: key ${describeValue(key)} holds a password; remove it ` +
+          '(passwords live only in the OS keyring)',
+      );
+    }
+    const def = Object.prototype.hasOwnProperty.call(TOML_KEYS, key) ? TOML_KEYS[key] : undefined;
+    if (def === undefined) {
+      throw new InputError(
+        `${at(source, line)}: unknown key ${describeValue(key)} (see docs/spec.md for the keys)`,
+      );
+    }
+    if (!typeMatches(def.kind, value)) {
+      const wanted = def.kind === 'integer' ? 'an integer' : `a ${def.kind}`;
+      const scalar = ['string', 'number', 'bigint', 'boolean'].includes(typeof value);
+      const shown = scalar ? ` ${describeValue(value)}` : '';
+      throw new InputError(`${at(source, line)}: ${key} must be ${wanted}, not ${tomlTypeOf(value)}${shown}`);
+    }
+    try {
+      fields[def.field] = def.check(value, limits);
+    } catch (err) {
+      if (err instanceof InputError) throw new InputError(`${at(source, line)}: ${key}: ${err.message}`);
+      throw err;
+    }
+  }
+  return fields as Partial<VmSpec>;
+}
+
+/**
+ * A stored VM config: `name` is required, every other missing key takes its
+ * default (so the predecessor's files, which lack the newer keys, load).
+ */
+export function specFromToml(text: string, source: string): VmSpec {
+  const fields = parseSpecFields(text, source);
+  if (fields.name === undefined) throw new InputError(`${describeSource(source)}: the key "name" is missing`);
+  return defaultSpec(fields.name, fields);
+}
+
+/** A TOML basic string. Control characters and DEL are escaped as TOML requires. */
+export function tomlString(value: string): string {
+  let out = '"';
+  for (const ch of value) {
+    const code = ch.codePointAt(0) ?? 0;
+    if (ch === '"' || ch === '\\') out += `\\${ch}`;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\t') out += '\\t';
+    else if (code < 0x20 || code === 0x7f) out += `\\u${code.toString(16).padStart(4, '0')}`;
+    else out += ch;
+  }
+  return `${out}"`;
+}
+
+function tomlValue(value: unknown): string {
+  if (typeof value === 'string') return tomlString(value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) {
+    const items = value.map(tomlValue);
+    const oneLine = `[${items.join(', ')}]`;
+    if (oneLine.length <= 90) return oneLine;
+    return `[\n${items.map((i) => `  ${i},\n`).join('')}]`;
+  }
+  throw new Error(`cannot write ${typeof value} as TOML`);
+}
+
+/**
+ * The stored form of a spec, keys in a fixed order, validated first so that
+ * nothing invalid is ever written. Never contains a secret.
+ */
+export function specToToml(spec: VmSpec): string {
+  const valid = validateSpec(spec);
+  const lines = [
+    `# vm-provisioner settings for the VM "${valid.name}" (keys: docs/spec.md).`,
+    '# Its password is in the OS keyring, never in this file.',
+  ];
+  for (const [key, def] of Object.entries(TOML_KEYS)) {
+    lines.push(`${key} = ${tomlValue(valid[def.field])}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
