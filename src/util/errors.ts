@@ -41,3 +41,8 @@ export class AlreadyRunningError extends VmpError {}
 
 /** A hypervisor call failed for a reason no narrower class describes; keeps libvirt's message. */
 export class HypervisorError extends VmpError {}
+
+/** The user interrupted the operation (Ctrl+C); what it had made was removed. Exit 130, as shells report SIGINT. */
+export class CancelledError extends VmpError {
+  override readonly exitCode: number = 130;
+}

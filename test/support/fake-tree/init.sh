@@ -21,6 +21,7 @@ echo "anaconda 41.0-vmp.fake for Fedora Linux (vm-provisioner fake installer) st
 echo " * installation log files are stored in /tmp during the installation"
 
 ks=""
+vm_name=""
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     inst.ks=file:*) ks="${arg#inst.ks=file:}" ;;
@@ -30,6 +31,11 @@ if [ -z "$ks" ] || [ ! -f "$ks" ]; then
   echo "fake installer: no kickstart (inst.ks=file:... missing or unreadable: '$ks')"
   finish
 fi
+
+# Our kickstart's scripts name the VM in a shell variable and print "... ${vm_name}";
+# expand it as the real %post would.
+vm_name=$(sed -n "s/^vm_name='\([A-Za-z0-9._-]*\)'\$/\1/p" "$ks" | head -n 1)
+expand() { sed "s/\${vm_name}/$vm_name/g"; }
 
 echo "Progress"
 echo ""
@@ -61,7 +67,7 @@ done
 if [ -n "$failed" ]; then
   echo "Error: the following software marked for installation has errors: $failed"
   # What the kickstart's %onerror section would print.
-  marker=$(grep -o 'VMP-INSTALL-FAILED[^"]*' "$ks" | head -n 1)
+  marker=$(grep -o 'VMP-INSTALL-FAILED[^"]*' "$ks" | head -n 1 | expand)
   [ -n "$marker" ] && echo "$marker"
   finish
 fi
@@ -74,7 +80,7 @@ echo "Generating initramfs"
 echo "Storing configuration files and kickstarts"
 echo "Running post-installation scripts"
 # What the kickstart's %post prints; the name is whatever the kickstart says.
-marker=$(grep -o 'VMP-INSTALL-OK [A-Za-z0-9._-]*' "$ks" | head -n 1)
+marker=$(grep -o 'VMP-INSTALL-OK [A-Za-z0-9._${}-]*' "$ks" | head -n 1 | expand)
 [ -n "$marker" ] && echo "$marker"
 echo "."
 echo "Installation complete"
