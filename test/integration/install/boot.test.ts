@@ -21,8 +21,8 @@ import { describeWith, LIBVIRT_TEST_URI, probeLibvirt } from '../../support/serv
 
 const run = promisify(execFile);
 const virsh = async (...args: string[]): Promise<string> =>
-  // Generous: a busy libvirtd on a loaded machine has taken 2 minutes to start a domain.
-  (await run('virsh', ['-c', LIBVIRT_TEST_URI, ...args], { encoding: 'utf8', timeout: 180_000 })).stdout;
+  // Generous: a busy libvirtd on a loaded machine has taken 3 minutes to start a domain.
+  (await run('virsh', ['-c', LIBVIRT_TEST_URI, ...args], { encoding: 'utf8', timeout: 300_000 })).stdout;
 
 const xml = (s: string): string =>
   s
