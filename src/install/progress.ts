@@ -24,7 +24,7 @@
  * or a yes/no question; those are reported as `waiting-for-input`, since no
  * one will ever answer them.
  * Our kickstart prints "VMP-INSTALL-OK <vm-name>" at the end of %post and
- * "VMP-INSTALL-FAILED <detail>" from %onerror, each at the start of a line
+ * "VMP-INSTALL-FAILED [<vm-name>] <detail>" when a step fails, each at the start of a line
  * of the serial console.
  * Unknown lines are kept (the last few) for error messages and otherwise ignored,
  * so a change in Anaconda's wording degrades the display, never the outcome.
@@ -195,7 +195,14 @@ export class InstallProgressParser {
     const failed = new RegExp(`^${INSTALL_FAILED_MARKER}(?:\\s+(.*))?$`).exec(line);
     if (failed) {
       if (this.state.failure !== undefined) return [];
-      this.state.failure = failed[1] ?? '';
+      // Our kickstart names the VM first ("VMP-INSTALL-FAILED <vm> %post line 12"); the rest is the detail.
+      const detail = failed[1] ?? '';
+      this.state.failure =
+        detail === this.vmName
+          ? ''
+          : detail.startsWith(`${this.vmName} `)
+            ? detail.slice(this.vmName.length + 1)
+            : detail;
       return [{ type: 'failure', detail: this.state.failure }];
     }
     if (PROMPT_RES.some((re) => re.test(line))) {

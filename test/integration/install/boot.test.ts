@@ -9,6 +9,8 @@ import { removeInstallBoot, stageInstallBoot, type InstallBootFiles } from '../.
 import { fetchInstallMedia, type InstallMedia } from '../../../src/install/media.js';
 import { monitorInstall } from '../../../src/install/monitor.js';
 import type { ProgressEvent } from '../../../src/install/progress.js';
+import { renderDomainXml } from '../../../src/render/domain-xml.js';
+import type { VmSpec } from '../../../src/spec/types.js';
 import {
   buildFakeInstaller,
   serveTree,
@@ -19,8 +21,8 @@ import { describeWith, LIBVIRT_TEST_URI, probeLibvirt } from '../../support/serv
 
 const run = promisify(execFile);
 const virsh = async (...args: string[]): Promise<string> =>
-  // Generous: a busy libvirtd on a loaded machine has taken 2 minutes to start a domain.
-  (await run('virsh', ['-c', LIBVIRT_TEST_URI, ...args], { encoding: 'utf8', timeout: 180_000 })).stdout;
+  // Generous: a busy libvirtd on a loaded machine has taken 3 minutes to start a domain.
+  (await run('virsh', ['-c', LIBVIRT_TEST_URI, ...args], { encoding: 'utf8', timeout: 300_000 })).stdout;
 
 const xml = (s: string): string =>
   s
@@ -83,6 +85,30 @@ async function waitUntilGone(name: string, signal: AbortSignal): Promise<void> {
   }
 }
 
+/** A small software-emulated VM for the product's own domain XML renderer. */
+function productSpec(name: string, vmDir: string): VmSpec {
+  return {
+    name,
+    memoryMb: 512,
+    vcpus: 1,
+    diskSizeGb: 1,
+    vmDir,
+    systemPackages: [],
+    flatpakPackages: [],
+    autoLaunchApps: [],
+    graphicsBackend: 'virtio',
+    enableClipboard: false,
+    enableAudio: false,
+    enableUsbPassthrough: false,
+    enableAutoLogin: false,
+    networkMode: 'none',
+    firewallRules: [],
+    fedoraRelease: 41,
+    arch: 'x86_64',
+    virtType: 'qemu',
+  };
+}
+
 function kickstart(vmName: string, packages: string[]): string {
   return `# vm-provisioner test kickstart
 text
@@ -134,7 +160,7 @@ describeWith(probeLibvirt(), 'libvirt (qemu:///system)')(
       if (cacheRoot) fs.rmSync(cacheRoot, { recursive: true, force: true });
     });
 
-    async function install(vmName: string, packages: string[]) {
+    async function install(vmName: string, packages: string[], xmlFrom: 'test' | 'renderer' = 'test') {
       const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmp-t-inst-boot-'));
       fs.chmodSync(workDir, 0o755); // QEMU runs as libvirt-qemu and writes the serial log here
       const serialLog = path.join(workDir, `${vmName}-install.log`);
@@ -144,16 +170,18 @@ describeWith(probeLibvirt(), 'libvirt (qemu:///system)')(
         staged = await stageInstallBoot(media, kickstart(vmName, packages));
         const cmdline = installKernelCmdline({ treeUrl: server.url, extraArgs: ['quiet'] });
         const xmlFile = path.join(workDir, 'domain.xml');
-        fs.writeFileSync(
-          xmlFile,
-          installDomainXml({
-            name: vmName,
-            kernel: staged.kernelPath,
-            initrd: staged.initrdPath,
-            cmdline,
-            serialLog,
-          }),
-        );
+        const boot = { kernel: staged.kernelPath, initrd: staged.initrdPath, cmdline };
+        if (xmlFrom === 'test') {
+          fs.writeFileSync(xmlFile, installDomainXml({ name: vmName, ...boot, serialLog }));
+        } else {
+          const diskPath = path.join(workDir, `${vmName}.qcow2`);
+          await run('qemu-img', ['create', '-q', '-f', 'qcow2', diskPath, '1G'], { timeout: 60_000 });
+          const spec = productSpec(vmName, workDir);
+          fs.writeFileSync(
+            xmlFile,
+            renderDomainXml(spec, { diskPath, install: { ...boot, consoleLog: serialLog }, version: 'test' }),
+          );
+        }
         const started = performance.now();
         await virsh('create', xmlFile);
         const createdAfter = performance.now() - started;
@@ -246,6 +274,23 @@ describeWith(probeLibvirt(), 'libvirt (qemu:///system)')(
         expect(outcome.progress.stage).toBe('installing-software');
         process.stdout.write(
           `fake install (failure): virsh create ${(createdAfter / 1000).toFixed(1)} s; failure detected ${((elapsed - createdAfter) / 1000).toFixed(1)} s later\n`,
+        );
+      },
+      10 * 60_000,
+    );
+
+    test(
+      "the product's install-phase domain XML (src/render/domain-xml.ts) boots the installer to success",
+      async () => {
+        const vmName = `vmp-t-inst-xml-${randomBytes(3).toString('hex')}`;
+        const { outcome, events, elapsed, createdAfter, log } = await install(vmName, ['kitty'], 'renderer');
+        expect(outcome.status).toBe('succeeded');
+        expect(outcome.domainStopped).toBe(true);
+        expect(events).toContainEqual({ type: 'package', name: 'kitty.x86_64', done: 1, total: 1 });
+        expect(events).toContainEqual({ type: 'stage', stage: 'complete', label: 'Installation complete' });
+        expect(log).toContain(`VMP-INSTALL-OK ${vmName}`);
+        process.stdout.write(
+          `fake install (renderer XML): virsh create ${(createdAfter / 1000).toFixed(1)} s; power-off detected ${((elapsed - createdAfter) / 1000).toFixed(1)} s later\n`,
         );
       },
       10 * 60_000,

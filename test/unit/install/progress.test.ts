@@ -109,4 +109,10 @@ describe('install progress parser', () => {
     expect(cleanConsoleLine('...Configuring storage')).toBe('Configuring storage');
     expect(cleanConsoleLine('Installing.')).toBe('Installing.');
   });
+
+  test("the failure detail drops the VM name the kickstart's marker starts with", () => {
+    expect(parseInstallLog('VMP-INSTALL-FAILED vm1 %post line 12\n', 'vm1').failure).toBe('%post line 12');
+    expect(parseInstallLog('VMP-INSTALL-FAILED vm1\n', 'vm1').failure).toBe('');
+    expect(parseInstallLog('VMP-INSTALL-FAILED disk full\n', 'vm1').failure).toBe('disk full');
+  });
 });
