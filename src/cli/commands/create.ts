@@ -6,7 +6,7 @@ import { createFromDisk } from '../../service/lifecycle.js';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { createVm, DEFAULT_INSTALL_TIMEOUT_MINUTES } from '../../service/create.js';
 import type { Hypervisor } from '../../service/ports.js';
-import { buildCreateOptions, prepareCreate, type CreateFlags, type CreateOptions } from '../../spec/build.js';
+import { prepareCreate, type CreateFlags, type CreateOptions } from '../../spec/build.js';
 import type { VmSpec } from '../../spec/types.js';
 import { InputError } from '../../util/errors.js';
 import { packageVersion } from '../../util/package-info.js';
@@ -100,18 +100,13 @@ export const createCommand: CommandModule<object, CreateFlags> = {
     const installTimeoutMinutes = parseInstallTimeout(argv.installTimeout);
     let hypervisor: Hypervisor | undefined;
     const connect = async (uri: string): Promise<Hypervisor> =>
-      (hypervisor ??= await openHypervisor({ uri: resolveUri(uri) }));
+      (hypervisor ??= await openHypervisor({ uri: resolveUri(uri), timeouts: CREATE_TIMEOUTS }));
     try {
-      const connectUri = (): string => buildCreateOptions(argv).connectUri;
-      const { spec, options } = await prepareCreate(argv, {
-        store,
-        // A dry run never touches libvirt; a real create also avoids names libvirt already has.
-        ...(argv.dryRun
-          ? {}
-          : { isTaken: async (name: string) => (await connect(connectUri())).exists(name) }),
-      });
-      const plan = formatPlan(spec, options, tildePath(store.pathOf(spec.name)));
-      if (options.dryRun) {
+      // Validation first, touching nothing: bad input and a missing --yes fail without libvirt.
+      const checked = await prepareCreate(argv, { store });
+      if (checked.options.dryRun) {
+        const { spec, options } = checked;
+        const plan = formatPlan(spec, options, tildePath(store.pathOf(spec.name)));
         process.stdout.write(plan);
         const { files, note } = await renderDryRun(spec, options);
         process.stdout.write(`${note}\n`);
@@ -122,9 +117,15 @@ export const createCommand: CommandModule<object, CreateFlags> = {
         return;
       }
       const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
-      if (!options.yes && !interactive) {
+      if (!checked.options.yes && !interactive) {
         throw new InputError('create needs confirmation: pass --yes when not running on a terminal');
       }
+      // Again, so that a generated name also steps around domains libvirt already has.
+      const { spec, options } = await prepareCreate(argv, {
+        store,
+        isTaken: async (name: string) => (await connect(checked.options.connectUri)).exists(name),
+      });
+      const plan = formatPlan(spec, options, tildePath(store.pathOf(spec.name)));
       process.stdout.write(plan);
       if (!options.yes && !(await confirmPlan(spec.name))) {
         process.stdout.write('Nothing was created.\n');
@@ -153,6 +154,13 @@ export const createCommand: CommandModule<object, CreateFlags> = {
     }
   },
 };
+
+/**
+ * Defining and starting a domain has taken libvirtd up to 3 minutes on a busy
+ * host (it re-probes QEMU); an abandoned define would leave a domain behind
+ * after the rollback, so create waits longer than the other commands.
+ */
+const CREATE_TIMEOUTS = { call: 300_000, save: 300_000 };
 
 /** Minutes, 1 to 24 hours; a string so that "90m" or "-1" gets our one-line message. */
 export function parseInstallTimeout(value: unknown): number {
