@@ -13,9 +13,7 @@ export function resolveUri(connect?: string, env: NodeJS.ProcessEnv = process.en
   const uri = connect || env.LIBVIRT_DEFAULT_URI || DEFAULT_URI;
   // eslint-disable-next-line no-control-regex
   if (!/^[a-z][a-z0-9+.-]*:\/\/[^\s\u0000-\u001f]*$/i.test(uri)) {
-    throw new InputError(
-      `libvirt URI '${uri}' is invalid: expected driver[+transport]://[host]/path, e.g. qemu:///system`,
-    );
+    throw new InputError(`libvirt URI '${uri}' is invalid: expected driver[+transport]://[host]/path, e.g. qemu:///system`);
   }
   return uri;
 }
@@ -41,9 +39,7 @@ export async function openHypervisor(options: OpenOptions = {}): Promise<Hypervi
     const binding = await loadBinding();
     if (binding) return BindingHypervisor.open(binding, uri, timeouts);
     if (backend === 'binding') {
-      throw new InputError(
-        'libvirt backend "binding" requested but @unraid/libvirt is not installed or did not build',
-      );
+      throw new InputError('libvirt backend "binding" requested but @unraid/libvirt is not installed or did not build');
     }
   }
   const hypervisor = new VirshHypervisor(uri, timeouts);

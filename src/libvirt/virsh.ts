@@ -68,11 +68,7 @@ export class VirshHypervisor implements Hypervisor {
   ) {}
 
   /** Runs one virsh command; failures become typed errors carrying libvirt's message. */
-  async virsh(
-    operation: string,
-    args: string[],
-    options: { input?: string; timeout?: number } = {},
-  ): Promise<string> {
+  async virsh(operation: string, args: string[], options: { input?: string; timeout?: number } = {}): Promise<string> {
     const timeout = options.timeout ?? this.timeouts.call;
     try {
       const result = await execa('virsh', ['--connect', this.uri, '--quiet', ...args], {
@@ -127,12 +123,7 @@ export class VirshHypervisor implements Hypervisor {
   }
 
   async xml(name: string, options: { inactive?: boolean } = {}): Promise<string> {
-    return this.virsh(`read XML of '${name}'`, [
-      'dumpxml',
-      '--domain',
-      name,
-      ...(options.inactive ? ['--inactive'] : []),
-    ]);
+    return this.virsh(`read XML of '${name}'`, ['dumpxml', '--domain', name, ...(options.inactive ? ['--inactive'] : [])]);
   }
 
   async info(name: string): Promise<DomainInfo> {
@@ -178,12 +169,7 @@ export class VirshHypervisor implements Hypervisor {
   }
 
   async snapshotList(name: string): Promise<string[]> {
-    const out = await this.virsh(`list snapshots of '${name}'`, [
-      'snapshot-list',
-      '--domain',
-      name,
-      '--name',
-    ]);
+    const out = await this.virsh(`list snapshots of '${name}'`, ['snapshot-list', '--domain', name, '--name']);
     return out
       .split('\n')
       .map((line) => line.trim())
@@ -191,13 +177,9 @@ export class VirshHypervisor implements Hypervisor {
   }
 
   async snapshotRevert(name: string, snapshot: string): Promise<void> {
-    await this.virsh(
-      `revert '${name}' to '${snapshot}'`,
-      ['snapshot-revert', '--domain', name, '--snapshotname', snapshot],
-      {
-        timeout: this.timeouts.save,
-      },
-    );
+    await this.virsh(`revert '${name}' to '${snapshot}'`, ['snapshot-revert', '--domain', name, '--snapshotname', snapshot], {
+      timeout: this.timeouts.save,
+    });
   }
 
   async snapshotDelete(name: string, snapshot: string): Promise<void> {
