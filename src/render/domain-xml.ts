@@ -139,11 +139,17 @@ export function serialConsole(logFile?: string): Device[] {
 }
 
 export function spiceAgentChannel(): Device {
-  return { tag: 'channel', node: { '@type': 'spicevmc', target: { '@type': 'virtio', '@name': 'com.redhat.spice.0' } } };
+  return {
+    tag: 'channel',
+    node: { '@type': 'spicevmc', target: { '@type': 'virtio', '@name': 'com.redhat.spice.0' } },
+  };
 }
 
 export function guestAgentChannel(): Device {
-  return { tag: 'channel', node: { '@type': 'unix', target: { '@type': 'virtio', '@name': 'org.qemu.guest_agent.0' } } };
+  return {
+    tag: 'channel',
+    node: { '@type': 'unix', target: { '@type': 'virtio', '@name': 'org.qemu.guest_agent.0' } },
+  };
 }
 
 export function usbTablet(): Device {

@@ -1,6 +1,10 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { VmpError } from '../../util/errors.js';
-import { prepareCreate, type CreateFlags } from '../../spec/build.js';
+import { buildCreateOptions, prepareCreate, type CreateFlags } from '../../spec/build.js';
+import { resolveUri } from '../../libvirt/index.js';
+import { createFromDisk } from '../../service/lifecycle.js';
+import { packageVersion } from '../../util/version.js';
+import { withHypervisor } from '../hypervisor.js';
 import {
   DEFAULT_CONNECT_URI,
   DEFAULT_DISK_GB,
@@ -81,6 +85,10 @@ export const createCommand: CommandModule<object, CreateFlags> = {
       .strictOptions() as unknown as Argv<CreateFlags>,
   handler: async (argv: ArgumentsCamelCase<CreateFlags>) => {
     const store = new FileConfigStore();
+    if (argv.import !== undefined && argv.dryRun !== true) {
+      await importVm(argv, store);
+      return;
+    }
     const { spec, options } = await prepareCreate(argv, { store });
     if (options.dryRun) {
       process.stdout.write(formatPlan(spec, options, tildePath(store.pathOf(spec.name))));
@@ -93,3 +101,23 @@ export const createCommand: CommandModule<object, CreateFlags> = {
     );
   },
 };
+
+/** `create --import DISK`: a VM from an existing bootable qcow2 (copied into --vm-dir), no install. */
+async function importVm(argv: ArgumentsCamelCase<CreateFlags>, store: FileConfigStore): Promise<void> {
+  const early = buildCreateOptions(argv);
+  // As virsh: an explicit --connect wins, else LIBVIRT_DEFAULT_URI, else qemu:///system.
+  const uri = argv.connect !== undefined ? early.connectUri : resolveUri();
+  await withHypervisor(uri, async (hypervisor) => {
+    const { spec, options } = await prepareCreate(argv, {
+      store,
+      isTaken: (name) => hypervisor.exists(name),
+    });
+    const { diskPath } = await createFromDisk({ hypervisor, configStore: store }, spec, {
+      importDisk: options.importDisk!,
+      version: packageVersion(),
+    });
+    process.stdout.write(
+      `${spec.name}: defined from ${options.importDisk} (disk ${diskPath}); start it with: vm-provisioner start ${spec.name}\n`,
+    );
+  });
+}

@@ -8,7 +8,10 @@ import { InputError } from '../../../src/util/errors.js';
 import { expectGolden } from '../../support/golden.js';
 import { testSpec } from '../../support/spec-fixture.js';
 
-const base: DomainXmlOptions = { diskPath: '/var/lib/vm-provisioner/firefox/firefox.qcow2', version: '0.1.0' };
+const base: DomainXmlOptions = {
+  diskPath: '/var/lib/vm-provisioner/firefox/firefox.qcow2',
+  version: '0.1.0',
+};
 
 const variants: Array<[string, Partial<VmSpec>, Partial<DomainXmlOptions>]> = [
   ['default-kvm-x86_64', {}, {}],
@@ -46,11 +49,14 @@ function validate(xml: string): string {
 }
 
 describe('renderDomainXml', () => {
-  test.each(variants)('%s matches its golden file and validates against libvirt\'s schema', (name, spec, opts) => {
-    const xml = renderDomainXml(testSpec(spec), { ...base, ...opts });
-    expectGolden(`libvirt/${name}.xml`, xml);
-    expect(validate(xml)).toMatch(/^0 .*validates/s);
-  });
+  test.each(variants)(
+    "%s matches its golden file and validates against libvirt's schema",
+    (name, spec, opts) => {
+      const xml = renderDomainXml(testSpec(spec), { ...base, ...opts });
+      expectGolden(`libvirt/${name}.xml`, xml);
+      expect(validate(xml)).toMatch(/^0 .*validates/s);
+    },
+  );
 
   test('marks the domain as ours with the version in our namespace', () => {
     const xml = renderDomainXml(testSpec(), base);
