@@ -51,7 +51,11 @@ export class BindingHypervisor extends VirshHypervisor {
   }
 
   /** Probes libvirtd through virsh first: connectOpen on a dead socket is the call most likely to hang. */
-  static async open(binding: BindingModule, uri: string, timeouts: Timeouts = DEFAULT_TIMEOUTS): Promise<BindingHypervisor> {
+  static async open(
+    binding: BindingModule,
+    uri: string,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+  ): Promise<BindingHypervisor> {
     const probe = new VirshHypervisor(uri, timeouts);
     await probe.probe();
     const native = new binding.Hypervisor({ uri });

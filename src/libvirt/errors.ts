@@ -15,7 +15,10 @@ import {
  * callers may catch.
  */
 const RULES: Array<[RegExp, new (message: string, options?: { cause?: unknown }) => VmpError]> = [
-  [/Domain not found|no domain with matching|failed to get domain '|snapshot not found|no domain snapshot with matching/i, NotFoundError],
+  [
+    /Domain not found|no domain with matching|snapshot not found|no domain snapshot with matching/i,
+    NotFoundError,
+  ],
   [/already exists|already defined/i, AlreadyExistsError],
   [/domain is not running|domain is not active/i, NotRunningError],
   [/domain is already (active|running)|Domain is already active/i, AlreadyRunningError],

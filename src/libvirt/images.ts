@@ -19,8 +19,10 @@ async function qemuImg(operation: string, args: string[]): Promise<string> {
     return result.stdout;
   } catch (err) {
     const e = err as { timedOut?: boolean; stderr?: string; code?: string };
-    if (e.timedOut) throw new TimeoutError(`${operation}: qemu-img did not finish within 60 s`, { cause: err });
-    if (e.code === 'ENOENT') throw new VmpError(`${operation}: qemu-img is not installed (package qemu-utils)`);
+    if (e.timedOut)
+      throw new TimeoutError(`${operation}: qemu-img did not finish within 60 s`, { cause: err });
+    if (e.code === 'ENOENT')
+      throw new VmpError(`${operation}: qemu-img is not installed (package qemu-utils)`);
     const message = (e.stderr ?? String(err)).trim().split('\n').pop() ?? '';
     throw new VmpError(`${operation}: ${message.replace(/^qemu-img:\s*/, '')}`, { cause: err });
   }
@@ -46,7 +48,9 @@ export async function inspectImage(file: string): Promise<ImageInfo> {
 export async function requireQcow2(file: string): Promise<ImageInfo> {
   const info = await inspectImage(file);
   if (info.format !== 'qcow2') {
-    throw new InputError(`disk image '${file}' is ${info.format}, not qcow2: convert it with qemu-img convert -O qcow2`);
+    throw new InputError(
+      `disk image '${file}' is ${info.format}, not qcow2: convert it with qemu-img convert -O qcow2`,
+    );
   }
   return info;
 }
@@ -56,7 +60,8 @@ export async function copyImage(from: string, to: string): Promise<void> {
   try {
     await fs.copyFile(from, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new AlreadyExistsError(`disk image '${to}' already exists`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new AlreadyExistsError(`disk image '${to}' already exists`);
     throw err;
   }
 }

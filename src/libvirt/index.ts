@@ -1,4 +1,5 @@
 import type { Hypervisor } from '../service/ports.js';
+import { validateConnectUri } from '../spec/validate.js';
 import { InputError } from '../util/errors.js';
 import { BindingHypervisor, loadBinding } from './binding.js';
 import { DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
@@ -10,12 +11,7 @@ export const DEFAULT_URI = 'qemu:///system';
 
 /** As virsh: `--connect`, else LIBVIRT_DEFAULT_URI, else (our default) the system daemon. */
 export function resolveUri(connect?: string, env: NodeJS.ProcessEnv = process.env): string {
-  const uri = connect || env.LIBVIRT_DEFAULT_URI || DEFAULT_URI;
-  // eslint-disable-next-line no-control-regex
-  if (!/^[a-z][a-z0-9+.-]*:\/\/[^\s\u0000-\u001f]*$/i.test(uri)) {
-    throw new InputError(`libvirt URI '${uri}' is invalid: expected driver[+transport]://[host]/path, e.g. qemu:///system`);
-  }
-  return uri;
+  return validateConnectUri(connect || env.LIBVIRT_DEFAULT_URI || DEFAULT_URI);
 }
 
 export type Backend = 'auto' | 'binding' | 'virsh';
@@ -39,7 +35,9 @@ export async function openHypervisor(options: OpenOptions = {}): Promise<Hypervi
     const binding = await loadBinding();
     if (binding) return BindingHypervisor.open(binding, uri, timeouts);
     if (backend === 'binding') {
-      throw new InputError('libvirt backend "binding" requested but @unraid/libvirt is not installed or did not build');
+      throw new InputError(
+        'libvirt backend "binding" requested but @unraid/libvirt is not installed or did not build',
+      );
     }
   }
   const hypervisor = new VirshHypervisor(uri, timeouts);

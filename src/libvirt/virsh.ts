@@ -1,4 +1,7 @@
 import { execa, type ResultPromise } from 'execa';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import readline from 'node:readline';
 import type {
   DomainEvent,
@@ -68,7 +71,11 @@ export class VirshHypervisor implements Hypervisor {
   ) {}
 
   /** Runs one virsh command; failures become typed errors carrying libvirt's message. */
-  async virsh(operation: string, args: string[], options: { input?: string; timeout?: number } = {}): Promise<string> {
+  async virsh(
+    operation: string,
+    args: string[],
+    options: { input?: string; timeout?: number } = {},
+  ): Promise<string> {
     const timeout = options.timeout ?? this.timeouts.call;
     try {
       const result = await execa('virsh', ['--connect', this.uri, '--quiet', ...args], {
@@ -119,11 +126,24 @@ export class VirshHypervisor implements Hypervisor {
   }
 
   async define(xml: string): Promise<void> {
-    await this.virsh('define domain', ['define', '--file', '/dev/stdin'], { input: xml });
+    // A private temp file: virsh cannot open /dev/stdin when execa feeds input through a socket.
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'vmp-define-'));
+    try {
+      const file = path.join(dir, 'domain.xml');
+      await fs.writeFile(file, xml, { mode: 0o600 });
+      await this.virsh('define domain', ['define', '--file', file]);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   }
 
   async xml(name: string, options: { inactive?: boolean } = {}): Promise<string> {
-    return this.virsh(`read XML of '${name}'`, ['dumpxml', '--domain', name, ...(options.inactive ? ['--inactive'] : [])]);
+    return this.virsh(`read XML of '${name}'`, [
+      'dumpxml',
+      '--domain',
+      name,
+      ...(options.inactive ? ['--inactive'] : []),
+    ]);
   }
 
   async info(name: string): Promise<DomainInfo> {
@@ -169,7 +189,12 @@ export class VirshHypervisor implements Hypervisor {
   }
 
   async snapshotList(name: string): Promise<string[]> {
-    const out = await this.virsh(`list snapshots of '${name}'`, ['snapshot-list', '--domain', name, '--name']);
+    const out = await this.virsh(`list snapshots of '${name}'`, [
+      'snapshot-list',
+      '--domain',
+      name,
+      '--name',
+    ]);
     return out
       .split('\n')
       .map((line) => line.trim())
@@ -177,9 +202,13 @@ export class VirshHypervisor implements Hypervisor {
   }
 
   async snapshotRevert(name: string, snapshot: string): Promise<void> {
-    await this.virsh(`revert '${name}' to '${snapshot}'`, ['snapshot-revert', '--domain', name, '--snapshotname', snapshot], {
-      timeout: this.timeouts.save,
-    });
+    await this.virsh(
+      `revert '${name}' to '${snapshot}'`,
+      ['snapshot-revert', '--domain', name, '--snapshotname', snapshot],
+      {
+        timeout: this.timeouts.save,
+      },
+    );
   }
 
   async snapshotDelete(name: string, snapshot: string): Promise<void> {

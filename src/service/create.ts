@@ -338,6 +338,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** Stops the domain if it runs, then undefines it with its metadata; a domain already gone is fine. */
 async function removeDomain(hypervisor: Hypervisor, name: string): Promise<void> {
+  if (!(await hypervisor.exists(name))) return;
   let state;
   try {
     state = (await hypervisor.info(name)).state;

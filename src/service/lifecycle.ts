@@ -83,7 +83,11 @@ export function hasGraphicalSession(env: NodeJS.ProcessEnv = process.env): boole
 }
 
 /** Starts remote-viewer detached from us (it outlives the CLI); resolves with its pid once spawned. */
-export async function openViewer(spiceUri: string, title: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function openViewer(
+  spiceUri: string,
+  title: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   const child = execa('remote-viewer', ['--title', title, '--', spiceUri], {
     env,
     detached: true,
@@ -127,7 +131,11 @@ export interface StopOptions {
 export type StopOutcome = 'already-stopped' | 'shut-down' | 'forced';
 
 /** ACPI shutdown, wait, then hard stop with `force` or consent; TimeoutError otherwise. */
-export async function stopVm(hypervisor: Hypervisor, name: string, options: StopOptions): Promise<StopOutcome> {
+export async function stopVm(
+  hypervisor: Hypervisor,
+  name: string,
+  options: StopOptions,
+): Promise<StopOutcome> {
   await requireOurVm(hypervisor, name);
   if ((await hypervisor.info(name)).state === 'shut off') return 'already-stopped';
   await hypervisor.shutdown(name);
@@ -229,17 +237,27 @@ export function systemDiskPath(spec: VmSpec): string {
  * `create --import`: defines a VM from an existing disk, with no install.
  * On any failure everything made so far is removed again.
  */
-export async function createFromDisk(deps: ImportDeps, spec: VmSpec, options: ImportOptions): Promise<{ diskPath: string }> {
+export async function createFromDisk(
+  deps: ImportDeps,
+  spec: VmSpec,
+  options: ImportOptions,
+): Promise<{ diskPath: string }> {
   const { hypervisor, configStore } = deps;
   await requireQcow2(options.importDisk);
   if (await hypervisor.exists(spec.name)) {
     throw new AlreadyExistsError(`a domain named '${spec.name}' already exists at ${hypervisor.uri}`);
   }
   if (await configStore.exists(spec.name)) {
-    throw new AlreadyExistsError(`VM '${spec.name}' already has a config file: ${configStore.pathOf(spec.name)}`);
+    throw new AlreadyExistsError(
+      `VM '${spec.name}' already has a config file: ${configStore.pathOf(spec.name)}`,
+    );
   }
   const diskPath = systemDiskPath(spec);
-  const xml = renderDomainXml(spec, { diskPath, configDiskPath: options.configDiskPath, version: options.version });
+  const xml = renderDomainXml(spec, {
+    diskPath,
+    configDiskPath: options.configDiskPath,
+    version: options.version,
+  });
   const undo: Array<() => Promise<unknown>> = [];
   try {
     await fs.mkdir(spec.vmDir, { recursive: true, mode: 0o711 });
@@ -254,4 +272,3 @@ export async function createFromDisk(deps: ImportDeps, spec: VmSpec, options: Im
   }
   return { diskPath };
 }
-

@@ -36,14 +36,7 @@ export interface SecretStore {
 
 /** A domain's run state, named as `virsh domstate` names them. */
 export type DomainState =
-  | 'running'
-  | 'idle'
-  | 'paused'
-  | 'in shutdown'
-  | 'shut off'
-  | 'crashed'
-  | 'pmsuspended'
-  | 'no state';
+  'running' | 'idle' | 'paused' | 'in shutdown' | 'shut off' | 'crashed' | 'pmsuspended' | 'no state';
 
 export interface DomainInfo {
   name: string;

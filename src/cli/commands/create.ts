@@ -6,11 +6,12 @@ import { createFromDisk } from '../../service/lifecycle.js';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { createVm, DEFAULT_INSTALL_TIMEOUT_MINUTES } from '../../service/create.js';
 import type { Hypervisor } from '../../service/ports.js';
-import { prepareCreate, type CreateFlags, type CreateOptions } from '../../spec/build.js';
+import { buildCreateOptions, prepareCreate, type CreateFlags, type CreateOptions } from '../../spec/build.js';
 import type { VmSpec } from '../../spec/types.js';
 import { InputError } from '../../util/errors.js';
 import { packageVersion } from '../../util/package-info.js';
 import { CreateProgress } from '../create-progress.js';
+import { withHypervisor } from '../hypervisor.js';
 import {
   DEFAULT_CONNECT_URI,
   DEFAULT_DISK_GB,
@@ -98,9 +99,17 @@ export const createCommand: CommandModule<object, CreateFlags> = {
   handler: async (argv: ArgumentsCamelCase<CreateFlags & { installTimeout?: string | string[] }>) => {
     const store = new FileConfigStore();
     const installTimeoutMinutes = parseInstallTimeout(argv.installTimeout);
+    if (argv.import !== undefined && argv.dryRun !== true) {
+      await importVm(argv, store);
+      return;
+    }
     let hypervisor: Hypervisor | undefined;
+    // As virsh: an explicit --connect wins, else LIBVIRT_DEFAULT_URI, else qemu:///system.
     const connect = async (uri: string): Promise<Hypervisor> =>
-      (hypervisor ??= await openHypervisor({ uri: resolveUri(uri), timeouts: CREATE_TIMEOUTS }));
+      (hypervisor ??= await openHypervisor({
+        uri: argv.connect !== undefined ? resolveUri(uri) : resolveUri(),
+        timeouts: CREATE_TIMEOUTS,
+      }));
     try {
       // Validation first, touching nothing: bad input and a missing --yes fail without libvirt.
       const checked = await prepareCreate(argv, { store });
@@ -132,21 +141,6 @@ export const createCommand: CommandModule<object, CreateFlags> = {
         return;
       }
       const hv = await connect(options.connectUri);
-      if (options.importDisk !== undefined) {
-        const lock = await store.acquireLock(spec.name);
-        try {
-          const { diskPath } = await createFromDisk({ hypervisor: hv, configStore: store }, spec, {
-            importDisk: options.importDisk,
-            version: packageVersion(),
-          });
-          process.stdout.write(
-            `Created VM "${spec.name}" from ${options.importDisk} (copied to ${diskPath}).\n`,
-          );
-        } finally {
-          await lock.release();
-        }
-        return;
-      }
       const agentBundle = await loadAgentBundle();
       await runCreate(hv, store, spec, options, agentBundle, installTimeoutMinutes);
     } finally {
@@ -264,4 +258,24 @@ async function echoLog(file: string, signal: AbortSignal, write: (text: string) 
       .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
     if (clean) write(clean.replace(/^/gm, '  | ').replace(/ {2}\| $/, ''));
   }
+}
+
+/** `create --import DISK`: a VM from an existing bootable qcow2 (copied into --vm-dir), no install. */
+async function importVm(argv: ArgumentsCamelCase<CreateFlags>, store: FileConfigStore): Promise<void> {
+  const early = buildCreateOptions(argv);
+  // As virsh: an explicit --connect wins, else LIBVIRT_DEFAULT_URI, else qemu:///system.
+  const uri = argv.connect !== undefined ? early.connectUri : resolveUri();
+  await withHypervisor(uri, async (hypervisor) => {
+    const { spec, options } = await prepareCreate(argv, {
+      store,
+      isTaken: (name) => hypervisor.exists(name),
+    });
+    const { diskPath } = await createFromDisk({ hypervisor, configStore: store }, spec, {
+      importDisk: options.importDisk!,
+      version: packageVersion(),
+    });
+    process.stdout.write(
+      `${spec.name}: defined from ${options.importDisk} (disk ${diskPath}); start it with: vm-provisioner start ${spec.name}\n`,
+    );
+  });
 }

@@ -1,10 +1,23 @@
 import type { CommandModule } from 'yargs';
+import { consoleCommand } from './console.js';
 import { createCommand } from './create.js';
+import { destroyCommand } from './destroy.js';
+import { listCommand } from './list.js';
 import { passwordsCommand } from './passwords.js';
+import { startCommand } from './start.js';
+import { stopCommand } from './stop.js';
 
 /**
  * Every CLI command, in the order `--help` lists them. Each module is a thin
  * front end over src/service; add new commands here.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [createCommand, passwordsCommand];
+export const commands: CommandModule<any, any>[] = [
+  createCommand,
+  startCommand,
+  stopCommand,
+  listCommand,
+  destroyCommand,
+  consoleCommand,
+  passwordsCommand,
+];
