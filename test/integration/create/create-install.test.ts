@@ -292,7 +292,9 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         // The cache hit makes no request at all.
         expect(server.requests.length).toBe(before);
         expect(r.stderr).toMatch(
-          new RegExp(`^error: installing VM '${name}' failed: the installer reported failure: ${name} `),
+          new RegExp(
+            `^error: installing VM '${name}' failed: the installer reported failure: %post --nochroot line`,
+          ),
         );
         expect(r.stderr).toContain('-install.log:\n');
         expect(r.stderr).toContain('  | Error: the following software marked for installation has errors');
