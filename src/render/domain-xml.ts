@@ -33,6 +33,11 @@ export interface DomainXmlOptions {
   install?: InstallBoot;
   /** vm-provisioner version recorded in the metadata. */
   version: string;
+  /**
+   * The domain's UUID. `create` gives the install-phase and the final
+   * definition the same one: libvirt refuses to redefine a name under a new UUID.
+   */
+  uuid?: string;
 }
 
 /** A device: its element name and the xmlbuilder2 object for its content. */
@@ -47,6 +52,7 @@ export type XmlNode = { [key: string]: string | number | XmlNode | XmlNode[] | R
 const DOMAIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
   if (!DOMAIN_NAME.test(spec.name)) {
@@ -72,6 +78,9 @@ function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
     if (!path.isAbsolute(value) || CONTROL_CHARS.test(value)) {
       throw new InputError(`${what} '${value}' is invalid: must be absolute with no control characters`);
     }
+  }
+  if (options.uuid !== undefined && !UUID.test(options.uuid)) {
+    throw new InputError(`domain UUID '${options.uuid}' is invalid: must be 8-4-4-4-12 hex digits`);
   }
   if (options.install && !/^[\x20-\x7e]*$/.test(options.install.cmdline)) {
     throw new InputError(`kernel command line '${options.install.cmdline}' is invalid: printable ASCII only`);
@@ -287,6 +296,7 @@ export function renderDomainXml(spec: VmSpec, options: DomainXmlOptions): string
   checkInputs(spec, options);
   const domain = create().ele('domain', { type: spec.virtType });
   domain.ele('name').txt(spec.name);
+  if (options.uuid !== undefined) domain.ele('uuid').txt(options.uuid.toLowerCase());
   domain.ele({ metadata: metadataElement(spec, options) });
   domain.ele('memory', { unit: 'MiB' }).txt(String(spec.memoryMb));
   domain.ele('currentMemory', { unit: 'MiB' }).txt(String(spec.memoryMb));

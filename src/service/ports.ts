@@ -33,3 +33,68 @@ export interface SecretStore {
   delete(account: string): Promise<boolean>;
   list(): Promise<Array<{ account: string; secret: string }>>;
 }
+
+/** A domain's run state, named as `virsh domstate` names them. */
+export type DomainState =
+  'running' | 'idle' | 'paused' | 'in shutdown' | 'shut off' | 'crashed' | 'pmsuspended' | 'no state';
+
+export interface DomainInfo {
+  name: string;
+  state: DomainState;
+  maxMemoryKiB: number;
+  memoryKiB: number;
+  vcpus: number;
+}
+
+/** One line of `virsh event`: a lifecycle change of one domain. */
+export interface DomainEvent {
+  domain: string;
+  /** e.g. `Started`, `Stopped`, `Shutdown`, `Defined`, `Undefined`, `Suspended`, `Resumed`. */
+  event: string;
+  /** e.g. `Booted`, `Destroyed`, `Finished after guest request`. */
+  detail: string;
+}
+
+/** A live stream of lifecycle events; `close()` ends it. */
+export interface DomainEventStream extends AsyncIterable<DomainEvent> {
+  close(): void;
+}
+
+/**
+ * The libvirt adapter (src/libvirt). Every call has a deadline and fails with
+ * a typed error: NotFoundError, AlreadyExistsError, NotRunningError,
+ * AlreadyRunningError, ServiceUnavailableError, TimeoutError or
+ * HypervisorError, each keeping libvirt's own message.
+ */
+export interface Hypervisor {
+  readonly uri: string;
+  /** Which implementation serves the calls the binding covers. */
+  readonly backend: 'binding' | 'virsh';
+  /** Names of every domain, running or not, ours or not. */
+  listDomains(): Promise<string[]>;
+  exists(name: string): Promise<boolean>;
+  /** Defines (persistently) a domain from XML. AlreadyExistsError if the name is taken. */
+  define(xml: string): Promise<void>;
+  /** Live XML, or the persistent definition with `inactive`. */
+  xml(name: string, options?: { inactive?: boolean }): Promise<string>;
+  info(name: string): Promise<DomainInfo>;
+  start(name: string): Promise<void>;
+  /** Asks the guest to power off (ACPI); returns at once. */
+  shutdown(name: string): Promise<void>;
+  /** Hard stop: pulls the plug. */
+  destroy(name: string): Promise<void>;
+  /** Removes the definition with its NVRAM, managed-save image and snapshot metadata. */
+  undefine(name: string): Promise<void>;
+  /** Saves the running VM's memory to libvirt's managed-save image and stops it; `start` resumes it. */
+  managedSave(name: string): Promise<void>;
+  hasManagedSave(name: string): Promise<boolean>;
+  snapshotCreate(name: string, snapshot: string, description?: string): Promise<void>;
+  snapshotList(name: string): Promise<string[]>;
+  snapshotRevert(name: string, snapshot: string): Promise<void>;
+  snapshotDelete(name: string, snapshot: string): Promise<void>;
+  /** Lifecycle events, of one domain or all; events just after the call may be missed while it subscribes. */
+  events(domain?: string): DomainEventStream;
+  /** Attaches the serial console to this terminal (interactive: no deadline); resolves with virsh's exit code. */
+  console(name: string): Promise<number>;
+  close(): Promise<void>;
+}

@@ -32,3 +32,17 @@ export class ServiceUnavailableError extends VmpError {}
 
 /** An operation ran past its deadline and was abandoned. */
 export class TimeoutError extends VmpError {}
+
+/** The VM must be running for this and is not. */
+export class NotRunningError extends VmpError {}
+
+/** The VM must be shut off for this and is running. */
+export class AlreadyRunningError extends VmpError {}
+
+/** A hypervisor call failed for a reason no narrower class describes; keeps libvirt's message. */
+export class HypervisorError extends VmpError {}
+
+/** The user interrupted the operation (Ctrl+C); what it had made was removed. Exit 130, as shells report SIGINT. */
+export class CancelledError extends VmpError {
+  override readonly exitCode: number = 130;
+}

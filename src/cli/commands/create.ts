@@ -1,6 +1,17 @@
+import inquirer from 'inquirer';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { VmpError } from '../../util/errors.js';
-import { prepareCreate, type CreateFlags } from '../../spec/build.js';
+import { followFile } from '../../install/index.js';
+import { openHypervisor, resolveUri } from '../../libvirt/index.js';
+import { createFromDisk } from '../../service/lifecycle.js';
+import { keyringCredentialStores } from '../../secrets/credentials.js';
+import { createVm, DEFAULT_INSTALL_TIMEOUT_MINUTES } from '../../service/create.js';
+import type { Hypervisor } from '../../service/ports.js';
+import { buildCreateOptions, prepareCreate, type CreateFlags, type CreateOptions } from '../../spec/build.js';
+import type { VmSpec } from '../../spec/types.js';
+import { InputError } from '../../util/errors.js';
+import { packageVersion } from '../../util/package-info.js';
+import { CreateProgress } from '../create-progress.js';
+import { withHypervisor } from '../hypervisor.js';
 import {
   DEFAULT_CONNECT_URI,
   DEFAULT_DISK_GB,
@@ -12,7 +23,7 @@ import {
 import { formatPlan, tildePath } from '../../spec/plan.js';
 import { DEFAULT_FEDORA_RELEASE, FEDORA_RELEASES } from '../../spec/releases.js';
 import { FileConfigStore } from '../../spec/store.js';
-import { renderDryRun, writeDryRunFiles } from '../../service/artifacts.js';
+import { loadAgentBundle, renderDryRun, writeDryRunFiles } from '../../service/artifacts.js';
 
 /**
  * `create`: parse and validate every flag into a VmSpec and CreateOptions
@@ -76,28 +87,195 @@ export const createCommand: CommandModule<object, CreateFlags> = {
       .option('force', { type: 'boolean', describe: "allow more memory or vCPUs than the host's" })
       .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
       .option('dry-run', { type: 'boolean', describe: 'print the plan and exit; create and write nothing' })
-      .option('verbose', { type: 'boolean', describe: 'show each step' })
+      .option('install-timeout', {
+        type: 'string',
+        describe: 'give up on the unattended install after this many minutes',
+        defaultDescription: String(DEFAULT_INSTALL_TIMEOUT_MINUTES),
+      })
+      .option('verbose', { type: 'boolean', describe: "also show the installer's console log" })
       .example('$0 create --flatpak org.mozilla.firefox', 'VM "org-mozilla-firefox-vm" running Firefox')
       .example('$0 create --system git gcc --flatpak com.visualstudio.code --memory 8192 --dry-run', '')
       .strictOptions() as unknown as Argv<CreateFlags>,
-  handler: async (argv: ArgumentsCamelCase<CreateFlags>) => {
+  handler: async (argv: ArgumentsCamelCase<CreateFlags & { installTimeout?: string | string[] }>) => {
     const store = new FileConfigStore();
-    const { spec, options } = await prepareCreate(argv, { store });
-    if (options.dryRun) {
-      const plan = formatPlan(spec, options, tildePath(store.pathOf(spec.name)));
-      process.stdout.write(plan);
-      const { files, note } = await renderDryRun(spec, options);
-      process.stdout.write(`${note}\n`);
-      if (options.outputDir !== undefined) {
-        const written = await writeDryRunFiles(options.outputDir, spec.name, { ...files, plan });
-        for (const file of written) process.stdout.write(`wrote ${file}\n`);
-      }
+    const installTimeoutMinutes = parseInstallTimeout(argv.installTimeout);
+    if (argv.import !== undefined && argv.dryRun !== true) {
+      await importVm(argv, store);
       return;
     }
-    // Honest refusal until the lead wires in the kickstart, domain XML and install pipeline.
-    throw new VmpError(
-      `cannot create VM "${spec.name}": the install pipeline is not available yet; ` +
-        'run with --dry-run to see the plan',
-    );
+    let hypervisor: Hypervisor | undefined;
+    // As virsh: an explicit --connect wins, else LIBVIRT_DEFAULT_URI, else qemu:///system.
+    const connect = async (uri: string): Promise<Hypervisor> =>
+      (hypervisor ??= await openHypervisor({
+        uri: argv.connect !== undefined ? resolveUri(uri) : resolveUri(),
+        timeouts: CREATE_TIMEOUTS,
+      }));
+    try {
+      // Validation first, touching nothing: bad input and a missing --yes fail without libvirt.
+      const checked = await prepareCreate(argv, { store });
+      if (checked.options.dryRun) {
+        const { spec, options } = checked;
+        const plan = formatPlan(spec, options, tildePath(store.pathOf(spec.name)));
+        process.stdout.write(plan);
+        const { files, note } = await renderDryRun(spec, options);
+        process.stdout.write(`${note}\n`);
+        if (options.outputDir !== undefined) {
+          const written = await writeDryRunFiles(options.outputDir, spec.name, { ...files, plan });
+          for (const file of written) process.stdout.write(`wrote ${file}\n`);
+        }
+        return;
+      }
+      const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+      if (!checked.options.yes && !interactive) {
+        throw new InputError('create needs confirmation: pass --yes when not running on a terminal');
+      }
+      // Again, so that a generated name also steps around domains libvirt already has.
+      const { spec, options } = await prepareCreate(argv, {
+        store,
+        isTaken: async (name: string) => (await connect(checked.options.connectUri)).exists(name),
+      });
+      const plan = formatPlan(spec, options, tildePath(store.pathOf(spec.name)));
+      process.stdout.write(plan);
+      if (!options.yes && !(await confirmPlan(spec.name))) {
+        process.stdout.write('Nothing was created.\n');
+        return;
+      }
+      const hv = await connect(options.connectUri);
+      const agentBundle = await loadAgentBundle();
+      await runCreate(hv, store, spec, options, agentBundle, installTimeoutMinutes);
+    } finally {
+      await hypervisor?.close();
+    }
   },
 };
+
+/**
+ * Defining and starting a domain has taken libvirtd up to 3 minutes on a busy
+ * host (it re-probes QEMU); an abandoned define would leave a domain behind
+ * after the rollback, so create waits longer than the other commands.
+ */
+const CREATE_TIMEOUTS = { call: 300_000, save: 300_000 };
+
+/** Minutes, 1 to 24 hours; a string so that "90m" or "-1" gets our one-line message. */
+export function parseInstallTimeout(value: unknown): number {
+  if (value === undefined) return DEFAULT_INSTALL_TIMEOUT_MINUTES;
+  if (Array.isArray(value)) {
+    throw new InputError(`option --install-timeout was given ${value.length} times; give it once`);
+  }
+  const text = String(value);
+  if (!/^\d{1,4}$/.test(text) || Number(text) < 1 || Number(text) > 1440) {
+    throw new InputError(
+      `invalid install timeout ${JSON.stringify(text)}: must be a whole number of minutes from 1 to 1440`,
+    );
+  }
+  return Number(text);
+}
+
+async function confirmPlan(name: string): Promise<boolean> {
+  const { proceed } = await inquirer.prompt<{ proceed: boolean }>([
+    { type: 'confirm', name: 'proceed', message: `Create VM "${name}"?`, default: true },
+  ]);
+  return proceed;
+}
+
+async function runCreate(
+  hypervisor: Hypervisor,
+  store: FileConfigStore,
+  spec: VmSpec,
+  options: CreateOptions,
+  agentBundle: string,
+  installTimeoutMinutes: number,
+): Promise<void> {
+  const progress = new CreateProgress({
+    write: (text) => process.stdout.write(text),
+    isTTY: Boolean(process.stdout.isTTY),
+    columns: process.stdout.columns,
+  });
+  const controller = new AbortController();
+  let interrupts = 0;
+  // The handler stays installed until create returns: a second Ctrl+C must not kill a rollback halfway.
+  const onInterrupt = (signal: NodeJS.Signals): void => {
+    interrupts += 1;
+    progress.finish();
+    process.stderr.write(
+      interrupts === 1
+        ? `\n${signal === 'SIGINT' ? 'interrupted (Ctrl+C)' : `received ${signal}`}: removing everything create made; further Ctrl+C are ignored until that is done\n`
+        : 'still removing what create made; Ctrl+C is ignored until that is done\n',
+    );
+    controller.abort();
+  };
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onInterrupt);
+  const verboseLog = new AbortController();
+  let verboseFollow: Promise<void> | undefined;
+  try {
+    const result = await createVm(
+      { hypervisor, configStore: store, credentials: keyringCredentialStores() },
+      spec,
+      {
+        ...(options.location !== undefined ? { location: options.location } : {}),
+        installTimeoutMs: installTimeoutMinutes * 60_000,
+        version: packageVersion(),
+        agentBundle,
+        signal: controller.signal,
+        onEvent: (event) => {
+          progress.handle(event);
+          if (event.type === 'install-started' && options.verbose) {
+            verboseFollow = echoLog(event.logPath, verboseLog.signal, (text) => progress.passthrough(text));
+          }
+        },
+      },
+    );
+    verboseLog.abort();
+    await verboseFollow;
+    progress.finish();
+    const seconds = (result.installMs / 1000).toFixed(1);
+    process.stdout.write(
+      `Created VM "${result.name}": installed in ${seconds} s.\n` +
+        `  disk:        ${result.diskPath}\n` +
+        `  config:      ${tildePath(result.configPath)}\n` +
+        `  install log: ${tildePath(result.installLogPath)}\n` +
+        `  password:    in the keyring (vm-provisioner passwords ${result.name})\n` +
+        `Start it with: vm-provisioner start ${result.name}\n`,
+    );
+  } finally {
+    verboseLog.abort();
+    await verboseFollow?.catch(() => undefined);
+    progress.finish();
+    process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onInterrupt);
+  }
+}
+
+/** --verbose: the installer's console as it arrives, without terminal control sequences. */
+async function echoLog(file: string, signal: AbortSignal, write: (text: string) => void): Promise<void> {
+  for await (const chunk of followFile(file, { signal })) {
+    const clean = chunk
+      // eslint-disable-next-line no-control-regex
+      .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+      .replace(/\r(?!\n)/g, '\n')
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+    if (clean) write(clean.replace(/^/gm, '  | ').replace(/ {2}\| $/, ''));
+  }
+}
+
+/** `create --import DISK`: a VM from an existing bootable qcow2 (copied into --vm-dir), no install. */
+async function importVm(argv: ArgumentsCamelCase<CreateFlags>, store: FileConfigStore): Promise<void> {
+  const early = buildCreateOptions(argv);
+  // As virsh: an explicit --connect wins, else LIBVIRT_DEFAULT_URI, else qemu:///system.
+  const uri = argv.connect !== undefined ? early.connectUri : resolveUri();
+  await withHypervisor(uri, async (hypervisor) => {
+    const { spec, options } = await prepareCreate(argv, {
+      store,
+      isTaken: (name) => hypervisor.exists(name),
+    });
+    const { diskPath } = await createFromDisk({ hypervisor, configStore: store }, spec, {
+      importDisk: options.importDisk!,
+      version: packageVersion(),
+    });
+    process.stdout.write(
+      `${spec.name}: defined from ${options.importDisk} (disk ${diskPath}); start it with: vm-provisioner start ${spec.name}\n`,
+    );
+  });
+}

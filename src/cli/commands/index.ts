@@ -1,8 +1,13 @@
 import type { CommandModule } from 'yargs';
 import { clipboardCommand } from './clipboard.js';
+import { consoleCommand } from './console.js';
 import { createCommand } from './create.js';
+import { destroyCommand } from './destroy.js';
+import { listCommand } from './list.js';
 import { passwordsCommand } from './passwords.js';
 import { proxyCommand } from './proxy.js';
+import { startCommand } from './start.js';
+import { stopCommand } from './stop.js';
 import { windowsCommand } from './windows.js';
 
 /**
@@ -12,6 +17,11 @@ import { windowsCommand } from './windows.js';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   createCommand,
+  startCommand,
+  stopCommand,
+  listCommand,
+  destroyCommand,
+  consoleCommand,
   passwordsCommand,
   proxyCommand,
   windowsCommand,

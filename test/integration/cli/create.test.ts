@@ -131,9 +131,21 @@ test("the seed's multi-valued, repeated flags", () => {
   expect(written()).toEqual([]);
 });
 
-test('without --dry-run it refuses honestly (exit 1) and writes nothing', () => {
-  const r = cli('create', '--system', 'git', '--yes');
-  expectOneLineError(r, 1, /^error: cannot create VM "git-vm": the install pipeline is not available yet/);
+test('without --dry-run and not on a terminal it needs --yes (exit 2) and writes nothing', () => {
+  const r = cli('create', '--system', 'git', '--connect', 'test:///default');
+  expectOneLineError(r, 2, /^error: create needs confirmation: pass --yes when not running on a terminal\n$/);
+  expect(written()).toEqual([]);
+});
+
+test('a bad --install-timeout is refused before anything is made', () => {
+  for (const value of ['0', '90m', '-5', '1441']) {
+    const r = cli('create', '--system', 'git', '--install-timeout', value, '--yes');
+    expectOneLineError(
+      r,
+      2,
+      /invalid install timeout ".*": must be a whole number of minutes from 1 to 1440/,
+    );
+  }
   expect(written()).toEqual([]);
 });
 

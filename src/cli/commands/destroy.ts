@@ -1,0 +1,60 @@
+import inquirer from 'inquirer';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { keyringCredentialStores } from '../../secrets/credentials.js';
+import { destroyVm, requireOurVm } from '../../service/lifecycle.js';
+import { FileConfigStore } from '../../spec/store.js';
+import { InputError } from '../../util/errors.js';
+import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
+
+interface DestroyArgs {
+  name: string;
+  yes: boolean;
+  connect: string | undefined;
+}
+
+export const destroyCommand: CommandModule<object, DestroyArgs> = {
+  command: 'destroy <name>',
+  describe: 'Delete a VM: its domain, disks, config file and keyring entries (stops it first)',
+  builder: (yargs: Argv<object>) =>
+    withConnectOption(yargs)
+      .positional('name', { type: 'string', demandOption: true, describe: 'VM name' })
+      .option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'do not ask for confirmation' })
+      .example('$0 destroy firefox-vm', 'asks first')
+      .example('$0 destroy firefox-vm --yes', '') as unknown as Argv<DestroyArgs>,
+  handler: async (argv: ArgumentsCamelCase<DestroyArgs>) => {
+    const name = vmName(argv.name);
+    const configStore = new FileConfigStore();
+    const credentials = keyringCredentialStores();
+    await withHypervisor(argv.connect, async (hypervisor) => {
+      if (!argv.yes) {
+        // Ask only about something that exists: an unknown name fails here with exit 2.
+        if (!(await configStore.exists(name))) await requireOurVm(hypervisor, name);
+        if (!process.stdin.isTTY) {
+          throw new InputError(`destroy ${name}: not a terminal, cannot ask for confirmation; pass --yes`);
+        }
+        const { ok } = await inquirer.prompt<{ ok: boolean }>([
+          {
+            type: 'confirm',
+            name: 'ok',
+            message: `Delete VM ${name} with its disks, config and passwords? This cannot be undone.`,
+            default: false,
+          },
+        ]);
+        if (!ok) {
+          process.stdout.write(`${name}: kept\n`);
+          return;
+        }
+      }
+      const report = await destroyVm(
+        { hypervisor, configStore, secretStores: [credentials.passwords, credentials.agentSecrets] },
+        name,
+      );
+      const parts = [
+        `${report.removedFiles.length} disk file(s)`,
+        report.configRemoved ? 'config' : undefined,
+        `${report.secretsDeleted} keyring entr${report.secretsDeleted === 1 ? 'y' : 'ies'}`,
+      ].filter(Boolean);
+      process.stdout.write(`${name}: destroyed (${parts.join(', ')})\n`);
+    });
+  },
+};

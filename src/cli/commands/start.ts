@@ -1,0 +1,43 @@
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { hasGraphicalSession, openViewer, startVm } from '../../service/lifecycle.js';
+import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
+
+interface StartArgs {
+  name: string;
+  viewer: boolean;
+  connect: string | undefined;
+}
+
+export const startCommand: CommandModule<object, StartArgs> = {
+  command: 'start <name>',
+  describe: 'Boot a VM and open its SPICE viewer',
+  builder: (yargs: Argv<object>) =>
+    withConnectOption(yargs)
+      .positional('name', { type: 'string', demandOption: true, describe: 'VM name' })
+      .option('viewer', {
+        type: 'boolean',
+        default: true,
+        describe: 'open remote-viewer (needs DISPLAY or WAYLAND_DISPLAY); --no-viewer to skip',
+      })
+      .example('$0 start firefox-vm', 'boot firefox-vm and show it')
+      .example(
+        '$0 start firefox-vm --no-viewer',
+        'boot it and print its SPICE URI',
+      ) as unknown as Argv<StartArgs>,
+  handler: async (argv: ArgumentsCamelCase<StartArgs>) => {
+    const name = vmName(argv.name);
+    await withHypervisor(argv.connect, async (hypervisor) => {
+      const { spiceUri, alreadyRunning } = await startVm(hypervisor, name);
+      process.stdout.write(`${name}: ${alreadyRunning ? 'already running' : 'started'}\n`);
+      if (!spiceUri) {
+        process.stdout.write(`${name}: no SPICE display assigned\n`);
+        return;
+      }
+      process.stdout.write(`${spiceUri}\n`);
+      if (argv.viewer && hasGraphicalSession()) {
+        const pid = await openViewer(spiceUri, name);
+        process.stdout.write(`viewer: remote-viewer (pid ${pid})\n`);
+      }
+    });
+  },
+};

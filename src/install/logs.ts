@@ -1,0 +1,26 @@
+import os from 'node:os';
+import path from 'node:path';
+import { InputError } from '../util/errors.js';
+import { APP_DIR_NAME } from '../util/paths.js';
+
+/**
+ * Where an install's serial console log lives: $XDG_STATE_HOME/vm-provisioner/logs
+ * (default ~/.local/state/...). It is state worth keeping after a failure,
+ * not cache. libvirtd opens the file and hands QEMU the descriptor, so the
+ * directory need not be reachable by the QEMU user.
+ */
+export function installLogDir(): string {
+  const value = process.env.XDG_STATE_HOME;
+  const base = value && path.isAbsolute(value) ? value : path.join(os.homedir(), '.local', 'state');
+  return path.join(base, APP_DIR_NAME, 'logs');
+}
+
+/** `<installLogDir()>/<vmName>-install.log`; the name must be a plain file-name-safe VM name. */
+export function installLogPath(vmName: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(vmName)) {
+    throw new InputError(
+      `VM name ${JSON.stringify(vmName)} must be 1-63 characters of [A-Za-z0-9._-], starting with a letter or digit`,
+    );
+  }
+  return path.join(installLogDir(), `${vmName}-install.log`);
+}

@@ -1,0 +1,155 @@
+import type { Domain, Hypervisor as NativeHypervisor } from '@unraid/libvirt';
+import type { DomainInfo, DomainState } from '../service/ports.js';
+import { TimeoutError } from '../util/errors.js';
+import { withTimeout } from '../util/timeout.js';
+import { libvirtError } from './errors.js';
+import { DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
+
+type BindingModule = typeof import('@unraid/libvirt');
+
+/** virDomainState numbering, as the binding returns it. */
+const STATE_NAMES: Record<number, DomainState> = {
+  0: 'no state',
+  1: 'running',
+  2: 'idle',
+  3: 'paused',
+  4: 'in shutdown',
+  5: 'shut off',
+  6: 'crashed',
+  7: 'pmsuspended',
+};
+
+/** The native binding, or undefined when it is not installed or did not build. */
+export async function loadBinding(): Promise<BindingModule | undefined> {
+  try {
+    const module = await import('@unraid/libvirt');
+    // Constructing loads the .node file: a package without its compiled addon fails here.
+    new module.Hypervisor({ uri: 'test:///default' });
+    return module;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The @unraid/libvirt binding for what it covers (list, define, start,
+ * shutdown, destroy, XML, info); virsh, inherited, for the rest. The binding
+ * runs each call on a libuv thread that a dead socket can block for good, so
+ * every call has a deadline, and after one is missed the connection is
+ * treated as poisoned and every later call goes through virsh.
+ */
+export class BindingHypervisor extends VirshHypervisor {
+  override readonly backend = 'binding' as const;
+  private poisoned = false;
+
+  private constructor(
+    uri: string,
+    timeouts: Timeouts,
+    private readonly native: NativeHypervisor,
+  ) {
+    super(uri, timeouts);
+  }
+
+  /** Probes libvirtd through virsh first: connectOpen on a dead socket is the call most likely to hang. */
+  static async open(
+    binding: BindingModule,
+    uri: string,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+  ): Promise<BindingHypervisor> {
+    const probe = new VirshHypervisor(uri, timeouts);
+    await probe.probe();
+    const native = new binding.Hypervisor({ uri });
+    const hypervisor = new BindingHypervisor(uri, timeouts, native);
+    await hypervisor.call(`connect to ${uri}`, () => native.connectOpen());
+    return hypervisor;
+  }
+
+  private async call<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await withTimeout(work(), this.timeouts.call, `${operation} (libvirt binding)`);
+    } catch (err) {
+      if (err instanceof TimeoutError) {
+        this.poisoned = true;
+        throw err;
+      }
+      throw libvirtError(operation, err instanceof Error ? err.message : String(err), err);
+    }
+  }
+
+  private lookup(operation: string, name: string): Promise<Domain> {
+    return this.call(operation, () => this.native.domainLookupByName(name));
+  }
+
+  override async listDomains(): Promise<string[]> {
+    if (this.poisoned) return super.listDomains();
+    return this.call('list domains', async () => {
+      const domains = await this.native.connectListAllDomains();
+      return Promise.all(domains.map((domain) => domain.getName()));
+    });
+  }
+
+  override async exists(name: string): Promise<boolean> {
+    if (this.poisoned) return super.exists(name);
+    try {
+      await this.lookup(`look up domain '${name}'`, name);
+      return true;
+    } catch (err) {
+      if ((err as Error).name === 'NotFoundError') return false;
+      throw err;
+    }
+  }
+
+  override async define(xml: string): Promise<void> {
+    if (this.poisoned) return super.define(xml);
+    await this.call('define domain', () => this.native.domainDefineXML(xml));
+  }
+
+  override async xml(name: string, options: { inactive?: boolean } = {}): Promise<string> {
+    if (this.poisoned) return super.xml(name, options);
+    const op = `read XML of '${name}'`;
+    const domain = await this.lookup(op, name);
+    // 2 = VIR_DOMAIN_XML_INACTIVE
+    return this.call(op, () => domain.getXMLDesc(options.inactive ? 2 : 0));
+  }
+
+  override async info(name: string): Promise<DomainInfo> {
+    if (this.poisoned) return super.info(name);
+    const op = `read info of '${name}'`;
+    const domain = await this.lookup(op, name);
+    const info = await this.call(op, () => domain.getInfo());
+    return {
+      name,
+      state: STATE_NAMES[info.state] ?? 'no state',
+      maxMemoryKiB: info.maxMem,
+      memoryKiB: info.memory,
+      vcpus: info.nrVirtCpu,
+    };
+  }
+
+  override async start(name: string): Promise<void> {
+    if (this.poisoned) return super.start(name);
+    const op = `start '${name}'`;
+    const domain = await this.lookup(op, name);
+    await this.call(op, () => domain.create());
+  }
+
+  override async shutdown(name: string): Promise<void> {
+    if (this.poisoned) return super.shutdown(name);
+    const op = `shut down '${name}'`;
+    const domain = await this.lookup(op, name);
+    await this.call(op, () => domain.shutdown());
+  }
+
+  override async destroy(name: string): Promise<void> {
+    if (this.poisoned) return super.destroy(name);
+    const op = `stop '${name}'`;
+    const domain = await this.lookup(op, name);
+    await this.call(op, () => domain.destroy());
+  }
+
+  override async close(): Promise<void> {
+    // A poisoned connection may be the thing that hangs: leave it to process exit.
+    if (this.poisoned) return;
+    await this.call(`disconnect from ${this.uri}`, () => this.native.connectClose());
+  }
+}

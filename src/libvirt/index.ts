@@ -1,0 +1,46 @@
+import type { Hypervisor } from '../service/ports.js';
+import { validateConnectUri } from '../spec/validate.js';
+import { InputError } from '../util/errors.js';
+import { BindingHypervisor, loadBinding } from './binding.js';
+import { DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
+
+export { describeDomain, type DomainDescription, type DomainDisk } from './inspect.js';
+export { DEFAULT_TIMEOUTS, type Timeouts } from './virsh.js';
+
+export const DEFAULT_URI = 'qemu:///system';
+
+/** As virsh: `--connect`, else LIBVIRT_DEFAULT_URI, else (our default) the system daemon. */
+export function resolveUri(connect?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return validateConnectUri(connect || env.LIBVIRT_DEFAULT_URI || DEFAULT_URI);
+}
+
+export type Backend = 'auto' | 'binding' | 'virsh';
+
+export interface OpenOptions {
+  uri?: string;
+  /** `auto` (default): the binding when it is installed, else virsh. VMP_LIBVIRT_BACKEND overrides. */
+  backend?: Backend;
+  timeouts?: Timeouts;
+}
+
+/** Opens the one libvirt adapter; fails with ServiceUnavailableError when libvirtd cannot be reached. */
+export async function openHypervisor(options: OpenOptions = {}): Promise<Hypervisor> {
+  const uri = options.uri ?? resolveUri();
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+  const backend = options.backend ?? (process.env.VMP_LIBVIRT_BACKEND as Backend | undefined) ?? 'auto';
+  if (!['auto', 'binding', 'virsh'].includes(backend)) {
+    throw new InputError(`libvirt backend '${backend}' is invalid: use auto, binding or virsh`);
+  }
+  if (backend !== 'virsh') {
+    const binding = await loadBinding();
+    if (binding) return BindingHypervisor.open(binding, uri, timeouts);
+    if (backend === 'binding') {
+      throw new InputError(
+        'libvirt backend "binding" requested but @unraid/libvirt is not installed or did not build',
+      );
+    }
+  }
+  const hypervisor = new VirshHypervisor(uri, timeouts);
+  await hypervisor.probe();
+  return hypervisor;
+}

@@ -1,0 +1,81 @@
+import { create } from 'xmlbuilder2';
+import { VMP_XML_NAMESPACE } from '../render/domain-xml.js';
+
+/**
+ * Reads what vm-provisioner needs out of a domain's XML (from libvirt, so
+ * trusted in shape but not in content): whether it is ours, its apps, its disk
+ * files and its SPICE endpoint. Pure: tested on strings.
+ */
+
+export interface DomainDisk {
+  file: string;
+  readonly: boolean;
+  serial?: string;
+}
+
+export interface DomainDescription {
+  name: string;
+  /** True only when the domain carries our `<vmp:vm>` metadata element. */
+  ours: boolean;
+  version?: string;
+  phase?: string;
+  apps: string[];
+  disks: DomainDisk[];
+  /** `spice://host:port` of a running domain, when SPICE has a port assigned. */
+  spiceUri?: string;
+}
+
+type Node = { [key: string]: unknown };
+
+function asArray(value: unknown): Node[] {
+  if (value === undefined || value === null) return [];
+  return (Array.isArray(value) ? value : [value]) as Node[];
+}
+
+function text(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value && typeof value === 'object' && '#' in value) return String((value as Node)['#']);
+  return '';
+}
+
+export function describeDomain(xml: string): DomainDescription {
+  const doc = create(xml).toObject() as Node;
+  const domain = (doc.domain ?? {}) as Node;
+  const description: DomainDescription = { name: text(domain.name), ours: false, apps: [], disks: [] };
+
+  // Match on the namespace URI, not the prefix: libvirt keeps whatever prefix the definer chose.
+  for (const metadata of asArray(domain.metadata)) {
+    for (const [key, value] of Object.entries(metadata)) {
+      for (const element of asArray(value)) {
+        if (typeof element !== 'object') continue;
+        const prefix = key.includes(':') ? key.slice(0, key.indexOf(':')) : '';
+        const nsAttr = prefix ? `@xmlns:${prefix}` : '@xmlns';
+        if (key.split(':').pop() !== 'vm' || element[nsAttr] !== VMP_XML_NAMESPACE) continue;
+        description.ours = true;
+        if (typeof element['@version'] === 'string') description.version = element['@version'];
+        if (typeof element['@phase'] === 'string') description.phase = element['@phase'];
+        const appKey = prefix ? `${prefix}:app` : 'app';
+        description.apps = asArray(element[appKey]).map(text);
+      }
+    }
+  }
+
+  for (const devices of asArray(domain.devices)) {
+    for (const disk of asArray(devices.disk)) {
+      const source = asArray(disk.source)[0];
+      const file = source?.['@file'];
+      if (disk['@device'] !== 'disk' || typeof file !== 'string') continue;
+      const entry: DomainDisk = { file, readonly: disk.readonly !== undefined };
+      const serial = text(disk.serial);
+      if (serial) entry.serial = serial;
+      description.disks.push(entry);
+    }
+    for (const graphics of asArray(devices.graphics)) {
+      const port = graphics['@port'];
+      if (graphics['@type'] !== 'spice' || typeof port !== 'string' || Number(port) <= 0) continue;
+      const listen = typeof graphics['@listen'] === 'string' ? graphics['@listen'] : '127.0.0.1';
+      description.spiceUri = `spice://${listen.includes(':') ? `[${listen}]` : listen}:${port}`;
+    }
+  }
+  return description;
+}

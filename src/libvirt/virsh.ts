@@ -1,0 +1,263 @@
+import { execa, type ResultPromise } from 'execa';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import type {
+  DomainEvent,
+  DomainEventStream,
+  DomainInfo,
+  DomainState,
+  Hypervisor,
+} from '../service/ports.js';
+import { NotFoundError, ServiceUnavailableError, TimeoutError } from '../util/errors.js';
+import { libvirtError, virshMessage } from './errors.js';
+
+/** Deadlines per kind of call; saving memory to disk is the slow one. */
+export interface Timeouts {
+  call: number;
+  save: number;
+}
+export const DEFAULT_TIMEOUTS: Timeouts = { call: 30_000, save: 300_000 };
+
+const STATES: readonly DomainState[] = [
+  'running',
+  'idle',
+  'paused',
+  'in shutdown',
+  'shut off',
+  'crashed',
+  'pmsuspended',
+  'no state',
+];
+
+/** `virsh dominfo` output to DomainInfo. */
+export function parseDominfo(name: string, out: string): DomainInfo {
+  const fields = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    const at = line.indexOf(':');
+    if (at > 0) fields.set(line.slice(0, at).trim(), line.slice(at + 1).trim());
+  }
+  const state = fields.get('State') as DomainState | undefined;
+  const kib = (key: string): number => Number.parseInt((fields.get(key) ?? '').replace(/\s*KiB$/, ''), 10);
+  return {
+    name,
+    state: state && STATES.includes(state) ? state : 'no state',
+    maxMemoryKiB: kib('Max memory'),
+    memoryKiB: kib('Used memory'),
+    vcpus: Number.parseInt(fields.get('CPU(s)') ?? '0', 10),
+  };
+}
+
+const EVENT_LINE = /event '([^']+)' for domain '([^']+)': (\S+)\s*(.*)$/;
+
+export function parseEventLine(line: string): DomainEvent | undefined {
+  const match = EVENT_LINE.exec(line);
+  if (!match || match[1] !== 'lifecycle') return undefined;
+  return { domain: match[2]!, event: match[3]!, detail: match[4]!.trim() };
+}
+
+/**
+ * The whole Hypervisor port through `virsh` (execa, no shell). Used alone when
+ * the native binding is not installed, and by the binding backend for the
+ * calls the binding lacks.
+ */
+export class VirshHypervisor implements Hypervisor {
+  readonly backend: 'binding' | 'virsh' = 'virsh';
+
+  constructor(
+    readonly uri: string,
+    protected readonly timeouts: Timeouts = DEFAULT_TIMEOUTS,
+  ) {}
+
+  /** Runs one virsh command; failures become typed errors carrying libvirt's message. */
+  async virsh(
+    operation: string,
+    args: string[],
+    options: { input?: string; timeout?: number } = {},
+  ): Promise<string> {
+    const timeout = options.timeout ?? this.timeouts.call;
+    try {
+      const result = await execa('virsh', ['--connect', this.uri, '--quiet', ...args], {
+        timeout,
+        input: options.input,
+        // LC_ALL=C: the messages we classify and the dominfo fields we parse are the untranslated ones.
+        env: { LC_ALL: 'C' },
+        stripFinalNewline: false,
+      });
+      return result.stdout;
+    } catch (err) {
+      const e = err as { timedOut?: boolean; code?: string; stderr?: string; shortMessage?: string };
+      if (e.timedOut) {
+        throw new TimeoutError(`${operation}: virsh did not answer within ${Math.round(timeout / 1000)} s`, {
+          cause: err,
+        });
+      }
+      if (e.code === 'ENOENT') {
+        throw new ServiceUnavailableError(`${operation}: virsh is not installed (package libvirt-clients)`, {
+          cause: err,
+        });
+      }
+      throw libvirtError(operation, virshMessage(e.stderr ?? e.shortMessage ?? String(err)), err);
+    }
+  }
+
+  /** Cheap round trip that fails fast (typed) when libvirtd is unreachable. */
+  async probe(): Promise<void> {
+    await this.virsh(`connect to ${this.uri}`, ['uri']);
+  }
+
+  async listDomains(): Promise<string[]> {
+    const out = await this.virsh('list domains', ['list', '--all', '--name']);
+    return out
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line.length > 0);
+  }
+
+  async exists(name: string): Promise<boolean> {
+    try {
+      await this.virsh(`look up domain '${name}'`, ['domuuid', '--domain', name]);
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
+  async define(xml: string): Promise<void> {
+    // A private temp file: virsh cannot open /dev/stdin when execa feeds input through a socket.
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'vmp-define-'));
+    try {
+      const file = path.join(dir, 'domain.xml');
+      await fs.writeFile(file, xml, { mode: 0o600 });
+      await this.virsh('define domain', ['define', '--file', file]);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async xml(name: string, options: { inactive?: boolean } = {}): Promise<string> {
+    return this.virsh(`read XML of '${name}'`, [
+      'dumpxml',
+      '--domain',
+      name,
+      ...(options.inactive ? ['--inactive'] : []),
+    ]);
+  }
+
+  async info(name: string): Promise<DomainInfo> {
+    return parseDominfo(name, await this.virsh(`read info of '${name}'`, ['dominfo', '--domain', name]));
+  }
+
+  async start(name: string): Promise<void> {
+    await this.virsh(`start '${name}'`, ['start', '--domain', name]);
+  }
+
+  async shutdown(name: string): Promise<void> {
+    await this.virsh(`shut down '${name}'`, ['shutdown', '--domain', name, '--mode', 'acpi']);
+  }
+
+  async destroy(name: string): Promise<void> {
+    await this.virsh(`stop '${name}'`, ['destroy', '--domain', name]);
+  }
+
+  async undefine(name: string): Promise<void> {
+    await this.virsh(`undefine '${name}'`, [
+      'undefine',
+      '--domain',
+      name,
+      '--nvram',
+      '--managed-save',
+      '--snapshots-metadata',
+    ]);
+  }
+
+  async managedSave(name: string): Promise<void> {
+    await this.virsh(`save '${name}'`, ['managedsave', '--domain', name], { timeout: this.timeouts.save });
+  }
+
+  async hasManagedSave(name: string): Promise<boolean> {
+    const out = await this.virsh(`read info of '${name}'`, ['dominfo', '--domain', name]);
+    return /^Managed save:\s+yes/m.test(out);
+  }
+
+  async snapshotCreate(name: string, snapshot: string, description?: string): Promise<void> {
+    const args = ['snapshot-create-as', '--domain', name, '--name', snapshot];
+    if (description !== undefined) args.push('--description', description);
+    await this.virsh(`snapshot '${name}'`, args, { timeout: this.timeouts.save });
+  }
+
+  async snapshotList(name: string): Promise<string[]> {
+    const out = await this.virsh(`list snapshots of '${name}'`, [
+      'snapshot-list',
+      '--domain',
+      name,
+      '--name',
+    ]);
+    return out
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line.length > 0);
+  }
+
+  async snapshotRevert(name: string, snapshot: string): Promise<void> {
+    await this.virsh(
+      `revert '${name}' to '${snapshot}'`,
+      ['snapshot-revert', '--domain', name, '--snapshotname', snapshot],
+      {
+        timeout: this.timeouts.save,
+      },
+    );
+  }
+
+  async snapshotDelete(name: string, snapshot: string): Promise<void> {
+    await this.virsh(`delete snapshot '${snapshot}' of '${name}'`, [
+      'snapshot-delete',
+      '--domain',
+      name,
+      '--snapshotname',
+      snapshot,
+    ]);
+  }
+
+  events(domain?: string): DomainEventStream {
+    // `--event lifecycle`: with `--all` this virsh subscribes but never prints.
+    const args = ['--connect', this.uri, 'event', '--event', 'lifecycle', '--loop'];
+    if (domain !== undefined) args.push('--domain', domain);
+    const child: ResultPromise = execa('virsh', args, { env: { LC_ALL: 'C' }, buffer: false, reject: false });
+    const lines = readline.createInterface({ input: child.stdout! });
+    let closed = false;
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      lines.close();
+      child.kill();
+    };
+    return {
+      close,
+      async *[Symbol.asyncIterator](): AsyncIterator<DomainEvent> {
+        try {
+          for await (const line of lines) {
+            const event = parseEventLine(line);
+            if (event) yield event;
+          }
+        } finally {
+          close();
+        }
+      },
+    };
+  }
+
+  async console(name: string): Promise<number> {
+    const result = await execa('virsh', ['--connect', this.uri, 'console', '--domain', name], {
+      stdio: 'inherit',
+      reject: false,
+    });
+    return result.exitCode ?? 1;
+  }
+
+  async close(): Promise<void> {
+    // Each virsh call opens and closes its own connection.
+  }
+}

@@ -1,0 +1,274 @@
+import { execa } from 'execa';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describeDomain, type DomainDescription } from '../libvirt/inspect.js';
+import { copyImage, requireQcow2 } from '../libvirt/images.js';
+import { renderDomainXml } from '../render/domain-xml.js';
+import type { VmSpec } from '../spec/types.js';
+import { AlreadyExistsError, NotFoundError, TimeoutError } from '../util/errors.js';
+import type { ConfigStore, DomainState, Hypervisor, SecretStore } from './ports.js';
+
+/**
+ * VM lifecycle over the ports: every function takes the adapters it needs, so
+ * the CLI wires real ones and tests pass real ones pointed at test services.
+ * Only domains carrying our metadata are ever shown or touched.
+ */
+
+/** The domain, if it exists and is ours; NotFoundError (exit 2) otherwise, with no hint of foreign domains' content. */
+export async function requireOurVm(hypervisor: Hypervisor, name: string): Promise<DomainDescription> {
+  const notFound = new NotFoundError(`no VM named '${name}' (at ${hypervisor.uri})`);
+  if (!(await hypervisor.exists(name))) throw notFound;
+  let description: DomainDescription;
+  try {
+    description = describeDomain(await hypervisor.xml(name, { inactive: true }));
+  } catch (err) {
+    // It vanished between the two calls.
+    if (err instanceof NotFoundError) throw notFound;
+    throw err;
+  }
+  if (!description.ours) throw notFound;
+  return description;
+}
+
+export interface VmSummary {
+  name: string;
+  state: DomainState;
+  memoryMb: number;
+  vcpus: number;
+  apps: string[];
+}
+
+/** Our VMs, sorted by name; domains we did not make are left out. */
+export async function listVms(hypervisor: Hypervisor): Promise<VmSummary[]> {
+  const summaries: VmSummary[] = [];
+  for (const name of (await hypervisor.listDomains()).sort()) {
+    let description: DomainDescription;
+    try {
+      description = describeDomain(await hypervisor.xml(name, { inactive: true }));
+      if (!description.ours) continue;
+      const info = await hypervisor.info(name);
+      summaries.push({
+        name,
+        state: info.state,
+        memoryMb: Math.round(info.maxMemoryKiB / 1024),
+        vcpus: info.vcpus,
+        apps: description.apps,
+      });
+    } catch (err) {
+      // Undefined by someone else while we were listing.
+      if (err instanceof NotFoundError) continue;
+      throw err;
+    }
+  }
+  return summaries;
+}
+
+export interface StartResult {
+  /** `spice://127.0.0.1:PORT`; undefined only if libvirt assigned no SPICE port. */
+  spiceUri: string | undefined;
+  alreadyRunning: boolean;
+}
+
+export async function startVm(hypervisor: Hypervisor, name: string): Promise<StartResult> {
+  await requireOurVm(hypervisor, name);
+  const { state } = await hypervisor.info(name);
+  const alreadyRunning = state !== 'shut off' && state !== 'crashed';
+  if (!alreadyRunning) await hypervisor.start(name);
+  return { spiceUri: describeDomain(await hypervisor.xml(name)).spiceUri, alreadyRunning };
+}
+
+/** A graphical session to show a viewer in: X11 or Wayland. */
+export function hasGraphicalSession(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env.DISPLAY || env.WAYLAND_DISPLAY);
+}
+
+/** Starts remote-viewer detached from us (it outlives the CLI); resolves with its pid once spawned. */
+export async function openViewer(
+  spiceUri: string,
+  title: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const child = execa('remote-viewer', ['--title', title, '--', spiceUri], {
+    env,
+    detached: true,
+    stdio: 'ignore',
+    reject: false,
+    cleanup: false,
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', () => resolve());
+    child.once('error', reject);
+  });
+  child.unref();
+  // Spawned and detached: its later exit is its own business.
+  child.catch(() => undefined);
+  return child.pid!;
+}
+
+export async function waitForState(
+  hypervisor: Hypervisor,
+  name: string,
+  wanted: DomainState[],
+  timeoutMs: number,
+  pollMs = 250,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (wanted.includes((await hypervisor.info(name)).state)) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
+  }
+}
+
+export interface StopOptions {
+  timeoutMs: number;
+  /** Hard stop when the guest ignores the ACPI request within the timeout. */
+  force?: boolean;
+  /** Asked (on a terminal) whether to stop hard after the timeout; absent means no. */
+  confirmHardStop?: () => Promise<boolean>;
+}
+
+export type StopOutcome = 'already-stopped' | 'shut-down' | 'forced';
+
+/** ACPI shutdown, wait, then hard stop with `force` or consent; TimeoutError otherwise. */
+export async function stopVm(
+  hypervisor: Hypervisor,
+  name: string,
+  options: StopOptions,
+): Promise<StopOutcome> {
+  await requireOurVm(hypervisor, name);
+  if ((await hypervisor.info(name)).state === 'shut off') return 'already-stopped';
+  await hypervisor.shutdown(name);
+  if (await waitForState(hypervisor, name, ['shut off'], options.timeoutMs)) return 'shut-down';
+  if (options.force || (options.confirmHardStop && (await options.confirmHardStop()))) {
+    await hardStop(hypervisor, name);
+    return 'forced';
+  }
+  throw new TimeoutError(
+    `VM '${name}' did not shut down within ${Math.round(options.timeoutMs / 1000)} s after the ACPI request; use --force to stop it hard`,
+  );
+}
+
+/** Destroy, tolerating the guest powering off by itself in between. */
+async function hardStop(hypervisor: Hypervisor, name: string): Promise<void> {
+  try {
+    await hypervisor.destroy(name);
+  } catch (err) {
+    if ((await hypervisor.info(name)).state !== 'shut off') throw err;
+  }
+}
+
+export interface DestroyDeps {
+  hypervisor: Hypervisor;
+  configStore?: ConfigStore;
+  /** One store per keyring service (VM password, agent secret); the VM's entries are deleted. */
+  secretStores?: SecretStore[];
+}
+
+export interface DestroyReport {
+  removedFiles: string[];
+  configRemoved: boolean;
+  secretsDeleted: number;
+}
+
+/**
+ * Removes everything the VM owns: the domain (stopped hard first if running)
+ * with NVRAM, managed save and snapshot metadata, its disk files, its config
+ * file and its keyring entries. A VM whose domain is gone but whose config is
+ * left (an interrupted destroy) is cleaned up too.
+ */
+export async function destroyVm(deps: DestroyDeps, name: string): Promise<DestroyReport> {
+  const { hypervisor } = deps;
+  const report: DestroyReport = { removedFiles: [], configRemoved: false, secretsDeleted: 0 };
+  let description: DomainDescription | undefined;
+  try {
+    description = await requireOurVm(hypervisor, name);
+  } catch (err) {
+    if (!(err instanceof NotFoundError) || !(await deps.configStore?.exists(name))) throw err;
+    // Only our own leftovers count: a foreign domain of that name stays untouched.
+    if (await hypervisor.exists(name)) throw err;
+  }
+  if (description) {
+    if ((await hypervisor.info(name)).state !== 'shut off') await hardStop(hypervisor, name);
+    await hypervisor.undefine(name);
+    for (const disk of description.disks) {
+      try {
+        await fs.rm(disk.file);
+        report.removedFiles.push(disk.file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+  }
+  if (deps.configStore && (await deps.configStore.exists(name))) {
+    await deps.configStore.remove(name);
+    report.configRemoved = true;
+  }
+  for (const store of deps.secretStores ?? []) {
+    if (await store.delete(name)) report.secretsDeleted += 1;
+  }
+  return report;
+}
+
+export async function consoleVm(hypervisor: Hypervisor, name: string): Promise<number> {
+  await requireOurVm(hypervisor, name);
+  return hypervisor.console(name);
+}
+
+export interface ImportDeps {
+  hypervisor: Hypervisor;
+  configStore: ConfigStore;
+}
+
+export interface ImportOptions {
+  /** An existing bootable qcow2 image; it is copied, never used or changed in place. */
+  importDisk: string;
+  /** A per-VM config disk (raw) already in the VM's directory; attached read-only and owned by the VM. */
+  configDiskPath?: string;
+  version: string;
+}
+
+/** The system disk's path for a VM: `<vmDir>/<name>.qcow2`. */
+export function systemDiskPath(spec: VmSpec): string {
+  return path.join(spec.vmDir, `${spec.name}.qcow2`);
+}
+
+/**
+ * `create --import`: defines a VM from an existing disk, with no install.
+ * On any failure everything made so far is removed again.
+ */
+export async function createFromDisk(
+  deps: ImportDeps,
+  spec: VmSpec,
+  options: ImportOptions,
+): Promise<{ diskPath: string }> {
+  const { hypervisor, configStore } = deps;
+  await requireQcow2(options.importDisk);
+  if (await hypervisor.exists(spec.name)) {
+    throw new AlreadyExistsError(`a domain named '${spec.name}' already exists at ${hypervisor.uri}`);
+  }
+  if (await configStore.exists(spec.name)) {
+    throw new AlreadyExistsError(
+      `VM '${spec.name}' already has a config file: ${configStore.pathOf(spec.name)}`,
+    );
+  }
+  const diskPath = systemDiskPath(spec);
+  const xml = renderDomainXml(spec, {
+    diskPath,
+    configDiskPath: options.configDiskPath,
+    version: options.version,
+  });
+  const undo: Array<() => Promise<unknown>> = [];
+  try {
+    await fs.mkdir(spec.vmDir, { recursive: true, mode: 0o711 });
+    await copyImage(options.importDisk, diskPath);
+    undo.push(() => fs.rm(diskPath, { force: true }));
+    await hypervisor.define(xml);
+    undo.push(() => hypervisor.undefine(spec.name));
+    await configStore.write(spec, { exclusive: true });
+  } catch (err) {
+    for (const step of undo.reverse()) await step().catch(() => undefined);
+    throw err;
+  }
+  return { diskPath };
+}
