@@ -130,3 +130,16 @@ export function unlockLoginKeyring(password = CI_KEYRING_PASSWORD): Promise<void
     sock.on('close', () => reject(new Error('gnome-keyring control socket closed without a reply')));
   });
 }
+
+/** secret-tool talks D-Bus itself: proves the secret sits in the Secret Service, not a fallback store. */
+export function secretToolLookup(service: string, account: string): string | null {
+  try {
+    return execFileSync('secret-tool', ['lookup', 'service', service, 'username', account], {
+      encoding: 'utf8',
+      timeout: 10_000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+  } catch {
+    return null;
+  }
+}

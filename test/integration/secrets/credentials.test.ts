@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   getAgentSecret,
@@ -13,21 +12,10 @@ import { AGENT_SECRET_PATTERN, PASSWORD_PATTERN } from '../../../src/secrets/pas
 import { SHA512_CRYPT_PATTERN, verifySha512Crypt } from '../../../src/secrets/sha512crypt.js';
 import { AGENT_SECRET_SERVICE, PASSWORD_SERVICE } from '../../../src/service/ports.js';
 import { InputError, NotFoundError, TimeoutError } from '../../../src/util/errors.js';
+import { secretToolLookup } from '../../support/keyring-control.js';
 import { describeWith, probeSecretService } from '../../support/services.js';
 
 const vmName = (): string => `vmp-t-sec-${randomBytes(4).toString('hex')}`;
-
-function secretToolLookup(service: string, account: string): string | null {
-  try {
-    return execFileSync('secret-tool', ['lookup', 'service', service, 'username', account], {
-      encoding: 'utf8',
-      timeout: 10_000,
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-  } catch {
-    return null;
-  }
-}
 
 describeWith(probeSecretService(), 'VM credentials')('VM credentials in the real keyring', () => {
   test('provision stores both secrets under the VM name; remove deletes both', async () => {

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { KeyringSecretStore } from '../../../src/secrets/keyring.js';
 import { ServiceUnavailableError, TimeoutError } from '../../../src/util/errors.js';
@@ -7,25 +6,13 @@ import {
   lockLoginCollection,
   probeDisposableSecretService,
   secretServicePid,
+  secretToolLookup,
   unlockLoginKeyring,
 } from '../../support/keyring-control.js';
 import { describeWith, probeSecretService } from '../../support/services.js';
 
 const PREFIX = 'vmp-t-sec-';
 const uniq = (): string => `${PREFIX}${randomBytes(4).toString('hex')}`;
-
-/** secret-tool talks D-Bus itself: proves the secret sits in the Secret Service, not a fallback store. */
-function secretToolLookup(service: string, account: string): string | null {
-  try {
-    return execFileSync('secret-tool', ['lookup', 'service', service, 'username', account], {
-      encoding: 'utf8',
-      timeout: 10_000,
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-  } catch {
-    return null;
-  }
-}
 
 describeWith(probeSecretService(), 'keyring store')('KeyringSecretStore against the Secret Service', () => {
   test('store, read, list and remove', async () => {
