@@ -1,5 +1,6 @@
 import type { VmSpec } from '../../src/spec/types.js';
 import type { KickstartInput } from '../../src/render/kickstart.js';
+import { testSpec } from './spec-fixture.js';
 
 /**
  * Fixed inputs for the render golden files: a real SHA-512 crypt hash (of the
@@ -31,27 +32,13 @@ export function fakeInput(overrides: Partial<KickstartInput> = {}): KickstartInp
 }
 
 function baseSpec(overrides: Partial<VmSpec>): VmSpec {
-  return {
+  return testSpec({
     name: 'app-vm',
-    memoryMb: 4096,
-    vcpus: 2,
-    diskSizeGb: 20,
     vmDir: '/var/lib/libvirt/images',
-    systemPackages: [],
     flatpakPackages: [],
     autoLaunchApps: [],
-    graphicsBackend: 'virtio',
-    enableClipboard: true,
-    enableAudio: false,
-    enableUsbPassthrough: false,
-    enableAutoLogin: true,
-    networkMode: 'default',
-    firewallRules: [],
-    fedoraRelease: 43,
-    arch: 'x86_64',
-    virtType: 'kvm',
     ...overrides,
-  };
+  });
 }
 
 /** The golden specs: one Flatpak; only system packages; several Flatpaks with custom resources. */
