@@ -8,6 +8,7 @@ import { bundleAgent } from '../../support/agent-bundle.js';
 import { EventLog } from '../../support/events.js';
 import { describeWith, probeXDisplay } from '../../support/services.js';
 import { XSession } from '../../support/xsession.js';
+import { renderAgentConf } from '../../../src/render/agent-config.js';
 
 const execFileP = promisify(execFile);
 const probe = probeXDisplay();
@@ -55,13 +56,12 @@ describeWith(probe, 'guest agent end to end under Xvfb + i3')(
       await startProxy(0);
       writeFileSync(
         join(dir, 'agent.conf'),
-        [
-          `VMP_VM_NAME=${VM}`,
-          'VMP_PROXY_HOST=127.0.0.1',
-          `VMP_PROXY_PORT=${port}`,
-          `VMP_SECRET_FILE=${join(dir, 'agent.secret')}`,
-          '',
-        ].join('\n'),
+        renderAgentConf({
+          vmName: VM,
+          proxyHost: '127.0.0.1',
+          proxyPort: port,
+          secretFile: join(dir, 'agent.secret'),
+        }),
       );
       agent = spawn(process.execPath, [bundle], {
         env: {

@@ -7,6 +7,7 @@ import { bundleAgent } from '../../support/agent-bundle.js';
 import { EventLog } from '../../support/events.js';
 import { describeWith, probeXDisplay } from '../../support/services.js';
 import { XSession } from '../../support/xsession.js';
+import { renderAgentConf } from '../../../src/render/agent-config.js';
 
 const probe = probeXDisplay();
 const VM = 'vmp-test-agent-resilience';
@@ -88,13 +89,12 @@ describeWith(probe, 'guest agent resilience under Xvfb + i3')(
       const conf = join(dir, 'agent.conf');
       writeFileSync(
         conf,
-        [
-          `VMP_VM_NAME=${VM}`,
-          'VMP_PROXY_HOST=127.0.0.1',
-          `VMP_PROXY_PORT=${port}`,
-          `VMP_SECRET_FILE=${join(dir, 'agent.secret')}`,
-          '',
-        ].join('\n'),
+        renderAgentConf({
+          vmName: VM,
+          proxyHost: '127.0.0.1',
+          proxyPort: port,
+          secretFile: join(dir, 'agent.secret'),
+        }),
       );
       agent = spawn(process.execPath, [agentBundle], {
         env: { PATH: process.env.PATH, VMP_AGENT_CONFIG: conf, VMP_DISPLAY: probe.display },
