@@ -16,7 +16,8 @@ import {
  */
 const RULES: Array<[RegExp, new (message: string, options?: { cause?: unknown }) => VmpError]> = [
   [
-    /Domain not found|no domain with matching|snapshot not found|no domain snapshot with matching/i,
+    // virsh's own lookup failure says only "failed to get domain 'x'" when the name is unknown.
+    /Domain not found|no domain with matching|failed to get domain|snapshot not found|no domain snapshot with matching/i,
     NotFoundError,
   ],
   [/already exists|already defined/i, AlreadyExistsError],

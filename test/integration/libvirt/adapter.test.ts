@@ -38,6 +38,8 @@ describeWith(probeLibvirt(), 'libvirt adapter')('libvirt adapter', () => {
       }
       hv = await openHypervisor({ uri: LIBVIRT_TEST_URI, backend });
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmp-t-virt-'));
+      // QEMU runs as libvirt-qemu under qemu:///system: it must be able to traverse to the disk.
+      fs.chmodSync(dir, 0o711);
       const disk = path.join(dir, `${name}.qcow2`);
       qemuImgCreate(disk);
       xml = renderDomainXml(
