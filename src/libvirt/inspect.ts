@@ -20,6 +20,8 @@ export interface DomainDescription {
   version?: string;
   phase?: string;
   apps: string[];
+  /** Files the VM owns besides its disks (`<vmp:file>`, e.g. a direct-boot kernel), removed with it. */
+  files: string[];
   disks: DomainDisk[];
   /** `spice://host:port` of a running domain, when SPICE has a port assigned. */
   spiceUri?: string;
@@ -41,7 +43,13 @@ function text(value: unknown): string {
 export function describeDomain(xml: string): DomainDescription {
   const doc = create(xml).toObject() as Node;
   const domain = (doc.domain ?? {}) as Node;
-  const description: DomainDescription = { name: text(domain.name), ours: false, apps: [], disks: [] };
+  const description: DomainDescription = {
+    name: text(domain.name),
+    ours: false,
+    apps: [],
+    files: [],
+    disks: [],
+  };
 
   // Match on the namespace URI, not the prefix: libvirt keeps whatever prefix the definer chose.
   for (const metadata of asArray(domain.metadata)) {
@@ -56,6 +64,7 @@ export function describeDomain(xml: string): DomainDescription {
         if (typeof element['@phase'] === 'string') description.phase = element['@phase'];
         const appKey = prefix ? `${prefix}:app` : 'app';
         description.apps = asArray(element[appKey]).map(text);
+        description.files = asArray(element[prefix ? `${prefix}:file` : 'file']).map(text);
       }
     }
   }

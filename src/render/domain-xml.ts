@@ -24,6 +24,18 @@ export interface InstallBoot {
   consoleLog: string;
 }
 
+/**
+ * Direct kernel boot of an installed VM (`create --import --kernel`): the
+ * kernel and initrd live in the VM's directory and belong to the VM. Unlike
+ * the install phase, a reboot restarts the VM and the console is not logged.
+ */
+export interface DirectBoot {
+  kernel: string;
+  initrd: string;
+  /** Kernel command line (e.g. `root=/dev/vda rw console=ttyS0`); printable ASCII only. */
+  cmdline: string;
+}
+
 export interface DomainXmlOptions {
   /** The VM's system disk (qcow2), an absolute path. */
   diskPath: string;
@@ -31,6 +43,13 @@ export interface DomainXmlOptions {
   configDiskPath?: string;
   /** Present for the install phase only. */
   install?: InstallBoot;
+  /** An installed VM booted from a kernel and initrd instead of its disk's boot loader. */
+  boot?: DirectBoot;
+  /**
+   * Files the VM owns besides its disks (e.g. the direct-boot kernel and
+   * initrd), recorded as `<vmp:file>` so that `destroy` removes them too.
+   */
+  ownedFiles?: string[];
   /** vm-provisioner version recorded in the metadata. */
   version: string;
   /**
@@ -72,6 +91,9 @@ function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
     ['kernel path', options.install?.kernel],
     ['initrd path', options.install?.initrd],
     ['console log path', options.install?.consoleLog],
+    ['kernel path', options.boot?.kernel],
+    ['initrd path', options.boot?.initrd],
+    ...(options.ownedFiles ?? []).map((file): [string, string] => ['owned file path', file]),
   ];
   for (const [what, value] of paths) {
     if (value === undefined) continue;
@@ -82,8 +104,14 @@ function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
   if (options.uuid !== undefined && !UUID.test(options.uuid)) {
     throw new InputError(`domain UUID '${options.uuid}' is invalid: must be 8-4-4-4-12 hex digits`);
   }
-  if (options.install && !/^[\x20-\x7e]*$/.test(options.install.cmdline)) {
-    throw new InputError(`kernel command line '${options.install.cmdline}' is invalid: printable ASCII only`);
+  if (options.install && options.boot) {
+    throw new InputError(
+      'install boot and direct boot exclude each other: the install phase has its own kernel',
+    );
+  }
+  const cmdline = (options.install ?? options.boot)?.cmdline;
+  if (cmdline !== undefined && !/^[\x20-\x7e]*$/.test(cmdline)) {
+    throw new InputError(`kernel command line '${cmdline}' is invalid: printable ASCII only`);
   }
   for (const app of [...spec.flatpakPackages, ...spec.autoLaunchApps]) {
     if (CONTROL_CHARS.test(app)) throw new InputError(`app '${app}' is invalid: no control characters`);
@@ -231,14 +259,14 @@ export function devicesFor(spec: VmSpec, options: DomainXmlOptions): Device[] {
 
 // ---- domain-level elements ------------------------------------------------
 
-function osElement(spec: VmSpec, install?: InstallBoot): XmlNode {
+function osElement(spec: VmSpec, kernelBoot?: DirectBoot): XmlNode {
   const type = { '@arch': spec.arch, '@machine': spec.arch === 'x86_64' ? 'q35' : 'virt', '#': 'hvm' };
   // aarch64 `virt` has no legacy BIOS: UEFI, picked by libvirt's firmware auto-selection.
   const os: XmlNode = spec.arch === 'aarch64' ? { '@firmware': 'efi', type } : { type };
-  if (install) {
-    os.kernel = install.kernel;
-    os.initrd = install.initrd;
-    os.cmdline = install.cmdline;
+  if (kernelBoot) {
+    os.kernel = kernelBoot.kernel;
+    os.initrd = kernelBoot.initrd;
+    os.cmdline = kernelBoot.cmdline;
   } else {
     os.boot = { '@dev': 'hd' };
   }
@@ -288,6 +316,8 @@ function metadataElement(spec: VmSpec, options: DomainXmlOptions): XmlNode {
   };
   const apps = appsOf(spec);
   if (apps.length > 0) vm[`${VMP_XML_PREFIX}:app`] = apps.map((app) => ({ '#': app }));
+  const files = options.ownedFiles ?? [];
+  if (files.length > 0) vm[`${VMP_XML_PREFIX}:file`] = files.map((file) => ({ '#': file }));
   return { [`${VMP_XML_PREFIX}:vm`]: vm };
 }
 
@@ -301,7 +331,7 @@ export function renderDomainXml(spec: VmSpec, options: DomainXmlOptions): string
   domain.ele('memory', { unit: 'MiB' }).txt(String(spec.memoryMb));
   domain.ele('currentMemory', { unit: 'MiB' }).txt(String(spec.memoryMb));
   domain.ele('vcpu', { placement: 'static' }).txt(String(spec.vcpus));
-  domain.ele({ os: osElement(spec, options.install) });
+  domain.ele({ os: osElement(spec, options.install ?? options.boot) });
   domain.ele({ features: featuresElement(spec) });
   domain.ele({ cpu: cpuElement(spec) });
   domain.ele({ clock: clockElement(spec) });

@@ -22,6 +22,22 @@ const variants: Array<[string, Partial<VmSpec>, Partial<DomainXmlOptions>]> = [
   ['network-none-no-apps', { networkMode: 'none', flatpakPackages: [], autoLaunchApps: [] }, {}],
   ['import-config-disk', {}, { configDiskPath: '/var/lib/vm-provisioner/firefox/config.img' }],
   [
+    'import-direct-boot',
+    { virtType: 'qemu', networkMode: 'user' },
+    {
+      configDiskPath: '/var/lib/vm-provisioner/firefox/firefox-config.img',
+      boot: {
+        kernel: '/var/lib/vm-provisioner/firefox/firefox-vmlinuz',
+        initrd: '/var/lib/vm-provisioner/firefox/firefox-initrd.img',
+        cmdline: 'root=/dev/vda rw console=ttyS0',
+      },
+      ownedFiles: [
+        '/var/lib/vm-provisioner/firefox/firefox-vmlinuz',
+        '/var/lib/vm-provisioner/firefox/firefox-initrd.img',
+      ],
+    },
+  ],
+  [
     'install-phase',
     { virtType: 'qemu' },
     {
@@ -95,5 +111,27 @@ describe('renderDomainXml', () => {
   test('rejects a kernel command line with control characters', () => {
     const install = { kernel: '/k', initrd: '/i', cmdline: 'a\nb', consoleLog: '/l' };
     expect(() => renderDomainXml(testSpec(), { ...base, install })).toThrow(/kernel command line/);
+    const boot = { kernel: '/k', initrd: '/i', cmdline: 'a\u0007b' };
+    expect(() => renderDomainXml(testSpec(), { ...base, boot })).toThrow(/kernel command line/);
+  });
+
+  test('an installed VM with direct kernel boot restarts on reboot; the install phase powers off', () => {
+    const boot = { kernel: '/v/k', initrd: '/v/i', cmdline: 'root=/dev/vda' };
+    const installed = renderDomainXml(testSpec(), { ...base, boot });
+    expect(installed).toContain('<on_reboot>restart</on_reboot>');
+    expect(installed).toContain('phase="installed"');
+    expect(installed).toContain('<kernel>/v/k</kernel>');
+    expect(installed).not.toContain('<boot dev="hd"/>');
+    const install = { ...boot, consoleLog: '/v/log' };
+    expect(renderDomainXml(testSpec(), { ...base, install })).toContain('<on_reboot>destroy</on_reboot>');
+  });
+
+  test('direct boot and install boot together, or a relative owned file, are refused', () => {
+    const boot = { kernel: '/v/k', initrd: '/v/i', cmdline: '' };
+    const install = { ...boot, consoleLog: '/v/log' };
+    expect(() => renderDomainXml(testSpec(), { ...base, boot, install })).toThrow(/exclude each other/);
+    expect(() => renderDomainXml(testSpec(), { ...base, ownedFiles: ['k'] })).toThrow(
+      /owned file path 'k' is invalid/,
+    );
   });
 });
