@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# Builds the Debian bookworm guest disk of the end-to-end test (see README.md next to this file).
+#
+#   sudo test/e2e/guest-image/build.sh            # prints the output directory as its last line
+#
+# Stage 1 (slow, needs the Debian mirror): debootstrap + apt + configuration -> rootfs tarball,
+#   keyed by this script and packages.list.
+# Stage 2 (fast, offline): stage-1 rootfs + the project's guest files -> disk.qcow2, vmlinuz,
+#   initrd.img, kernel-args in ${VMP_E2E_CACHE:-/var/cache/vm-provisioner/e2e}/<key>/.
+#
+# Environment: VMP_E2E_CACHE (cache root), VMP_E2E_MIRROR (Debian mirror; default: the host's apt
+# sources, else http://deb.debian.org/debian), VMP_E2E_DISK_SIZE (virtual size of the root
+# filesystem, default 4G), VMP_E2E_NO_PRUNE=1 (keep other keys' directories).
+set -euo pipefail
+
+SUITE=bookworm
+HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd -- "$HERE/../../.." && pwd)
+CACHE=${VMP_E2E_CACHE:-/var/cache/vm-provisioner/e2e}
+DISK_SIZE=${VMP_E2E_DISK_SIZE:-4G}
+KERNEL_ARGS='root=/dev/vda rootfstype=ext4 rw console=ttyS0,115200 quiet loglevel=3 mitigations=off nowatchdog audit=0 systemd.show_status=false'
+
+# Project guest files: repo path -> path in the guest, mode. Their contents key stage 2.
+PROJECT_FILES=(
+  'dist/guest-agent/vm-guest-agent.cjs:/usr/local/lib/vm-provisioner/vm-guest-agent.cjs:0755'
+  'guest-agent/config-disk/vmp-apply-config:/usr/local/lib/vm-provisioner/vmp-apply-config:0755'
+  'systemd/vm-guest-agent.service:/etc/systemd/user/vm-guest-agent.service:0644'
+  'systemd/vm-session.target:/etc/systemd/user/vm-session.target:0644'
+  'systemd/vm-provisioner-config.service:/etc/systemd/system/vm-provisioner-config.service:0644'
+)
+
+log() { printf '[guest-image] %s\n' "$*" >&2; }
+die() {
+  printf '[guest-image] error: %s\n' "$*" >&2
+  exit 1
+}
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo 'build.sh must run as root (debootstrap, chroot, file ownership in the image)' >&2
+  exit 2
+fi
+for tool in debootstrap mkfs.ext4 qemu-img tar sha256sum flock; do
+  command -v "$tool" >/dev/null || die "missing $tool (apt-get install debootstrap e2fsprogs qemu-utils)"
+done
+
+host_mirror() {
+  local uri
+  uri=$(
+    {
+      sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null
+      sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]\+\).*/\2/p' \
+        /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
+    } | tr ' ' '\n' | grep -E '^https?://.*/debian/?$' | head -n1
+  ) || true
+  printf '%s\n' "${uri:-http://deb.debian.org/debian}"
+}
+MIRROR=${VMP_E2E_MIRROR:-$(host_mirror)}
+
+packages() { sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$HERE/packages.list"; }
+hash_of() { sha256sum | cut -c1-16; }
+
+KEY1=$(cat "$HERE/build.sh" "$HERE/packages.list" | hash_of)
+stage2_key() {
+  local entry src
+  STAGE2_INPUT="stage1=$KEY1"$'\n'
+  for entry in "${PROJECT_FILES[@]}"; do
+    src=${entry%%:*}
+    [[ -f $REPO/$src ]] || die "missing project file $src (dist/ comes from npm run build)"
+    STAGE2_INPUT+="$src $(sha256sum <"$REPO/$src" | cut -d' ' -f1)"$'\n'
+  done
+  STAGE2_INPUT+="disk-size=$DISK_SIZE"$'\n'"kernel-args=$KERNEL_ARGS"$'\n'
+  KEY=$(printf '%s' "$STAGE2_INPUT" | hash_of)
+}
+STAGE1_ONLY=0
+case ${1:-} in
+  '') stage2_key ;;
+  --stage1) STAGE1_ONLY=1 KEY=none ;;
+  *)
+    echo "usage: build.sh [--stage1]" >&2
+    exit 2
+    ;;
+esac
+
+mkdir -p "$CACHE/stage1"
+exec 9>"$CACHE/.lock"
+flock 9
+
+WORK=''
+MOUNTS=()
+cleanup() {
+  local i
+  for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+    umount "${MOUNTS[i]}" 2>/dev/null || umount -l "${MOUNTS[i]}" 2>/dev/null || true
+  done
+  MOUNTS=()
+  if [[ -n $WORK && -d $WORK ]]; then
+    # Never follow a mount that is still there into the host's /dev, /proc or /sys.
+    if grep -q " $WORK/" /proc/mounts; then
+      log "mounts left under $WORK, not removing it"
+    else
+      rm -rf --one-file-system "$WORK"
+    fi
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+chroot_mounts() {
+  local root=$1
+  mount -t proc proc "$root/proc" && MOUNTS+=("$root/proc")
+  mount -t sysfs sysfs "$root/sys" && MOUNTS+=("$root/sys")
+  mount --bind /dev "$root/dev" && MOUNTS+=("$root/dev")
+  mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts" && MOUNTS+=("$root/dev/pts")
+  mount -t tmpfs tmpfs "$root/run" && MOUNTS+=("$root/run")
+}
+chroot_umounts() {
+  local i
+  for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[i]}"; done
+  MOUNTS=()
+}
+in_root() { LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive chroot "$ROOT" "$@"; }
+
+build_stage1() {
+  local out=$1 pkgs
+  ROOT=$WORK/rootfs
+  mapfile -t pkgs < <(packages)
+  log "stage 1: debootstrap $SUITE from $MIRROR"
+  debootstrap --variant=minbase --components=main "$SUITE" "$ROOT" "$MIRROR" >&2
+
+  # Smaller, faster dpkg: no docs/man/locales, no fsync; no service starts in the chroot.
+  cat >"$ROOT/etc/dpkg/dpkg.cfg.d/01-vmp" <<'EOF'
+force-unsafe-io
+path-exclude=/usr/share/doc/*
+path-include=/usr/share/doc/*/copyright
+path-exclude=/usr/share/man/*
+path-exclude=/usr/share/info/*
+path-exclude=/usr/share/locale/*
+path-include=/usr/share/locale/locale.alias
+EOF
+  printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
+  chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
+  printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
+    >"$ROOT/etc/apt/apt.conf.d/01-vmp-norecommends"
+  # Trimmed initrd from the first kernel install on: only what mounts /dev/vda.
+  mkdir -p "$ROOT/etc/initramfs-tools/conf.d"
+  printf 'MODULES=list\nCOMPRESS=gzip\n' >"$ROOT/etc/initramfs-tools/conf.d/vmp.conf"
+
+  chroot_mounts "$ROOT"
+  log "stage 1: apt-get install ${#pkgs[@]} packages"
+  in_root apt-get update >&2
+  in_root apt-get install -y --no-install-recommends "${pkgs[@]}" >&2
+  printf 'virtio_pci\nvirtio_blk\next4\n' >>"$ROOT/etc/initramfs-tools/modules"
+  in_root update-initramfs -u -k all >&2
+  configure_rootfs
+  in_root apt-get clean
+  chroot_umounts
+
+  rm -rf "${ROOT:?}"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/log/*.log \
+    "$ROOT"/var/cache/debconf/*-old "$ROOT"/var/lib/dpkg/*-old "$ROOT/usr/sbin/policy-rc.d"
+  find "$ROOT/run" "$ROOT/tmp" "$ROOT/var/tmp" -mindepth 1 -delete
+  log "stage 1: packing rootfs"
+  tar --numeric-owner --xattrs --xattrs-include='*' --acls -C "$ROOT" -cf "$out" .
+  rm -rf --one-file-system "$ROOT"
+}
+
+configure_rootfs() {
+  local group groups=() unit
+  # The auto-login user; its password hash comes from the per-VM config disk.
+  for group in video audio input render users; do
+    if in_root getent group "$group" >/dev/null; then groups+=("$group"); fi
+  done
+  in_root useradd --create-home --uid 1000 --shell /bin/bash --user-group \
+    --groups "$(
+      IFS=,
+      echo "${groups[*]}"
+    )" user
+  in_root passwd --lock user >&2
+
+  # Network: static 10.0.2.15/24 on the QEMU user-mode NIC, no gateway, no DNS, no IPv6 RA.
+  cat >"$ROOT/etc/systemd/network/20-vmp-nic.network" <<'EOF'
+[Match]
+Name=en* eth*
+
+[Network]
+Address=10.0.2.15/24
+DHCP=no
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+EOF
+  : >"$ROOT/etc/resolv.conf"
+  in_root systemctl enable systemd-networkd.service >&2
+
+  # Nothing that reaches out, nothing that only slows the boot.
+  for unit in apt-daily.timer apt-daily.service apt-daily-upgrade.timer apt-daily-upgrade.service \
+    man-db.timer man-db.service e2scrub_all.timer e2scrub_all.service e2scrub_reap.service \
+    fstrim.timer fstrim.service systemd-timesyncd.service dpkg-db-backup.timer \
+    dpkg-db-backup.service logrotate.timer logrotate.service remote-fs.target \
+    remote-fs-pre.target systemd-networkd-wait-online.service systemd-pstore.service \
+    systemd-binfmt.service proc-sys-fs-binfmt_misc.automount sys-kernel-debug.mount \
+    sys-kernel-tracing.mount systemd-hwdb-update.service ldconfig.service \
+    systemd-journal-catalog-update.service systemd-update-done.service; do
+    ln -sfn /dev/null "$ROOT/etc/systemd/system/$unit"
+    rm -f "$ROOT"/etc/systemd/system/*.wants/"$unit"
+  done
+
+  # X on the virtio GPU without glamor (software emulation).
+  mkdir -p "$ROOT/etc/X11/xorg.conf.d"
+  cat >"$ROOT/etc/X11/xorg.conf.d/20-modesetting.conf" <<'EOF'
+Section "Device"
+    Identifier "virtio-gpu"
+    Driver "modesetting"
+    Option "AccelMethod" "none"
+EndSection
+EOF
+
+  printf '/dev/vda / ext4 defaults,noatime 0 1\n' >"$ROOT/etc/fstab"
+  printf 'vmp-guest\n' >"$ROOT/etc/hostname"
+  printf '127.0.0.1 localhost\n127.0.1.1 vmp-guest\n::1 localhost ip6-localhost ip6-loopback\n' \
+    >"$ROOT/etc/hosts"
+  printf 'LANG=C.UTF-8\n' >"$ROOT/etc/default/locale"
+  # Empty machine-id: a fresh transient id on every boot, not a first boot.
+  : >"$ROOT/etc/machine-id"
+  rm -f "$ROOT/var/lib/dbus/machine-id"
+  ln -s /etc/machine-id "$ROOT/var/lib/dbus/machine-id"
+
+  # LightDM is the display manager; its auto-login conf comes from the config disk.
+  ln -sfn /lib/systemd/system/lightdm.service "$ROOT/etc/systemd/system/display-manager.service"
+  printf '/usr/sbin/lightdm\n' >"$ROOT/etc/X11/default-display-manager"
+  in_root systemctl set-default graphical.target >&2
+  # A volatile-free journal that does not grow the image much.
+  mkdir -p "$ROOT/etc/systemd/journald.conf.d"
+  printf '[Journal]\nStorage=volatile\n' >"$ROOT/etc/systemd/journald.conf.d/vmp.conf"
+}
+
+build_stage2() {
+  local stage1=$1 out=$2 entry src dst mode size
+  ROOT=$WORK/rootfs
+  mkdir "$ROOT"
+  log "stage 2: unpacking stage 1 ($KEY1)"
+  tar --numeric-owner --xattrs --xattrs-include='*' --acls -C "$ROOT" -xf "$stage1"
+  for entry in "${PROJECT_FILES[@]}"; do
+    IFS=: read -r src dst mode <<<"$entry"
+    install -D -o root -g root -m "$mode" "$REPO/$src" "$ROOT$dst"
+  done
+  # What `systemctl --global enable vm-guest-agent.service` and `systemctl enable
+  # vm-provisioner-config.service` (WantedBy=multi-user.target) make.
+  mkdir -p "$ROOT/etc/systemd/user/graphical-session.target.wants" \
+    "$ROOT/etc/systemd/system/multi-user.target.wants"
+  ln -sfn /etc/systemd/user/vm-guest-agent.service \
+    "$ROOT/etc/systemd/user/graphical-session.target.wants/vm-guest-agent.service"
+  ln -sfn /etc/systemd/system/vm-provisioner-config.service \
+    "$ROOT/etc/systemd/system/multi-user.target.wants/vm-provisioner-config.service"
+  printf '%s' "$STAGE2_INPUT" >"$ROOT/etc/vmp-guest-image"
+
+  cp "$ROOT/boot/vmlinuz-"* "$out/vmlinuz"
+  cp "$ROOT/boot/initrd.img-"* "$out/initrd.img"
+  printf '%s\n' "$KERNEL_ARGS" >"$out/kernel-args"
+  printf '%s' "$STAGE2_INPUT" >"$out/inputs"
+
+  log "stage 2: mkfs.ext4 -d ($DISK_SIZE)"
+  truncate -s "$DISK_SIZE" "$WORK/disk.raw"
+  mkfs.ext4 -q -F -L vmp-root -d "$ROOT" "$WORK/disk.raw" >&2
+  rm -rf --one-file-system "$ROOT"
+  qemu-img convert -f raw -O qcow2 "$WORK/disk.raw" "$out/disk.qcow2"
+  rm -f "$WORK/disk.raw"
+  size=$(du -sh "$out/disk.qcow2" | cut -f1)
+  log "stage 2: disk.qcow2 $size"
+}
+
+prune() {
+  [[ ${VMP_E2E_NO_PRUNE:-} == 1 ]] && return 0
+  local dir
+  for dir in "$CACHE"/stage1/*/ "$CACHE"/*/; do
+    dir=${dir%/}
+    case $dir in
+      "$CACHE/stage1" | "$CACHE/stage1/$KEY1" | "$CACHE/$KEY") ;;
+      *)
+        log "pruning $dir"
+        rm -rf --one-file-system "$dir"
+        ;;
+    esac
+  done
+}
+
+build_stage1_cached() {
+  local start=$SECONDS
+  [[ -f $STAGE1 ]] && return 0
+  WORK=$(mktemp -d "$CACHE/.stage1-$KEY1.XXXXXX")
+  mkdir "$WORK/out"
+  build_stage1 "$WORK/out/rootfs.tar"
+  rm -rf "$CACHE/stage1/$KEY1"
+  mv "$WORK/out" "$CACHE/stage1/$KEY1"
+  rm -rf --one-file-system "$WORK"
+  WORK=''
+  log "stage 1 done in $((SECONDS - start))s"
+}
+
+STAGE1=$CACHE/stage1/$KEY1/rootfs.tar
+OUT=$CACHE/$KEY
+if ((STAGE1_ONLY)); then
+  build_stage1_cached
+  printf '%s\n' "$CACHE/stage1/$KEY1"
+  exit 0
+fi
+if [[ -f $OUT/disk.qcow2 ]]; then
+  log "cached: $OUT"
+else
+  build_stage1_cached
+  start=$SECONDS
+  WORK=$(mktemp -d "$CACHE/.stage2-$KEY.XXXXXX")
+  mkdir "$WORK/out"
+  build_stage2 "$STAGE1" "$WORK/out"
+  rm -rf "$OUT"
+  mv "$WORK/out" "$OUT"
+  rm -rf --one-file-system "$WORK"
+  WORK=''
+  log "stage 2 done in $((SECONDS - start))s"
+fi
+prune
+printf '%s\n' "$OUT"
