@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ClipboardError, X11Clipboard } from '../../../guest-agent/src/clipboard.js';
 import { XConn } from '../../../guest-agent/src/xconn.js';
@@ -38,9 +38,27 @@ describeWith(probe, 'guest-agent clipboard under Xvfb')(
         })
       ).stdout;
 
-    /** xclip -quiet stays in the foreground as the owner, so the test can stop it by PID. */
+    let owner: ChildProcess | undefined;
+
+    /** Ends the xclip that owns the clipboard (if any) and waits until it has exited. */
+    const stopOwner = async (): Promise<void> => {
+      const child = owner;
+      owner = undefined;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    };
+
+    /**
+     * xclip -quiet stays in the foreground as the owner, so the test can stop it
+     * by PID. The previous owner is stopped first: while it lives, "someone owns
+     * the clipboard" would be true before the new xclip has taken it over.
+     */
     const xclipIn = async (text: string): Promise<void> => {
+      await stopOwner();
       const child = session.spawn('xclip', ['-selection', 'clipboard', '-i', '-quiet'], 'pipe');
+      owner = child;
       child.stdin?.end(text);
       await session.until(async () => {
         const { stdout } = await execFileP('xclip', ['-selection', 'clipboard', '-o', '-t', 'TARGETS'], {
