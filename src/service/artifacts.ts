@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { configDiskFiles } from '../configdisk/layout.js';
 import { renderDomainXml } from '../render/domain-xml.js';
 import { renderKickstart } from '../render/kickstart.js';
 import { diskPathOf } from '../spec/defaults.js';
@@ -74,11 +75,12 @@ export function renderVmFiles(
 export async function writeDryRunFiles(
   dir: string,
   name: string,
-  files: GeneratedFiles & { plan: string },
+  // No kickstart for `create --import`: an imported VM is not installed.
+  files: Partial<GeneratedFiles> & Pick<GeneratedFiles, 'domainXml'> & { plan: string },
 ): Promise<string[]> {
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const out: Array<[string, string]> = [
-    [`${name}.ks`, files.kickstart],
+    ...(files.kickstart !== undefined ? [[`${name}.ks`, files.kickstart] as [string, string]] : []),
     [`${name}.xml`, files.domainXml],
     [`${name}-plan.txt`, files.plan],
   ];
@@ -110,4 +112,35 @@ export async function renderDryRun(
     `Rendered a ${lines}-line kickstart and the domain XML (dry run: with a throwaway password that ` +
     'is not stored; a real create keeps its password in the OS keyring).';
   return { files, note };
+}
+
+/**
+ * `create --import --dry-run`: the domain XML the import would define and
+ * the config disk's file list, rendered with a throwaway password and agent
+ * secret that are never stored. Names only, never the disk's contents.
+ */
+export function renderImportDryRun(
+  spec: VmSpec,
+  options: Pick<CreateOptions, 'importBoot'>,
+  paths: { diskPath: string; configDisk: string; kernel: string; initrd: string },
+): { files: Pick<GeneratedFiles, 'domainXml'>; note: string } {
+  const boot = options.importBoot
+    ? { kernel: paths.kernel, initrd: paths.initrd, cmdline: options.importBoot.kernelArgs }
+    : undefined;
+  const domainXml = renderDomainXml(spec, {
+    diskPath: paths.diskPath,
+    configDiskPath: paths.configDisk,
+    ...(boot ? { boot, ownedFiles: [boot.kernel, boot.initrd] } : {}),
+    version: packageVersion(),
+  });
+  const diskFiles = configDiskFiles({
+    spec,
+    credentials: { passwordHash: sha512Crypt(generatePassword()), agentSecret: generateAgentSecret() },
+    proxyHost: proxyHostFor(spec.networkMode),
+    proxyPort: PROXY_PORT,
+  });
+  const note =
+    `Rendered the domain XML and a config disk of ${diskFiles.length} files ` +
+    `(${diskFiles.map((f) => f.path).join(', ')}); dry run: with a throwaway password that is not stored.`;
+  return { files: { domainXml }, note };
 }

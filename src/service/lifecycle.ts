@@ -1,11 +1,21 @@
 import { execa } from 'execa';
+import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describeDomain, type DomainDescription } from '../libvirt/inspect.js';
 import { copyImage, requireQcow2 } from '../libvirt/images.js';
+import { buildConfigDisk } from '../configdisk/image.js';
+import { configDiskFiles } from '../configdisk/layout.js';
 import { renderDomainXml } from '../render/domain-xml.js';
+import {
+  provisionVmCredentials,
+  removeVmCredentials,
+  type CredentialStores,
+} from '../secrets/credentials.js';
 import type { VmSpec } from '../spec/types.js';
-import { AlreadyExistsError, NotFoundError, TimeoutError } from '../util/errors.js';
+import { AlreadyExistsError, InputError, NotFoundError, TimeoutError, VmpError } from '../util/errors.js';
+import { PROXY_PORT, proxyHostFor } from './artifacts.js';
+import type { LockingConfigStore } from './create.js';
 import type { ConfigStore, DomainState, Hypervisor, SecretStore } from './ports.js';
 
 /**
@@ -173,8 +183,9 @@ export interface DestroyReport {
 
 /**
  * Removes everything the VM owns: the domain (stopped hard first if running)
- * with NVRAM, managed save and snapshot metadata, its disk files, its config
- * file and its keyring entries. A VM whose domain is gone but whose config is
+ * with NVRAM, managed save and snapshot metadata, its disk files (the config
+ * disk too), the files its metadata lists as its own (`<vmp:file>`), its
+ * config file and its keyring entries. A VM whose domain is gone but whose config is
  * left (an interrupted destroy) is cleaned up too.
  */
 export async function destroyVm(deps: DestroyDeps, name: string): Promise<DestroyReport> {
@@ -191,10 +202,12 @@ export async function destroyVm(deps: DestroyDeps, name: string): Promise<Destro
   if (description) {
     if ((await hypervisor.info(name)).state !== 'shut off') await hardStop(hypervisor, name);
     await hypervisor.undefine(name);
-    for (const disk of description.disks) {
+    // Disks, then the files our metadata says the VM owns (a direct-boot kernel and initrd).
+    for (const file of [...description.disks.map((d) => d.file), ...description.files]) {
+      if (!path.isAbsolute(file)) continue;
       try {
-        await fs.rm(disk.file);
-        report.removedFiles.push(disk.file);
+        await fs.rm(file);
+        report.removedFiles.push(file);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
@@ -218,14 +231,24 @@ export async function consoleVm(hypervisor: Hypervisor, name: string): Promise<n
 export interface ImportDeps {
   hypervisor: Hypervisor;
   configStore: ConfigStore;
+  /** Where the VM's password and agent secret are kept; the config disk carries them into the guest. */
+  credentials: CredentialStores;
 }
 
 export interface ImportOptions {
   /** An existing bootable qcow2 image; it is copied, never used or changed in place. */
   importDisk: string;
-  /** A per-VM config disk (raw) already in the VM's directory; attached read-only and owned by the VM. */
-  configDiskPath?: string;
+  /** Direct kernel boot: both files are copied into the VM's directory and owned by the VM. */
+  boot?: { kernel: string; initrd: string; kernelArgs: string };
   version: string;
+}
+
+export interface ImportResult {
+  diskPath: string;
+  configDiskPath: string;
+  /** The VM's copies of the kernel and initrd, with direct boot. */
+  kernelPath?: string;
+  initrdPath?: string;
 }
 
 /** The system disk's path for a VM: `<vmDir>/<name>.qcow2`. */
@@ -233,42 +256,142 @@ export function systemDiskPath(spec: VmSpec): string {
   return path.join(spec.vmDir, `${spec.name}.qcow2`);
 }
 
+/** Paths of the files an imported VM owns besides its system disk. */
+export function importedVmPaths(spec: VmSpec): { configDisk: string; kernel: string; initrd: string } {
+  return {
+    configDisk: path.join(spec.vmDir, `${spec.name}-config.img`),
+    kernel: path.join(spec.vmDir, `${spec.name}-vmlinuz`),
+    initrd: path.join(spec.vmDir, `${spec.name}-initrd.img`),
+  };
+}
+
 /**
- * `create --import`: defines a VM from an existing disk, with no install.
+ * `create --import`: a VM from an existing disk, with no install. The
+ * credentials go into the keyring first; the per-VM config disk carries
+ * them (the password only as its hash), the agent config, the session
+ * config and the app units to the guest's loader (docs/config-disk.md).
  * On any failure everything made so far is removed again.
  */
 export async function createFromDisk(
   deps: ImportDeps,
   spec: VmSpec,
   options: ImportOptions,
-): Promise<{ diskPath: string }> {
+): Promise<ImportResult> {
   const { hypervisor, configStore } = deps;
-  await requireQcow2(options.importDisk);
-  if (await hypervisor.exists(spec.name)) {
-    throw new AlreadyExistsError(`a domain named '${spec.name}' already exists at ${hypervisor.uri}`);
-  }
-  if (await configStore.exists(spec.name)) {
-    throw new AlreadyExistsError(
-      `VM '${spec.name}' already has a config file: ${configStore.pathOf(spec.name)}`,
-    );
-  }
-  const diskPath = systemDiskPath(spec);
-  const xml = renderDomainXml(spec, {
-    diskPath,
-    configDiskPath: options.configDiskPath,
-    version: options.version,
-  });
-  const undo: Array<() => Promise<unknown>> = [];
+  const name = spec.name;
+  const lock = isLocking(configStore) ? await configStore.acquireLock(name) : undefined;
   try {
-    await fs.mkdir(spec.vmDir, { recursive: true, mode: 0o711 });
-    await copyImage(options.importDisk, diskPath);
-    undo.push(() => fs.rm(diskPath, { force: true }));
-    await hypervisor.define(xml);
-    undo.push(() => hypervisor.undefine(spec.name));
-    await configStore.write(spec, { exclusive: true });
+    await requireQcow2(options.importDisk);
+    if (await hypervisor.exists(name)) {
+      throw new AlreadyExistsError(`a domain named '${name}' already exists at ${hypervisor.uri}`);
+    }
+    if (await configStore.exists(name)) {
+      throw new AlreadyExistsError(`VM '${name}' already has a config file: ${configStore.pathOf(name)}`);
+    }
+    const diskPath = systemDiskPath(spec);
+    const owned = importedVmPaths(spec);
+    const boot = options.boot
+      ? { kernel: owned.kernel, initrd: owned.initrd, cmdline: options.boot.kernelArgs }
+      : undefined;
+    const made = [diskPath, owned.configDisk, ...(boot ? [boot.kernel, boot.initrd] : [])];
+    for (const file of made) {
+      if (await pathExists(file)) {
+        throw new AlreadyExistsError(`${file} already exists; it is never overwritten`);
+      }
+    }
+    // Rendered before anything is made: a value that breaks a grammar costs nothing.
+    const xml = renderDomainXml(spec, {
+      diskPath,
+      configDiskPath: owned.configDisk,
+      ...(boot ? { boot, ownedFiles: [boot.kernel, boot.initrd] } : {}),
+      version: options.version,
+    });
+
+    const undo: Array<{ what: string; run: () => Promise<unknown> }> = [];
+    const removeFile = (file: string) => ({ what: file, run: () => fs.rm(file, { force: true }) });
+    try {
+      undo.push({ what: 'keyring entries', run: () => removeVmCredentials(name, deps.credentials) });
+      const credentials = await provisionVmCredentials(name, deps.credentials);
+      const files = configDiskFiles({
+        spec,
+        credentials,
+        proxyHost: proxyHostFor(spec.networkMode),
+        proxyPort: PROXY_PORT,
+      });
+      await fs.mkdir(spec.vmDir, { recursive: true, mode: 0o711 });
+      // Each step removes its own half-made file; undo is pushed only once the file is ours.
+      await buildConfigDisk(files, owned.configDisk);
+      undo.push(removeFile(owned.configDisk));
+      await copyImage(options.importDisk, diskPath);
+      undo.push(removeFile(diskPath));
+      if (options.boot && boot) {
+        await copyBootFile(options.boot.kernel, boot.kernel, '--kernel');
+        undo.push(removeFile(boot.kernel));
+        await copyBootFile(options.boot.initrd, boot.initrd, '--initrd');
+        undo.push(removeFile(boot.initrd));
+      }
+      await hypervisor.define(xml);
+      undo.push({ what: `domain '${name}'`, run: () => hypervisor.undefine(name) });
+      await configStore.write(spec, { exclusive: true });
+    } catch (err) {
+      throw await undoAll(undo, err);
+    }
+    return {
+      diskPath,
+      configDiskPath: owned.configDisk,
+      ...(boot ? { kernelPath: boot.kernel, initrdPath: boot.initrd } : {}),
+    };
+  } finally {
+    await lock?.release();
+  }
+}
+
+function isLocking(store: ConfigStore): store is LockingConfigStore {
+  return typeof (store as Partial<LockingConfigStore>).acquireLock === 'function';
+}
+
+async function pathExists(file: string): Promise<boolean> {
+  try {
+    await fs.lstat(file);
+    return true;
   } catch (err) {
-    for (const step of undo.reverse()) await step().catch(() => undefined);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw err;
   }
-  return { diskPath };
+}
+
+/** Copies a kernel or initrd for the VM: never over an existing file; a missing source is bad input. */
+async function copyBootFile(from: string, to: string, flag: string): Promise<void> {
+  try {
+    await fs.copyFile(from, to, constants.COPYFILE_EXCL);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new AlreadyExistsError(`${to} already exists; it is never overwritten`);
+    if (code === 'ENOENT' || code === 'EISDIR' || code === 'EACCES') {
+      throw new InputError(`${flag} file ${from} cannot be read: ${code}`);
+    }
+    throw err;
+  }
+  await fs.chmod(to, 0o600);
+}
+
+/** Runs every undo step in reverse; a step that fails is named in the error, the rest still run. */
+async function undoAll(
+  undo: Array<{ what: string; run: () => Promise<unknown> }>,
+  error: unknown,
+): Promise<unknown> {
+  const failures: string[] = [];
+  for (const step of [...undo].reverse()) {
+    try {
+      await step.run();
+    } catch (err) {
+      failures.push(`${step.what}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  if (failures.length === 0) return error;
+  const original = error instanceof Error ? error.message : String(error);
+  const Ctor = error instanceof VmpError ? (error.constructor as typeof VmpError) : VmpError;
+  return new Ctor(`${original}\nremoving what was made also failed; remove by hand: ${failures.join('; ')}`, {
+    cause: error,
+  });
 }

@@ -19,6 +19,7 @@ import {
   validateFlatpakId,
   validateGraphicsBackend,
   validateHostPath,
+  validateKernelArgs,
   validateList,
   validateLocationUrl,
   validateMemoryMb,
@@ -56,6 +57,10 @@ export interface CreateFlags {
   output?: string | string[];
   connect?: string | string[];
   import?: string | string[];
+  /** With --import: boot this kernel (copied into the VM's directory) instead of the disk's boot loader. */
+  kernel?: string | string[];
+  initrd?: string | string[];
+  kernelArgs?: string | string[];
   location?: string | string[];
   config?: string | string[];
   force?: boolean;
@@ -69,6 +74,8 @@ export interface CreateOptions {
   connectUri: string;
   /** Absolute path of an existing disk image to boot instead of installing. */
   importDisk?: string;
+  /** With importDisk: direct kernel boot from copies of these files (absolute paths), with this command line. */
+  importBoot?: { kernel: string; initrd: string; kernelArgs: string };
   /** Install tree URL instead of the release's default mirror. */
   location?: string;
   /** The --config file as given, if any. */
@@ -206,6 +213,7 @@ export function buildCreateOptions(flags: CreateFlags, cwd: string = process.cwd
   if (importDisk !== undefined && location !== undefined) {
     throw new InputError('--import and --location exclude each other: import a disk, or install from a tree');
   }
+  const importBoot = buildImportBoot(flags, importDisk !== undefined, cwd);
   const configFile = flagValue('config', flags.config, (v) => {
     if (typeof v !== 'string' || v === '') throw new InputError('option --config needs a file name');
     return v;
@@ -220,6 +228,7 @@ export function buildCreateOptions(flags: CreateFlags, cwd: string = process.cwd
     connectUri,
     ...(outputDir !== undefined ? { outputDir } : {}),
     ...(importDisk !== undefined ? { importDisk } : {}),
+    ...(importBoot !== undefined ? { importBoot } : {}),
     ...(location !== undefined ? { location } : {}),
     ...(configFile !== undefined ? { configFile } : {}),
     force: flags.force === true,
@@ -227,6 +236,31 @@ export function buildCreateOptions(flags: CreateFlags, cwd: string = process.cwd
     dryRun: flags.dryRun === true,
     verbose: flags.verbose === true,
   };
+}
+
+/** --kernel, --initrd and --kernel-args, as virt-install's --boot kernel=,initrd=,kernel_args=. */
+function buildImportBoot(
+  flags: CreateFlags,
+  importing: boolean,
+  cwd: string,
+): CreateOptions['importBoot'] | undefined {
+  const file = (flag: string, value: unknown): string | undefined =>
+    flagValue(flag, value, (v) =>
+      validateHostPath(`--${flag} file`, typeof v === 'string' && v !== '' ? path.resolve(cwd, v) : v),
+    );
+  const kernel = file('kernel', flags.kernel);
+  const initrd = file('initrd', flags.initrd);
+  const kernelArgs = flagValue('kernel-args', flags.kernelArgs, validateKernelArgs);
+  if (kernel === undefined && initrd === undefined && kernelArgs === undefined) return undefined;
+  if (!importing) {
+    throw new InputError(
+      '--kernel, --initrd and --kernel-args go with --import: an installed VM boots its own kernel',
+    );
+  }
+  if (kernel === undefined || initrd === undefined) {
+    throw new InputError('--kernel and --initrd go together: give both files, or neither');
+  }
+  return { kernel, initrd, kernelArgs: kernelArgs ?? '' };
 }
 
 /** A --config file larger than this is refused unread: a spec is a few hundred bytes. */
@@ -287,6 +321,14 @@ export async function prepareCreate(flags: CreateFlags, deps: PrepareDeps): Prom
   if (options.importDisk !== undefined) {
     const stat = await fs.stat(options.importDisk).catch(() => undefined);
     if (!stat?.isFile()) throw new InputError(`--import disk ${options.importDisk} is not an existing file`);
+  }
+  for (const [flag, file] of Object.entries({
+    kernel: options.importBoot?.kernel,
+    initrd: options.importBoot?.initrd,
+  })) {
+    if (file === undefined) continue;
+    const stat = await fs.stat(file).catch(() => undefined);
+    if (!stat?.isFile()) throw new InputError(`--${flag} file ${file} is not an existing file`);
   }
   const isTaken = async (name: string): Promise<boolean> =>
     (await deps.store.exists(name)) || (deps.isTaken ? await deps.isTaken(name) : false);

@@ -33,6 +33,19 @@ export function formatPlan(spec: VmSpec, options: CreateOptions, configPath?: st
     ['USB passthrough', spec.enableUsbPassthrough ? 'on' : 'off'],
     ['auto-login', spec.enableAutoLogin ? 'on' : 'off'],
   ];
+  if (options.importDisk) {
+    rows.push([
+      'config disk',
+      `${path.join(spec.vmDir, `${spec.name}-config.img`)} (read-only, made per VM)`,
+    ]);
+    const boot = options.importBoot;
+    rows.push([
+      'boot',
+      boot
+        ? `kernel ${boot.kernel}, initrd ${boot.initrd} (copied into ${spec.vmDir}), args ${boot.kernelArgs || '(none)'}`
+        : "the imported disk's boot loader",
+    ]);
+  }
   if (configPath !== undefined) rows.push(['config file', configPath]);
   const width = Math.max(...rows.map(([k]) => k.length)) + 1;
   const body = rows.map(([k, v]) => `  ${`${k}:`.padEnd(width)} ${v}`).join('\n');

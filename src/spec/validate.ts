@@ -297,6 +297,25 @@ export function validateHostPath(what: string, value: unknown): string {
   return p === '/' ? p : `/${segments.join('/')}`;
 }
 
+/**
+ * A direct-boot kernel command line (`create --import --kernel-args`): words
+ * separated by single spaces, from a set that needs no quoting anywhere it
+ * goes (domain XML, logs, a shell). No quotes, `$`, `\\`, `;` or newlines.
+ */
+const KERNEL_ARGS = /^[A-Za-z0-9_.,:/=+@-]+(?: [A-Za-z0-9_.,:/=+@-]+)*$/;
+export const MAX_KERNEL_ARGS_LENGTH = 1024;
+export function validateKernelArgs(value: unknown): string {
+  const args = requireString('--kernel-args', value);
+  if (args.length > MAX_KERNEL_ARGS_LENGTH || !KERNEL_ARGS.test(args)) {
+    throw invalid(
+      '--kernel-args',
+      value,
+      `use up to ${MAX_KERNEL_ARGS_LENGTH} characters: words of A-Z a-z 0-9 _ . , : / = + @ - separated by single spaces`,
+    );
+  }
+  return args;
+}
+
 export function validateVmDir(value: unknown): string {
   return validateHostPath('VM directory', value);
 }

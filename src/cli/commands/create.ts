@@ -2,7 +2,7 @@ import inquirer from 'inquirer';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { followFile } from '../../install/index.js';
 import { openHypervisor, resolveUri } from '../../libvirt/index.js';
-import { createFromDisk } from '../../service/lifecycle.js';
+import { createFromDisk, importedVmPaths, systemDiskPath } from '../../service/lifecycle.js';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { createVm, DEFAULT_INSTALL_TIMEOUT_MINUTES } from '../../service/create.js';
 import type { Hypervisor } from '../../service/ports.js';
@@ -11,7 +11,6 @@ import type { VmSpec } from '../../spec/types.js';
 import { InputError } from '../../util/errors.js';
 import { packageVersion } from '../../util/package-info.js';
 import { CreateProgress } from '../create-progress.js';
-import { withHypervisor } from '../hypervisor.js';
 import {
   DEFAULT_CONNECT_URI,
   DEFAULT_DISK_GB,
@@ -23,7 +22,12 @@ import {
 import { formatPlan, tildePath } from '../../spec/plan.js';
 import { DEFAULT_FEDORA_RELEASE, FEDORA_RELEASES } from '../../spec/releases.js';
 import { FileConfigStore } from '../../spec/store.js';
-import { loadAgentBundle, renderDryRun, writeDryRunFiles } from '../../service/artifacts.js';
+import {
+  loadAgentBundle,
+  renderDryRun,
+  renderImportDryRun,
+  writeDryRunFiles,
+} from '../../service/artifacts.js';
 
 /**
  * `create`: parse and validate every flag into a VmSpec and CreateOptions
@@ -83,6 +87,15 @@ export const createCommand: CommandModule<object, CreateFlags> = {
       })
       .option('connect', { type: 'string', describe: 'libvirt URI', defaultDescription: DEFAULT_CONNECT_URI })
       .option('import', { type: 'string', describe: 'boot this existing disk image instead of installing' })
+      .option('kernel', {
+        type: 'string',
+        describe: 'with --import: boot this kernel directly (copied into --vm-dir); needs --initrd',
+      })
+      .option('initrd', { type: 'string', describe: 'with --import and --kernel: the initrd to boot with' })
+      .option('kernel-args', {
+        type: 'string',
+        describe: "with --kernel: the kernel command line, e.g. 'root=/dev/vda rw console=ttyS0'",
+      })
       .option('location', { type: 'string', describe: 'install tree URL instead of the release mirror' })
       .option('force', { type: 'boolean', describe: "allow more memory or vCPUs than the host's" })
       .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
@@ -117,7 +130,10 @@ export const createCommand: CommandModule<object, CreateFlags> = {
         const { spec, options } = checked;
         const plan = formatPlan(spec, options, tildePath(store.pathOf(spec.name)));
         process.stdout.write(plan);
-        const { files, note } = await renderDryRun(spec, options);
+        const { files, note } =
+          options.importDisk !== undefined
+            ? renderImportDryRun(spec, options, { diskPath: systemDiskPath(spec), ...importedVmPaths(spec) })
+            : await renderDryRun(spec, options);
         process.stdout.write(`${note}\n`);
         if (options.outputDir !== undefined) {
           const written = await writeDryRunFiles(options.outputDir, spec.name, { ...files, plan });
@@ -263,19 +279,46 @@ async function echoLog(file: string, signal: AbortSignal, write: (text: string) 
 /** `create --import DISK`: a VM from an existing bootable qcow2 (copied into --vm-dir), no install. */
 async function importVm(argv: ArgumentsCamelCase<CreateFlags>, store: FileConfigStore): Promise<void> {
   const early = buildCreateOptions(argv);
+  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  if (!early.yes && !interactive) {
+    throw new InputError('create needs confirmation: pass --yes when not running on a terminal');
+  }
+  // Bad input fails here, before libvirt or the keyring is touched.
+  await prepareCreate(argv, { store });
   // As virsh: an explicit --connect wins, else LIBVIRT_DEFAULT_URI, else qemu:///system.
-  const uri = argv.connect !== undefined ? early.connectUri : resolveUri();
-  await withHypervisor(uri, async (hypervisor) => {
+  const uri = argv.connect !== undefined ? resolveUri(early.connectUri) : resolveUri();
+  const hypervisor = await openHypervisor({ uri, timeouts: CREATE_TIMEOUTS });
+  try {
     const { spec, options } = await prepareCreate(argv, {
       store,
       isTaken: (name) => hypervisor.exists(name),
     });
-    const { diskPath } = await createFromDisk({ hypervisor, configStore: store }, spec, {
-      importDisk: options.importDisk!,
-      version: packageVersion(),
-    });
-    process.stdout.write(
-      `${spec.name}: defined from ${options.importDisk} (disk ${diskPath}); start it with: vm-provisioner start ${spec.name}\n`,
+    process.stdout.write(formatPlan(spec, options, tildePath(store.pathOf(spec.name))));
+    if (!options.yes && !(await confirmPlan(spec.name))) {
+      process.stdout.write('Nothing was created.\n');
+      return;
+    }
+    const result = await createFromDisk(
+      { hypervisor, configStore: store, credentials: keyringCredentialStores() },
+      spec,
+      {
+        importDisk: options.importDisk!,
+        ...(options.importBoot !== undefined ? { boot: options.importBoot } : {}),
+        version: packageVersion(),
+      },
     );
-  });
+    process.stdout.write(
+      `Created VM "${spec.name}" from ${options.importDisk}.\n` +
+        `  disk:        ${result.diskPath}\n` +
+        `  config disk: ${result.configDiskPath}\n` +
+        (result.kernelPath !== undefined
+          ? `  kernel:      ${result.kernelPath}\n  initrd:      ${result.initrdPath}\n`
+          : '') +
+        `  config:      ${tildePath(store.pathOf(spec.name))}\n` +
+        `  password:    in the keyring (vm-provisioner passwords ${spec.name})\n` +
+        `Start it with: vm-provisioner start ${spec.name}\n`,
+    );
+  } finally {
+    await hypervisor.close();
+  }
 }
