@@ -14,7 +14,8 @@ interface DestroyArgs {
 
 export const destroyCommand: CommandModule<object, DestroyArgs> = {
   command: 'destroy <name>',
-  describe: 'Delete a VM: its domain, disks, config file and keyring entries (stops it first)',
+  describe:
+    'Delete a VM: its domain, disks and other files, config file and keyring entries (stops it first)',
   builder: (yargs: Argv<object>) =>
     withConnectOption(yargs)
       .positional('name', { type: 'string', demandOption: true, describe: 'VM name' })
@@ -50,7 +51,7 @@ export const destroyCommand: CommandModule<object, DestroyArgs> = {
         name,
       );
       const parts = [
-        `${report.removedFiles.length} disk file(s)`,
+        `${report.removedFiles.length} file(s)`,
         report.configRemoved ? 'config' : undefined,
         `${report.secretsDeleted} keyring entr${report.secretsDeleted === 1 ? 'y' : 'ies'}`,
       ].filter(Boolean);
