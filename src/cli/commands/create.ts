@@ -6,7 +6,7 @@ import { createFromDisk, importedVmPaths, systemDiskPath } from '../../service/l
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { createVm, DEFAULT_INSTALL_TIMEOUT_MINUTES } from '../../service/create.js';
 import type { Hypervisor } from '../../service/ports.js';
-import { buildCreateOptions, prepareCreate, type CreateFlags, type CreateOptions } from '../../spec/build.js';
+import { prepareCreate, type CreateFlags, type CreateOptions } from '../../spec/build.js';
 import type { VmSpec } from '../../spec/types.js';
 import { InputError } from '../../util/errors.js';
 import { packageVersion } from '../../util/package-info.js';
@@ -278,13 +278,12 @@ async function echoLog(file: string, signal: AbortSignal, write: (text: string) 
 
 /** `create --import DISK`: a VM from an existing bootable qcow2 (copied into --vm-dir), no install. */
 async function importVm(argv: ArgumentsCamelCase<CreateFlags>, store: FileConfigStore): Promise<void> {
-  const early = buildCreateOptions(argv);
+  // Bad input fails here, before libvirt or the keyring is touched.
+  const { options: early } = await prepareCreate(argv, { store });
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   if (!early.yes && !interactive) {
     throw new InputError('create needs confirmation: pass --yes when not running on a terminal');
   }
-  // Bad input fails here, before libvirt or the keyring is touched.
-  await prepareCreate(argv, { store });
   // As virsh: an explicit --connect wins, else LIBVIRT_DEFAULT_URI, else qemu:///system.
   const uri = argv.connect !== undefined ? resolveUri(early.connectUri) : resolveUri();
   const hypervisor = await openHypervisor({ uri, timeouts: CREATE_TIMEOUTS });
