@@ -18,7 +18,7 @@ HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd -- "$HERE/../../.." && pwd)
 CACHE=${VMP_E2E_CACHE:-/var/cache/vm-provisioner/e2e}
 DISK_SIZE=${VMP_E2E_DISK_SIZE:-4G}
-KERNEL_ARGS='root=/dev/vda rootfstype=ext4 rw console=ttyS0,115200 quiet loglevel=3 mitigations=off nowatchdog audit=0 systemd.show_status=false'
+KERNEL_ARGS='root=/dev/vda rootfstype=ext4 rw console=ttyS0,115200 quiet loglevel=3 mitigations=off nowatchdog audit=0 cryptomgr.notests systemd.show_status=false'
 
 # Project guest files: repo path -> path in the guest, mode. Their contents key stage 2.
 PROJECT_FILES=(
@@ -198,10 +198,14 @@ EOF
     remote-fs-pre.target systemd-networkd-wait-online.service systemd-pstore.service \
     systemd-binfmt.service proc-sys-fs-binfmt_misc.automount sys-kernel-debug.mount \
     sys-kernel-tracing.mount systemd-hwdb-update.service ldconfig.service \
-    systemd-journal-catalog-update.service systemd-update-done.service; do
+    systemd-journal-catalog-update.service systemd-update-done.service \
+    systemd-update-utmp.service systemd-update-utmp-runlevel.service; do
     ln -sfn /dev/null "$ROOT/etc/systemd/system/$unit"
     rm -f "$ROOT"/etc/systemd/system/*.wants/"$unit"
   done
+
+  # Under TCG the guest sees VMX/SVM of -cpu max, but KVM inside it is useless.
+  printf 'blacklist kvm\nblacklist kvm_intel\nblacklist kvm_amd\n' >"$ROOT/etc/modprobe.d/vmp-no-kvm.conf"
 
   # X on the virtio GPU without glamor (software emulation).
   mkdir -p "$ROOT/etc/X11/xorg.conf.d"
