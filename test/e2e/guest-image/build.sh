@@ -144,6 +144,22 @@ EOF
   # Trimmed initrd from the first kernel install on: only what mounts /dev/vda.
   mkdir -p "$ROOT/etc/initramfs-tools/conf.d"
   printf 'MODULES=list\nCOMPRESS=gzip\n' >"$ROOT/etc/initramfs-tools/conf.d/vmp.conf"
+  mkdir -p "$ROOT/etc/initramfs-tools/hooks"
+  cat >"$ROOT/etc/initramfs-tools/hooks/zz-vmp-trim" <<'HOOK'
+#!/bin/sh
+# vm-provisioner e2e guest image: the initrd only has to mount /dev/vda, so keep
+# virtio_pci, virtio_blk, ext4 and their dependencies and drop the modules other
+# hooks add (dm_mod, fan, psmouse). Runs after /usr/share/initramfs-tools/hooks;
+# mkinitramfs runs depmod afterwards.
+set -e
+case "${1:-}" in prereqs) exit 0 ;; esac
+keep=$(modprobe -a --set-version="${version:?}" --ignore-install --show-depends \
+  virtio_pci virtio_blk ext4 | sed -n 's|^insmod .*/kernel/\([^ ]*\).*|\1|p')
+find "${DESTDIR:?}${MODULESDIR:?}/kernel" -name '*.ko*' | while read -r ko; do
+  printf '%s\n' "$keep" | grep -qxF "${ko#"${DESTDIR}${MODULESDIR}/kernel/"}" || rm -f "$ko"
+done
+HOOK
+  chmod 0755 "$ROOT/etc/initramfs-tools/hooks/zz-vmp-trim"
 
   chroot_mounts "$ROOT"
   log "stage 1: apt-get install ${#pkgs[@]} packages"
