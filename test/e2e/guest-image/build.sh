@@ -109,8 +109,23 @@ chroot_mounts() {
   local root=$1
   mount -t proc proc "$root/proc" && MOUNTS+=("$root/proc")
   mount -t sysfs sysfs "$root/sys" && MOUNTS+=("$root/sys")
-  mount --bind /dev "$root/dev" && MOUNTS+=("$root/dev")
+  # A private /dev, never the host's: package scripts in the chroot run
+  # systemd-tmpfiles (static-nodes-permissions.conf), which would chgrp the
+  # host's /dev/kvm to the chroot's kvm gid and leave libvirtd re-probing QEMU.
+  mount -t tmpfs -o mode=0755,nosuid tmpfs "$root/dev" && MOUNTS+=("$root/dev")
+  local node name major minor
+  for node in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
+    IFS=: read -r name major minor <<<"$node"
+    mknod -m 0666 "$root/dev/$name" c "$major" "$minor"
+  done
+  ln -s /proc/self/fd "$root/dev/fd"
+  ln -s /proc/self/fd/0 "$root/dev/stdin"
+  ln -s /proc/self/fd/1 "$root/dev/stdout"
+  ln -s /proc/self/fd/2 "$root/dev/stderr"
+  mkdir -m 0755 "$root/dev/pts"
+  mkdir -m 1777 "$root/dev/shm"
   mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts" && MOUNTS+=("$root/dev/pts")
+  ln -s pts/ptmx "$root/dev/ptmx"
   mount -t tmpfs tmpfs "$root/run" && MOUNTS+=("$root/run")
 }
 chroot_umounts() {
