@@ -1,0 +1,144 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { secretToolLookup } from '../support/keyring-control.js';
+import { allDomainNames, removeDomain, virsh } from '../support/libvirt-fixture.js';
+import { describeWith, probeLibvirt, probeSecretService, type Probe } from '../support/services.js';
+import {
+  AppVmHost,
+  buildGuestImage,
+  GUEST_X_ENV,
+  type GuestImage,
+  type ProxyEventLine,
+  type WindowView,
+} from './support/app-vm-host.js';
+
+/**
+ * The proof on a real VM: a Debian guest image (built offline with debootstrap,
+ * cached) becomes an app VM through `vm-provisioner create --import`, boots
+ * under QEMU emulation from its own kernel, reads its identity from the per-VM
+ * config disk, logs in by itself, launches its app (xterm), and its guest agent
+ * reaches the real host proxy at 10.0.2.2:9999 over QEMU user networking.
+ */
+
+function probeE2e(): Probe {
+  if (process.getuid?.() !== 0) {
+    return { available: false, reason: 'the guest image build (debootstrap, mkfs.ext4 -d) needs root' };
+  }
+  const libvirt = probeLibvirt('qemu:///system');
+  if (!libvirt.available) return libvirt;
+  return probeSecretService();
+}
+
+const probe = probeE2e();
+const WINDOW_DEADLINE_MS = 60_000;
+
+describeWith(probe, 'end-to-end app VM')('app VM from create --import, on a real guest', () => {
+  const name = AppVmHost.vmName('xterm');
+  let image: GuestImage;
+  let host: AppVmHost;
+  let follow: { events: ProxyEventLine[]; stop: () => void };
+  let xterm: WindowView | undefined;
+
+  beforeAll(async () => {
+    image = await buildGuestImage();
+    host = new AppVmHost();
+    await host.startProxy();
+    follow = host.follow();
+  }, 40 * 60_000);
+
+  afterAll(async () => {
+    follow?.stop();
+    if (allDomainNames().includes(name)) {
+      const log = consoleLogOf(name);
+      if (log) process.stderr.write(`guest serial console (last lines):\n${log}\n`);
+      removeDomain(name);
+    }
+    await host?.close();
+  }, 120_000);
+
+  test('create --import defines the VM with its config disk, kernel and keyring entries', async () => {
+    const result = await host.createVm(name, image, ['xterm']);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
+    const xml = virsh('dumpxml', name, '--inactive');
+    expect(xml).toContain("<domain type='qemu'");
+    expect(xml).toMatch(/<interface type='user'>/);
+    expect(xml).toContain('<serial>vmp-config</serial>');
+    expect(xml).toMatch(/<kernel>[^<]*\/vms\/[^<]+<\/kernel>/);
+    const configDisk = fs
+      .readdirSync(host.vmDir)
+      .map((f) => path.join(host.vmDir, f))
+      .find((f) => f.endsWith('-config.img'));
+    expect(configDisk).toBeDefined();
+    expect(fs.statSync(configDisk!).mode & 0o777).toBe(0o600);
+    expect(secretToolLookup('vm-provisioner-agent', name)).toBeTruthy();
+    expect(secretToolLookup('vm-provisioner', name)).toBeTruthy();
+  }, 300_000);
+
+  test('start boots it; the agent authenticates and the xterm window is listed within 60 s', async () => {
+    const started = Date.now();
+    const result = await host.cli(['start', name, '--no-viewer'], 120_000);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/spice:\/\/127\.0\.0\.1:\d+/);
+    const windows = await host.until(
+      async () => (await host.windowsOf(name)).find((w) => w.wmClass === 'XTerm'),
+      `the xterm window of ${name} at the proxy`,
+      WINDOW_DEADLINE_MS,
+    );
+    process.stderr.write(
+      `e2e: xterm window "${windows.title}" at the proxy ${((Date.now() - started) / 1000).toFixed(1)} s after start\n`,
+    );
+    xterm = windows;
+    expect(xterm.title).not.toBe('');
+    expect(xterm.width).toBeGreaterThan(100);
+    expect(host.proxyOutput).toMatch(new RegExp(`agent ${name} connected from 127\\.0\\.0\\.1`));
+    const connected = follow.events.find((e) => e.vm === name && e.type === 'agent-connected');
+    expect(connected).toBeDefined();
+    // The window reached the proxy either as window-created or, if the app mapped
+    // before the agent connected, in the window-list the agent sends on connect.
+    const reported = follow.events.find(
+      (e) =>
+        e.vm === name &&
+        ((e.type === 'window-created' && (e.window as WindowView).id === xterm!.id) ||
+          (e.type === 'window-list' && (e.windows as WindowView[]).some((w) => w.id === xterm!.id))),
+    );
+    expect(reported).toBeDefined();
+    expect(virsh('domdisplay', name).trim()).toMatch(/^spice:\/\/127\.0\.0\.1:\d+\/?$/);
+  }, 180_000);
+
+  test('closing the window inside the guest reaches the proxy as window-destroyed', async () => {
+    expect(xterm).toBeDefined();
+    const id = `0x${xterm!.id.toString(16)}`;
+    // wmctrl asks the window to close (WM_DELETE_WINDOW): xterm exits cleanly, so its unit does not relaunch it.
+    const closed = await host.guestExec(name, '/usr/bin/wmctrl', ['-i', '-c', id], GUEST_X_ENV);
+    expect(closed).toEqual({ code: 0, stdout: '', stderr: '' });
+    await host.until(
+      () => follow.events.find((e) => e.vm === name && e.type === 'window-destroyed' && e.id === xterm!.id),
+      `window-destroyed for ${id}`,
+      30_000,
+    );
+    expect((await host.windowsOf(name)).find((w) => w.id === xterm!.id)).toBeUndefined();
+  }, 120_000);
+
+  test('stop and destroy leave nothing behind', async () => {
+    const stopped = await host.cli(['stop', name, '--timeout', '60', '--force'], 180_000);
+    expect(stopped.code).toBe(0);
+    expect(virsh('domstate', name).trim()).toBe('shut off');
+    const destroyed = await host.cli(['destroy', name, '--yes'], 120_000);
+    expect(destroyed.code).toBe(0);
+    expect(allDomainNames()).not.toContain(name);
+    expect(fs.readdirSync(host.vmDir)).toEqual([]);
+    expect(fs.existsSync(path.join(host.env.XDG_CONFIG_HOME!, 'vm-provisioner', `${name}.toml`))).toBe(false);
+    expect(secretToolLookup('vm-provisioner-agent', name)).toBeNull();
+    expect(secretToolLookup('vm-provisioner', name)).toBeNull();
+  }, 300_000);
+});
+
+/** libvirt's per-domain QEMU log is the only trace left when a boot goes wrong. */
+function consoleLogOf(name: string): string {
+  try {
+    return execFileSync('tail', ['-n', '40', `/var/log/libvirt/qemu/${name}.log`], { encoding: 'utf8' });
+  } catch {
+    return '';
+  }
+}
