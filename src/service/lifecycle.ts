@@ -13,7 +13,14 @@ import {
   type CredentialStores,
 } from '../secrets/credentials.js';
 import type { VmSpec } from '../spec/types.js';
-import { AlreadyExistsError, InputError, NotFoundError, TimeoutError, VmpError } from '../util/errors.js';
+import {
+  AlreadyExistsError,
+  CancelledError,
+  InputError,
+  NotFoundError,
+  TimeoutError,
+  VmpError,
+} from '../util/errors.js';
 import { PROXY_PORT, proxyHostFor } from './artifacts.js';
 import type { LockingConfigStore } from './create.js';
 import type { ConfigStore, DomainState, Hypervisor, SecretStore } from './ports.js';
@@ -241,6 +248,8 @@ export interface ImportOptions {
   /** Direct kernel boot: both files are copied into the VM's directory and owned by the VM. */
   boot?: { kernel: string; initrd: string; kernelArgs: string };
   version: string;
+  /** Ctrl+C: checked between steps; what was made so far is removed and CancelledError thrown. */
+  signal?: AbortSignal;
 }
 
 export interface ImportResult {
@@ -309,9 +318,15 @@ export async function createFromDisk(
 
     const undo: Array<{ what: string; run: () => Promise<unknown> }> = [];
     const removeFile = (file: string) => ({ what: file, run: () => fs.rm(file, { force: true }) });
+    // Each step's undo is registered before this check, so an interrupt never leaks what it made.
+    const checkInterrupted = (): void => {
+      if (options.signal?.aborted) throw new CancelledError(`creating VM '${name}' was interrupted`);
+    };
     try {
+      checkInterrupted();
       undo.push({ what: 'keyring entries', run: () => removeVmCredentials(name, deps.credentials) });
       const credentials = await provisionVmCredentials(name, deps.credentials);
+      checkInterrupted();
       const files = configDiskFiles({
         spec,
         credentials,
@@ -322,8 +337,10 @@ export async function createFromDisk(
       // Each step removes its own half-made file; undo is pushed only once the file is ours.
       await buildConfigDisk(files, owned.configDisk);
       undo.push(removeFile(owned.configDisk));
+      checkInterrupted();
       await copyImage(options.importDisk, diskPath);
       undo.push(removeFile(diskPath));
+      checkInterrupted();
       if (options.boot && boot) {
         await copyBootFile(options.boot.kernel, boot.kernel, '--kernel');
         undo.push(removeFile(boot.kernel));
@@ -332,6 +349,7 @@ export async function createFromDisk(
       }
       await hypervisor.define(xml);
       undo.push({ what: `domain '${name}'`, run: () => hypervisor.undefine(name) });
+      checkInterrupted();
       await configStore.write(spec, { exclusive: true });
     } catch (err) {
       throw await undoAll(undo, err);

@@ -207,21 +207,8 @@ async function runCreate(
     isTTY: Boolean(process.stdout.isTTY),
     columns: process.stdout.columns,
   });
-  const controller = new AbortController();
-  let interrupts = 0;
-  // The handler stays installed until create returns: a second Ctrl+C must not kill a rollback halfway.
-  const onInterrupt = (signal: NodeJS.Signals): void => {
-    interrupts += 1;
-    progress.finish();
-    process.stderr.write(
-      interrupts === 1
-        ? `\n${signal === 'SIGINT' ? 'interrupted (Ctrl+C)' : `received ${signal}`}: removing everything create made; further Ctrl+C are ignored until that is done\n`
-        : 'still removing what create made; Ctrl+C is ignored until that is done\n',
-    );
-    controller.abort();
-  };
-  process.on('SIGINT', onInterrupt);
-  process.on('SIGTERM', onInterrupt);
+  const interrupt = onInterrupt(() => progress.finish());
+  const controller = interrupt.controller;
   const verboseLog = new AbortController();
   let verboseFollow: Promise<void> | undefined;
   try {
@@ -258,9 +245,40 @@ async function runCreate(
     verboseLog.abort();
     await verboseFollow?.catch(() => undefined);
     progress.finish();
-    process.off('SIGINT', onInterrupt);
-    process.off('SIGTERM', onInterrupt);
+    interrupt.release();
   }
+}
+
+/**
+ * Ctrl+C (or SIGTERM) during create aborts the returned controller; the
+ * service then removes what it made. The handler stays installed until
+ * `release()`: a second Ctrl+C must not kill a rollback halfway.
+ */
+function onInterrupt(before: () => void = () => undefined): {
+  controller: AbortController;
+  release: () => void;
+} {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const handler = (signal: NodeJS.Signals): void => {
+    interrupts += 1;
+    before();
+    process.stderr.write(
+      interrupts === 1
+        ? `\n${signal === 'SIGINT' ? 'interrupted (Ctrl+C)' : `received ${signal}`}: removing everything create made; further Ctrl+C are ignored until that is done\n`
+        : 'still removing what create made; Ctrl+C is ignored until that is done\n',
+    );
+    controller.abort();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    controller,
+    release: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
 }
 
 /** --verbose: the installer's console as it arrives, without terminal control sequences. */
@@ -297,6 +315,7 @@ async function importVm(argv: ArgumentsCamelCase<CreateFlags>, store: FileConfig
       process.stdout.write('Nothing was created.\n');
       return;
     }
+    const interrupt = onInterrupt();
     const result = await createFromDisk(
       { hypervisor, configStore: store, credentials: keyringCredentialStores() },
       spec,
@@ -304,8 +323,9 @@ async function importVm(argv: ArgumentsCamelCase<CreateFlags>, store: FileConfig
         importDisk: options.importDisk!,
         ...(options.importBoot !== undefined ? { boot: options.importBoot } : {}),
         version: packageVersion(),
+        signal: interrupt.controller.signal,
       },
-    );
+    ).finally(interrupt.release);
     process.stdout.write(
       `Created VM "${spec.name}" from ${options.importDisk}.\n` +
         `  disk:        ${result.diskPath}\n` +

@@ -11,7 +11,7 @@ import { createFromDisk } from '../../../src/service/lifecycle.js';
 import type { Hypervisor } from '../../../src/service/ports.js';
 import { AGENT_SECRET_SERVICE, PASSWORD_SERVICE } from '../../../src/service/ports.js';
 import { FileConfigStore } from '../../../src/spec/store.js';
-import { InputError } from '../../../src/util/errors.js';
+import { CancelledError, InputError } from '../../../src/util/errors.js';
 import { runCli } from '../../support/cli.js';
 import { secretToolLookup } from '../../support/keyring-control.js';
 import { allDomainNames, qemuImgCreate, removeDomain, virsh } from '../../support/libvirt-fixture.js';
@@ -238,6 +238,51 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         });
         await expect(promise).rejects.toThrow(InputError);
         await expect(promise).rejects.toThrow(/--initrd file .*vanished-initrd\.img cannot be read: ENOENT/);
+        expectNothingLeft(name);
+      });
+
+      test('Ctrl+C while the domain is being defined: the domain and every file and keyring entry are removed', async () => {
+        const name = newName('sigint');
+        const spec = testSpec({
+          name,
+          vmDir: dirs.vms,
+          memoryMb: 2048,
+          virtType: 'qemu',
+          networkMode: 'user',
+          flatpakPackages: [],
+          autoLaunchApps: ['xterm'],
+        });
+        const store = new FileConfigStore(dirs.config);
+        const controller = new AbortController();
+        // The real libvirtd defines the domain; the interrupt lands while it does, as a Ctrl+C would.
+        const interrupted = new Proxy(hv, {
+          get(target, prop) {
+            if (prop === 'define') {
+              return async (xml: string) => {
+                controller.abort();
+                await target.define(xml);
+              };
+            }
+            const value: unknown = Reflect.get(target, prop, target);
+            return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+          },
+        });
+        const promise = createFromDisk(
+          { hypervisor: interrupted, configStore: store, credentials: stores },
+          spec,
+          {
+            importDisk: path.join(dirs.src, 'guest.qcow2'),
+            boot: {
+              kernel: path.join(dirs.src, 'vmlinuz'),
+              initrd: path.join(dirs.src, 'initrd.img'),
+              kernelArgs: 'root=/dev/vda',
+            },
+            version: '0.0.0-test',
+            signal: controller.signal,
+          },
+        );
+        await expect(promise).rejects.toThrow(CancelledError);
+        await expect(promise).rejects.toThrow(/was interrupted/);
         expectNothingLeft(name);
       });
 
