@@ -77,11 +77,15 @@ export function checkPasswordHash(hash: string): string {
   return hash;
 }
 
-/** Agent secrets are random tokens (hex, base64 or base64url); never echoed in errors. */
-export const AGENT_SECRET_RE = /^[A-Za-z0-9+/=_-]{16,512}$/;
+/**
+ * The agent secret exactly as the guest agent and the proxy accept it (64
+ * lower-case hex digits, src/protocol/auth.ts): anything looser would put a
+ * secret into a VM that its agent then refuses. Never echoed in errors.
+ */
+export const AGENT_SECRET_RE = /^[0-9a-f]{64}$/;
 export function checkAgentSecret(secret: string): string {
   if (!AGENT_SECRET_RE.test(secret)) {
-    throw new InputError('invalid agent secret: must be 16-512 characters of A-Z a-z 0-9 + / = _ -');
+    throw new InputError('invalid agent secret: must be 64 lower-case hex digits');
   }
   return secret;
 }

@@ -10,7 +10,7 @@ import { testSpec } from './spec-fixture.js';
 export const FAKE_PASSWORD = 'not-a-real-vm-password';
 export const FAKE_HASH =
   '$6$vmpgoldensalt01$NboHa2.j80HLzU5n3fL8hlfnQq7RquTvKc1QZQXpjxnAGhdT0gw3vdQvFf35.gxahGbuqBramusCbmQKWjbfx/';
-export const FAKE_SECRET = 'vmp-test-secret-0123456789abcdef';
+export const FAKE_SECRET = '0123456789abcdef'.repeat(4);
 export const FAKE_BUNDLE = [
   '#!/usr/bin/env node',
   "'use strict';",

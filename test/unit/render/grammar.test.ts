@@ -125,8 +125,20 @@ describe('grammars', () => {
   });
 
   test('agent secrets, never echoed', () => {
-    expect(checkAgentSecret('0123456789abcdef')).toBe('0123456789abcdef');
-    for (const bad of ['short', 'x'.repeat(513), 'has space in it 1234', "quote'quote'quote'"]) {
+    const ok = 'a1'.repeat(32);
+    expect(checkAgentSecret(ok)).toBe(ok);
+    // Exactly what the agent accepts: 64 lower-case hex digits, nothing looser.
+    const badSecrets = [
+      'short',
+      'x'.repeat(513),
+      'has space in it 1234',
+      "quote'quote'quote'",
+      'A1'.repeat(32),
+      ok + '0',
+      ok.slice(1),
+      'vmp-test-secret-0123456789abcdef',
+    ];
+    for (const bad of badSecrets) {
       rejects(() => checkAgentSecret(bad), /^invalid agent secret: must be/);
     }
   });
