@@ -214,10 +214,8 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
       afterAll(async () => {
         await hv?.close();
       });
-
-      test('an initrd that vanished after validation: keyring, config disk, disk and kernel copies removed', async () => {
-        const name = newName('late');
-        const spec = testSpec({
+      const xtermSpec = (name: string) =>
+        testSpec({
           name,
           vmDir: dirs.vms,
           memoryMb: 2048,
@@ -226,6 +224,10 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
           flatpakPackages: [],
           autoLaunchApps: ['xterm'],
         });
+
+      test('an initrd that vanished after validation: keyring, config disk, disk and kernel copies removed', async () => {
+        const name = newName('late');
+        const spec = xtermSpec(name);
         const store = new FileConfigStore(dirs.config);
         const promise = createFromDisk({ hypervisor: hv, configStore: store, credentials: stores }, spec, {
           importDisk: path.join(dirs.src, 'guest.qcow2'),
@@ -243,15 +245,7 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
 
       test('Ctrl+C while the domain is being defined: the domain and every file and keyring entry are removed', async () => {
         const name = newName('sigint');
-        const spec = testSpec({
-          name,
-          vmDir: dirs.vms,
-          memoryMb: 2048,
-          virtType: 'qemu',
-          networkMode: 'user',
-          flatpakPackages: [],
-          autoLaunchApps: ['xterm'],
-        });
+        const spec = xtermSpec(name);
         const store = new FileConfigStore(dirs.config);
         const controller = new AbortController();
         // The real libvirtd defines the domain; the interrupt lands while it does, as a Ctrl+C would.
