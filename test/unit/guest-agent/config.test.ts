@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -8,6 +8,17 @@ import {
   readSecret,
   resolveAgentConfig,
 } from '../../../guest-agent/src/config.js';
+
+/** Scratch directories, removed after each test. */
+const scratch: string[] = [];
+const scratchDir = (prefix: string): string => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+};
+afterEach(() => {
+  for (const dir of scratch.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
 
 const CONF = `# written by the kickstart
 VMP_VM_NAME=firefox-vm
@@ -80,7 +91,7 @@ describe('agent.conf', () => {
   });
 
   test('loadAgentConfig reads VMP_AGENT_CONFIG, and works from the environment alone when the default file is absent', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'vmp-agent-conf-'));
+    const dir = scratchDir('vmp-agent-conf-');
     const file = join(dir, 'agent.conf');
     writeFileSync(file, CONF);
     expect(loadAgentConfig({ VMP_AGENT_CONFIG: file }).vmName).toBe('firefox-vm');
@@ -101,7 +112,7 @@ describe('agent.conf', () => {
   });
 
   test('readSecret returns the hex-decoded 32-byte key and refuses anything but 64 hex digits', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'vmp-agent-secret-'));
+    const dir = scratchDir('vmp-agent-secret-');
     const hex = '0123456789abcdef'.repeat(4);
     writeFileSync(join(dir, 'ok'), `${hex}\n`);
     writeFileSync(join(dir, 'short'), 'abc\n');
