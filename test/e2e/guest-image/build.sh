@@ -230,7 +230,10 @@ EOF
     systemd-binfmt.service proc-sys-fs-binfmt_misc.automount sys-kernel-debug.mount \
     sys-kernel-tracing.mount systemd-hwdb-update.service ldconfig.service \
     systemd-journal-catalog-update.service systemd-update-done.service \
-    systemd-update-utmp.service systemd-update-utmp-runlevel.service; do
+    systemd-update-utmp.service systemd-update-utmp-runlevel.service \
+    modprobe@configfs.service modprobe@dm_mod.service modprobe@fuse.service modprobe@loop.service \
+    modprobe@drm.service kmod-static-nodes.service sys-kernel-config.mount sys-fs-fuse-connections.mount \
+    dev-hugepages.mount dev-mqueue.mount systemd-network-generator.service getty@tty1.service; do
     ln -sfn /dev/null "$ROOT/etc/systemd/system/$unit"
     rm -f "$ROOT"/etc/systemd/system/*.wants/"$unit"
   done
