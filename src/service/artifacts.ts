@@ -1,9 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { configDiskFiles } from '../configdisk/layout.js';
+import { configDiskFiles, type ConfigDiskFile } from '../configdisk/layout.js';
 import { renderDomainXml } from '../render/domain-xml.js';
 import { renderKickstart } from '../render/kickstart.js';
-import { diskPathOf } from '../spec/defaults.js';
+import { diskPathOf, importedVmPaths } from '../spec/defaults.js';
 import type { CreateOptions } from '../spec/build.js';
 import type { NetworkMode, VmSpec } from '../spec/types.js';
 import { generateAgentSecret, generatePassword } from '../secrets/password.js';
@@ -115,6 +115,41 @@ export async function renderDryRun(
 }
 
 /**
+ * An imported VM's domain: its disk copy, its config disk and, with direct
+ * boot, its own copies of the kernel and initrd (recorded as owned files, so
+ * `destroy` removes them).
+ */
+export function renderImportDomainXml(
+  spec: VmSpec,
+  importBoot: CreateOptions['importBoot'],
+  version: string,
+): string {
+  const paths = importedVmPaths(spec);
+  const boot = importBoot
+    ? { kernel: paths.kernel, initrd: paths.initrd, cmdline: importBoot.kernelArgs }
+    : undefined;
+  return renderDomainXml(spec, {
+    diskPath: diskPathOf(spec),
+    configDiskPath: paths.configDisk,
+    ...(boot ? { boot, ownedFiles: [boot.kernel, boot.initrd] } : {}),
+    version,
+  });
+}
+
+/** The VM's config disk files, with the agent pointed at the proxy as this VM's network reaches it. */
+export function vmConfigDiskFiles(
+  spec: VmSpec,
+  credentials: { passwordHash: string; agentSecret: string },
+): ConfigDiskFile[] {
+  return configDiskFiles({
+    spec,
+    credentials,
+    proxyHost: proxyHostFor(spec.networkMode),
+    proxyPort: PROXY_PORT,
+  });
+}
+
+/**
  * `create --import --dry-run`: the domain XML the import would define and
  * the config disk's file list, rendered with a throwaway password and agent
  * secret that are never stored. Names only, never the disk's contents.
@@ -122,22 +157,11 @@ export async function renderDryRun(
 export function renderImportDryRun(
   spec: VmSpec,
   options: Pick<CreateOptions, 'importBoot'>,
-  paths: { diskPath: string; configDisk: string; kernel: string; initrd: string },
 ): { files: Pick<GeneratedFiles, 'domainXml'>; note: string } {
-  const boot = options.importBoot
-    ? { kernel: paths.kernel, initrd: paths.initrd, cmdline: options.importBoot.kernelArgs }
-    : undefined;
-  const domainXml = renderDomainXml(spec, {
-    diskPath: paths.diskPath,
-    configDiskPath: paths.configDisk,
-    ...(boot ? { boot, ownedFiles: [boot.kernel, boot.initrd] } : {}),
-    version: packageVersion(),
-  });
-  const diskFiles = configDiskFiles({
-    spec,
-    credentials: { passwordHash: sha512Crypt(generatePassword()), agentSecret: generateAgentSecret() },
-    proxyHost: proxyHostFor(spec.networkMode),
-    proxyPort: PROXY_PORT,
+  const domainXml = renderImportDomainXml(spec, options.importBoot, packageVersion());
+  const diskFiles = vmConfigDiskFiles(spec, {
+    passwordHash: sha512Crypt(generatePassword()),
+    agentSecret: generateAgentSecret(),
   });
   const note =
     `Rendered the domain XML and a config disk of ${diskFiles.length} files ` +

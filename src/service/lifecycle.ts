@@ -5,13 +5,12 @@ import path from 'node:path';
 import { describeDomain, type DomainDescription } from '../libvirt/inspect.js';
 import { copyImage, requireQcow2 } from '../libvirt/images.js';
 import { buildConfigDisk } from '../configdisk/image.js';
-import { configDiskFiles } from '../configdisk/layout.js';
-import { renderDomainXml } from '../render/domain-xml.js';
 import {
   provisionVmCredentials,
   removeVmCredentials,
   type CredentialStores,
 } from '../secrets/credentials.js';
+import { diskPathOf, importedVmPaths } from '../spec/defaults.js';
 import type { VmSpec } from '../spec/types.js';
 import {
   AlreadyExistsError,
@@ -21,7 +20,7 @@ import {
   TimeoutError,
   VmpError,
 } from '../util/errors.js';
-import { PROXY_PORT, proxyHostFor } from './artifacts.js';
+import { renderImportDomainXml, vmConfigDiskFiles } from './artifacts.js';
 import type { LockingConfigStore } from './create.js';
 import type { ConfigStore, DomainState, Hypervisor, SecretStore } from './ports.js';
 
@@ -260,20 +259,6 @@ export interface ImportResult {
   initrdPath?: string;
 }
 
-/** The system disk's path for a VM: `<vmDir>/<name>.qcow2`. */
-export function systemDiskPath(spec: VmSpec): string {
-  return path.join(spec.vmDir, `${spec.name}.qcow2`);
-}
-
-/** Paths of the files an imported VM owns besides its system disk. */
-export function importedVmPaths(spec: VmSpec): { configDisk: string; kernel: string; initrd: string } {
-  return {
-    configDisk: path.join(spec.vmDir, `${spec.name}-config.img`),
-    kernel: path.join(spec.vmDir, `${spec.name}-vmlinuz`),
-    initrd: path.join(spec.vmDir, `${spec.name}-initrd.img`),
-  };
-}
-
 /**
  * `create --import`: a VM from an existing disk, with no install. The
  * credentials go into the keyring first; the per-VM config disk carries
@@ -297,24 +282,16 @@ export async function createFromDisk(
     if (await configStore.exists(name)) {
       throw new AlreadyExistsError(`VM '${name}' already has a config file: ${configStore.pathOf(name)}`);
     }
-    const diskPath = systemDiskPath(spec);
+    const diskPath = diskPathOf(spec);
     const owned = importedVmPaths(spec);
-    const boot = options.boot
-      ? { kernel: owned.kernel, initrd: owned.initrd, cmdline: options.boot.kernelArgs }
-      : undefined;
-    const made = [diskPath, owned.configDisk, ...(boot ? [boot.kernel, boot.initrd] : [])];
+    const made = [diskPath, owned.configDisk, ...(options.boot ? [owned.kernel, owned.initrd] : [])];
     for (const file of made) {
       if (await pathExists(file)) {
         throw new AlreadyExistsError(`${file} already exists; it is never overwritten`);
       }
     }
     // Rendered before anything is made: a value that breaks a grammar costs nothing.
-    const xml = renderDomainXml(spec, {
-      diskPath,
-      configDiskPath: owned.configDisk,
-      ...(boot ? { boot, ownedFiles: [boot.kernel, boot.initrd] } : {}),
-      version: options.version,
-    });
+    const xml = renderImportDomainXml(spec, options.boot, options.version);
 
     const undo: Array<{ what: string; run: () => Promise<unknown> }> = [];
     const removeFile = (file: string) => ({ what: file, run: () => fs.rm(file, { force: true }) });
@@ -327,12 +304,7 @@ export async function createFromDisk(
       undo.push({ what: 'keyring entries', run: () => removeVmCredentials(name, deps.credentials) });
       const credentials = await provisionVmCredentials(name, deps.credentials);
       checkInterrupted();
-      const files = configDiskFiles({
-        spec,
-        credentials,
-        proxyHost: proxyHostFor(spec.networkMode),
-        proxyPort: PROXY_PORT,
-      });
+      const files = vmConfigDiskFiles(spec, credentials);
       await fs.mkdir(spec.vmDir, { recursive: true, mode: 0o711 });
       // Each step removes its own half-made file; undo is pushed only once the file is ours.
       await buildConfigDisk(files, owned.configDisk);
@@ -341,11 +313,11 @@ export async function createFromDisk(
       await copyImage(options.importDisk, diskPath);
       undo.push(removeFile(diskPath));
       checkInterrupted();
-      if (options.boot && boot) {
-        await copyBootFile(options.boot.kernel, boot.kernel, '--kernel');
-        undo.push(removeFile(boot.kernel));
-        await copyBootFile(options.boot.initrd, boot.initrd, '--initrd');
-        undo.push(removeFile(boot.initrd));
+      if (options.boot) {
+        await copyBootFile(options.boot.kernel, owned.kernel, '--kernel');
+        undo.push(removeFile(owned.kernel));
+        await copyBootFile(options.boot.initrd, owned.initrd, '--initrd');
+        undo.push(removeFile(owned.initrd));
       }
       await hypervisor.define(xml);
       undo.push({ what: `domain '${name}'`, run: () => hypervisor.undefine(name) });
@@ -357,7 +329,7 @@ export async function createFromDisk(
     return {
       diskPath,
       configDiskPath: owned.configDisk,
-      ...(boot ? { kernelPath: boot.kernel, initrdPath: boot.initrd } : {}),
+      ...(options.boot ? { kernelPath: owned.kernel, initrdPath: owned.initrd } : {}),
     };
   } finally {
     await lock?.release();

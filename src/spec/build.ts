@@ -318,17 +318,14 @@ export async function prepareCreate(flags: CreateFlags, deps: PrepareDeps): Prom
     ...(deps.host ? { host: deps.host } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   });
-  if (options.importDisk !== undefined) {
-    const stat = await fs.stat(options.importDisk).catch(() => undefined);
-    if (!stat?.isFile()) throw new InputError(`--import disk ${options.importDisk} is not an existing file`);
-  }
-  for (const [flag, file] of Object.entries({
-    kernel: options.importBoot?.kernel,
-    initrd: options.importBoot?.initrd,
+  for (const [what, file] of Object.entries({
+    '--import disk': options.importDisk,
+    '--kernel file': options.importBoot?.kernel,
+    '--initrd file': options.importBoot?.initrd,
   })) {
     if (file === undefined) continue;
     const stat = await fs.stat(file).catch(() => undefined);
-    if (!stat?.isFile()) throw new InputError(`--${flag} file ${file} is not an existing file`);
+    if (!stat?.isFile()) throw new InputError(`${what} ${file} is not an existing file`);
   }
   const isTaken = async (name: string): Promise<boolean> =>
     (await deps.store.exists(name)) || (deps.isTaken ? await deps.isTaken(name) : false);

@@ -80,3 +80,16 @@ export function defaultSpec(name: string, overrides: Partial<VmSpec> = {}): VmSp
 export function diskPathOf(spec: Pick<VmSpec, 'name' | 'vmDir'>): string {
   return path.join(spec.vmDir, `${spec.name}.qcow2`);
 }
+
+/** Paths of the files an imported VM owns besides its system disk (`create --import`). */
+export function importedVmPaths(spec: Pick<VmSpec, 'name' | 'vmDir'>): {
+  configDisk: string;
+  kernel: string;
+  initrd: string;
+} {
+  return {
+    configDisk: path.join(spec.vmDir, `${spec.name}-config.img`),
+    kernel: path.join(spec.vmDir, `${spec.name}-vmlinuz`),
+    initrd: path.join(spec.vmDir, `${spec.name}-initrd.img`),
+  };
+}

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { diskPathOf } from './defaults.js';
+import { diskPathOf, importedVmPaths } from './defaults.js';
 import type { CreateOptions } from './build.js';
 import type { VmSpec } from './types.js';
 
@@ -34,10 +34,7 @@ export function formatPlan(spec: VmSpec, options: CreateOptions, configPath?: st
     ['auto-login', spec.enableAutoLogin ? 'on' : 'off'],
   ];
   if (options.importDisk) {
-    rows.push([
-      'config disk',
-      `${path.join(spec.vmDir, `${spec.name}-config.img`)} (read-only, made per VM)`,
-    ]);
+    rows.push(['config disk', `${importedVmPaths(spec).configDisk} (read-only, made per VM)`]);
     const boot = options.importBoot;
     rows.push([
       'boot',

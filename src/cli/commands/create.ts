@@ -2,7 +2,7 @@ import inquirer from 'inquirer';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { followFile } from '../../install/index.js';
 import { openHypervisor, resolveUri } from '../../libvirt/index.js';
-import { createFromDisk, importedVmPaths, systemDiskPath } from '../../service/lifecycle.js';
+import { createFromDisk } from '../../service/lifecycle.js';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { createVm, DEFAULT_INSTALL_TIMEOUT_MINUTES } from '../../service/create.js';
 import type { Hypervisor } from '../../service/ports.js';
@@ -132,7 +132,7 @@ export const createCommand: CommandModule<object, CreateFlags> = {
         process.stdout.write(plan);
         const { files, note } =
           options.importDisk !== undefined
-            ? renderImportDryRun(spec, options, { diskPath: systemDiskPath(spec), ...importedVmPaths(spec) })
+            ? renderImportDryRun(spec, options)
             : await renderDryRun(spec, options);
         process.stdout.write(`${note}\n`);
         if (options.outputDir !== undefined) {
