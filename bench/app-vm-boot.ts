@@ -19,9 +19,9 @@ import { openHypervisor } from '../src/libvirt/index.js';
 import {
   AppVmHost,
   buildGuestImage,
+  isXterm,
+  showsWindow,
   E2E_URI,
-  type ProxyEventLine,
-  type WindowView,
 } from '../test/e2e/support/app-vm-host.js';
 
 const RUNS = Number(process.argv[2] ?? 3);
@@ -48,17 +48,8 @@ async function main(): Promise<void> {
       const t0 = Date.now();
       const started = await host.cli(['start', name, '--no-viewer'], 120_000);
       if (started.code !== 0) throw new Error(`start failed: ${started.stderr}`);
-      // The xterm reaches the proxy as window-created, or in the window-list the agent sends on connect.
-      const isXterm = (w: WindowView): boolean => w.wmClass === 'XTerm';
       const event = await host.until(
-        () =>
-          follow.events.find(
-            (e: ProxyEventLine) =>
-              e.vm === name &&
-              e.receivedAt >= t0 &&
-              ((e.type === 'window-created' && isXterm(e.window as WindowView)) ||
-                (e.type === 'window-list' && (e.windows as WindowView[]).some(isXterm))),
-          ),
+        () => follow.events.find((e) => e.receivedAt >= t0 && showsWindow(e, name, isXterm)),
         `${what}: the xterm window event`,
         300_000,
       );

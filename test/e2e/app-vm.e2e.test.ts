@@ -7,6 +7,8 @@ import { describeWith, probeLibvirt, probeSecretService, type Probe } from '../s
 import {
   AppVmHost,
   buildGuestImage,
+  isXterm,
+  showsWindow,
   GUEST_X_ENV,
   type GuestImage,
   type ProxyEventLine,
@@ -106,16 +108,9 @@ describeWith(probe, 'end-to-end app VM')('app VM from create --import, on a real
     expect(result.stdout).toMatch(/spice:\/\/127\.0\.0\.1:\d+/);
     // Waits on the `windows --follow` stream already running, not by spawning the CLI in a loop: every
     // spawn is a Node start-up taken from the two cores QEMU emulates the guest on.
-    const isXterm = (w: WindowView): boolean => w.wmClass === 'XTerm';
     const reported = await host
       .until(
-        () =>
-          follow.events.find(
-            (e) =>
-              e.vm === name &&
-              ((e.type === 'window-created' && isXterm(e.window as WindowView)) ||
-                (e.type === 'window-list' && (e.windows as WindowView[]).some(isXterm))),
-          ),
+        () => follow.events.find((e) => showsWindow(e, name, isXterm)),
         `the xterm window of ${name} at the proxy`,
         WINDOW_DEADLINE_MS,
       )
@@ -140,10 +135,11 @@ describeWith(probe, 'end-to-end app VM')('app VM from create --import, on a real
       () =>
         follow.events.find(
           (e) =>
-            e.vm === name &&
-            ((e.type === 'title-changed' && e.id === id && String(e.title).includes(`@${name}`)) ||
-              (e.type === 'window-created' && titled(e.window as WindowView)) ||
-              (e.type === 'window-list' && (e.windows as WindowView[]).some(titled))),
+            (e.vm === name &&
+              e.type === 'title-changed' &&
+              e.id === id &&
+              String(e.title).includes(`@${name}`)) ||
+            showsWindow(e, name, titled),
         ),
       `the xterm's title to name the VM's host name ${name}`,
       60_000,

@@ -76,6 +76,21 @@ export interface ProxyEventLine {
   [key: string]: unknown;
 }
 
+/** The app the end-to-end VM launches. */
+export const isXterm = (w: WindowView): boolean => w.wmClass === 'XTerm';
+
+/**
+ * Whether `event` shows `vm` having a window that `match`es: a window-created,
+ * or the window-list an agent sends when it connects (an app that mapped
+ * before the agent connected arrives only there).
+ */
+export function showsWindow(event: ProxyEventLine, vm: string, match: (w: WindowView) => boolean): boolean {
+  if (event.vm !== vm) return false;
+  if (event.type === 'window-created') return match(event.window as WindowView);
+  if (event.type === 'window-list') return (event.windows as WindowView[]).some(match);
+  return false;
+}
+
 /** One private host: XDG directories, a VM directory libvirt-qemu can reach, and the proxy. */
 export class AppVmHost {
   readonly root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmp-e2e-'));
