@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import type { WindowInfo } from '../../../src/protocol/messages.js';
 import { CLI, runCli, type CliResult } from '../../support/cli.js';
 
 const execFileP = promisify(execFile);
@@ -56,16 +57,8 @@ export async function buildGuestImage(
   return image;
 }
 
-export interface WindowView {
-  id: number;
-  title: string;
-  wmClass: string;
-  wmInstance: string;
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
+/** A window as `windows --json` prints it: the protocol's own WindowInfo. */
+export type WindowView = WindowInfo;
 
 export interface ProxyEventLine {
   time: string;
