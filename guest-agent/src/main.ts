@@ -20,16 +20,24 @@ const log = (line: string): void => {
   process.stderr.write(`vm-guest-agent: ${line}\n`);
 };
 
-/** The X server may come up after the unit: wait for it with the same capped backoff. */
+/**
+ * The unit starts with the user manager, before the X session is surely up (or
+ * before the display manager has written ~/.Xauthority): wait for the display,
+ * polling often at first, since at boot it is usually a matter of moments.
+ * Only a new kind of failure is logged, so a VM whose X never comes up does
+ * not fill the journal.
+ */
 async function connectX(display: string): Promise<XConn> {
-  const backoff = new Backoff({ initialMs: 250, maxMs: 5000, factor: 2, jitter: 0.2 });
+  const backoff = new Backoff({ initialMs: 100, maxMs: 2000, factor: 2, jitter: 0.2 });
+  let lastFailure = '';
   for (;;) {
     try {
       return await XConn.connect(display);
     } catch (err) {
-      const delay = backoff.next();
-      log(`${(err as Error).message}; retrying in ${delay} ms`);
-      await new Promise((r) => setTimeout(r, delay));
+      const failure = (err as Error).message;
+      if (failure !== lastFailure) log(`${failure}; waiting for the X display`);
+      lastFailure = failure;
+      await new Promise((r) => setTimeout(r, backoff.next()));
     }
   }
 }

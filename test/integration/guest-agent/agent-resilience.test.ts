@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -18,6 +18,7 @@ interface Event {
   type: string;
   vm?: string;
   windows?: { title: string }[];
+  window?: { title: string };
   port?: number;
 }
 
@@ -85,7 +86,7 @@ describeWith(probe, 'guest agent resilience under Xvfb + i3')(
       return { child, port: first.port as number, log, stderr: () => err };
     };
 
-    const startAgent = (port: number): void => {
+    const startAgent = (port: number, display = probe.display): void => {
       const conf = join(dir, 'agent.conf');
       writeFileSync(
         conf,
@@ -97,7 +98,7 @@ describeWith(probe, 'guest agent resilience under Xvfb + i3')(
         }),
       );
       agent = spawn(process.execPath, [agentBundle], {
-        env: { PATH: process.env.PATH, VMP_AGENT_CONFIG: conf, VMP_DISPLAY: probe.display },
+        env: { PATH: process.env.PATH, VMP_AGENT_CONFIG: conf, VMP_DISPLAY: display },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       agent.stderr?.on('data', (d: Buffer) => (agentLog += d.toString()));
@@ -173,6 +174,51 @@ describeWith(probe, 'guest agent resilience under Xvfb + i3')(
         20_000,
       );
       await stop(frozen.child);
+    });
+
+    test('started before its X server, the agent waits for the display, then reports the windows on it', async () => {
+      await stop(agent);
+      agentLog = '';
+      // A display number nobody uses: the agent must find nothing there at first.
+      const free = Array.from({ length: 50 }, (_, i) => 150 + i).find(
+        (n) => !existsSync(`/tmp/.X11-unix/X${n}`) && !existsSync(`/tmp/.X${n}-lock`),
+      );
+      if (free === undefined) throw new Error('no free X display number in :150-:199');
+      const display = `:${free}`;
+      const proxy = await startProxy(0);
+      startAgent(proxy.port, display);
+      await session.until(
+        () => /waiting for the X display/.test(agentLog),
+        `the agent to wait for ${display}: ${agentLog}`,
+      );
+      // Several retries later: still waiting, quietly, and nothing sent to the proxy yet.
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(agent?.exitCode).toBeNull();
+      expect(agentLog.match(/waiting for the X display/g)).toHaveLength(1);
+      expect(proxy.log.all.some((e) => e.type === 'agent-connected' || e.type === 'window-list')).toBe(false);
+
+      const xvfb = spawn('Xvfb', [display, '-nolisten', 'tcp', '-screen', '0', '800x600x24'], {
+        stdio: 'ignore',
+      });
+      const late = new XSession(display);
+      try {
+        await late.startI3();
+        late.xterm('late-display', 'late');
+        const seen = await proxy.log.waitFor(
+          (e) =>
+            (e.type === 'window-created' && e.window?.title === 'late-display') ||
+            (e.type === 'window-list' && !!e.windows?.some((w) => w.title === 'late-display')),
+          `the xterm on ${display} at the proxy; agent: ${agentLog}`,
+          20_000,
+        );
+        expect(seen.vm).toBe(VM);
+        expect(agentLog).toMatch(new RegExp(`watching ${display} for VM ${VM}`));
+      } finally {
+        await stop(agent);
+        await late.stop();
+        await stop(xvfb);
+        await stop(proxy.child);
+      }
     });
 
     test('a proxy with another secret never gets the window list, and the agent keeps trying', async () => {
