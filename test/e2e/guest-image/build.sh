@@ -5,7 +5,7 @@
 #
 # Stage 1 (slow, needs the Debian mirror): debootstrap + apt + configuration -> rootfs tarball,
 #   keyed by this script and packages.list.
-# Stage 2 (fast, offline): stage-1 rootfs + the project's guest files -> disk.qcow2, vmlinuz,
+# Stage 2 (fast, offline): stage-1 rootfs + the project's guest files -> disk.qcow2, vmlinux,
 #   initrd.img, kernel-args in ${VMP_E2E_CACHE:-/var/cache/vm-provisioner/e2e}/<key>/.
 #
 # Environment: VMP_E2E_CACHE (cache root), VMP_E2E_MIRROR (Debian mirror; default: the host's apt
@@ -39,8 +39,8 @@ if [[ $(id -u) -ne 0 ]]; then
   echo 'build.sh must run as root (debootstrap, chroot, file ownership in the image)' >&2
   exit 2
 fi
-for tool in debootstrap mkfs.ext4 qemu-img tar sha256sum flock; do
-  command -v "$tool" >/dev/null || die "missing $tool (apt-get install debootstrap e2fsprogs qemu-utils)"
+for tool in debootstrap mkfs.ext4 qemu-img tar sha256sum flock xz; do
+  command -v "$tool" >/dev/null || die "missing $tool (apt-get install debootstrap e2fsprogs qemu-utils xz-utils)"
 done
 
 host_mirror() {
@@ -58,32 +58,6 @@ MIRROR=${VMP_E2E_MIRROR:-$(host_mirror)}
 
 packages() { sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$HERE/packages.list"; }
 hash_of() { sha256sum | cut -c1-16; }
-
-KEY1=$(cat "$HERE/build.sh" "$HERE/packages.list" | hash_of)
-stage2_key() {
-  local entry src
-  STAGE2_INPUT="stage1=$KEY1"$'\n'
-  for entry in "${PROJECT_FILES[@]}"; do
-    src=${entry%%:*}
-    [[ -f $REPO/$src ]] || die "missing project file $src (dist/ comes from npm run build)"
-    STAGE2_INPUT+="$src $(sha256sum <"$REPO/$src" | cut -d' ' -f1)"$'\n'
-  done
-  STAGE2_INPUT+="disk-size=$DISK_SIZE"$'\n'"kernel-args=$KERNEL_ARGS"$'\n'
-  KEY=$(printf '%s' "$STAGE2_INPUT" | hash_of)
-}
-STAGE1_ONLY=0
-case ${1:-} in
-  '') stage2_key ;;
-  --stage1) STAGE1_ONLY=1 KEY=none ;;
-  *)
-    echo "usage: build.sh [--stage1]" >&2
-    exit 2
-    ;;
-esac
-
-mkdir -p "$CACHE/stage1"
-exec 9>"$CACHE/.lock"
-flock 9
 
 WORK=''
 MOUNTS=()
@@ -173,6 +147,19 @@ keep=$(modprobe -a --set-version="${version:?}" --ignore-install --show-depends 
 find "${DESTDIR:?}${MODULESDIR:?}/kernel" -name '*.ko*' | while read -r ko; do
   printf '%s\n' "$keep" | grep -qxF "${ko#"${DESTDIR}${MODULESDIR}/kernel/"}" || rm -f "$ko"
 done
+# No udev either: once virtio_blk has probed, devtmpfs has /dev/vda, and the
+# real root's udevd does the coldplug anyway. Starting udevd and a full
+# trigger + settle here cost seconds under emulation. init-bottom/udev is
+# replaced by its one step init still needs: moving /dev into the new root.
+rm -f "$DESTDIR/scripts/init-top/udev"
+cat >"$DESTDIR/scripts/init-bottom/udev" <<'EOF'
+#!/bin/sh
+case "${1:-}" in prereqs) exit 0 ;; esac
+mount -n -o move /dev "${rootmnt:?}/dev"
+EOF
+chmod 0755 "$DESTDIR/scripts/init-bottom/udev"
+find "$DESTDIR" \( -name udevadm -o -name systemd-udevd -o -name 'libsystemd-shared*' \) -exec rm -f {} +
+find "$DESTDIR" -depth -type d -path '*/udev' -exec rm -rf {} +
 HOOK
   chmod 0755 "$ROOT/etc/initramfs-tools/hooks/zz-vmp-trim"
 
@@ -232,14 +219,35 @@ EOF
     systemd-journal-catalog-update.service systemd-update-done.service \
     systemd-update-utmp.service systemd-update-utmp-runlevel.service \
     modprobe@configfs.service modprobe@dm_mod.service modprobe@fuse.service modprobe@loop.service \
-    modprobe@drm.service kmod-static-nodes.service sys-kernel-config.mount sys-fs-fuse-connections.mount \
+    modprobe@drm.service sys-kernel-config.mount sys-fs-fuse-connections.mount \
     dev-hugepages.mount dev-mqueue.mount systemd-network-generator.service getty@tty1.service; do
     ln -sfn /dev/null "$ROOT/etc/systemd/system/$unit"
     rm -f "$ROOT"/etc/systemd/system/*.wants/"$unit"
   done
 
-  # Under TCG the guest sees VMX/SVM of -cpu max, but KVM inside it is useless.
-  printf 'blacklist kvm\nblacklist kvm_intel\nblacklist kvm_amd\n' >"$ROOT/etc/modprobe.d/vmp-no-kvm.conf"
+  # Drivers for hardware of the q35 machine and the domain that this app VM never uses. udev
+  # would load them during the boot's busiest seconds, and each load (signature check, probe)
+  # is slow under emulation. kvm: TCG's CPU may show VMX/SVM, but KVM inside it is useless.
+  cat >"$ROOT/etc/modprobe.d/vmp-unused-hardware.conf" <<'EOF'
+# vm-provisioner e2e guest image: hardware this app VM does not use.
+blacklist kvm
+blacklist kvm_intel
+blacklist kvm_amd
+# q35's SATA controller (the disks are virtio), SMBus, LPC watchdog, PC speaker
+blacklist ahci
+blacklist i2c_i801
+blacklist lpc_ich
+blacklist iTCO_wdt
+blacklist intel_pmc_bxt
+blacklist pcspkr
+# PS/2 mouse and raw serio (SPICE points with the USB tablet), joysticks
+blacklist psmouse
+blacklist serio_raw
+blacklist joydev
+# the sound card (the test's app, xterm, plays nothing) and wireless
+blacklist snd_hda_intel
+blacklist cfg80211
+EOF
 
   # X on the virtio GPU without glamor (software emulation).
   mkdir -p "$ROOT/etc/X11/xorg.conf.d"
@@ -270,6 +278,31 @@ EOF
   printf '[Journal]\nStorage=volatile\n' >"$ROOT/etc/systemd/journald.conf.d/vmp.conf"
 }
 
+# extract_vmlinux BZIMAGE OUT: the kernel's uncompressed ELF image. QEMU boots it through its PVH
+# entry point; booting the bzImage instead runs the kernel's own XZ decompressor, which takes
+# seconds under software emulation before the kernel even starts.
+extract_vmlinux() {
+  local bzimage=$1 out=$2 offset
+  offset=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$bzimage" | head -n1 | cut -d: -f1 || true)
+  [[ -n $offset ]] || die "$bzimage has no XZ-compressed payload"
+  # From a process substitution, not a pipe: xz stops reading at the stream's end, and the
+  # SIGPIPE that tail would get then fails the pipeline.
+  xz -dc --single-stream <(tail -c "+$((offset + 1))" "$bzimage") >"$out" ||
+    die "could not decompress the kernel in $bzimage"
+  [[ $(head -c 4 "$out" | od -An -tx1 | tr -d ' ') == 7f454c46 ]] || die "$bzimage holds no ELF kernel"
+}
+
+# enable_unit ROOT UNIT: systemctl enable's links, made by hand (no systemd runs in the build).
+enable_unit() {
+  local root=$1 unit=$2 target
+  target=$(sed -n 's/^WantedBy=//p' "$root$unit")
+  [[ -n $target ]] || die "$unit has no WantedBy="
+  for target in $target; do
+    mkdir -p "$root${unit%/*}/$target.wants"
+    ln -sfn "$unit" "$root${unit%/*}/$target.wants/${unit##*/}"
+  done
+}
+
 build_stage2() {
   local stage1=$1 out=$2 entry src dst mode size
   ROOT=$WORK/rootfs
@@ -281,16 +314,12 @@ build_stage2() {
     install -D -o root -g root -m "$mode" "$REPO/$src" "$ROOT$dst"
   done
   # What `systemctl --global enable vm-guest-agent.service` and `systemctl enable
-  # vm-provisioner-config.service` (WantedBy=multi-user.target) make.
-  mkdir -p "$ROOT/etc/systemd/user/graphical-session.target.wants" \
-    "$ROOT/etc/systemd/system/multi-user.target.wants"
-  ln -sfn /etc/systemd/user/vm-guest-agent.service \
-    "$ROOT/etc/systemd/user/graphical-session.target.wants/vm-guest-agent.service"
-  ln -sfn /etc/systemd/system/vm-provisioner-config.service \
-    "$ROOT/etc/systemd/system/multi-user.target.wants/vm-provisioner-config.service"
+  # vm-provisioner-config.service` make: a link in the .wants of each unit's WantedBy=.
+  enable_unit "$ROOT" /etc/systemd/user/vm-guest-agent.service
+  enable_unit "$ROOT" /etc/systemd/system/vm-provisioner-config.service
   printf '%s' "$STAGE2_INPUT" >"$ROOT/etc/vmp-guest-image"
 
-  cp "$ROOT/boot/vmlinuz-"* "$out/vmlinuz"
+  extract_vmlinux "$ROOT/boot/vmlinuz-"* "$out/vmlinux"
   cp "$ROOT/boot/initrd.img-"* "$out/initrd.img"
   printf '%s\n' "$KERNEL_ARGS" >"$out/kernel-args"
   printf '%s' "$STAGE2_INPUT" >"$out/inputs"
@@ -332,6 +361,38 @@ build_stage1_cached() {
   WORK=''
   log "stage 1 done in $((SECONDS - start))s"
 }
+
+# Stage 1 is keyed by what it runs (these functions, the suite, the package
+# list), not by this whole file, so that a stage-2 change reuses it.
+KEY1=$({
+  declare -f chroot_mounts in_root build_stage1 configure_rootfs
+  printf '%s\n' "$SUITE"
+  packages
+} | hash_of)
+stage2_key() {
+  local entry src
+  STAGE2_INPUT="stage1=$KEY1"$'\n'"stage2=$(declare -f build_stage2 extract_vmlinux enable_unit | hash_of)"$'\n'
+  for entry in "${PROJECT_FILES[@]}"; do
+    src=${entry%%:*}
+    [[ -f $REPO/$src ]] || die "missing project file $src (dist/ comes from npm run build)"
+    STAGE2_INPUT+="$src $(sha256sum <"$REPO/$src" | cut -d' ' -f1)"$'\n'
+  done
+  STAGE2_INPUT+="disk-size=$DISK_SIZE"$'\n'"kernel-args=$KERNEL_ARGS"$'\n'
+  KEY=$(printf '%s' "$STAGE2_INPUT" | hash_of)
+}
+STAGE1_ONLY=0
+case ${1:-} in
+  '') stage2_key ;;
+  --stage1) STAGE1_ONLY=1 KEY=none ;;
+  *)
+    echo "usage: build.sh [--stage1]" >&2
+    exit 2
+    ;;
+esac
+
+mkdir -p "$CACHE/stage1"
+exec 9>"$CACHE/.lock"
+flock 9
 
 STAGE1=$CACHE/stage1/$KEY1/rootfs.tar
 OUT=$CACHE/$KEY

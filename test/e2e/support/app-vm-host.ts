@@ -47,7 +47,7 @@ export async function buildGuestImage(
   const image: GuestImage = {
     dir,
     disk: path.join(dir, 'disk.qcow2'),
-    kernel: path.join(dir, 'vmlinuz'),
+    kernel: path.join(dir, 'vmlinux'),
     initrd: path.join(dir, 'initrd.img'),
     kernelArgs: fs.readFileSync(path.join(dir, 'kernel-args'), 'utf8').trim(),
   };
@@ -210,14 +210,20 @@ export class AppVmHost {
   }
 
   /** Runs a program in the guest through the QEMU guest agent (guest-exec) and returns its output. */
-  async guestExec(name: string, file: string, args: string[], env: string[] = []): Promise<GuestExecResult> {
+  async guestExec(
+    name: string,
+    file: string,
+    args: string[],
+    env: string[] = [],
+    timeoutMs = 30_000,
+  ): Promise<GuestExecResult> {
     const request = {
       execute: 'guest-exec',
       arguments: { path: file, arg: args, env, 'capture-output': true },
     };
     const started = await qemuAgent(name, request);
     const pid = (started as { pid: number }).pid;
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const status = (await qemuAgent(name, { execute: 'guest-exec-status', arguments: { pid } })) as {
         exited: boolean;
@@ -234,7 +240,7 @@ export class AppVmHost {
       }
       await sleep(200);
     }
-    throw new Error(`guest-exec ${file} in ${name} did not finish within 30 s`);
+    throw new Error(`guest-exec ${file} in ${name} did not finish within ${timeoutMs / 1000} s`);
   }
 
   /** Polls `check` until it returns a value (test side only; the product never polls). */

@@ -1,0 +1,81 @@
+/**
+ * Where the time of one cold boot of the end-to-end app VM goes, seen from
+ * inside the guest: one `create --import` + `start`, then, once the xterm has
+ * reached the host proxy, the guest's systemd-analyze (kernel / userspace,
+ * critical chain of graphical.target, blame), the user manager's blame, the
+ * boot's journal with monotonic time stamps, the loaded kernel modules and
+ * how long node takes to start. The numbers in docs/benchmarks.md come from
+ * bench/app-vm-boot.ts; this is the tool for finding what to shorten.
+ *
+ *   npm run build && env -u DISPLAY HOME=$(mktemp -d) dbus-run-session -- \
+ *     bash .ci/test-session.sh node dist/bench/app-vm-boot-trace.js > trace.txt
+ *
+ * Guest time 0 is the kernel's start; the host's t0 is taken just before
+ * `start` is spawned, so the difference of the two clocks at the agent's
+ * "connected" line is what QEMU and the firmware took before the kernel.
+ */
+import { AppVmHost, buildGuestImage, isXterm, showsWindow } from '../test/e2e/support/app-vm-host.js';
+
+const GUEST_COMMANDS: Array<[string, string[]]> = [
+  ['/usr/bin/systemd-analyze', []],
+  ['/usr/bin/systemd-analyze', ['critical-chain', 'graphical.target', '--no-pager']],
+  ['/usr/bin/systemd-analyze', ['blame', '--no-pager']],
+  [
+    '/usr/sbin/runuser',
+    [
+      '-u',
+      'user',
+      '--',
+      'env',
+      'XDG_RUNTIME_DIR=/run/user/1000',
+      'systemd-analyze',
+      '--user',
+      'blame',
+      '--no-pager',
+    ],
+  ],
+  ['/usr/bin/journalctl', ['-b', '-o', 'short-monotonic', '--no-pager', '-q']],
+  ['/usr/bin/bash', ['-c', 'lsmod | sort; time node -e 0']],
+];
+
+async function main(): Promise<void> {
+  const image = await buildGuestImage(() => undefined);
+  const host = new AppVmHost();
+  const name = AppVmHost.vmName('trace');
+  const out = (s: string): boolean => process.stdout.write(s);
+  try {
+    await host.startProxy();
+    const follow = host.follow();
+    const created = await host.createVm(name, image, ['xterm']);
+    if (created.code !== 0) throw new Error(`create failed: ${created.stderr}`);
+    const t0 = Date.now();
+    const started = await host.cli(['start', name, '--no-viewer'], 120_000);
+    if (started.code !== 0) throw new Error(`start failed: ${started.stderr}`);
+    const startedAt = Date.now();
+    const event = await host.until(
+      () => follow.events.find((e) => showsWindow(e, name, isXterm)),
+      'the xterm window event',
+      300_000,
+    );
+    out(`start returned after ${((startedAt - t0) / 1000).toFixed(2)} s\n`);
+    out(`the xterm at the proxy after ${((event.receivedAt - t0) / 1000).toFixed(2)} s (${event.type})\n`);
+    for (const e of follow.events) out(`  +${((e.receivedAt - t0) / 1000).toFixed(2)} s ${e.type}\n`);
+    for (const [file, args] of GUEST_COMMANDS) {
+      // Slow under emulation (the journal alone takes seconds): a generous bound.
+      const r = await host.guestExec(name, file, args, [], 180_000);
+      out(`\n$ ${file} ${args.join(' ')}\n${r.stdout}${r.stderr}`);
+    }
+    follow.stop();
+  } finally {
+    await host.cli(['destroy', name, '--yes'], 120_000).catch(() => undefined);
+    await host.close();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`app-vm-boot-trace: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
