@@ -133,7 +133,7 @@ export function systemDisk(file: string): Device {
   };
 }
 
-/** The guest finds it by serial: /dev/disk/by-id/virtio-vmp-config. */
+/** The guest finds it by this serial (its /sys/block/vdX/serial; udev also links /dev/disk/by-id/virtio-vmp-config). */
 export function configDisk(file: string): Device {
   return {
     tag: 'disk',

@@ -138,6 +138,30 @@ function applyConfig(root: string, image: string) {
   });
 }
 
+/**
+ * The loader finding its disk the way it does at boot: by serial, under a fake
+ * /sys/block (`devices`: name -> [serial, backing file]) whose device nodes are
+ * links to the backing files in a fake /dev.
+ */
+function applyConfigBySerial(root: string, devices: Record<string, [string, string]>, wait = '0') {
+  const sys = fs.mkdtempSync(path.join(tmp, 'sys-block-'));
+  const dev = fs.mkdtempSync(path.join(tmp, 'dev-'));
+  for (const [name, [serial, file]] of Object.entries(devices)) {
+    fs.mkdirSync(path.join(sys, name));
+    fs.writeFileSync(path.join(sys, name, 'serial'), `${serial}\n`);
+    fs.symlinkSync(file, path.join(dev, name));
+  }
+  fs.mkdirSync(path.join(sys, 'loop0')); // a device without a serial file
+  const result = run('bash', [LOADER], {
+    VMP_ROOT: root,
+    VMP_SYS_BLOCK: sys,
+    VMP_DEV_DIR: dev,
+    VMP_CONFIG_WAIT: wait,
+    VMP_CONFIG_MOUNT: path.join(root, 'run/vm-provisioner/config'),
+  });
+  return { ...result, sysBlock: sys };
+}
+
 describeWith(allOf(probeE2fsprogs(), probeRoot()), 'config disk loader on a scratch root')(
   'guest loader vmp-apply-config',
   () => {
@@ -197,6 +221,33 @@ describeWith(allOf(probeE2fsprogs(), probeRoot()), 'config disk loader on a scra
       expect(fs.readFileSync(path.join(root, 'etc/hosts'), 'utf8')).toBe(
         '127.0.0.1\tlocalhost\n127.0.1.1\toffice-vm\n',
       );
+    });
+
+    test('finds the disk by its virtio serial among other block devices', async () => {
+      const image = path.join(tmp, 'by-serial.img');
+      await buildConfigDisk(files(), image);
+      const other = path.join(tmp, 'not-config.img');
+      fs.writeFileSync(other, 'not a file system');
+      const root = fakeRoot(path.join(tmp, 'root-serial'));
+      // vda is not a file system: picking it instead of vdb would fail the mount.
+      const r = applyConfigBySerial(root, { vda: ['root-disk', other], vdb: ['vmp-config', image] });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(fs.readFileSync(path.join(root, 'etc/hostname'), 'utf8')).toBe('office-vm\n');
+    });
+
+    test('without a disk of that serial it fails at once, naming the serial, and changes nothing', () => {
+      const root = fakeRoot(path.join(tmp, 'root-no-disk'));
+      const before = fs.readdirSync(path.join(root, 'etc')).sort();
+      const started = Date.now();
+      const r = applyConfigBySerial(root, { vda: ['root-disk', path.join(tmp, 'absent.img')] });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(
+        `vmp-apply-config: no config disk: no block device in ${r.sysBlock} has the serial 'vmp-config'\n`,
+      );
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(fs.readdirSync(path.join(root, 'etc')).sort()).toEqual(before);
+      expect(fs.existsSync(path.join(root, 'run/vm-provisioner'))).toBe(false);
     });
 
     test.each([
@@ -262,20 +313,18 @@ describeWith(probeCommand('systemd-analyze', ['--version']), 'systemd-analyze ve
     const unit = (): string => fs.readFileSync(UNIT, 'utf8');
     const local = (text: string): string => text.replace(/^ExecStart=.*$/m, `ExecStart=${LOADER}`);
 
-    test('verifies cleanly, runs the installed loader once, before the display manager, after the device', () => {
+    test('verifies cleanly, runs the installed loader once, early, before the display manager', () => {
       expect(unit()).toMatch(/^ExecStart=\/usr\/local\/lib\/vm-provisioner\/vmp-apply-config$/m);
       expect(unit()).toMatch(/^Type=oneshot$/m);
       expect(unit()).toMatch(/^RemainAfterExit=yes$/m);
-      expect(unit()).toMatch(/^Before=display-manager\.service systemd-user-sessions\.service$/m);
-      expect(unit()).toContain('Requires=dev-disk-by\\x2did-virtio\\x2dvmp\\x2dconfig.device');
-      expect(unit()).toMatch(/^After=dev-disk-by\\x2did-virtio\\x2dvmp\\x2dconfig\.device/m);
+      expect(unit()).toMatch(
+        /^Before=display-manager\.service systemd-user-sessions\.service shutdown\.target$/m,
+      );
+      // Early boot: only the local file systems, no wait for udev or basic.target.
+      expect(unit()).toMatch(/^DefaultDependencies=no$/m);
+      expect(unit()).toMatch(/^After=local-fs\.target$/m);
+      expect(unit()).not.toMatch(/^(Requires|After)=.*\.device/m);
       expect(unit()).toMatch(/^WantedBy=multi-user\.target$/m);
-      const escaped = run('systemd-escape', [
-        '--path',
-        '--suffix=device',
-        '/dev/disk/by-id/virtio-vmp-config',
-      ]);
-      expect(unit()).toContain(`Requires=${escaped.stdout.trim()}`);
       const r = verify(local(unit()));
       expect(r.out).toBe('');
       expect(r.ok).toBe(true);
