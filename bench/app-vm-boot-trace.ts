@@ -6,6 +6,7 @@
  * boot's journal with monotonic time stamps, the loaded kernel modules and
  * how long node takes to start. The numbers in docs/benchmarks.md come from
  * bench/app-vm-boot.ts; this is the tool for finding what to shorten.
+ * VMP_TRACE_SH='…' runs one more shell command in the booted guest (as root).
  *
  *   npm run build && env -u DISPLAY HOME=$(mktemp -d) dbus-run-session -- \
  *     bash .ci/test-session.sh node dist/bench/app-vm-boot-trace.js > trace.txt
@@ -35,7 +36,11 @@ const GUEST_COMMANDS: Array<[string, string[]]> = [
     ],
   ],
   ['/usr/bin/journalctl', ['-b', '-o', 'short-monotonic', '--no-pager', '-q']],
-  ['/usr/bin/bash', ['-c', 'lsmod | sort; time node -e 0']],
+  ['/usr/bin/ps', ['-eo', 'pid,etimes,time,args', '--sort=-time']],
+  [
+    '/usr/bin/bash',
+    ['-c', 'lsmod | sort; time node -e 0; grep -E "GLX|glx|swrast|LoadModule" /var/log/Xorg.0.log'],
+  ],
 ];
 
 async function main(): Promise<void> {
@@ -60,7 +65,11 @@ async function main(): Promise<void> {
     out(`start returned after ${((startedAt - t0) / 1000).toFixed(2)} s\n`);
     out(`the xterm at the proxy after ${((event.receivedAt - t0) / 1000).toFixed(2)} s (${event.type})\n`);
     for (const e of follow.events) out(`  +${((e.receivedAt - t0) / 1000).toFixed(2)} s ${e.type}\n`);
-    for (const [file, args] of GUEST_COMMANDS) {
+    // VMP_TRACE_SH: one more shell command to run in the booted guest (as root), for experiments.
+    const extra: Array<[string, string[]]> = process.env.VMP_TRACE_SH
+      ? [['/usr/bin/bash', ['-c', process.env.VMP_TRACE_SH]]]
+      : [];
+    for (const [file, args] of [...GUEST_COMMANDS, ...extra]) {
       // Slow under emulation (the journal alone takes seconds): a generous bound.
       const r = await host.guestExec(name, file, args, [], 180_000);
       out(`\n$ ${file} ${args.join(' ')}\n${r.stdout}${r.stderr}`);
