@@ -33,12 +33,11 @@ function probeE2e(): Probe {
 }
 
 const probe = probeE2e();
+/** The issue's bound: `windows NAME --json` lists the xterm within 60 s of `start`. */
+const WINDOW_WITHIN_MS = 60_000;
 /**
- * A hang guard, not the timing goal: the goal (the app window at the proxy
- * within 60 s of `start`) is measured by bench/app-vm-boot.ts and kept in
- * docs/benchmarks.md, because under software emulation on a shared 2-core
- * host one cold boot takes 45-95 s depending on what else the host runs.
- * The test prints the time it saw.
+ * How long the test waits before giving up. Longer than the bound, so a slow
+ * boot fails with its time and the guest's journal rather than a bare timeout.
  */
 const WINDOW_DEADLINE_MS = 180_000;
 
@@ -123,10 +122,15 @@ describeWith(probe, 'end-to-end app VM')('app VM from create --import, on a real
     process.stderr.write(
       `e2e: xterm at the proxy (${reported.type}) ${((reported.receivedAt - started) / 1000).toFixed(1)} s after start\n`,
     );
-    // What a user sees: `windows NAME --json` lists it, with its title.
+    // What a user sees: `windows NAME --json` lists it, with its title, within the bound.
     xterm = (await host.windowsOf(name)).find(isXterm);
+    const listedAfterMs = Date.now() - started;
+    process.stderr.write(
+      `e2e: windows --json listed it ${(listedAfterMs / 1000).toFixed(1)} s after start\n`,
+    );
     expect(xterm).toBeDefined();
     expect(xterm!.title).not.toBe('');
+    expect(listedAfterMs).toBeLessThan(WINDOW_WITHIN_MS);
     expect(xterm!.width).toBeGreaterThan(100);
     // Debian's bash titles the xterm user@HOST: the host name the config disk gave this VM.
     const id = xterm!.id;
