@@ -128,6 +128,9 @@ describeWith(probe, 'end-to-end app VM')('app VM from create --import, on a real
     process.stderr.write(
       `e2e: windows --json listed it ${(listedAfterMs / 1000).toFixed(1)} s after start\n`,
     );
+    if (listedAfterMs >= WINDOW_WITHIN_MS) {
+      process.stderr.write(`slow boot; guest journal (last lines):\n${await guestJournal(name)}\n`);
+    }
     expect(xterm).toBeDefined();
     expect(xterm!.title).not.toBe('');
     expect(listedAfterMs).toBeLessThan(WINDOW_WITHIN_MS);
