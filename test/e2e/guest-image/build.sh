@@ -4,7 +4,7 @@
 #   sudo test/e2e/guest-image/build.sh            # prints the output directory as its last line
 #
 # Stage 1 (slow, needs the Debian mirror): debootstrap + apt + configuration -> rootfs tarball,
-#   keyed by this script and packages.list.
+#   keyed by its own functions, the suite and packages.list.
 # Stage 2 (fast, offline): stage-1 rootfs + the project's guest files -> disk.qcow2, vmlinux,
 #   initrd.img, kernel-args in ${VMP_E2E_CACHE:-/var/cache/vm-provisioner/e2e}/<key>/.
 #
