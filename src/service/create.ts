@@ -35,6 +35,7 @@ import {
 } from '../util/errors.js';
 import { renderVmFiles } from './artifacts.js';
 import type { ConfigStore, Hypervisor } from './ports.js';
+import { pathExists, undoAll, type UndoStep } from './undo.js';
 
 /**
  * `create` for real, the way virt-install does it: credentials into the
@@ -102,11 +103,6 @@ export interface CreateResult {
   mediaDownloaded: boolean;
   /** From starting the install domain to confirmed success. */
   installMs: number;
-}
-
-interface UndoStep {
-  what: string;
-  run: () => Promise<unknown>;
 }
 
 /** Lines of the install log quoted in a failure message. */
@@ -270,16 +266,6 @@ export async function createVm(
   }
 }
 
-async function pathExists(file: string): Promise<boolean> {
-  try {
-    await fs.lstat(file);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}
-
 /** Creates the file exclusively, so a disk that appeared meanwhile is never overwritten. */
 async function reserveFile(file: string): Promise<void> {
   try {
@@ -378,7 +364,7 @@ function installFailure(name: string, outcome: InstallOutcome, logPath: string):
   }
 }
 
-/** Undoes every step in reverse; each is retried, so one lost call does not leave half a VM. */
+/** Undoes every step in reverse, each tried 3 times, so one lost call does not leave half a VM. */
 async function rollback(
   undo: UndoStep[],
   error: unknown,
@@ -387,33 +373,10 @@ async function rollback(
   if (undo.length === 0) return error;
   const reason = error instanceof Error ? error.message.split('\n')[0]! : String(error);
   emit({ type: 'rollback', reason });
-  const failures: string[] = [];
-  for (const step of [...undo].reverse()) {
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      try {
-        await step.run();
-        lastError = undefined;
-        break;
-      } catch (err) {
-        lastError = err;
-        await sleep(500 * attempt);
-      }
-    }
-    const message =
-      lastError === undefined
-        ? undefined
-        : lastError instanceof Error
-          ? lastError.message
-          : String(lastError);
-    emit({ type: 'rollback-step', what: step.what, ...(message !== undefined ? { error: message } : {}) });
-    if (message !== undefined) failures.push(`${step.what}: ${message}`);
-  }
-  if (failures.length === 0) return error;
-  const original = error instanceof Error ? error.message : String(error);
-  const Ctor = error instanceof VmpError ? (error.constructor as typeof VmpError) : VmpError;
-  return new Ctor(`${original}\nremoving what was made also failed; remove by hand: ${failures.join('; ')}`, {
-    cause: error,
+  return undoAll(undo, error, {
+    attempts: 3,
+    onStep: (what, message) =>
+      emit({ type: 'rollback-step', what, ...(message !== undefined ? { error: message } : {}) }),
   });
 }
 

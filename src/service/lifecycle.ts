@@ -18,11 +18,11 @@ import {
   InputError,
   NotFoundError,
   TimeoutError,
-  VmpError,
 } from '../util/errors.js';
 import { renderImportDomainXml, vmConfigDiskFiles } from './artifacts.js';
 import type { LockingConfigStore } from './create.js';
 import type { ConfigStore, DomainState, Hypervisor, SecretStore } from './ports.js';
+import { pathExists, undoAll, type UndoStep } from './undo.js';
 
 /**
  * VM lifecycle over the ports: every function takes the adapters it needs, so
@@ -293,7 +293,7 @@ export async function createFromDisk(
     // Rendered before anything is made: a value that breaks a grammar costs nothing.
     const xml = renderImportDomainXml(spec, options.boot, options.version);
 
-    const undo: Array<{ what: string; run: () => Promise<unknown> }> = [];
+    const undo: UndoStep[] = [];
     const removeFile = (file: string) => ({ what: file, run: () => fs.rm(file, { force: true }) });
     // Each step's undo is registered before this check, so an interrupt never leaks what it made.
     const checkInterrupted = (): void => {
@@ -340,16 +340,6 @@ function isLocking(store: ConfigStore): store is LockingConfigStore {
   return typeof (store as Partial<LockingConfigStore>).acquireLock === 'function';
 }
 
-async function pathExists(file: string): Promise<boolean> {
-  try {
-    await fs.lstat(file);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}
-
 /** Copies a kernel or initrd for the VM: never over an existing file; a missing source is bad input. */
 async function copyBootFile(from: string, to: string, flag: string): Promise<void> {
   try {
@@ -363,25 +353,4 @@ async function copyBootFile(from: string, to: string, flag: string): Promise<voi
     throw err;
   }
   await fs.chmod(to, 0o600);
-}
-
-/** Runs every undo step in reverse; a step that fails is named in the error, the rest still run. */
-async function undoAll(
-  undo: Array<{ what: string; run: () => Promise<unknown> }>,
-  error: unknown,
-): Promise<unknown> {
-  const failures: string[] = [];
-  for (const step of [...undo].reverse()) {
-    try {
-      await step.run();
-    } catch (err) {
-      failures.push(`${step.what}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  if (failures.length === 0) return error;
-  const original = error instanceof Error ? error.message : String(error);
-  const Ctor = error instanceof VmpError ? (error.constructor as typeof VmpError) : VmpError;
-  return new Ctor(`${original}\nremoving what was made also failed; remove by hand: ${failures.join('; ')}`, {
-    cause: error,
-  });
 }
