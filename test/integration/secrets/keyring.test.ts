@@ -98,7 +98,15 @@ describeWith(probeDisposableSecretService(), 'locked/frozen keyring')(
       const store = new KeyringSecretStore(uniq(), { timeoutMs: 1500 });
       const ours = (): string[] =>
         process.getActiveResourcesInfo().filter((r) => r === 'ProcessWrap' || r === 'PipeWrap');
-      const baseline = ours();
+      // The previous test's last worker may still be closing (libuv closes a handle one
+      // loop turn after its 'close' event): count from a settled state, not a moving one.
+      let baseline = ours();
+      for (let i = 0; i < 50; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        const now = ours();
+        if (now.length === baseline.length) break;
+        baseline = now;
+      }
       const pid = secretServicePid();
       process.kill(pid, 'SIGSTOP');
       let err: unknown;
