@@ -6,7 +6,9 @@
  * boot's journal with monotonic time stamps, the loaded kernel modules and
  * how long node takes to start. The numbers in docs/benchmarks.md come from
  * bench/app-vm-boot.ts; this is the tool for finding what to shorten.
- * VMP_TRACE_SH='…' runs one more shell command in the booted guest (as root).
+ * VMP_TRACE_SH='…' runs one more shell command in the booted guest (as root);
+ * VMP_TRACE_VCPUS=N and VMP_TRACE_KERNEL_ARGS='…' boot it with other vCPUs
+ * or more kernel arguments, to try a change before building it into the image.
  *
  *   npm run build && env -u DISPLAY HOME=$(mktemp -d) dbus-run-session -- \
  *     bash .ci/test-session.sh node dist/bench/app-vm-boot-trace.js > trace.txt
@@ -17,12 +19,22 @@
  */
 import { AppVmHost, buildGuestImage, isXterm, showsWindow } from '../test/e2e/support/app-vm-host.js';
 
+// CPU seconds per live process: its own, and that of the children it has reaped (so PID 1's line holds
+// every finished service, udevd's its workers' module loading), busiest first; then the whole machine.
+const CPU_BY_PROCESS = `
+head -1 /proc/stat; cat /proc/uptime
+echo "  own children  pid comm"
+for f in /proc/[0-9]*/stat; do
+  read -r line <"$f" 2>/dev/null || continue
+  comm=\${line#*(}; comm=\${comm%)*}; set -- \${line##*) }
+  own=$(( \${12} + \${13} )); kids=$(( \${14} + \${15} ))
+  (( own + kids >= 10 )) && printf '%d %3d.%02d %5d.%02d  %s %s\\n' $((own + kids)) \\
+    $((own / 100)) $((own % 100)) $((kids / 100)) $((kids % 100)) "\${line%% *}" "$comm"
+done | sort -rn | cut -d' ' -f2- | head -30`;
+
 const GUEST_COMMANDS: Array<[string, string[]]> = [
   // First, before the commands below add their own CPU time: who used the CPUs during the boot.
-  [
-    '/usr/bin/bash',
-    ['-c', 'head -1 /proc/stat; cat /proc/uptime; ps -eo pid,etimes,time,args --sort=-time | head -25'],
-  ],
+  ['/usr/bin/bash', ['-c', CPU_BY_PROCESS]],
   ['/usr/bin/systemd-analyze', []],
   ['/usr/bin/systemd-analyze', ['critical-chain', 'graphical.target', '--no-pager']],
   ['/usr/bin/systemd-analyze', ['blame', '--no-pager']],
@@ -55,7 +67,10 @@ async function main(): Promise<void> {
   try {
     await host.startProxy();
     const follow = host.follow();
-    const created = await host.createVm(name, image, ['xterm']);
+    const created = await host.createVm(name, image, ['xterm'], {
+      vcpus: process.env.VMP_TRACE_VCPUS ? Number(process.env.VMP_TRACE_VCPUS) : undefined,
+      extraKernelArgs: process.env.VMP_TRACE_KERNEL_ARGS,
+    });
     if (created.code !== 0) throw new Error(`create failed: ${created.stderr}`);
     const t0 = Date.now();
     const started = await host.cli(['start', name, '--no-viewer'], 120_000);

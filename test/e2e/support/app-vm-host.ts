@@ -170,7 +170,14 @@ export class AppVmHost {
   }
 
   /** `create --import` of the guest image as an app VM running `apps`, on QEMU user networking. */
-  createVm(name: string, image: GuestImage, apps: string[]): Promise<CliResult> {
+  createVm(
+    name: string,
+    image: GuestImage,
+    apps: string[],
+    // Knobs for bench/app-vm-boot-trace.ts experiments; the test and the bench take the defaults.
+    tuning: { vcpus?: number; extraKernelArgs?: string } = {},
+  ): Promise<CliResult> {
+    const kernelArgs = tuning.extraKernelArgs ? `${image.kernelArgs} ${tuning.extraKernelArgs}` : image.kernelArgs;
     return this.cli(
       [
         'create',
@@ -181,7 +188,7 @@ export class AppVmHost {
         '--initrd',
         image.initrd,
         '--kernel-args',
-        image.kernelArgs,
+        kernelArgs,
         '--virt-type',
         'qemu',
         '--network',
@@ -189,7 +196,7 @@ export class AppVmHost {
         '--memory',
         '2048',
         '--vcpus',
-        '2',
+        String(tuning.vcpus ?? 2),
         '--name',
         name,
         '--vm-dir',
