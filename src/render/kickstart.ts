@@ -40,7 +40,6 @@ export const BASE_PACKAGES: readonly string[] = [
   '@^minimal-environment',
   '@base-x',
   'i3',
-  'i3status',
   'dmenu',
   'lightdm',
   'lightdm-gtk',
