@@ -76,13 +76,21 @@ async function main(): Promise<void> {
     const started = await host.cli(['start', name, '--no-viewer'], 120_000);
     if (started.code !== 0) throw new Error(`start failed: ${started.stderr}`);
     const startedAt = Date.now();
-    const event = await host.until(
-      () => follow.events.find((e) => showsWindow(e, name, isXterm)),
-      'the xterm window event',
-      300_000,
-    );
+    // A boot that never shows the xterm is the one most worth tracing: report it and look inside anyway.
+    const event = await host
+      .until(
+        () => follow.events.find((e) => showsWindow(e, name, isXterm)),
+        'the xterm window event',
+        300_000,
+      )
+      .catch((err: unknown) => {
+        out(`${err instanceof Error ? err.message : String(err)}\nproxy log:\n${host.proxyOutput}\n`);
+        return undefined;
+      });
     out(`start returned after ${((startedAt - t0) / 1000).toFixed(2)} s\n`);
-    out(`the xterm at the proxy after ${((event.receivedAt - t0) / 1000).toFixed(2)} s (${event.type})\n`);
+    if (event) {
+      out(`the xterm at the proxy after ${((event.receivedAt - t0) / 1000).toFixed(2)} s (${event.type})\n`);
+    }
     for (const e of follow.events) out(`  +${((e.receivedAt - t0) / 1000).toFixed(2)} s ${e.type}\n`);
     // VMP_TRACE_SH: one more shell command to run in the booted guest (as root), for experiments.
     const extra: Array<[string, string[]]> = process.env.VMP_TRACE_SH

@@ -21,6 +21,8 @@ import {
   buildGuestImage,
   isXterm,
   showsWindow,
+  describeHostCpu,
+  hostCpuSeconds,
   E2E_URI,
 } from '../test/e2e/support/app-vm-host.js';
 
@@ -45,6 +47,7 @@ async function main(): Promise<void> {
     if (created.code !== 0) throw new Error(`create failed: ${created.stderr}`);
 
     const startAndWait = async (what: string): Promise<Sample> => {
+      const cpu0 = hostCpuSeconds();
       const t0 = Date.now();
       const started = await host.cli(['start', name, '--no-viewer'], 120_000);
       if (started.code !== 0) throw new Error(`start failed: ${started.stderr}`);
@@ -54,7 +57,9 @@ async function main(): Promise<void> {
         300_000,
       );
       const sample = { seconds: (event.receivedAt - t0) / 1000, rssMiB: host.qemuRssMiB(name) };
-      process.stderr.write(`${what}: ${sample.seconds.toFixed(2)} s, qemu RSS ${sample.rssMiB ?? '?'} MiB\n`);
+      process.stderr.write(
+        `${what}: ${sample.seconds.toFixed(2)} s, qemu RSS ${sample.rssMiB ?? '?'} MiB; ${describeHostCpu(cpu0, hostCpuSeconds())}\n`,
+      );
       return sample;
     };
 

@@ -9,6 +9,8 @@ import {
   buildGuestImage,
   isXterm,
   showsWindow,
+  describeHostCpu,
+  hostCpuSeconds,
   GUEST_X_ENV,
   type GuestImage,
   type ProxyEventLine,
@@ -101,6 +103,7 @@ describeWith(probe, 'end-to-end app VM')('app VM from create --import, on a real
   }, 300_000);
 
   test('start boots it; the agent authenticates and windows --json lists the xterm window with its title', async () => {
+    const cpuBefore = hostCpuSeconds();
     const started = Date.now();
     const result = await host.cli(['start', name, '--no-viewer'], 120_000);
     expect(result.code).toBe(0);
@@ -120,7 +123,7 @@ describeWith(probe, 'end-to-end app VM')('app VM from create --import, on a real
         throw err;
       });
     process.stderr.write(
-      `e2e: xterm at the proxy (${reported.type}) ${((reported.receivedAt - started) / 1000).toFixed(1)} s after start\n`,
+      `e2e: xterm at the proxy (${reported.type}) ${((reported.receivedAt - started) / 1000).toFixed(1)} s after start; ${describeHostCpu(cpuBefore, hostCpuSeconds())}\n`,
     );
     // What a user sees: `windows NAME --json` lists it, with its title, within the bound.
     xterm = (await host.windowsOf(name)).find(isXterm);

@@ -177,7 +177,9 @@ export class AppVmHost {
     // Knobs for bench/app-vm-boot-trace.ts experiments; the test and the bench take the defaults.
     tuning: { vcpus?: number; extraKernelArgs?: string } = {},
   ): Promise<CliResult> {
-    const kernelArgs = tuning.extraKernelArgs ? `${image.kernelArgs} ${tuning.extraKernelArgs}` : image.kernelArgs;
+    const kernelArgs = tuning.extraKernelArgs
+      ? `${image.kernelArgs} ${tuning.extraKernelArgs}`
+      : image.kernelArgs;
     return this.cli(
       [
         'create',
@@ -322,4 +324,31 @@ async function qemuAgent(name: string, request: object): Promise<unknown> {
 }
 
 /** The guest's X display as root sees it: LightDM's server and its authority file. */
+/**
+ * The host's CPU time so far, in seconds (/proc/stat, all CPUs): busy, idle, and stolen by the
+ * hypervisor this machine runs on. Under software emulation the guest is only as fast as the host's
+ * free CPU, so a slow boot is read against what the host had to give while it ran.
+ */
+export function hostCpuSeconds(): { busy: number; idle: number; steal: number } {
+  const fields = fs
+    .readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;
+  const hz = 100; // USER_HZ: /proc/stat counts in 1/100 s on every Linux architecture we run on
+  return { busy: (user + nice + system + irq + softirq) / hz, idle: (idle + iowait) / hz, steal: steal / hz };
+}
+
+/** One line on what the host's CPUs did between two `hostCpuSeconds()` readings. */
+export function describeHostCpu(
+  before: ReturnType<typeof hostCpuSeconds>,
+  after: ReturnType<typeof hostCpuSeconds>,
+): string {
+  const d = (k: 'busy' | 'idle' | 'steal'): string => (after[k] - before[k]).toFixed(1);
+  return `host CPU meanwhile: ${d('busy')} s busy, ${d('idle')} s idle, ${d('steal')} s stolen by the hypervisor`;
+}
+
 export const GUEST_X_ENV = ['DISPLAY=:0', 'XAUTHORITY=/var/run/lightdm/root/:0', 'PATH=/usr/bin:/bin'];
