@@ -267,12 +267,14 @@ export class WindowTracker {
   /** Reads everything about a new client; null when it vanished meanwhile. */
   private async describe(id: number): Promise<Tracked | null> {
     try {
-      // Select first, read second: a change between the two still reaches us as an event.
+      // Select first, read second: a change between the two still reaches us as an event. That holds
+      // for the WM's frames too: their StructureNotify is selected (ancestorsOf) before the geometry is
+      // read, or a frame the WM moves into place in between would leave a stale position tracked.
       await this.conn.selectInput(id, EventMask.StructureNotify | EventMask.PropertyChange);
-      const [cls, title, ancestors, geom, transient] = await Promise.all([
+      const ancestors = await this.ancestorsOf(id);
+      const [cls, title, geom, transient] = await Promise.all([
         this.conn.getProperty(id, Atom.WM_CLASS, Atom.STRING),
         this.readTitle(id),
-        this.ancestorsOf(id),
         this.conn.rootGeometry(id),
         this.conn.getIds(id, Atom.WM_TRANSIENT_FOR, Atom.WINDOW),
       ]);
