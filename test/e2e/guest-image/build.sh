@@ -220,9 +220,10 @@ configure_rootfs() {
   in_root passwd --lock user >&2
 
   # Network: static 10.0.2.15/24 on the QEMU user-mode NIC (eth0: net.ifnames=0 in KERNEL_ARGS),
-  # no gateway, no DNS, no IPv6 (ipv6.disable=1). A oneshot bound to the device, not systemd-networkd: networkd is
-  # ordered before network.target, which systemd-user-sessions (and so LightDM) waits for, and
-  # under emulation networkd took 5 s to start. The agent would retry until the address is there.
+  # no gateway, no DNS, no IPv6 (ipv6.disable=1). A oneshot bound to the device, not
+  # systemd-networkd: networkd is ordered before network.target, which systemd-user-sessions (and
+  # so LightDM) waits for, and under emulation networkd took 5 s to start. The agent would retry
+  # until the address is there.
   cat >"$ROOT/etc/systemd/system/vmp-net.service" <<'EOF'
 [Unit]
 Description=Static address on the QEMU user-mode NIC (vm-provisioner e2e image)
