@@ -31,6 +31,8 @@ export interface ConfigDiskInput {
   credentials: { passwordHash: string; agentSecret: string };
   proxyHost: string;
   proxyPort: number;
+  /** Flatpaks the guest installs per user at its first boot (an app VM on a template that lacks them). */
+  pendingFlatpaks?: string[];
 }
 
 /** The disk's files, in a stable order (the golden file's). */
@@ -65,5 +67,16 @@ export function configDiskFiles(input: ConfigDiskInput): ConfigDiskFile[] {
     }
     files.push({ path: `units/${unit.fileName}`, mode: 0o644, content: unit.content });
   }
+  const pending = input.pendingFlatpaks ?? [];
+  if (pending.length > 0) {
+    for (const id of pending) {
+      if (!FLATPAK_ID.test(id)) throw new InputError(`Flatpak ID '${id}' is invalid for the config disk`);
+    }
+    // An older loader ignores this file (no format bump): the VM then simply lacks the app.
+    files.push({ path: 'flatpaks', mode: 0o644, content: `${pending.join('\n')}\n` });
+  }
   return files;
 }
+
+/** The loader's rule for the IDs in `flatpaks`; Flatpak's own (three or more dot-separated elements). */
+export const FLATPAK_ID = /^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*){2,}$/;

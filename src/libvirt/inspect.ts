@@ -25,6 +25,16 @@ export interface DomainDescription {
   disks: DomainDisk[];
   /** `spice://host:port` of a running domain, when SPICE has a port assigned. */
   spiceUri?: string;
+  /** `template` for a template (docs/templates.md); absent for an app VM. */
+  role?: 'template';
+  /** A template's disk as it was sealed. */
+  seal?: { mtimeNs: string; sizeBytes: number; origin: 'install' | 'import' };
+  /** An app VM built on a template: the template's name and disk (the overlay's backing file). */
+  template?: { name: string; disk: string };
+  /** Flatpaks an app VM installs at its first boot and has not yet been seen to have installed. */
+  pendingFlatpaks: string[];
+  /** Direct kernel boot, when the domain boots a kernel file rather than its disk's boot loader. */
+  boot?: { kernel: string; initrd: string; cmdline: string };
 }
 
 type Node = { [key: string]: unknown };
@@ -49,6 +59,7 @@ export function describeDomain(xml: string): DomainDescription {
     apps: [],
     files: [],
     disks: [],
+    pendingFlatpaks: [],
   };
 
   // Match on the namespace URI, not the prefix: libvirt keeps whatever prefix the definer chose.
@@ -65,8 +76,28 @@ export function describeDomain(xml: string): DomainDescription {
         const appKey = prefix ? `${prefix}:app` : 'app';
         description.apps = asArray(element[appKey]).map(text);
         description.files = asArray(element[prefix ? `${prefix}:file` : 'file']).map(text);
+        const child = (tag: string): Node[] => asArray(element[prefix ? `${prefix}:${tag}` : tag]);
+        if (element['@role'] === 'template') description.role = 'template';
+        const seal = child('seal')[0];
+        if (seal && typeof seal['@mtime-ns'] === 'string') {
+          description.seal = {
+            mtimeNs: seal['@mtime-ns'],
+            sizeBytes: Number(seal['@size']),
+            origin: seal['@origin'] === 'install' ? 'install' : 'import',
+          };
+        }
+        const template = child('template')[0];
+        if (template && typeof template['@name'] === 'string' && typeof template['@disk'] === 'string') {
+          description.template = { name: template['@name'], disk: template['@disk'] };
+        }
+        description.pendingFlatpaks = child('pending-flatpak').map(text);
       }
     }
+  }
+
+  for (const os of asArray(domain.os)) {
+    const kernel = text(os.kernel);
+    if (kernel) description.boot = { kernel, initrd: text(os.initrd), cmdline: text(os.cmdline) };
   }
 
   for (const devices of asArray(domain.devices)) {

@@ -50,6 +50,16 @@ export interface DomainXmlOptions {
    * initrd), recorded as `<vmp:file>` so that `destroy` removes them too.
    */
   ownedFiles?: string[];
+  /**
+   * An app VM on a template: the system disk is a qcow2 overlay whose reads
+   * fall through to the template's disk, given here as its read-only backing
+   * store, and the VM's private volume (mounted at /home by the guest).
+   */
+  template?: TemplateUse;
+  /** A template itself: marked so in the metadata, with the stamp of its disk as sealed. */
+  seal?: TemplateSeal;
+  /** Flatpaks the VM installs at its first boot (per user, on its private volume), until it reports them done. */
+  pendingFlatpaks?: string[];
   /** vm-provisioner version recorded in the metadata. */
   version: string;
   /**
@@ -57,6 +67,24 @@ export interface DomainXmlOptions {
    * definition the same one: libvirt refuses to redefine a name under a new UUID.
    */
   uuid?: string;
+}
+
+/** What an app VM records of the template it is built on. */
+export interface TemplateUse {
+  name: string;
+  /** The template's disk: the overlay's backing file, never written by this VM. */
+  disk: string;
+  /** The VM's private volume (qcow2), attached with serial `vmp-private`. */
+  privateDisk: string;
+}
+
+/** A sealed template's disk as libvirt reported it when it was sealed; any later change breaks the seal. */
+export interface TemplateSeal {
+  /** Modification time in nanoseconds since the epoch (decimal). */
+  mtimeNs: string;
+  sizeBytes: number;
+  /** `install`: made by `template create` (dnf inside); `import`: an image brought in by `template import`. */
+  origin: 'install' | 'import';
 }
 
 /** A device: its element name and the xmlbuilder2 object for its content. */
@@ -71,6 +99,8 @@ export type XmlNode = { [key: string]: string | number | XmlNode | XmlNode[] | R
 const DOMAIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+/** Flatpak's own rule for application IDs (three or more dot-separated elements). */
+const FLATPAK_ID = /^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*){2,}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
@@ -88,6 +118,8 @@ function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
   const paths: Array<[string, string | undefined]> = [
     ['disk path', options.diskPath],
     ['config disk path', options.configDiskPath],
+    ['template disk path', options.template?.disk],
+    ['private disk path', options.template?.privateDisk],
     ['kernel path', options.install?.kernel],
     ['initrd path', options.install?.initrd],
     ['console log path', options.install?.consoleLog],
@@ -103,6 +135,26 @@ function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
   }
   if (options.uuid !== undefined && !UUID.test(options.uuid)) {
     throw new InputError(`domain UUID '${options.uuid}' is invalid: must be 8-4-4-4-12 hex digits`);
+  }
+  if (options.template !== undefined && !DOMAIN_NAME.test(options.template.name)) {
+    throw new InputError(
+      `template name '${options.template.name}' is invalid: use 1-64 letters, digits, '.', '_' or '-'`,
+    );
+  }
+  if (options.template && options.seal) {
+    throw new InputError('a template is not built on another template');
+  }
+  if (
+    options.seal &&
+    (!/^\d{1,30}$/.test(options.seal.mtimeNs) ||
+      !Number.isSafeInteger(options.seal.sizeBytes) ||
+      !['install', 'import'].includes(options.seal.origin))
+  ) {
+    throw new InputError(`template seal ${JSON.stringify(options.seal)} is invalid`);
+  }
+  for (const id of options.pendingFlatpaks ?? []) {
+    if (!FLATPAK_ID.test(id))
+      throw new InputError(`pending Flatpak '${id}' is invalid: not a Flatpak app ID`);
   }
   if (options.install && options.boot) {
     throw new InputError(
@@ -120,7 +172,30 @@ function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
 
 // ---- devices -------------------------------------------------------------
 
-export function systemDisk(file: string): Device {
+export function systemDisk(file: string, backing?: string): Device {
+  const node: XmlNode = {
+    '@type': 'file',
+    '@device': 'disk',
+    driver: { '@name': 'qemu', '@type': 'qcow2', '@discard': 'unmap' },
+    source: { '@file': file },
+  };
+  if (backing !== undefined) {
+    // The template's disk, spelled out rather than probed from the overlay's header, and never relabelled:
+    // libvirt would otherwise chown the shared, sealed file to QEMU at each start and back at each stop.
+    // QEMU opens a backing store read-only.
+    node.backingStore = {
+      '@type': 'file',
+      format: { '@type': 'qcow2' },
+      source: { '@file': backing, seclabel: { '@model': 'dac', '@relabel': 'no' } },
+      backingStore: {},
+    };
+  }
+  node.target = { '@dev': 'vda', '@bus': 'virtio' };
+  return { tag: 'disk', node };
+}
+
+/** The app VM's own volume, kept across cold starts; the guest finds it by serial and mounts it at /home. */
+export function privateDisk(file: string): Device {
   return {
     tag: 'disk',
     node: {
@@ -128,7 +203,8 @@ export function systemDisk(file: string): Device {
       '@device': 'disk',
       driver: { '@name': 'qemu', '@type': 'qcow2', '@discard': 'unmap' },
       source: { '@file': file },
-      target: { '@dev': 'vda', '@bus': 'virtio' },
+      target: { '@dev': 'vdc', '@bus': 'virtio' },
+      serial: 'vmp-private',
     },
   };
 }
@@ -240,8 +316,9 @@ export function rng(): Device {
 /** Every device of the VM, in libvirt's canonical order. */
 export function devicesFor(spec: VmSpec, options: DomainXmlOptions): Device[] {
   return [
-    systemDisk(options.diskPath),
+    systemDisk(options.diskPath, options.template?.disk),
     ...(options.configDiskPath ? [configDisk(options.configDiskPath)] : []),
+    ...(options.template ? [privateDisk(options.template.privateDisk)] : []),
     usbController(),
     ...networkInterface(spec.networkMode),
     ...serialConsole(options.install?.consoleLog),
@@ -330,11 +407,26 @@ function metadataElement(spec: VmSpec, options: DomainXmlOptions): XmlNode {
     [`@xmlns:${VMP_XML_PREFIX}`]: VMP_XML_NAMESPACE,
     '@version': options.version,
     '@phase': options.install ? 'install' : 'installed',
+    ...(options.seal ? { '@role': 'template' } : {}),
   };
   const apps = appsOf(spec);
   if (apps.length > 0) vm[`${VMP_XML_PREFIX}:app`] = apps.map((app) => ({ '#': app }));
   const files = options.ownedFiles ?? [];
   if (files.length > 0) vm[`${VMP_XML_PREFIX}:file`] = files.map((file) => ({ '#': file }));
+  if (options.template) {
+    vm[`${VMP_XML_PREFIX}:template`] = { '@name': options.template.name, '@disk': options.template.disk };
+  }
+  if (options.seal) {
+    vm[`${VMP_XML_PREFIX}:seal`] = {
+      '@mtime-ns': options.seal.mtimeNs,
+      '@size': options.seal.sizeBytes,
+      '@origin': options.seal.origin,
+    };
+  }
+  const pending = options.pendingFlatpaks ?? [];
+  if (pending.length > 0) {
+    vm[`${VMP_XML_PREFIX}:pending-flatpak`] = pending.map((id) => ({ '#': id }));
+  }
   return { [`${VMP_XML_PREFIX}:vm`]: vm };
 }
 

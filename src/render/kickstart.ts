@@ -12,7 +12,7 @@ import {
 } from './grammar.js';
 import { I3_CONFIG_PATH, renderI3Config } from './i3config.js';
 import { LIGHTDM_CONF_PATH, renderLightdmConf } from './lightdm.js';
-import { renderPackagedTemplate } from './template.js';
+import { loadTemplate, renderPackagedTemplate } from './template.js';
 import {
   USER_UNIT_DIR,
   renderAgentUnit,
@@ -33,6 +33,33 @@ export interface KickstartInput {
   proxyPort: number;
   /** Install tree URL (`url --url=`); default: the Fedora mirror network's Everything tree plus updates. */
   installTree?: string;
+  /**
+   * A template (`template create`): also install the per-VM config-disk loader and the first-boot
+   * Flatpak installer, so app VMs on it take their identity from their own config disk
+   * (docs/config-disk.md, docs/templates.md).
+   */
+  template?: boolean;
+}
+
+/** The guest files a template carries besides the agent: repo path, guest path, mode. */
+export const TEMPLATE_GUEST_FILES: ReadonlyArray<readonly [string, string, string]> = [
+  ['guest-agent/config-disk/vmp-apply-config', '/usr/local/lib/vm-provisioner/vmp-apply-config', '0755'],
+  [
+    'guest-agent/config-disk/vmp-install-flatpaks',
+    '/usr/local/lib/vm-provisioner/vmp-install-flatpaks',
+    '0755',
+  ],
+  ['systemd/vm-provisioner-config.service', '/etc/systemd/system/vm-provisioner-config.service', '0644'],
+  ['systemd/vm-flatpak-install.service', '/etc/systemd/user/vm-flatpak-install.service', '0644'],
+];
+
+function templateSteps(): string {
+  return [
+    'install -d -m 0755 /usr/local/lib/vm-provisioner /etc/systemd/system /etc/systemd/user',
+    ...TEMPLATE_GUEST_FILES.map(([from, to, mode]) => writeFileStep(to, mode, loadTemplate(from))),
+    'systemctl enable vm-provisioner-config.service',
+    'systemctl --global enable vm-flatpak-install.service',
+  ].join('\n');
 }
 
 /** Packages every app VM gets, before the spec's own system packages. */
@@ -175,6 +202,7 @@ export function renderKickstart(spec: VmSpec, input: KickstartInput): string {
         secretFile: AGENT_SECRET_PATH,
       }),
     ),
+    TEMPLATE_FILES: input.template ? templateSteps() : '# (an app VM: no config-disk loader)',
     AGENT_SECRET_B64: base64Lines(agentSecret),
     AGENT_BUNDLE_B64: base64Lines(bundleBytes),
     AGENT_BUNDLE_SHA256: createHash('sha256').update(bundleBytes).digest('hex'),

@@ -54,6 +54,7 @@ export function renderVmFiles(
   options: Pick<CreateOptions, 'location'>,
   credentials: { passwordHash: string; agentSecret: string },
   agentBundle: string,
+  template = false,
 ): GeneratedFiles {
   const kickstart = renderKickstart(spec, {
     passwordHash: credentials.passwordHash,
@@ -62,6 +63,7 @@ export function renderVmFiles(
     proxyHost: proxyHostFor(spec.networkMode),
     proxyPort: PROXY_PORT,
     ...(options.location !== undefined ? { installTree: options.location } : {}),
+    ...(template ? { template } : {}),
   });
   const domainXml = renderDomainXml(spec, { diskPath: diskPathOf(spec), version: packageVersion() });
   return { kickstart, domainXml };
@@ -140,10 +142,12 @@ export function renderImportDomainXml(
 export function vmConfigDiskFiles(
   spec: VmSpec,
   credentials: { passwordHash: string; agentSecret: string },
+  extra: { pendingFlatpaks?: string[] } = {},
 ): ConfigDiskFile[] {
   return configDiskFiles({
     spec,
     credentials,
+    ...(extra.pendingFlatpaks ? { pendingFlatpaks: extra.pendingFlatpaks } : {}),
     proxyHost: proxyHostFor(spec.networkMode),
     proxyPort: PROXY_PORT,
   });

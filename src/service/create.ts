@@ -76,6 +76,8 @@ export interface CreateVmOptions {
   version: string;
   /** The guest agent bundle the kickstart installs. */
   agentBundle: string;
+  /** `template create`: the kickstart also installs the config-disk loader (sealing is the caller's). */
+  template?: boolean;
   /** Abort (Ctrl+C): everything made so far is removed and CancelledError thrown. */
   signal?: AbortSignal;
   onEvent?: (event: CreateEvent) => void;
@@ -159,6 +161,7 @@ export async function createVm(
         options.location !== undefined ? { location: treeUrl } : {},
         credentials,
         options.agentBundle,
+        options.template === true,
       );
       checkCancelled();
 

@@ -18,10 +18,13 @@ import {
   InputError,
   NotFoundError,
   TimeoutError,
+  VmpError,
 } from '../util/errors.js';
 import { renderImportDomainXml, vmConfigDiskFiles } from './artifacts.js';
 import type { LockingConfigStore } from './create.js';
 import type { ConfigStore, DomainState, Hypervisor, SecretStore } from './ports.js';
+import { ensureTemplateUnused, resetAppVmRoot } from './templates.js';
+import type { VolumeStore } from '../storage/volumes.js';
 import { pathExists, undoAll, type UndoStep } from './undo.js';
 
 /**
@@ -52,6 +55,10 @@ export interface VmSummary {
   memoryMb: number;
   vcpus: number;
   apps: string[];
+  /** The template an app VM is built on. */
+  template?: string;
+  /** Flatpaks it installs at its first boot and has not been seen to have installed yet. */
+  pendingFlatpaks: string[];
 }
 
 /** Our VMs, sorted by name; domains we did not make are left out. */
@@ -61,7 +68,8 @@ export async function listVms(hypervisor: Hypervisor): Promise<VmSummary[]> {
     let description: DomainDescription;
     try {
       description = describeDomain(await hypervisor.xml(name, { inactive: true }));
-      if (!description.ours) continue;
+      // Templates are listed by `template list`: they are bases, not VMs anyone runs.
+      if (!description.ours || description.role === 'template') continue;
       const info = await hypervisor.info(name);
       summaries.push({
         name,
@@ -69,6 +77,8 @@ export async function listVms(hypervisor: Hypervisor): Promise<VmSummary[]> {
         memoryMb: Math.round(info.maxMemoryKiB / 1024),
         vcpus: info.vcpus,
         apps: description.apps,
+        ...(description.template ? { template: description.template.name } : {}),
+        pendingFlatpaks: description.pendingFlatpaks,
       });
     } catch (err) {
       // Undefined by someone else while we were listing.
@@ -85,10 +95,24 @@ export interface StartResult {
   alreadyRunning: boolean;
 }
 
-export async function startVm(hypervisor: Hypervisor, name: string): Promise<StartResult> {
-  await requireOurVm(hypervisor, name);
+export async function startVm(
+  hypervisor: Hypervisor,
+  name: string,
+  volumes?: VolumeStore,
+): Promise<StartResult> {
+  const description = await requireOurVm(hypervisor, name);
+  if (description.role === 'template') {
+    throw new InputError(
+      `'${name}' is a template: make app VMs from it (create --template ${name}), change it with template update ${name}`,
+    );
+  }
   const { state } = await hypervisor.info(name);
   const alreadyRunning = state !== 'shut off' && state !== 'crashed';
+  // A cold start of an app VM on a template begins from the template's disk again; a saved one resumes as it was.
+  if (!alreadyRunning && description.template && !(await hypervisor.hasManagedSave(name))) {
+    if (!volumes) throw new VmpError(`VM '${name}' is on a template: starting it needs the storage adapter`);
+    await resetAppVmRoot({ hypervisor, volumes }, description);
+  }
   if (!alreadyRunning) await hypervisor.start(name);
   return { spiceUri: describeDomain(await hypervisor.xml(name)).spiceUri, alreadyRunning };
 }
@@ -206,6 +230,8 @@ export async function destroyVm(deps: DestroyDeps, name: string): Promise<Destro
     if (await hypervisor.exists(name)) throw err;
   }
   if (description) {
+    // A template's disk is the base of its app VMs: it goes only when none is left.
+    if (description.role === 'template') await ensureTemplateUnused(hypervisor, name);
     if ((await hypervisor.info(name)).state !== 'shut off') await hardStop(hypervisor, name);
     await hypervisor.undefine(name);
     // Disks, then the files our metadata says the VM owns (a direct-boot kernel and initrd).

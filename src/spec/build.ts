@@ -3,7 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ConfigStore } from '../service/ports.js';
 import { InputError } from '../util/errors.js';
-import { DEFAULT_CONNECT_URI, defaultSpec, defaultVmDir, flatpakLaunchCommand } from './defaults.js';
+import {
+  DEFAULT_CONNECT_URI,
+  defaultSpec,
+  defaultVmDir,
+  flatpakLaunchCommand,
+  NO_INSTALLER_MIN_MEMORY_MB,
+} from './defaults.js';
 import { autoName, chooseFreeName } from './naming.js';
 import { describeSource, parseSpecFields } from './toml.js';
 import type { VmSpec } from './types.js';
@@ -57,6 +63,8 @@ export interface CreateFlags {
   output?: string | string[];
   connect?: string | string[];
   import?: string | string[];
+  /** An app VM on this template (docs/templates.md): an overlay of its disk, no install, no copy. */
+  template?: string | string[];
   /** With --import: boot this kernel (copied into the VM's directory) instead of the disk's boot loader. */
   kernel?: string | string[];
   initrd?: string | string[];
@@ -105,6 +113,8 @@ export interface BuildOptions {
   host?: HostResources;
   /** Clock for `app-vm-<timestamp>` names. */
   now?: Date;
+  /** Settings that stand in for the defaults: an app VM takes its template's. */
+  base?: Partial<VmSpec>;
 }
 
 export interface BuiltSpec {
@@ -146,10 +156,17 @@ export function buildSpecWithMeta(
   const host = options.host ?? hostResources();
   const limits = limitsFor(flags, host);
   const connectUri = flagValue('connect', flags.connect, validateConnectUri) ?? DEFAULT_CONNECT_URI;
+  // The installer's memory floor is checked once the whole spec is known: the file may name a template.
   const fromFile =
     configFileText === undefined
       ? {}
-      : parseSpecFields(configFileText, options.configFile ?? '--config', limits);
+      : parseSpecFields(configFileText, options.configFile ?? '--config', {
+          ...limits,
+          minMemoryMb: NO_INSTALLER_MIN_MEMORY_MB,
+        });
+  const template = flagValue('template', flags.template, validateVmName) ?? fromFile.template;
+  const noInstaller = flags.import !== undefined || template !== undefined;
+  const memoryLimits = noInstaller ? { ...limits, minMemoryMb: NO_INSTALLER_MIN_MEMORY_MB } : limits;
 
   const systemPackages =
     flagList('system', flags.system, MAX_LIST_LENGTH.systemPackages, validatePackageSpec) ??
@@ -173,6 +190,7 @@ export function buildSpecWithMeta(
 
   const spec = defaultSpec(name, {
     vmDir: defaultVmDir(connectUri),
+    ...options.base,
     ...fromFile,
     name,
     systemPackages,
@@ -180,7 +198,7 @@ export function buildSpecWithMeta(
     autoLaunchApps,
   });
   const overrides: Partial<VmSpec> = {
-    memoryMb: flagValue('memory', flags.memory, (v) => validateMemoryMb(v, limits)),
+    memoryMb: flagValue('memory', flags.memory, (v) => validateMemoryMb(v, memoryLimits)),
     vcpus: flagValue('vcpus', flags.vcpus, (v) => validateVcpus(v, limits)),
     diskSizeGb: flagValue('disk', flags.disk, (v) => validateDiskGb(v, limits)),
     fedoraRelease: flagValue('fedora-release', flags.fedoraRelease, validateFedoraRelease),
@@ -189,13 +207,14 @@ export function buildSpecWithMeta(
     networkMode: flagValue('network', flags.network, validateNetworkMode),
     graphicsBackend: flagValue('graphics', flags.graphics, validateGraphicsBackend),
     vmDir: vmDirFlag,
+    template,
   };
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined) (spec as unknown as Record<string, unknown>)[key] = value;
   }
   // Every field again, with the host limits: catches config-file defaults
   // that only fail in combination (and is cheap insurance against a missed flag).
-  return { spec: validateSpec(spec, limits), nameGenerated: givenName === undefined };
+  return { spec: validateSpec(spec, memoryLimits), nameGenerated: givenName === undefined };
 }
 
 /** defaults < --config file text < flags, every field validated. Throws InputError on bad input. */
@@ -304,6 +323,7 @@ export interface PrepareDeps {
   host?: HostResources;
   now?: Date;
   cwd?: string;
+  base?: Partial<VmSpec>;
 }
 
 /**
@@ -317,6 +337,7 @@ export async function prepareCreate(flags: CreateFlags, deps: PrepareDeps): Prom
     ...(options.configFile !== undefined ? { configFile: options.configFile } : {}),
     ...(deps.host ? { host: deps.host } : {}),
     ...(deps.now ? { now: deps.now } : {}),
+    ...(deps.base ? { base: deps.base } : {}),
   });
   for (const [what, file] of Object.entries({
     '--import disk': options.importDisk,

@@ -16,6 +16,12 @@ export const DEFAULT_VM_DIR = '/var/lib/libvirt/images';
 
 /** Anaconda loads its ~800 MB stage-2 image into RAM on a network install; Fedora documents 2 GB. */
 export const MIN_MEMORY_MB = 2048;
+/**
+ * Where no installer runs (`create --import`, `create --template`, templates
+ * made by `template import`), the floor is what a small guest boots in; the
+ * image decides what it really needs.
+ */
+export const NO_INSTALLER_MIN_MEMORY_MB = 256;
 export const MIN_VCPUS = 1;
 /** Fedora minimal + X11 + i3 is ~4 GB; one Flatpak runtime and app add 1–3 GB. */
 export const MIN_DISK_GB = 10;

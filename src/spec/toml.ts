@@ -24,6 +24,13 @@ import {
   validateVmDir,
   validateVmName,
 } from './validate.js';
+import { NO_INSTALLER_MIN_MEMORY_MB } from './defaults.js';
+
+/**
+ * A stored config belongs to a VM that exists: the installer's memory floor
+ * was checked when it was created (if an installer ran at all).
+ */
+const STORED_LIMITS: ResourceLimits = { minMemoryMb: NO_INSTALLER_MIN_MEMORY_MB };
 
 /**
  * VmSpec <-> the predecessor's TOML keys. One table maps each snake_case key
@@ -93,6 +100,7 @@ export const TOML_KEYS: Readonly<Record<string, KeyDef>> = {
   fedora_release: { field: 'fedoraRelease', kind: 'integer', check: (v) => validateFedoraRelease(v) },
   arch: { field: 'arch', kind: 'string', check: (v) => validateArch(v) },
   virt_type: { field: 'virtType', kind: 'string', check: (v) => validateVirtType(v) },
+  template: { field: 'template', kind: 'string', check: (v) => validateVmName(v) },
 };
 
 /** Keys that would hold a secret: refused with a pointer to the keyring rather than read. */
@@ -211,7 +219,7 @@ export function parseSpecFields(text: string, source: string, limits: ResourceLi
  * default (so the predecessor's files, which lack the newer keys, load).
  */
 export function specFromToml(text: string, source: string): VmSpec {
-  const fields = parseSpecFields(text, source);
+  const fields = parseSpecFields(text, source, STORED_LIMITS);
   if (fields.name === undefined) throw new InputError(`${describeSource(source)}: the key "name" is missing`);
   return defaultSpec(fields.name, fields);
 }
@@ -247,12 +255,14 @@ function tomlValue(value: unknown): string {
  * nothing invalid is ever written. Never contains a secret.
  */
 export function specToToml(spec: VmSpec): string {
-  const valid = validateSpec(spec);
+  const valid = validateSpec(spec, STORED_LIMITS);
   const lines = [
     `# vm-provisioner settings for the VM "${valid.name}" (keys: docs/spec.md).`,
     '# Its password is in the OS keyring, never in this file.',
   ];
   for (const [key, def] of Object.entries(TOML_KEYS)) {
+    // Optional keys (`template`) are written only when set.
+    if (valid[def.field] === undefined) continue;
     lines.push(`${key} = ${tomlValue(valid[def.field])}`);
   }
   return `${lines.join('\n')}\n`;

@@ -33,4 +33,6 @@ export interface VmSpec {
   fedoraRelease: number;
   arch: Arch;
   virtType: VirtType;
+  /** The template an app VM is built on (docs/templates.md); absent for an installed or imported VM. */
+  template?: string;
 }

@@ -168,6 +168,8 @@ export interface ResourceLimits {
   hostMb?: number;
   /** This host's logical CPU count; without it only the hard cap applies. */
   hostCpus?: number;
+  /** The memory floor: the installer's (the default) or, where no installer runs, NO_INSTALLER_MIN_MEMORY_MB. */
+  minMemoryMb?: number;
 }
 
 function checkRange(
@@ -200,8 +202,10 @@ export function validateMemoryMb(value: unknown, limits: ResourceLimits = {}): n
     'memory',
     n,
     'MB',
-    MIN_MEMORY_MB,
-    'the Fedora installer needs it',
+    limits.minMemoryMb ?? MIN_MEMORY_MB,
+    (limits.minMemoryMb ?? MIN_MEMORY_MB) < MIN_MEMORY_MB
+      ? 'the smallest guest that boots'
+      : 'the Fedora installer needs it; an imported VM or one on a template may have less',
     HARD_MAX_MEMORY_MB,
     hostMax,
     'of RAM',
@@ -526,5 +530,6 @@ export function validateSpec(spec: VmSpec, limits: ResourceLimits = {}): VmSpec 
     fedoraRelease: validateFedoraRelease(spec.fedoraRelease),
     arch: validateArch(spec.arch),
     virtType: validateVirtType(spec.virtType),
+    ...(spec.template !== undefined ? { template: validateVmName(spec.template) } : {}),
   };
 }

@@ -11,6 +11,7 @@ import type { VmSpec } from '../../spec/types.js';
 import { InputError } from '../../util/errors.js';
 import { packageVersion } from '../../util/package-info.js';
 import { CreateProgress } from '../create-progress.js';
+import { createOnTemplate } from '../create-on-template.js';
 import {
   DEFAULT_CONNECT_URI,
   DEFAULT_DISK_GB,
@@ -22,6 +23,8 @@ import {
 import { formatPlan, tildePath } from '../../spec/plan.js';
 import { DEFAULT_FEDORA_RELEASE, FEDORA_RELEASES } from '../../spec/releases.js';
 import { FileConfigStore } from '../../spec/store.js';
+import { sealTemplate } from '../../service/templates.js';
+import { LibvirtVolumeStore } from '../../storage/volumes.js';
 import {
   loadAgentBundle,
   renderDryRun,
@@ -87,6 +90,10 @@ export const createCommand: CommandModule<object, CreateFlags> = {
       })
       .option('connect', { type: 'string', describe: 'libvirt URI', defaultDescription: DEFAULT_CONNECT_URI })
       .option('import', { type: 'string', describe: 'boot this existing disk image instead of installing' })
+      .option('template', {
+        type: 'string',
+        describe: "make the VM on this template: an overlay of its disk, no install (see 'template list')",
+      })
       .option('kernel', {
         type: 'string',
         describe: 'with --import: boot this kernel directly (copied into --vm-dir); needs --initrd',
@@ -112,6 +119,15 @@ export const createCommand: CommandModule<object, CreateFlags> = {
   handler: async (argv: ArgumentsCamelCase<CreateFlags & { installTimeout?: string | string[] }>) => {
     const store = new FileConfigStore();
     const installTimeoutMinutes = parseInstallTimeout(argv.installTimeout);
+    if (argv.template !== undefined) {
+      if (argv.dryRun === true) {
+        throw new InputError(
+          '--dry-run does not go with --template yet: an app VM on a template installs nothing to plan',
+        );
+      }
+      await createOnTemplate(argv, store, onInterrupt);
+      return;
+    }
     if (argv.import !== undefined && argv.dryRun !== true) {
       await importVm(argv, store);
       return;
@@ -194,13 +210,14 @@ async function confirmPlan(name: string): Promise<boolean> {
   return proceed;
 }
 
-async function runCreate(
+export async function runCreate(
   hypervisor: Hypervisor,
   store: FileConfigStore,
   spec: VmSpec,
   options: CreateOptions,
   agentBundle: string,
   installTimeoutMinutes: number,
+  template = false,
 ): Promise<void> {
   const progress = new CreateProgress({
     write: (text) => process.stdout.write(text),
@@ -220,6 +237,7 @@ async function runCreate(
         installTimeoutMs: installTimeoutMinutes * 60_000,
         version: packageVersion(),
         agentBundle,
+        template,
         signal: controller.signal,
         onEvent: (event) => {
           progress.handle(event);
@@ -233,13 +251,24 @@ async function runCreate(
     await verboseFollow;
     progress.finish();
     const seconds = (result.installMs / 1000).toFixed(1);
+    if (template) {
+      // Sealed before the prompt returns: an unsealed template is refused as a base.
+      await sealTemplate(
+        { hypervisor, volumes: new LibvirtVolumeStore(hypervisor.uri), configStore: store },
+        result.name,
+        packageVersion(),
+        'install',
+      );
+    }
     process.stdout.write(
-      `Created VM "${result.name}": installed in ${seconds} s.\n` +
+      `Created ${template ? 'template' : 'VM'} "${result.name}": installed in ${seconds} s${template ? ', sealed' : ''}.\n` +
         `  disk:        ${result.diskPath}\n` +
         `  config:      ${tildePath(result.configPath)}\n` +
         `  install log: ${tildePath(result.installLogPath)}\n` +
         `  password:    in the keyring (vm-provisioner passwords ${result.name})\n` +
-        `Start it with: vm-provisioner start ${result.name}\n`,
+        (template
+          ? `Make app VMs on it with: vm-provisioner create --template ${result.name} --flatpak ID\n`
+          : `Start it with: vm-provisioner start ${result.name}\n`),
     );
   } finally {
     verboseLog.abort();

@@ -8,6 +8,7 @@ import { passwordsCommand } from './passwords.js';
 import { proxyCommand } from './proxy.js';
 import { startCommand } from './start.js';
 import { stopCommand } from './stop.js';
+import { templateCommand } from './template.js';
 import { windowsCommand } from './windows.js';
 
 /**
@@ -17,6 +18,7 @@ import { windowsCommand } from './windows.js';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   createCommand,
+  templateCommand,
   startCommand,
   stopCommand,
   listCommand,

@@ -1,5 +1,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { listVms, type VmSummary } from '../../service/lifecycle.js';
+import { guestReadFile } from '../../libvirt/qemu-agent.js';
+import { settlePendingFlatpaks } from '../../service/templates.js';
 import { withConnectOption, withHypervisor } from '../hypervisor.js';
 
 interface ListArgs {
@@ -9,13 +11,15 @@ interface ListArgs {
 
 export function formatVmTable(vms: VmSummary[]): string {
   const rows = [
-    ['NAME', 'STATE', 'MEMORY', 'VCPUS', 'APPS'],
+    ['NAME', 'STATE', 'MEMORY', 'VCPUS', 'TEMPLATE', 'APPS'],
     ...vms.map((vm) => [
       vm.name,
       vm.state,
       `${vm.memoryMb} MiB`,
       String(vm.vcpus),
-      vm.apps.join(', ') || '-',
+      vm.template ?? '-',
+      (vm.apps.join(', ') || '-') +
+        (vm.pendingFlatpaks.length > 0 ? ` (pending install: ${vm.pendingFlatpaks.join(', ')})` : ''),
     ]),
   ];
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
@@ -38,7 +42,17 @@ export const listCommand: CommandModule<object, ListArgs> = {
       .example('$0 list', '')
       .example('$0 list --json', '') as unknown as Argv<ListArgs>,
   handler: async (argv: ArgumentsCamelCase<ListArgs>) => {
-    const vms = await withHypervisor(argv.connect, listVms);
+    const vms = await withHypervisor(argv.connect, async (hypervisor) => {
+      const found = await listVms(hypervisor);
+      // A running VM may have finished installing its pending Flatpaks: ask its guest, briefly.
+      for (const vm of found) {
+        if (vm.pendingFlatpaks.length === 0 || vm.state !== 'running') continue;
+        vm.pendingFlatpaks = await settlePendingFlatpaks(hypervisor, vm.name, vm.pendingFlatpaks, (file) =>
+          guestReadFile(hypervisor.uri, vm.name, file, 64 * 1024),
+        );
+      }
+      return found;
+    });
     if (argv.json) {
       process.stdout.write(`${JSON.stringify(vms, null, 2)}\n`);
     } else if (vms.length === 0) {

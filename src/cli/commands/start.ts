@@ -1,5 +1,6 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { hasGraphicalSession, openViewer, startVm } from '../../service/lifecycle.js';
+import { LibvirtVolumeStore } from '../../storage/volumes.js';
 import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
 
 interface StartArgs {
@@ -27,7 +28,11 @@ export const startCommand: CommandModule<object, StartArgs> = {
   handler: async (argv: ArgumentsCamelCase<StartArgs>) => {
     const name = vmName(argv.name);
     await withHypervisor(argv.connect, async (hypervisor) => {
-      const { spiceUri, alreadyRunning } = await startVm(hypervisor, name);
+      const { spiceUri, alreadyRunning } = await startVm(
+        hypervisor,
+        name,
+        new LibvirtVolumeStore(hypervisor.uri),
+      );
       process.stdout.write(`${name}: ${alreadyRunning ? 'already running' : 'started'}\n`);
       if (!spiceUri) {
         process.stdout.write(`${name}: no SPICE display assigned\n`);

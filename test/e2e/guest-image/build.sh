@@ -31,6 +31,8 @@ NODE_TGZ_SHA256=c3e7aaf69557617ff16376e83078daf2e862f086399b32b341f68ebcd5e72781
 PROJECT_FILES=(
   'dist/guest-agent/vm-guest-agent.cjs:/usr/local/lib/vm-provisioner/vm-guest-agent.cjs:0755'
   'guest-agent/config-disk/vmp-apply-config:/usr/local/lib/vm-provisioner/vmp-apply-config:0755'
+  'guest-agent/config-disk/vmp-install-flatpaks:/usr/local/lib/vm-provisioner/vmp-install-flatpaks:0755'
+  'systemd/vm-flatpak-install.service:/etc/systemd/user/vm-flatpak-install.service:0644'
   'systemd/vm-guest-agent.service:/etc/systemd/user/vm-guest-agent.service:0644'
   'systemd/vm-session.target:/etc/systemd/user/vm-session.target:0644'
   'systemd/vm-provisioner-config.service:/etc/systemd/system/vm-provisioner-config.service:0644'
@@ -380,6 +382,7 @@ build_stage2() {
   # vm-provisioner-config.service` make: a link in the .wants of each unit's WantedBy=.
   enable_unit "$ROOT" /etc/systemd/user/vm-guest-agent.service
   enable_unit "$ROOT" /etc/systemd/system/vm-provisioner-config.service
+  enable_unit "$ROOT" /etc/systemd/user/vm-flatpak-install.service
   printf '%s' "$STAGE2_INPUT" >"$ROOT/etc/vmp-guest-image"
 
   extract_vmlinux "$ROOT/boot/vmlinuz-"* "$out/vmlinux"

@@ -65,7 +65,11 @@ describe('specToToml', () => {
     const text = specToToml(FIREFOX);
     expect(specFromToml(text, 'x.toml')).toEqual(FIREFOX);
     const doc = TOML.parse(text);
-    expect(Object.keys(doc)).toEqual(Object.keys(TOML_KEYS));
+    // `template` is optional: written only for an app VM on a template.
+    expect(Object.keys(doc)).toEqual(Object.keys(TOML_KEYS).filter((k) => k !== 'template'));
+    const onTemplate = specToToml({ ...FIREFOX, template: 'fedora-base' });
+    expect(TOML.parse(onTemplate).template).toBe('fedora-base');
+    expect(specFromToml(onTemplate, 'x.toml').template).toBe('fedora-base');
     expect(doc.memory_mb).toBe(4096);
     expect(doc.graphics_backend).toBe('virtio');
   });
@@ -147,7 +151,7 @@ describe('parseSpecFields errors name file, line and rule', () => {
     ['memory_mb = 99999999999999999999', /^vm\.toml:1: /],
     [
       'memory_mb = 512',
-      'vm.toml:1: memory_mb: invalid memory 512 MB: must be at least 2048 MB (the Fedora installer needs it)',
+      'vm.toml:1: memory_mb: invalid memory 512 MB: must be at least 2048 MB (the Fedora installer needs it; an imported VM or one on a template may have less)',
     ],
     ['vcpus = -2', 'vm.toml:1: vcpus: invalid vCPU count -2: must be at least 1 (a VM needs a CPU)'],
     ['enable_audio = "yes"', 'vm.toml:1: enable_audio must be a boolean, not a string "yes"'],
