@@ -13,5 +13,6 @@ export {
   type DecodeResult,
 } from './codec.js';
 export { FrameDecoder } from './frame-decoder.js';
+export { heartbeatSchedule, type HeartbeatSchedule } from './heartbeat.js';
 export * from './auth.js';
 export { AgentClient, type AgentClientOptions, type AgentClientEvents } from './agent-client.js';

@@ -7,6 +7,7 @@ import {
   encodeMessage,
   ErrorCode,
   FrameDecoder,
+  heartbeatSchedule,
   isWindowEvent,
   MAX_CLIPBOARD_BYTES,
   MIN_PROTOCOL_VERSION,
@@ -95,6 +96,7 @@ class AgentConnection {
   private proxyNonce: Buffer | undefined;
   private secret: Buffer | undefined;
   private lastHeard = Date.now();
+  private lastSent = Date.now();
   private heartbeatSeq = 0;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -217,12 +219,11 @@ class AgentConnection {
       this.fail(ErrorCode.HEARTBEAT_TIMEOUT, `silent for over ${this.server.heartbeatTimeoutMs} ms`);
       return;
     }
-    if (Date.now() - this.lastSent >= this.server.heartbeatIntervalMs) {
+    if (Date.now() - this.lastSent >= this.server.heartbeatSendAfterMs) {
       this.send({ type: 'heartbeat', seq: this.heartbeatSeq });
       this.heartbeatSeq = (this.heartbeatSeq + 1) >>> 0;
     }
   }
-  private lastSent = Date.now();
 
   private onReadyMessage(message: Message): void {
     if (isWindowEvent(message)) {
@@ -336,6 +337,7 @@ export class ProxyServer extends EventEmitter {
   readonly heartbeatIntervalMs: number;
   readonly heartbeatTimeoutMs: number;
   readonly heartbeatTickMs: number;
+  readonly heartbeatSendAfterMs: number;
   readonly handshakeTimeoutMs: number;
   private readonly lookupTimeoutMs: number;
   private readonly clipboardTimeoutMs: number;
@@ -350,11 +352,9 @@ export class ProxyServer extends EventEmitter {
     super();
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3 * this.heartbeatIntervalMs;
-    // Check often enough that a timeout is noticed within a fraction of itself.
-    this.heartbeatTickMs = Math.max(
-      10,
-      Math.min(this.heartbeatIntervalMs, Math.floor(this.heartbeatTimeoutMs / 4)),
-    );
+    const schedule = heartbeatSchedule(this.heartbeatIntervalMs, this.heartbeatTimeoutMs);
+    this.heartbeatTickMs = schedule.tickMs;
+    this.heartbeatSendAfterMs = schedule.sendAfterMs;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
     this.clipboardTimeoutMs = options.clipboardTimeoutMs ?? DEFAULT_CLIPBOARD_TIMEOUT_MS;
