@@ -5,6 +5,7 @@
 export * from './messages.js';
 export {
   ProtocolError,
+  BadMagicError,
   encodeMessage,
   decodePayload,
   decodeFrame,

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import {
+  BadMagicError,
   ClipboardStatus,
   computeAuthMac,
   encodeMessage,
@@ -136,7 +137,8 @@ class AgentConnection {
     for (const result of this.decoder.push(chunk)) {
       if (this.isClosed()) return;
       if (!result.ok) {
-        this.fail(result.error.code, `malformed frame: ${result.error.message}`);
+        if (result.error instanceof BadMagicError) this.close(result.error.message);
+        else this.fail(result.error.code, `malformed frame: ${result.error.message}`);
         return;
       }
       this.onMessage(result.message);

@@ -182,7 +182,24 @@ describe('refusals', () => {
     });
   });
 
-  test('a client that is not an agent (bad magic) is closed with PROTOCOL_ERROR', async () => {
+  test('a HELLO with a bad magic is closed without any reply', async () => {
+    const peer = await raw();
+    const hello = encodeMessage({
+      type: 'hello',
+      minVersion: 1,
+      maxVersion: 1,
+      vmName: `${PREFIX}a`,
+      agentVersion: '',
+      agentNonce: newNonce(),
+    });
+    hello.writeUInt32BE(0x48545450, 5); // "HTTP" where "VMPW" belongs
+    peer.write(hello);
+    await waitFor(() => peer.closed, 2000, 'close');
+    expect(peer.received).toEqual([]);
+    expect(logs.some((l) => /closed: hello: bad magic/.test(l))).toBe(true);
+  });
+
+  test('a first frame that is not even a frame (an HTTP request) is closed with PROTOCOL_ERROR', async () => {
     const peer = await raw();
     peer.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
     await waitFor(() => peer.closed, 2000, 'close');
