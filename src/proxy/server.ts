@@ -19,7 +19,7 @@ import {
   type Message,
   type WindowEventMessage,
 } from '../protocol/index.js';
-import { WindowTable, type VmStatusView } from './window-table.js';
+import { MAX_WINDOWS_PER_VM, WindowTable, type VmStatusView } from './window-table.js';
 import type { ListenAddress } from './listen-addresses.js';
 import { formatAddress } from './listen-addresses.js';
 
@@ -449,9 +449,11 @@ export class ProxyServer extends EventEmitter {
     const name = conn.vmName!;
     const outcome = this.table.apply(name, message);
     if (outcome === 'too-many-windows') {
-      conn.fail(ErrorCode.PROTOCOL_ERROR, 'too many windows');
+      conn.fail(ErrorCode.PROTOCOL_ERROR, `too many windows (over ${MAX_WINDOWS_PER_VM})`);
       return;
     }
+    // Ignored, as the table ignores it: a follower must not see a window the table never listed.
+    if (outcome === 'unknown-window') return;
     if (this.listenerCount('event') > 0)
       this.publish({ time: new Date().toISOString(), vm: name, ...message });
   }

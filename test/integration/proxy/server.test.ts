@@ -124,6 +124,26 @@ describe('handshake and window events', () => {
     );
   });
 
+  test('events about windows the proxy does not know change nothing and reach no listener', async () => {
+    const name = `${PREFIX}a`;
+    const events: ProxyEvent[] = [];
+    proxy.on('event', (e: ProxyEvent) => events.push(e));
+    const a = await agent(name);
+    a.send({ type: 'window-list', focused: 1, windows: [testWindow(1)] });
+    a.send({ type: 'focus-changed', id: 99 });
+    a.send({ type: 'window-moved', id: 99, x: 1, y: 1 });
+    a.send({ type: 'window-resized', id: 99, width: 1, height: 1 });
+    a.send({ type: 'title-changed', id: 99, title: 'ghost' });
+    a.send({ type: 'window-mapped', id: 99 });
+    a.send({ type: 'window-unmapped', id: 99 });
+    a.send({ type: 'window-destroyed', id: 99 });
+    a.send({ type: 'window-moved', id: 1, x: 4, y: 4 }); // a known id, to know the others were handled
+    await waitFor(() => events.at(-1)?.type === 'window-moved', 2000, 'the last event');
+    expect(events.map((e) => e.type)).toEqual(['agent-connected', 'window-list', 'window-moved']);
+    expect(proxy.table.windowsOf(name)).toMatchObject({ focused: 1, windows: [{ id: 1, x: 4 }] });
+    expect(proxy.table.statusOf(name)!.events).toBe(9);
+  });
+
   test('the proxy must prove itself: an agent rejects a WELCOME whose MAC is wrong', async () => {
     // A fake proxy that does not know the secret answers with a random MAC.
     const fake = await import('node:net');
