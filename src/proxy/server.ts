@@ -427,8 +427,11 @@ export class ProxyServer extends EventEmitter {
   adopt(conn: AgentConnection): void {
     const name = conn.vmName!;
     const old = this.current.get(name);
-    this.current.set(name, conn);
+    // Closing the old connection while it is still current makes release()
+    // publish its agent-disconnected before this one's agent-connected, so a
+    // follower never sees two connections for one VM.
     if (old && old !== conn) old.fail(ErrorCode.REPLACED, `replaced by a new connection from ${conn.peer}`);
+    this.current.set(name, conn);
     this.table.agentConnected(name, conn.peer);
     this.log(`agent ${name} connected from ${conn.peer}`);
     this.publish({ time: new Date().toISOString(), vm: name, type: 'agent-connected', peer: conn.peer });

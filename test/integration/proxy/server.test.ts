@@ -327,6 +327,27 @@ describe('reconnects', () => {
     expect(proxy.table.statusOf(name)!.connected).toBe(true);
   });
 
+  test('listeners see the replaced connection disconnect before the new one connects', async () => {
+    const name = `${PREFIX}a`;
+    const events: ProxyEvent[] = [];
+    proxy.on('event', (e: ProxyEvent) => events.push(e));
+    const first = await agent(name);
+    const firstPeer = `${first.socket.localAddress}:${first.socket.localPort}`;
+    const firstClosed = closeReason(first);
+    const second = await agent(name);
+    const secondPeer = `${second.socket.localAddress}:${second.socket.localPort}`;
+    await firstClosed;
+    second.close();
+    await waitFor(() => events.length === 4, 2000, 'four connection events');
+    const summary = events.map((e) => [e.type, 'peer' in e ? e.peer : 'reason' in e ? e.reason : '']);
+    expect(summary).toEqual([
+      ['agent-connected', firstPeer],
+      ['agent-disconnected', `replaced by a new connection from ${secondPeer}`],
+      ['agent-connected', secondPeer],
+      ['agent-disconnected', 'agent closed the connection'],
+    ]);
+  });
+
   test('after a disconnect the windows are kept (stale) until the agent comes back', async () => {
     const name = `${PREFIX}b`;
     const a = await agent(name);
