@@ -226,6 +226,22 @@ describe('refusals', () => {
     expect(peer.errorCode()).toBe(ErrorCode.PROTOCOL_ERROR);
   });
 
+  test('a connection that ends inside a frame is closed without a reply', async () => {
+    const peer = await raw();
+    const hello = encodeMessage({
+      type: 'hello',
+      minVersion: 1,
+      maxVersion: 1,
+      vmName: `${PREFIX}a`,
+      agentVersion: '',
+      agentNonce: newNonce(),
+    });
+    peer.socket.end(hello.subarray(0, hello.length - 1));
+    await waitFor(() => peer.closed, 2000, 'close');
+    expect(peer.received).toEqual([]);
+    expect(logs.some((l) => /closed: ended mid-frame: connection ended inside a frame/.test(l))).toBe(true);
+  });
+
   test('an oversize length before authentication is refused from the header, without waiting', async () => {
     const peer = await raw();
     const header = Buffer.alloc(5);
@@ -305,6 +321,21 @@ describe('malformed frames after authentication', () => {
     const closed = closeReason(a);
     for (let i = 1; i <= 4097; i++) a.send({ type: 'window-created', window: testWindow(i) });
     expect(await closed).toMatch(/too many windows/);
+  });
+
+  test('an agent that ends inside a frame is disconnected without an ERROR', async () => {
+    const name = `${PREFIX}a`;
+    const events: ProxyEvent[] = [];
+    proxy.on('event', (e: ProxyEvent) => events.push(e));
+    // No heartbeats: nothing may be written after the end.
+    const a = await agent(name, { heartbeats: false });
+    const closed = closeReason(a);
+    a.socket.end(encodeMessage({ type: 'window-destroyed', id: 1 }).subarray(0, 7));
+    expect(await closed).toBe('connection closed');
+    await waitFor(() => events.at(-1)?.type === 'agent-disconnected', 2000, 'the disconnect');
+    expect(events.at(-1)).toMatchObject({
+      reason: 'ended mid-frame: connection ended inside a frame (7 bytes pending)',
+    });
   });
 });
 
@@ -447,6 +478,46 @@ describe('clipboard', () => {
       }
     });
     await expect(proxy.requestClipboard(`${PREFIX}b`)).rejects.toThrow(/answered EMPTY: nothing copied/);
+  });
+
+  test('each CLIPBOARD_RESULT status maps to the control error docs/protocol.md lists', async () => {
+    const name = `${PREFIX}a`;
+    clipboardAllowed.add(name);
+    const a = await agent(name);
+    let answer: { status: number; message: string } | 'data' = 'data';
+    a.on('message', (m) => {
+      if (m.type !== 'clipboard-request' && m.type !== 'clipboard-data') return;
+      if (answer === 'data') {
+        a.send({
+          type: 'clipboard-data',
+          requestId: m.requestId,
+          mimeType: 'text/plain',
+          data: Buffer.from('x'),
+        });
+      } else {
+        a.send({ type: 'clipboard-result', requestId: m.requestId, ...answer });
+      }
+    });
+    const paste = (): Promise<void> =>
+      proxy.sendClipboard(name, { mimeType: 'text/plain', data: Buffer.from('y') }, 300);
+    const cases: Array<[number, string, string, string]> = [
+      [ClipboardStatus.OK, '', 'failed', 'answered status 0'],
+      [ClipboardStatus.REFUSED, 'no', 'refused', 'answered REFUSED: no'],
+      [ClipboardStatus.EMPTY, '', 'failed', 'answered EMPTY'],
+      [ClipboardStatus.TOO_LARGE, 'big', 'failed', 'answered TOO_LARGE: big'],
+      [ClipboardStatus.FAILED, 'x', 'failed', 'answered FAILED: x'],
+      [9, '', 'failed', 'answered status 9'],
+    ];
+    for (const [status, message, code, text] of cases) {
+      answer = { status, message };
+      const copy = proxy.requestClipboard(name, 300);
+      await expect(copy).rejects.toMatchObject({ code });
+      await expect(copy).rejects.toThrow(new RegExp(`${text}$`));
+      if (status === ClipboardStatus.OK) await expect(paste()).resolves.toBeUndefined();
+      else await expect(paste()).rejects.toMatchObject({ code });
+    }
+    answer = 'data';
+    await expect(paste()).rejects.toMatchObject({ code: 'timeout' });
   });
 
   test('an oversize paste is refused before it is sent', async () => {
