@@ -3,6 +3,7 @@ import net from 'node:net';
 import { computeAuthMac, newNonce, verifyAuthMac, type AuthContext } from './auth.js';
 import { encodeMessage, ProtocolError, type DecodeResult } from './codec.js';
 import { FrameDecoder } from './frame-decoder.js';
+import { heartbeatSchedule } from './heartbeat.js';
 import { ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Message } from './messages.js';
 
 /**
@@ -32,6 +33,7 @@ export interface AgentClientEvents {
 export class AgentClient extends EventEmitter<AgentClientEvents> {
   private closed = false;
   private lastHeard = Date.now();
+  private lastSent = Date.now();
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -50,13 +52,15 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     socket.on('error', (err) => this.close(`socket error: ${err.message}`));
     socket.on('close', () => this.close('connection closed'));
     if (heartbeats) {
+      const { tickMs, sendAfterMs } = heartbeatSchedule(heartbeatIntervalMs);
       this.timer = setInterval(() => {
         if (Date.now() - this.lastHeard > 3 * heartbeatIntervalMs) {
           return this.fail(ErrorCode.HEARTBEAT_TIMEOUT, 'proxy silent for 3 heartbeat intervals');
         }
+        if (Date.now() - this.lastSent < sendAfterMs) return;
         this.send({ type: 'heartbeat', seq: this.seq });
         this.seq = (this.seq + 1) >>> 0;
-      }, heartbeatIntervalMs);
+      }, tickMs);
     }
   }
 
@@ -165,6 +169,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
   /** Queues one message; returns false when the socket's buffer is full (wait for 'drain'). */
   send(message: Message): boolean {
     if (this.closed) return false;
+    this.lastSent = Date.now();
     return this.socket.write(encodeMessage(message));
   }
 

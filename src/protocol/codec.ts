@@ -40,6 +40,18 @@ export class ProtocolError extends Error {
   }
 }
 
+/**
+ * A HELLO whose magic is wrong: the peer is not a vm-provisioner agent at all
+ * (a port scanner, an HTTP client), so it gets no ERROR frame, only a close.
+ * Answering would tell a stranger what listens here.
+ */
+export class BadMagicError extends ProtocolError {
+  constructor() {
+    super('hello: bad magic (not a vm-provisioner agent)');
+    this.name = 'BadMagicError';
+  }
+}
+
 // With the u flag a valid surrogate pair is one code point, so this matches only lone halves.
 const LONE_SURROGATE = /\p{Surrogate}/u;
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -339,7 +351,7 @@ export function decodePayload(code: number, payload: Buffer): Message {
   switch (code) {
     case MessageType.HELLO: {
       const magic = r.u32('magic');
-      if (magic !== HELLO_MAGIC) throw new ProtocolError('hello: bad magic (not a vm-provisioner agent)');
+      if (magic !== HELLO_MAGIC) throw new BadMagicError();
       const minVersion = r.u16('minVersion');
       const maxVersion = r.u16('maxVersion');
       if (minVersion > maxVersion) throw new ProtocolError('hello: minVersion is above maxVersion');

@@ -5,6 +5,7 @@
 export * from './messages.js';
 export {
   ProtocolError,
+  BadMagicError,
   encodeMessage,
   decodePayload,
   decodeFrame,
@@ -13,5 +14,6 @@ export {
   type DecodeResult,
 } from './codec.js';
 export { FrameDecoder } from './frame-decoder.js';
+export { heartbeatSchedule, type HeartbeatSchedule } from './heartbeat.js';
 export * from './auth.js';
 export { AgentClient, type AgentClientOptions, type AgentClientEvents } from './agent-client.js';

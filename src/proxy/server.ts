@@ -2,11 +2,13 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import {
+  BadMagicError,
   ClipboardStatus,
   computeAuthMac,
   encodeMessage,
   ErrorCode,
   FrameDecoder,
+  heartbeatSchedule,
   isWindowEvent,
   MAX_CLIPBOARD_BYTES,
   MIN_PROTOCOL_VERSION,
@@ -17,7 +19,7 @@ import {
   type Message,
   type WindowEventMessage,
 } from '../protocol/index.js';
-import { WindowTable, type VmStatusView } from './window-table.js';
+import { MAX_WINDOWS_PER_VM, WindowTable, type VmStatusView } from './window-table.js';
 import type { ListenAddress } from './listen-addresses.js';
 import { formatAddress } from './listen-addresses.js';
 
@@ -95,6 +97,7 @@ class AgentConnection {
   private proxyNonce: Buffer | undefined;
   private secret: Buffer | undefined;
   private lastHeard = Date.now();
+  private lastSent = Date.now();
   private heartbeatSeq = 0;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -134,7 +137,8 @@ class AgentConnection {
     for (const result of this.decoder.push(chunk)) {
       if (this.isClosed()) return;
       if (!result.ok) {
-        this.fail(result.error.code, `malformed frame: ${result.error.message}`);
+        if (result.error instanceof BadMagicError) this.close(result.error.message);
+        else this.fail(result.error.code, `malformed frame: ${result.error.message}`);
         return;
       }
       this.onMessage(result.message);
@@ -217,12 +221,11 @@ class AgentConnection {
       this.fail(ErrorCode.HEARTBEAT_TIMEOUT, `silent for over ${this.server.heartbeatTimeoutMs} ms`);
       return;
     }
-    if (Date.now() - this.lastSent >= this.server.heartbeatIntervalMs) {
+    if (Date.now() - this.lastSent >= this.server.heartbeatSendAfterMs) {
       this.send({ type: 'heartbeat', seq: this.heartbeatSeq });
       this.heartbeatSeq = (this.heartbeatSeq + 1) >>> 0;
     }
   }
-  private lastSent = Date.now();
 
   private onReadyMessage(message: Message): void {
     if (isWindowEvent(message)) {
@@ -336,6 +339,7 @@ export class ProxyServer extends EventEmitter {
   readonly heartbeatIntervalMs: number;
   readonly heartbeatTimeoutMs: number;
   readonly heartbeatTickMs: number;
+  readonly heartbeatSendAfterMs: number;
   readonly handshakeTimeoutMs: number;
   private readonly lookupTimeoutMs: number;
   private readonly clipboardTimeoutMs: number;
@@ -350,11 +354,9 @@ export class ProxyServer extends EventEmitter {
     super();
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3 * this.heartbeatIntervalMs;
-    // Check often enough that a timeout is noticed within a fraction of itself.
-    this.heartbeatTickMs = Math.max(
-      10,
-      Math.min(this.heartbeatIntervalMs, Math.floor(this.heartbeatTimeoutMs / 4)),
-    );
+    const schedule = heartbeatSchedule(this.heartbeatIntervalMs, this.heartbeatTimeoutMs);
+    this.heartbeatTickMs = schedule.tickMs;
+    this.heartbeatSendAfterMs = schedule.sendAfterMs;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
     this.clipboardTimeoutMs = options.clipboardTimeoutMs ?? DEFAULT_CLIPBOARD_TIMEOUT_MS;
@@ -425,8 +427,11 @@ export class ProxyServer extends EventEmitter {
   adopt(conn: AgentConnection): void {
     const name = conn.vmName!;
     const old = this.current.get(name);
-    this.current.set(name, conn);
+    // Closing the old connection while it is still current makes release()
+    // publish its agent-disconnected before this one's agent-connected, so a
+    // follower never sees two connections for one VM.
     if (old && old !== conn) old.fail(ErrorCode.REPLACED, `replaced by a new connection from ${conn.peer}`);
+    this.current.set(name, conn);
     this.table.agentConnected(name, conn.peer);
     this.log(`agent ${name} connected from ${conn.peer}`);
     this.publish({ time: new Date().toISOString(), vm: name, type: 'agent-connected', peer: conn.peer });
@@ -447,9 +452,11 @@ export class ProxyServer extends EventEmitter {
     const name = conn.vmName!;
     const outcome = this.table.apply(name, message);
     if (outcome === 'too-many-windows') {
-      conn.fail(ErrorCode.PROTOCOL_ERROR, 'too many windows');
+      conn.fail(ErrorCode.PROTOCOL_ERROR, `too many windows (over ${MAX_WINDOWS_PER_VM})`);
       return;
     }
+    // Ignored, as the table ignores it: a follower must not see a window the table never listed.
+    if (outcome === 'unknown-window') return;
     if (this.listenerCount('event') > 0)
       this.publish({ time: new Date().toISOString(), vm: name, ...message });
   }

@@ -94,8 +94,10 @@ export class WindowTable {
         windows.set(message.window.id, { ...message.window });
         return 'ok';
       case 'focus-changed':
+        // Unknown ids are ignored like every other event's (docs/protocol.md), so focus never names a window that is not listed.
+        if (message.id !== 0 && !windows.has(message.id)) return 'unknown-window';
         vm.focused = message.id;
-        return message.id === 0 || windows.has(message.id) ? 'ok' : 'unknown-window';
+        return 'ok';
       default:
         break;
     }

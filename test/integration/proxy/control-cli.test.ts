@@ -241,6 +241,9 @@ describe('vm-provisioner windows (the real CLI)', () => {
       await waitFor(() => proxy.listenerCount('event') > 0, 10_000, 'the follower to subscribe');
       const [a, b] = [agents[0]!, agents[1]!];
       a.send({ type: 'window-moved', id: 0x100, x: 1, y: 1 }); // other VM: filtered out
+      // Ids the proxy does not know: ignored, so a follower never hears of them.
+      b.send({ type: 'window-moved', id: 0x999, x: 7, y: 7 });
+      b.send({ type: 'focus-changed', id: 0x999 });
       b.send({ type: 'window-moved', id: 0x300, x: 5, y: 6 });
       b.send({ type: 'title-changed', id: 0x300, title: 'vim' });
       b.send({ type: 'window-destroyed', id: 0x300 });

@@ -124,6 +124,26 @@ describe('handshake and window events', () => {
     );
   });
 
+  test('events about windows the proxy does not know change nothing and reach no listener', async () => {
+    const name = `${PREFIX}a`;
+    const events: ProxyEvent[] = [];
+    proxy.on('event', (e: ProxyEvent) => events.push(e));
+    const a = await agent(name);
+    a.send({ type: 'window-list', focused: 1, windows: [testWindow(1)] });
+    a.send({ type: 'focus-changed', id: 99 });
+    a.send({ type: 'window-moved', id: 99, x: 1, y: 1 });
+    a.send({ type: 'window-resized', id: 99, width: 1, height: 1 });
+    a.send({ type: 'title-changed', id: 99, title: 'ghost' });
+    a.send({ type: 'window-mapped', id: 99 });
+    a.send({ type: 'window-unmapped', id: 99 });
+    a.send({ type: 'window-destroyed', id: 99 });
+    a.send({ type: 'window-moved', id: 1, x: 4, y: 4 }); // a known id, to know the others were handled
+    await waitFor(() => events.at(-1)?.type === 'window-moved', 2000, 'the last event');
+    expect(events.map((e) => e.type)).toEqual(['agent-connected', 'window-list', 'window-moved']);
+    expect(proxy.table.windowsOf(name)).toMatchObject({ focused: 1, windows: [{ id: 1, x: 4 }] });
+    expect(proxy.table.statusOf(name)!.events).toBe(9);
+  });
+
   test('the proxy must prove itself: an agent rejects a WELCOME whose MAC is wrong', async () => {
     // A fake proxy that does not know the secret answers with a random MAC.
     const fake = await import('node:net');
@@ -182,11 +202,44 @@ describe('refusals', () => {
     });
   });
 
-  test('a client that is not an agent (bad magic) is closed with PROTOCOL_ERROR', async () => {
+  test('a HELLO with a bad magic is closed without any reply', async () => {
+    const peer = await raw();
+    const hello = encodeMessage({
+      type: 'hello',
+      minVersion: 1,
+      maxVersion: 1,
+      vmName: `${PREFIX}a`,
+      agentVersion: '',
+      agentNonce: newNonce(),
+    });
+    hello.writeUInt32BE(0x48545450, 5); // "HTTP" where "VMPW" belongs
+    peer.write(hello);
+    await waitFor(() => peer.closed, 2000, 'close');
+    expect(peer.received).toEqual([]);
+    expect(logs.some((l) => /closed: hello: bad magic/.test(l))).toBe(true);
+  });
+
+  test('a first frame that is not even a frame (an HTTP request) is closed with PROTOCOL_ERROR', async () => {
     const peer = await raw();
     peer.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
     await waitFor(() => peer.closed, 2000, 'close');
     expect(peer.errorCode()).toBe(ErrorCode.PROTOCOL_ERROR);
+  });
+
+  test('a connection that ends inside a frame is closed without a reply', async () => {
+    const peer = await raw();
+    const hello = encodeMessage({
+      type: 'hello',
+      minVersion: 1,
+      maxVersion: 1,
+      vmName: `${PREFIX}a`,
+      agentVersion: '',
+      agentNonce: newNonce(),
+    });
+    peer.socket.end(hello.subarray(0, hello.length - 1));
+    await waitFor(() => peer.closed, 2000, 'close');
+    expect(peer.received).toEqual([]);
+    expect(logs.some((l) => /closed: ended mid-frame: connection ended inside a frame/.test(l))).toBe(true);
   });
 
   test('an oversize length before authentication is refused from the header, without waiting', async () => {
@@ -269,6 +322,21 @@ describe('malformed frames after authentication', () => {
     for (let i = 1; i <= 4097; i++) a.send({ type: 'window-created', window: testWindow(i) });
     expect(await closed).toMatch(/too many windows/);
   });
+
+  test('an agent that ends inside a frame is disconnected without an ERROR', async () => {
+    const name = `${PREFIX}a`;
+    const events: ProxyEvent[] = [];
+    proxy.on('event', (e: ProxyEvent) => events.push(e));
+    // No heartbeats: nothing may be written after the end.
+    const a = await agent(name, { heartbeats: false });
+    const closed = closeReason(a);
+    a.socket.end(encodeMessage({ type: 'window-destroyed', id: 1 }).subarray(0, 7));
+    expect(await closed).toBe('connection closed');
+    await waitFor(() => events.at(-1)?.type === 'agent-disconnected', 2000, 'the disconnect');
+    expect(events.at(-1)).toMatchObject({
+      reason: 'ended mid-frame: connection ended inside a frame (7 bytes pending)',
+    });
+  });
 });
 
 describe('reconnects', () => {
@@ -288,6 +356,27 @@ describe('reconnects', () => {
     // The replaced connection's close must not mark the VM disconnected.
     await new Promise((r) => setTimeout(r, 100));
     expect(proxy.table.statusOf(name)!.connected).toBe(true);
+  });
+
+  test('listeners see the replaced connection disconnect before the new one connects', async () => {
+    const name = `${PREFIX}a`;
+    const events: ProxyEvent[] = [];
+    proxy.on('event', (e: ProxyEvent) => events.push(e));
+    const first = await agent(name);
+    const firstPeer = `${first.socket.localAddress}:${first.socket.localPort}`;
+    const firstClosed = closeReason(first);
+    const second = await agent(name);
+    const secondPeer = `${second.socket.localAddress}:${second.socket.localPort}`;
+    await firstClosed;
+    second.close();
+    await waitFor(() => events.length === 4, 2000, 'four connection events');
+    const summary = events.map((e) => [e.type, 'peer' in e ? e.peer : 'reason' in e ? e.reason : '']);
+    expect(summary).toEqual([
+      ['agent-connected', firstPeer],
+      ['agent-disconnected', `replaced by a new connection from ${secondPeer}`],
+      ['agent-connected', secondPeer],
+      ['agent-disconnected', 'agent closed the connection'],
+    ]);
   });
 
   test('after a disconnect the windows are kept (stale) until the agent comes back', async () => {
@@ -389,6 +478,46 @@ describe('clipboard', () => {
       }
     });
     await expect(proxy.requestClipboard(`${PREFIX}b`)).rejects.toThrow(/answered EMPTY: nothing copied/);
+  });
+
+  test('each CLIPBOARD_RESULT status maps to the control error docs/protocol.md lists', async () => {
+    const name = `${PREFIX}a`;
+    clipboardAllowed.add(name);
+    const a = await agent(name);
+    let answer: { status: number; message: string } | 'data' = 'data';
+    a.on('message', (m) => {
+      if (m.type !== 'clipboard-request' && m.type !== 'clipboard-data') return;
+      if (answer === 'data') {
+        a.send({
+          type: 'clipboard-data',
+          requestId: m.requestId,
+          mimeType: 'text/plain',
+          data: Buffer.from('x'),
+        });
+      } else {
+        a.send({ type: 'clipboard-result', requestId: m.requestId, ...answer });
+      }
+    });
+    const paste = (): Promise<void> =>
+      proxy.sendClipboard(name, { mimeType: 'text/plain', data: Buffer.from('y') }, 300);
+    const cases: Array<[number, string, string, string]> = [
+      [ClipboardStatus.OK, '', 'failed', 'answered status 0'],
+      [ClipboardStatus.REFUSED, 'no', 'refused', 'answered REFUSED: no'],
+      [ClipboardStatus.EMPTY, '', 'failed', 'answered EMPTY'],
+      [ClipboardStatus.TOO_LARGE, 'big', 'failed', 'answered TOO_LARGE: big'],
+      [ClipboardStatus.FAILED, 'x', 'failed', 'answered FAILED: x'],
+      [9, '', 'failed', 'answered status 9'],
+    ];
+    for (const [status, message, code, text] of cases) {
+      answer = { status, message };
+      const copy = proxy.requestClipboard(name, 300);
+      await expect(copy).rejects.toMatchObject({ code });
+      await expect(copy).rejects.toThrow(new RegExp(`${text}$`));
+      if (status === ClipboardStatus.OK) await expect(paste()).resolves.toBeUndefined();
+      else await expect(paste()).rejects.toMatchObject({ code });
+    }
+    answer = 'data';
+    await expect(paste()).rejects.toMatchObject({ code: 'timeout' });
   });
 
   test('an oversize paste is refused before it is sent', async () => {

@@ -35,8 +35,17 @@ describe('WindowTable', () => {
     const t = new WindowTable();
     expect(t.apply('vm', { type: 'window-moved', id: 9, x: 1, y: 1 })).toBe('unknown-window');
     expect(t.apply('vm', { type: 'focus-changed', id: 9 })).toBe('unknown-window');
-    expect(t.windowsOf('vm')!.windows).toEqual([]);
+    expect(t.windowsOf('vm')).toMatchObject({ focused: 0, windows: [] });
     expect(t.statusOf('vm')!.events).toBe(2);
+  });
+
+  test('focus on an unknown window is ignored: the focus stays on the window that had it', () => {
+    const t = new WindowTable();
+    t.apply('vm', { type: 'window-list', focused: 1, windows: [testWindow(1)] });
+    expect(t.apply('vm', { type: 'focus-changed', id: 9 })).toBe('unknown-window');
+    expect(t.windowsOf('vm')!.focused).toBe(1);
+    expect(t.apply('vm', { type: 'focus-changed', id: 0 })).toBe('ok');
+    expect(t.windowsOf('vm')!.focused).toBe(0);
   });
 
   test('a snapshot replaces everything; a disconnect keeps windows but marks the VM', () => {
