@@ -221,6 +221,7 @@ async function runCreate(
         version: packageVersion(),
         agentBundle,
         signal: controller.signal,
+        onCommitted: interrupt.commit,
         onEvent: (event) => {
           progress.handle(event);
           if (event.type === 'install-started' && options.verbose) {
@@ -232,6 +233,9 @@ async function runCreate(
     verboseLog.abort();
     await verboseFollow;
     progress.finish();
+    if (controller.signal.aborted) {
+      process.stderr.write('the interrupt came as the VM was finished: it is kept\n');
+    }
     const seconds = (result.installMs / 1000).toFixed(1);
     process.stdout.write(
       `Created VM "${result.name}": installed in ${seconds} s.\n` +
@@ -256,11 +260,19 @@ async function runCreate(
  */
 function onInterrupt(before: () => void = () => undefined): {
   controller: AbortController;
+  commit: () => void;
   release: () => void;
 } {
   const controller = new AbortController();
   let interrupts = 0;
+  let committed = false;
   const handler = (signal: NodeJS.Signals): void => {
+    if (committed) {
+      process.stderr.write(
+        `\n${signal === 'SIGINT' ? 'interrupted (Ctrl+C)' : `received ${signal}`}: create had already finished; the VM is kept\n`,
+      );
+      return;
+    }
     interrupts += 1;
     before();
     process.stderr.write(
@@ -274,7 +286,13 @@ function onInterrupt(before: () => void = () => undefined): {
   process.on('SIGTERM', handler);
   return {
     controller,
+    commit: () => {
+      committed = true;
+    },
     release: () => {
+      // Once committed the handler stays until exit: without it a late Ctrl+C would end a finished
+      // create with 130, as if it had been undone.
+      if (committed) return;
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
     },
@@ -324,8 +342,12 @@ async function importVm(argv: ArgumentsCamelCase<CreateFlags>, store: FileConfig
         ...(options.importBoot !== undefined ? { boot: options.importBoot } : {}),
         version: packageVersion(),
         signal: interrupt.controller.signal,
+        onCommitted: interrupt.commit,
       },
     ).finally(interrupt.release);
+    if (interrupt.controller.signal.aborted) {
+      process.stderr.write('the interrupt came as the VM was finished: it is kept\n');
+    }
     process.stdout.write(
       `Created VM "${spec.name}" from ${options.importDisk}.\n` +
         `  disk:        ${result.diskPath}\n` +
