@@ -382,7 +382,7 @@ export async function createFromDisk(
         options.signal?.aborted && !(err instanceof CancelledError)
           ? new CancelledError(`creating VM '${name}' was interrupted`, { cause: err })
           : err;
-      const result = await undoAll(undo, error);
+      const result = await undoAll(undo, error, { attempts: 3 });
       // Kept when something could not be removed, so gc can finish the job later.
       if (result === error) await journal.finish();
       throw result;

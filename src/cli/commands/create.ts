@@ -2,6 +2,7 @@ import inquirer from 'inquirer';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { followFile } from '../../install/index.js';
 import { openHypervisor, resolveUri } from '../../libvirt/index.js';
+import { testStopPoint } from '../../service/journal.js';
 import { createFromDisk } from '../../service/lifecycle.js';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { createVm, DEFAULT_INSTALL_TIMEOUT_MINUTES } from '../../service/create.js';
@@ -245,6 +246,7 @@ async function runCreate(
         `  password:    in the keyring (vm-provisioner passwords ${result.name})\n` +
         `Start it with: vm-provisioner start ${result.name}\n`,
     );
+    testStopPoint('reported');
   } finally {
     verboseLog.abort();
     await verboseFollow?.catch(() => undefined);
@@ -359,6 +361,7 @@ async function importVm(argv: ArgumentsCamelCase<CreateFlags>, store: FileConfig
         `  password:    in the keyring (vm-provisioner passwords ${spec.name})\n` +
         `Start it with: vm-provisioner start ${spec.name}\n`,
     );
+    testStopPoint('reported');
   } finally {
     await hypervisor.close();
   }
