@@ -104,6 +104,14 @@ async function main(): Promise<void> {
     // V8 quotes part of the input in JSON errors, and the input may hold a secret.
     throw new Error('the request on stdin is not valid JSON');
   }
+  if (req.op === 'delete') {
+    // We share the CLI's process group, so a Ctrl+C reaches us too. A delete is
+    // the CLI removing what an interrupted create made: it must run to the end
+    // (the parent's deadline still bounds it). Any other call may die with the
+    // CLI; the parent reports that as the interrupt.
+    process.on('SIGINT', () => undefined);
+    process.on('SIGTERM', () => undefined);
+  }
   const keyring = createRequire(import.meta.url)(req.module) as NapiKeyring;
   process.stdout.write(JSON.stringify(runKeyringRequest(keyring, req)));
 }

@@ -35,6 +35,8 @@ import {
 } from '../util/errors.js';
 import { renderVmFiles } from './artifacts.js';
 import type { ConfigStore, Hypervisor } from './ports.js';
+import { Journal, journalDir as defaultJournalDir, refuseUnfinished, testStopPoint } from './journal.js';
+import { credentialEntries } from './lifecycle.js';
 import { pathExists, undoAll, type UndoStep } from './undo.js';
 
 /**
@@ -51,6 +53,8 @@ import { pathExists, undoAll, type UndoStep } from './undo.js';
 /** A config store that can hold a VM name for the whole of a create. */
 export interface LockingConfigStore extends ConfigStore {
   acquireLock(name: string): Promise<{ release(): Promise<void> }>;
+  /** The lock's file, so a create journal can name it for gc. */
+  lockPathOf?(name: string): string;
 }
 
 export interface CreateDeps {
@@ -65,6 +69,8 @@ export interface CreateDeps {
   stagingDir?: string;
   /** How often the install domain's state is polled. Default 1000 ms. */
   pollIntervalMs?: number;
+  /** Where the create journal goes; default $XDG_STATE_HOME/vm-provisioner/journal. */
+  journalDir?: string;
 }
 
 export interface CreateVmOptions {
@@ -80,6 +86,8 @@ export interface CreateVmOptions {
   template?: boolean;
   /** Abort (Ctrl+C): everything made so far is removed and CancelledError thrown. */
   signal?: AbortSignal;
+  /** Called once the VM is complete (config written); an interrupt after this must not undo it. */
+  onCommitted?: () => void;
   onEvent?: (event: CreateEvent) => void;
 }
 
@@ -129,9 +137,13 @@ export async function createVm(
   const treeUrl = validateTreeUrl(options.location ?? defaultTreeUrl(spec.fedoraRelease, spec.arch));
   const logPath = installLogPath(name);
 
+  const journalDir = deps.journalDir ?? defaultJournalDir();
+  // Before the lock: a lock left by a crashed create must not hide the message saying what to run.
+  await refuseUnfinished(name, journalDir);
   const lock = await configStore.acquireLock(name);
   const undo: UndoStep[] = [];
   let staged: InstallBootFiles | undefined;
+  let journal: Journal | undefined;
   try {
     try {
       if (await hypervisor.exists(name)) {
@@ -144,6 +156,13 @@ export async function createVm(
         throw new AlreadyExistsError(`disk image ${diskPath} already exists; it is never overwritten`);
       }
       checkCancelled();
+      journal = await Journal.begin({
+        vm: name,
+        operation: 'create',
+        connectUri: hypervisor.uri,
+        entries: configStore.lockPathOf ? [{ kind: 'lock', path: configStore.lockPathOf(name) }] : [],
+        dir: journalDir,
+      });
 
       // Keyring first: a desktop whose keyring is locked or absent fails here, before any download.
       emit({
@@ -151,6 +170,7 @@ export async function createVm(
         step: 'credentials',
         message: 'Storing the VM password and agent secret in the keyring',
       });
+      await journal.step('keyring', credentialEntries(name));
       undo.push({
         what: 'keyring entries',
         run: () => removeVmCredentials(name, deps.credentials),
@@ -185,10 +205,14 @@ export async function createVm(
         kickstart,
         deps.stagingDir !== undefined ? { parentDir: deps.stagingDir } : {},
       );
+      // Named only once made (mkdtemp picks the name); it holds the password hash, so gc must find it.
+      await journal.step('initrd', [{ kind: 'directory', path: staged.dir }]);
       checkCancelled();
 
       emit({ type: 'step', step: 'disk', message: `Creating ${diskPath} (${spec.diskSizeGb} GB, qcow2)` });
       await fs.mkdir(spec.vmDir, { recursive: true, mode: 0o711 });
+      // Pre-checked absent above, under the lock; reserveFile still refuses to take over a file that appeared.
+      await journal.step('disk', [{ kind: 'file', path: diskPath }]);
       await reserveFile(diskPath);
       undo.push({ what: `disk ${diskPath}`, run: () => fs.rm(diskPath, { force: true }) });
       await createQcow2(diskPath, spec.diskSizeGb);
@@ -208,6 +232,7 @@ export async function createVm(
           consoleLog: logPath,
         },
       });
+      await journal.step('install-domain', [{ kind: 'domain', name }]);
       undo.push({ what: `domain '${name}'`, run: () => removeDomain(hypervisor, name) });
       await hypervisor.define(installXml);
       checkCancelled();
@@ -241,9 +266,13 @@ export async function createVm(
       checkCancelled();
 
       emit({ type: 'step', step: 'config', message: `Saving ${configStore.pathOf(name)}` });
+      await journal.step('config', [{ kind: 'config', path: configStore.pathOf(name) }]);
       undo.push({ what: `config ${configStore.pathOf(name)}`, run: () => configStore.remove(name) });
       await configStore.write(spec, { exclusive: true });
-      checkCancelled();
+      // The config is written: the VM is complete, and an interrupt from now on must not undo it.
+      await journal.finish();
+      options.onCommitted?.();
+      testStopPoint('committed');
 
       return {
         name,
@@ -259,7 +288,10 @@ export async function createVm(
         signal?.aborted && !(err instanceof CancelledError)
           ? new CancelledError(`creating VM '${name}' was interrupted`, { cause: err })
           : err;
-      throw await rollback(undo, error, emit);
+      const result = await rollback(undo, error, emit);
+      // Kept when something could not be removed, so gc can finish the job later.
+      if (result === error) await journal?.finish();
+      throw result;
     } finally {
       // The copy holds the password hash: gone whatever the outcome.
       if (staged) await removeInstallBoot(staged);

@@ -22,6 +22,18 @@ import {
 } from '../util/errors.js';
 import { renderImportDomainXml, vmConfigDiskFiles } from './artifacts.js';
 import type { LockingConfigStore } from './create.js';
+import {
+  cleanUpUnfinished,
+  Journal,
+  journalDir as defaultJournalDir,
+  readJournal,
+  refuseUnfinished,
+  testStopPoint,
+  type CleanupDeps,
+  type CleanupReport,
+  type JournalEntry,
+} from './journal.js';
+import { AGENT_SECRET_SERVICE, PASSWORD_SERVICE } from './ports.js';
 import type { ConfigStore, DomainState, Hypervisor, SecretStore } from './ports.js';
 import { ensureTemplateUnused, resetAppVmRoot } from './templates.js';
 import type { VolumeStore } from '../storage/volumes.js';
@@ -203,12 +215,16 @@ export interface DestroyDeps {
   configStore?: ConfigStore;
   /** One store per keyring service (VM password, agent secret); the VM's entries are deleted. */
   secretStores?: SecretStore[];
+  /** With this, a VM whose create never finished (it has a journal) is cleaned up through its journal. */
+  unfinished?: CleanupDeps;
 }
 
 export interface DestroyReport {
   removedFiles: string[];
   configRemoved: boolean;
   secretsDeleted: number;
+  /** Set when the VM was an unfinished create, removed through its journal. */
+  unfinished?: CleanupReport;
 }
 
 /**
@@ -220,6 +236,17 @@ export interface DestroyReport {
  */
 export async function destroyVm(deps: DestroyDeps, name: string): Promise<DestroyReport> {
   const { hypervisor } = deps;
+  if (deps.unfinished && (await readJournal(name, deps.unfinished.dir))) {
+    // Its journal lists a superset of what exists; names alone would be a guess.
+    const cleaned = await cleanUpUnfinished(deps.unfinished, name);
+    const files = cleaned.removed.flatMap((e) => (e.kind === 'file' ? [e.path] : []));
+    return {
+      removedFiles: files,
+      configRemoved: cleaned.removed.some((e) => e.kind === 'config'),
+      secretsDeleted: cleaned.removed.filter((e) => e.kind === 'keyring').length,
+      unfinished: cleaned,
+    };
+  }
   const report: DestroyReport = { removedFiles: [], configRemoved: false, secretsDeleted: 0 };
   let description: DomainDescription | undefined;
   try {
@@ -265,6 +292,8 @@ export interface ImportDeps {
   configStore: ConfigStore;
   /** Where the VM's password and agent secret are kept; the config disk carries them into the guest. */
   credentials: CredentialStores;
+  /** Where the create journal goes; default $XDG_STATE_HOME/vm-provisioner/journal. */
+  journalDir?: string;
 }
 
 export interface ImportOptions {
@@ -275,6 +304,8 @@ export interface ImportOptions {
   version: string;
   /** Ctrl+C: checked between steps; what was made so far is removed and CancelledError thrown. */
   signal?: AbortSignal;
+  /** Called once the VM is complete (config written); an interrupt after this must not undo it. */
+  onCommitted?: () => void;
 }
 
 export interface ImportResult {
@@ -299,6 +330,9 @@ export async function createFromDisk(
 ): Promise<ImportResult> {
   const { hypervisor, configStore } = deps;
   const name = spec.name;
+  const journalDir = deps.journalDir ?? defaultJournalDir();
+  // Before the lock: a lock left by a crashed create must not hide the message saying what to run.
+  await refuseUnfinished(name, journalDir);
   const lock = isLocking(configStore) ? await configStore.acquireLock(name) : undefined;
   try {
     await requireQcow2(options.importDisk);
@@ -319,6 +353,16 @@ export async function createFromDisk(
     // Rendered before anything is made: a value that breaks a grammar costs nothing.
     const xml = renderImportDomainXml(spec, options.boot, options.version);
 
+    const journal = await Journal.begin({
+      vm: name,
+      operation: 'create --import',
+      connectUri: hypervisor.uri,
+      entries:
+        lock && isLocking(configStore) && configStore.lockPathOf
+          ? [{ kind: 'lock', path: configStore.lockPathOf(name) }]
+          : [],
+      dir: journalDir,
+    });
     const undo: UndoStep[] = [];
     const removeFile = (file: string) => ({ what: file, run: () => fs.rm(file, { force: true }) });
     // Each step's undo is registered before this check, so an interrupt never leaks what it made.
@@ -327,31 +371,52 @@ export async function createFromDisk(
     };
     try {
       checkInterrupted();
+      await journal.step('keyring', credentialEntries(name));
       undo.push({ what: 'keyring entries', run: () => removeVmCredentials(name, deps.credentials) });
       const credentials = await provisionVmCredentials(name, deps.credentials);
       checkInterrupted();
       const files = vmConfigDiskFiles(spec, credentials);
       await fs.mkdir(spec.vmDir, { recursive: true, mode: 0o711 });
+      await journal.step('config-disk', [{ kind: 'file', path: owned.configDisk }]);
       // Each step removes its own half-made file; undo is pushed only once the file is ours.
       await buildConfigDisk(files, owned.configDisk);
       undo.push(removeFile(owned.configDisk));
       checkInterrupted();
+      await journal.step('disk', [{ kind: 'file', path: diskPath }]);
       await copyImage(options.importDisk, diskPath);
       undo.push(removeFile(diskPath));
       checkInterrupted();
       if (options.boot) {
+        await journal.step('boot-files', [
+          { kind: 'file', path: owned.kernel },
+          { kind: 'file', path: owned.initrd },
+        ]);
         await copyBootFile(options.boot.kernel, owned.kernel, '--kernel');
         undo.push(removeFile(owned.kernel));
         await copyBootFile(options.boot.initrd, owned.initrd, '--initrd');
         undo.push(removeFile(owned.initrd));
       }
+      await journal.step('domain', [{ kind: 'domain', name }]);
       await hypervisor.define(xml);
       undo.push({ what: `domain '${name}'`, run: () => hypervisor.undefine(name) });
       checkInterrupted();
+      await journal.step('config', [{ kind: 'config', path: configStore.pathOf(name) }]);
       await configStore.write(spec, { exclusive: true });
     } catch (err) {
-      throw await undoAll(undo, err);
+      // A keyring helper or libvirt call killed by the same Ctrl+C fails in its own way; it is still the interrupt.
+      const error =
+        options.signal?.aborted && !(err instanceof CancelledError)
+          ? new CancelledError(`creating VM '${name}' was interrupted`, { cause: err })
+          : err;
+      const result = await undoAll(undo, error, { attempts: 3 });
+      // Kept when something could not be removed, so gc can finish the job later.
+      if (result === error) await journal.finish();
+      throw result;
     }
+    // The config is written: the VM is complete, whatever interrupt comes now.
+    await journal.finish();
+    options.onCommitted?.();
+    testStopPoint('committed');
     return {
       diskPath,
       configDiskPath: owned.configDisk,
@@ -360,6 +425,14 @@ export async function createFromDisk(
   } finally {
     await lock?.release();
   }
+}
+
+/** The two keyring entries provisionVmCredentials makes for a VM. */
+export function credentialEntries(name: string): JournalEntry[] {
+  return [
+    { kind: 'keyring', service: PASSWORD_SERVICE, account: name },
+    { kind: 'keyring', service: AGENT_SECRET_SERVICE, account: name },
+  ];
 }
 
 function isLocking(store: ConfigStore): store is LockingConfigStore {

@@ -29,3 +29,8 @@ export function runtimeDir(): string {
   if (value && path.isAbsolute(value)) return path.join(value, APP_DIR_NAME);
   return path.join(os.tmpdir(), `${APP_DIR_NAME}-${process.getuid?.() ?? 'user'}`);
 }
+
+/** Per-user state worth keeping across runs (install logs, create journals): $XDG_STATE_HOME/vm-provisioner. */
+export function stateDir(): string {
+  return path.join(xdg('XDG_STATE_HOME', ['.local', 'state']), APP_DIR_NAME);
+}

@@ -2,6 +2,7 @@ import inquirer from 'inquirer';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { followFile } from '../../install/index.js';
 import { openHypervisor, resolveUri } from '../../libvirt/index.js';
+import { testStopPoint } from '../../service/journal.js';
 import { createFromDisk } from '../../service/lifecycle.js';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { createVm, DEFAULT_INSTALL_TIMEOUT_MINUTES } from '../../service/create.js';
@@ -239,6 +240,7 @@ export async function runCreate(
         agentBundle,
         template,
         signal: controller.signal,
+        onCommitted: interrupt.commit,
         onEvent: (event) => {
           progress.handle(event);
           if (event.type === 'install-started' && options.verbose) {
@@ -250,6 +252,9 @@ export async function runCreate(
     verboseLog.abort();
     await verboseFollow;
     progress.finish();
+    if (controller.signal.aborted) {
+      process.stderr.write('the interrupt came as the VM was finished: it is kept\n');
+    }
     const seconds = (result.installMs / 1000).toFixed(1);
     if (template) {
       // Sealed before the prompt returns: an unsealed template is refused as a base.
@@ -270,6 +275,7 @@ export async function runCreate(
           ? `Make app VMs on it with: vm-provisioner create --template ${result.name} --flatpak ID\n`
           : `Start it with: vm-provisioner start ${result.name}\n`),
     );
+    testStopPoint('reported');
   } finally {
     verboseLog.abort();
     await verboseFollow?.catch(() => undefined);
@@ -285,11 +291,19 @@ export async function runCreate(
  */
 function onInterrupt(before: () => void = () => undefined): {
   controller: AbortController;
+  commit: () => void;
   release: () => void;
 } {
   const controller = new AbortController();
   let interrupts = 0;
+  let committed = false;
   const handler = (signal: NodeJS.Signals): void => {
+    if (committed) {
+      process.stderr.write(
+        `\n${signal === 'SIGINT' ? 'interrupted (Ctrl+C)' : `received ${signal}`}: create had already finished; the VM is kept\n`,
+      );
+      return;
+    }
     interrupts += 1;
     before();
     process.stderr.write(
@@ -303,7 +317,13 @@ function onInterrupt(before: () => void = () => undefined): {
   process.on('SIGTERM', handler);
   return {
     controller,
+    commit: () => {
+      committed = true;
+    },
     release: () => {
+      // Once committed the handler stays until exit: without it a late Ctrl+C would end a finished
+      // create with 130, as if it had been undone.
+      if (committed) return;
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
     },
@@ -353,8 +373,12 @@ async function importVm(argv: ArgumentsCamelCase<CreateFlags>, store: FileConfig
         ...(options.importBoot !== undefined ? { boot: options.importBoot } : {}),
         version: packageVersion(),
         signal: interrupt.controller.signal,
+        onCommitted: interrupt.commit,
       },
     ).finally(interrupt.release);
+    if (interrupt.controller.signal.aborted) {
+      process.stderr.write('the interrupt came as the VM was finished: it is kept\n');
+    }
     process.stdout.write(
       `Created VM "${spec.name}" from ${options.importDisk}.\n` +
         `  disk:        ${result.diskPath}\n` +
@@ -366,6 +390,7 @@ async function importVm(argv: ArgumentsCamelCase<CreateFlags>, store: FileConfig
         `  password:    in the keyring (vm-provisioner passwords ${spec.name})\n` +
         `Start it with: vm-provisioner start ${spec.name}\n`,
     );
+    testStopPoint('reported');
   } finally {
     await hypervisor.close();
   }

@@ -1,10 +1,12 @@
 import inquirer from 'inquirer';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
+import { readJournal } from '../../service/journal.js';
 import { destroyVm, requireOurVm } from '../../service/lifecycle.js';
 import { FileConfigStore } from '../../spec/store.js';
 import { InputError } from '../../util/errors.js';
 import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
+import { cleanupDeps, summarize } from './gc.js';
 
 interface DestroyArgs {
   name: string;
@@ -15,7 +17,7 @@ interface DestroyArgs {
 export const destroyCommand: CommandModule<object, DestroyArgs> = {
   command: 'destroy <name>',
   describe:
-    'Delete a VM: its domain, disks and other files, config file and keyring entries (stops it first)',
+    'Delete a VM: its domain, disks and other files, config file and keyring entries (stops it first); also an unfinished create',
   builder: (yargs: Argv<object>) =>
     withConnectOption(yargs)
       .positional('name', { type: 'string', demandOption: true, describe: 'VM name' })
@@ -27,9 +29,10 @@ export const destroyCommand: CommandModule<object, DestroyArgs> = {
     const configStore = new FileConfigStore();
     const credentials = keyringCredentialStores();
     await withHypervisor(argv.connect, async (hypervisor) => {
+      const unfinished = (await readJournal(name)) !== undefined;
       if (!argv.yes) {
         // Ask only about something that exists: an unknown name fails here with exit 2.
-        if (!(await configStore.exists(name))) await requireOurVm(hypervisor, name);
+        if (!unfinished && !(await configStore.exists(name))) await requireOurVm(hypervisor, name);
         if (!process.stdin.isTTY) {
           throw new InputError(`destroy ${name}: not a terminal, cannot ask for confirmation; pass --yes`);
         }
@@ -46,10 +49,20 @@ export const destroyCommand: CommandModule<object, DestroyArgs> = {
           return;
         }
       }
+      const cleanup = cleanupDeps(hypervisor);
       const report = await destroyVm(
-        { hypervisor, configStore, secretStores: [credentials.passwords, credentials.agentSecrets] },
+        {
+          hypervisor,
+          configStore,
+          secretStores: [credentials.passwords, credentials.agentSecrets],
+          unfinished: cleanup.deps,
+        },
         name,
-      );
+      ).finally(cleanup.close);
+      if (report.unfinished) {
+        process.stdout.write(`${name}: removed the unfinished create (${summarize(report.unfinished)})\n`);
+        return;
+      }
       const parts = [
         `${report.removedFiles.length} file(s)`,
         report.configRemoved ? 'config' : undefined,

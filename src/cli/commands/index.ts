@@ -3,6 +3,7 @@ import { clipboardCommand } from './clipboard.js';
 import { consoleCommand } from './console.js';
 import { createCommand } from './create.js';
 import { destroyCommand } from './destroy.js';
+import { gcCommand } from './gc.js';
 import { listCommand } from './list.js';
 import { passwordsCommand } from './passwords.js';
 import { proxyCommand } from './proxy.js';
@@ -23,6 +24,7 @@ export const commands: CommandModule<any, any>[] = [
   stopCommand,
   listCommand,
   destroyCommand,
+  gcCommand,
   consoleCommand,
   passwordsCommand,
   proxyCommand,

@@ -191,6 +191,7 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
       expect(fs.existsSync(path.join(dirs.config, `${name}.lock`))).toBe(false);
       expect(await stores().passwords.get(name)).toBeNull();
       expect(await stores().agentSecrets.get(name)).toBeNull();
+      expect(fs.existsSync(path.join(dirs.state, 'vm-provisioner', 'journal', `${name}.json`))).toBe(false);
     }
 
     test(
@@ -269,6 +270,8 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
           'utf8',
         );
         expect(log).toContain(`VMP-INSTALL-OK ${name}`);
+        // Finished: no journal left for gc to find.
+        expect(fs.readdirSync(path.join(dirs.state, 'vm-provisioner', 'journal'))).toEqual([]);
 
         // Both secrets in the keyring, and neither anywhere on disk (the hash only went into the deleted initrd).
         const password = await stores().passwords.get(name);
@@ -302,6 +305,45 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         expect(r.stdout).toContain('Failed: removing what was made');
         expect(r.stdout).toContain(`removed domain '${name}'`);
         expect(r.stdout).toContain('removed keyring entries');
+        await expectNothingLeft(name);
+      },
+      15 * 60_000,
+    );
+
+    test(
+      'SIGKILL just before the install domain is defined: gc removes the disk, the staged initrd and the keyring entries',
+      async () => {
+        const name = newName('kill');
+        const child = spawn(process.execPath, createArgs(name), {
+          env: { ...env, VMP_TEST_STOP_AT: 'install-domain' },
+          cwd: root,
+          stdio: 'ignore',
+        });
+        const exited = new Promise((resolve) => child.on('close', resolve));
+        const state = (): string | undefined => {
+          try {
+            const stat = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+            return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+          } catch {
+            return undefined;
+          }
+        };
+        for (const deadline = Date.now() + 5 * 60_000; state() !== 'T';) {
+          if (child.exitCode !== null || Date.now() > deadline)
+            throw new Error('create never reached its stop point');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        child.kill('SIGKILL');
+        await exited;
+        expect(fs.existsSync(path.join(dirs.vms, `${name}.qcow2`))).toBe(true);
+        // The staged initrd holds the password hash: gc must find it through the journal too.
+        expect(fs.readdirSync(dirs.tmp).filter((d) => d.startsWith('vmp-install-'))).toHaveLength(1);
+        expect(await stores().passwords.get(name)).not.toBeNull();
+
+        const gc = await cli([CLI, 'gc']);
+        expect(gc.stderr).toBe('');
+        expect(gc.code).toBe(0);
+        expect(gc.stdout).toContain(`${name}: removed the unfinished create`);
         await expectNothingLeft(name);
       },
       15 * 60_000,

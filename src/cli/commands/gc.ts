@@ -1,0 +1,85 @@
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { openHypervisor, resolveUri } from '../../libvirt/index.js';
+import { KeyringSecretStore } from '../../secrets/keyring.js';
+import {
+  collectGarbage,
+  describeEntry,
+  type CleanupDeps,
+  type CleanupReport,
+} from '../../service/journal.js';
+import type { Hypervisor } from '../../service/ports.js';
+import { VmpError } from '../../util/errors.js';
+
+/**
+ * `gc`: removes what creates that never finished (killed, crashed, power
+ * lost) left behind, as their journals list it. A create still running is
+ * left alone and reported.
+ */
+export const gcCommand: CommandModule<object, object> = {
+  command: 'gc',
+  describe: 'Remove what unfinished (crashed or killed) creates left behind; running creates are left alone',
+  builder: (yargs: Argv<object>) => yargs.example('$0 gc', ''),
+  handler: async (_argv: ArgumentsCamelCase<object>) => {
+    const cleanup = cleanupDeps();
+    try {
+      const outcomes = await collectGarbage(cleanup.deps);
+      let failed = 0;
+      for (const outcome of outcomes) {
+        switch (outcome.status) {
+          case 'removed':
+            process.stdout.write(
+              `${outcome.vm}: removed the unfinished create (${summarize(outcome.report)})\n`,
+            );
+            break;
+          case 'in-progress':
+            process.stdout.write(
+              `${outcome.vm}: still being created (${outcome.operation}, pid ${outcome.pid}); left alone\n`,
+            );
+            break;
+          case 'failed':
+            failed += 1;
+            process.stderr.write(`${outcome.vm}: ${outcome.error}\n`);
+            break;
+        }
+      }
+      if (outcomes.length === 0) process.stdout.write('nothing to clean up\n');
+      if (failed > 0) throw new VmpError(`gc could not clean up ${failed} unfinished create(s); see above`);
+    } finally {
+      await cleanup.close();
+    }
+  },
+};
+
+/** What a cleanup removed, in a few words: the files by path, the rest counted. */
+export function summarize(report: CleanupReport): string {
+  const parts = report.removed.length === 0 ? ['nothing was left'] : report.removed.map(describeEntry);
+  for (const { entry, reason } of report.kept) parts.push(`kept ${describeEntry(entry)}: ${reason}`);
+  return parts.join(', ');
+}
+
+/**
+ * The real adapters a journal cleanup needs. Hypervisors are opened only for
+ * journals that list a domain, at the URI the create used; `reuse` is one
+ * already open (destroy's).
+ */
+export function cleanupDeps(reuse?: Hypervisor): { deps: CleanupDeps; close: () => Promise<void> } {
+  const opened = new Map<string, Promise<Hypervisor>>();
+  const deps: CleanupDeps = {
+    hypervisorFor: (uri) => {
+      if (reuse && reuse.uri === uri) return Promise.resolve(reuse);
+      let hv = opened.get(uri);
+      if (!hv) {
+        hv = openHypervisor({ uri: resolveUri(uri) });
+        opened.set(uri, hv);
+      }
+      return hv;
+    },
+    secretStoreFor: (service) => new KeyringSecretStore(service),
+  };
+  return {
+    deps,
+    close: async () => {
+      for (const hv of opened.values()) await (await hv.catch(() => undefined))?.close();
+    },
+  };
+}
