@@ -9,7 +9,7 @@ import type { VmSpec } from '../spec/types.js';
 import { LibvirtVolumeStore } from '../storage/volumes.js';
 import { InputError } from '../util/errors.js';
 import { packageVersion } from '../util/package-info.js';
-import { stepHookFromEnv } from './step-hook.js';
+import { testStopPoint } from '../service/journal.js';
 
 /** What an app VM takes from its template unless a flag or its --config file says otherwise. */
 function inheritedFrom(template: VmSpec): Partial<VmSpec> {
@@ -34,7 +34,7 @@ function inheritedFrom(template: VmSpec): Partial<VmSpec> {
 export async function createOnTemplate(
   argv: ArgumentsCamelCase<CreateFlags>,
   store: FileConfigStore,
-  onInterrupt: () => { controller: AbortController; release: () => void },
+  onInterrupt: () => { controller: AbortController; commit: () => void; release: () => void },
 ): Promise<void> {
   for (const [flag, value] of Object.entries({
     '--import': argv.import,
@@ -82,7 +82,6 @@ export async function createOnTemplate(
       }
     }
     const interrupt = onInterrupt();
-    const beforeStep = stepHookFromEnv(interrupt.controller.signal);
     const result = await createFromTemplate(
       {
         hypervisor,
@@ -94,9 +93,12 @@ export async function createOnTemplate(
       {
         version: packageVersion(),
         signal: interrupt.controller.signal,
-        ...(beforeStep ? { beforeStep } : {}),
+        onCommitted: interrupt.commit,
       },
     ).finally(interrupt.release);
+    if (interrupt.controller.signal.aborted) {
+      process.stderr.write('the interrupt came as the VM was finished: it is kept\n');
+    }
     const paths = appVmPaths(spec);
     process.stdout.write(
       `Created VM "${spec.name}" on template "${template.name}".\n` +
@@ -110,6 +112,7 @@ export async function createOnTemplate(
         `  password:    in the keyring (vm-provisioner passwords ${spec.name})\n` +
         `Start it with: vm-provisioner start ${spec.name}\n`,
     );
+    testStopPoint('reported');
   } finally {
     await hypervisor.close();
   }

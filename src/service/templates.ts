@@ -22,9 +22,16 @@ import {
 import { guestAgentReady, guestExec, type GuestExecResult } from '../libvirt/qemu-agent.js';
 import { vmConfigDiskFiles } from './artifacts.js';
 import type { LockingConfigStore } from './create.js';
-import { requireOurVm } from './lifecycle.js';
 import type { ConfigStore, Hypervisor } from './ports.js';
 import { pathExists, undoAll, type UndoStep } from './undo.js';
+import {
+  Journal,
+  journalDir as defaultJournalDir,
+  refuseUnfinished,
+  testStopPoint,
+  type JournalEntry,
+} from './journal.js';
+import { credentialEntries, requireOurVm } from './lifecycle.js';
 
 /**
  * Templates, the Qubes storage model (docs/templates.md): one installed base
@@ -225,8 +232,10 @@ export interface FromTemplateOptions {
   version: string;
   /** Ctrl+C: checked between steps; what was made so far is removed and CancelledError thrown. */
   signal?: AbortSignal;
-  /** Test hook: called before each step with its name. */
-  beforeStep?: (step: string) => Promise<void> | void;
+  /** Called once the VM is complete (its config written): an interrupt after this keeps it. */
+  onCommitted?: () => void;
+  /** Where the create journal lives (default: the state directory's). */
+  journalDir?: string;
 }
 
 export interface FromTemplateResult {
@@ -255,6 +264,9 @@ export async function createFromTemplate(
         'its root is made afresh from the template at every cold start; install them into the template',
     );
   }
+  const journalDir = options.journalDir ?? defaultJournalDir();
+  // Before the lock: a lock left by a crashed create must not hide the message saying what to run.
+  await refuseUnfinished(name, journalDir);
   const lock = isLocking(configStore) ? await configStore.acquireLock(name) : undefined;
   try {
     const template = await requireTemplate(hypervisor, spec.template);
@@ -290,33 +302,61 @@ export async function createFromTemplate(
       version: options.version,
     });
 
+    const journal = await Journal.begin({
+      vm: name,
+      operation: 'create --template',
+      connectUri: hypervisor.uri,
+      entries:
+        lock && isLocking(configStore) && configStore.lockPathOf
+          ? [{ kind: 'lock', path: configStore.lockPathOf(name) }]
+          : [],
+      dir: journalDir,
+    });
     const undo: UndoStep[] = [];
-    const step = async (what: string): Promise<void> => {
-      await options.beforeStep?.(what);
+    /**
+     * Journals the step, then lets a signal that is already pending (a Ctrl+C while the step was being
+     * journaled) reach its handler before anything is made: signals arrive through the event loop.
+     */
+    const next = async (step: string, entries: JournalEntry[]): Promise<void> => {
+      await journal.step(step, entries);
+      // One turn of the loop runs the check phase before the next poll reads the signal; two see it.
+      for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
       if (options.signal?.aborted) throw new CancelledError(`creating VM '${name}' was interrupted`);
     };
     try {
-      await step('credentials');
+      await next('keyring', credentialEntries(name));
       undo.push({ what: 'keyring entries', run: () => removeVmCredentials(name, deps.credentials) });
       const credentials = await provisionVmCredentials(name, deps.credentials);
-      await step('config-disk');
       await fs.mkdir(spec.vmDir, { recursive: true, mode: 0o711 });
+      await next('config-disk', [{ kind: 'file', path: paths.configDisk }]);
       await buildConfigDisk(vmConfigDiskFiles(spec, credentials, { pendingFlatpaks }), paths.configDisk);
       undo.push({ what: paths.configDisk, run: () => fs.rm(paths.configDisk, { force: true }) });
-      await step('root-volume');
+      await next('root-volume', [{ kind: 'volume', path: paths.root }]);
       undo.push({ what: paths.root, run: () => volumes.remove(paths.root) });
       await volumes.createOverlay(paths.root, template.disk, backing?.capacityBytes ?? spec.diskSizeGb * GIB);
-      await step('private-volume');
+      await next('private-volume', [{ kind: 'volume', path: paths.private }]);
       undo.push({ what: paths.private, run: () => volumes.remove(paths.private) });
       await volumes.createBlank(paths.private, spec.diskSizeGb * GIB);
-      await step('domain');
+      await next('domain', [{ kind: 'domain', name }]);
       undo.push({ what: `domain '${name}'`, run: () => hypervisor.undefine(name).catch(ignoreNotFound) });
       await hypervisor.define(xml);
-      await step('config');
+      await next('config', [{ kind: 'config', path: configStore.pathOf(name) }]);
       await configStore.write(spec, { exclusive: true });
     } catch (err) {
-      throw await undoAll(undo, err, { attempts: 3 });
+      // A keyring helper or libvirt call killed by the same Ctrl+C fails in its own way; it is still the interrupt.
+      const error =
+        options.signal?.aborted && !(err instanceof CancelledError)
+          ? new CancelledError(`creating VM '${name}' was interrupted`, { cause: err })
+          : err;
+      const result = await undoAll(undo, error, { attempts: 3 });
+      // Kept when something could not be removed, so gc can finish the job later.
+      if (result === error) await journal.finish();
+      throw result;
     }
+    // The config is written: the VM is complete, whatever interrupt comes now.
+    await journal.finish();
+    options.onCommitted?.();
+    testStopPoint('committed');
     return { ...paths, pendingFlatpaks };
   } finally {
     await lock?.release();

@@ -8,6 +8,7 @@ import {
   type CleanupReport,
 } from '../../service/journal.js';
 import type { Hypervisor } from '../../service/ports.js';
+import { LibvirtVolumeStore } from '../../storage/volumes.js';
 import { VmpError } from '../../util/errors.js';
 
 /**
@@ -75,6 +76,12 @@ export function cleanupDeps(reuse?: Hypervisor): { deps: CleanupDeps; close: () 
       return hv;
     },
     secretStoreFor: (service) => new KeyringSecretStore(service),
+    removeVolume: (hypervisor, entry) => {
+      if (!('path' in entry)) {
+        throw new VmpError(`volume ${entry.name} of pool ${entry.pool}: only volumes journaled by path are removed`);
+      }
+      return new LibvirtVolumeStore(hypervisor.uri).remove(entry.path);
+    },
   };
   return {
     deps,
