@@ -11,7 +11,7 @@ import { constants, promises as fs } from 'node:fs';
 /** The path names something other than a regular file (directory, FIFO, device, socket). */
 export class NotRegularFileError extends Error {}
 
-/** The file holds more than the limit; only limit + 1 bytes were read. */
+/** The file holds more than the limit; reading stopped within one chunk past it. */
 export class FileTooLargeError extends Error {
   constructor(readonly limit: number) {
     super(`more than ${limit} bytes`);
@@ -27,10 +27,13 @@ export async function readRegularFileBounded(file: string, maxBytes: number): Pr
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) throw new NotRegularFileError('not a regular file');
-    const buffer = Buffer.alloc(maxBytes + 1);
+    // Whole chunks, not "the last byte or two": some /proc files refuse reads of
+    // odd sizes (pagemap wants multiples of 8, EINVAL otherwise). So at most
+    // maxBytes + CHUNK bytes are read before the file is refused.
+    const buffer = Buffer.alloc(maxBytes + CHUNK);
     let total = 0;
     while (total <= maxBytes) {
-      const { bytesRead } = await handle.read(buffer, total, Math.min(CHUNK, maxBytes + 1 - total), null);
+      const { bytesRead } = await handle.read(buffer, total, CHUNK, null);
       if (bytesRead === 0) return buffer.subarray(0, total);
       total += bytesRead;
     }
