@@ -102,3 +102,49 @@ test("destroy vm-passwords --yes is refused (exit 2) and the predecessor's file 
   expect(fs.readFileSync(legacy, 'utf8')).toContain('old-vm');
   fs.rmSync(dir, { recursive: true });
 });
+
+test.each([
+  [
+    'memory_mb = 99999999999999999999',
+    'f.toml:2: memory_mb: invalid memory 99999999999999999999: is far too large (in MB)',
+  ],
+  [
+    'memory_mb = 18446744073709555712',
+    'f.toml:2: memory_mb: invalid memory 18446744073709555712: is far too large (in MB)',
+  ],
+  [
+    'auto_launch_apps = ["/bin/../bin/sh"]',
+    'f.toml:2: auto_launch_apps: invalid auto-launch command "/bin/../bin/sh": use a program name or an absolute path whose segments are such names',
+  ],
+  [
+    'firewall_rules = ["OUTPUT -s 10.0.0.1 -d ::1 -j ACCEPT"]',
+    'f.toml:2: firewall_rules: invalid firewall rule "OUTPUT -s 10.0.0.1 -d ::1 -j ACCEPT": must not mix IPv4 and IPv6 addresses',
+  ],
+])('create --config with %s: exit 2, one line naming the value as written', async (line, message) => {
+  const file = path.join(home, 'f.toml');
+  fs.writeFileSync(file, `name = "vmp-t-d"\n${line}\n`);
+  const r = await runCli(['create', '--config', file, '--dry-run'], env());
+  expect(r.code).toBe(2);
+  expect(r.stderr.split('\n')).toHaveLength(2);
+  expect(r.stderr).toContain(message);
+  expect(configFiles()).toEqual([]);
+});
+
+test('--autostart-app /bin/../bin/sh is refused the same way', async () => {
+  const r = await runCli(
+    ['create', '--name', 'vmp-t-e', '--autostart-app', '/bin/../bin/sh', '--dry-run'],
+    env(),
+  );
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/^error: invalid auto-launch command "\/bin\/\.\.\/bin\/sh": .*\n$/);
+});
+
+test('a config file starting with a byte-order mark is read', async () => {
+  const file = path.join(home, 'bom.toml');
+  fs.writeFileSync(file, '\ufeffname = "vmp-t-bom"\nvcpus = 1\n');
+  const r = await runCli(['create', '--config', file, '--dry-run'], env());
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain('vmp-t-bom');
+  expect(configFiles()).toEqual([]);
+});
