@@ -60,13 +60,15 @@ export class BindingHypervisor extends VirshHypervisor {
     await probe.probe();
     const native = new binding.Hypervisor({ uri });
     const hypervisor = new BindingHypervisor(uri, timeouts, native);
-    await hypervisor.call(`connect to ${uri}`, () => native.connectOpen());
+    // The daemon may stop answering between the probe and this: same short deadline.
+    const connect = probe.connectTimeout;
+    await hypervisor.call(`connect to ${uri}`, () => native.connectOpen(), connect);
     return hypervisor;
   }
 
-  private async call<T>(operation: string, work: () => Promise<T>): Promise<T> {
+  private async call<T>(operation: string, work: () => Promise<T>, timeout = this.timeouts.call): Promise<T> {
     try {
-      return await withTimeout(work(), this.timeouts.call, `${operation} (libvirt binding)`);
+      return await withTimeout(work(), timeout, `${operation} (libvirt binding)`);
     } catch (err) {
       if (err instanceof TimeoutError) {
         this.poisoned = true;

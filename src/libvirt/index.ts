@@ -2,10 +2,16 @@ import type { Hypervisor } from '../service/ports.js';
 import { validateConnectUri } from '../spec/validate.js';
 import { InputError } from '../util/errors.js';
 import { BindingHypervisor, loadBinding } from './binding.js';
-import { DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
+import { connectTimeoutFromEnv, DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
 
 export { describeDomain, type DomainDescription, type DomainDisk } from './inspect.js';
-export { DEFAULT_TIMEOUTS, type Timeouts } from './virsh.js';
+export {
+  CONNECT_TIMEOUT_ENV,
+  connectTimeoutFromEnv,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_TIMEOUTS,
+  type Timeouts,
+} from './virsh.js';
 
 export const DEFAULT_URI = 'qemu:///system';
 
@@ -26,7 +32,11 @@ export interface OpenOptions {
 /** Opens the one libvirt adapter; fails with ServiceUnavailableError when libvirtd cannot be reached. */
 export async function openHypervisor(options: OpenOptions = {}): Promise<Hypervisor> {
   const uri = options.uri ?? resolveUri();
-  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+  // Read the connect deadline now: a bad VMP_LIBVIRT_CONNECT_TIMEOUT_MS is an
+  // InputError before anything is attempted, and callers' timeouts (create's
+  // long ones) need not know about it.
+  const timeouts = { ...(options.timeouts ?? DEFAULT_TIMEOUTS) };
+  timeouts.connect ??= connectTimeoutFromEnv();
   const backend = options.backend ?? (process.env.VMP_LIBVIRT_BACKEND as Backend | undefined) ?? 'auto';
   if (!['auto', 'binding', 'virsh'].includes(backend)) {
     throw new InputError(`libvirt backend '${backend}' is invalid: use auto, binding or virsh`);

@@ -10,15 +10,42 @@ import type {
   DomainState,
   Hypervisor,
 } from '../service/ports.js';
-import { NotFoundError, ServiceUnavailableError, TimeoutError } from '../util/errors.js';
+import { InputError, NotFoundError, ServiceUnavailableError, TimeoutError } from '../util/errors.js';
 import { libvirtError, virshMessage } from './errors.js';
 
 /** Deadlines per kind of call; saving memory to disk is the slow one. */
 export interface Timeouts {
   call: number;
   save: number;
+  /**
+   * Opening the connection (the probe, and the binding's connectOpen). Short
+   * on its own, so that a dead or hung libvirtd is reported in seconds even
+   * where calls may take minutes (create's define). Default: from
+   * $VMP_LIBVIRT_CONNECT_TIMEOUT_MS, else DEFAULT_CONNECT_TIMEOUT_MS.
+   */
+  connect?: number;
 }
 export const DEFAULT_TIMEOUTS: Timeouts = { call: 30_000, save: 300_000 };
+
+/** A healthy libvirtd answers `virsh uri` in well under a second, even on a loaded host. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+export const CONNECT_TIMEOUT_ENV = 'VMP_LIBVIRT_CONNECT_TIMEOUT_MS';
+
+/** The connect deadline from $VMP_LIBVIRT_CONNECT_TIMEOUT_MS, or the default. InputError for a bad value. */
+export function connectTimeoutFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[CONNECT_TIMEOUT_ENV];
+  if (raw === undefined || raw === '') return DEFAULT_CONNECT_TIMEOUT_MS;
+  if (!/^[0-9]{1,7}$/.test(raw) || Number(raw) < 1) {
+    throw new InputError(
+      `${CONNECT_TIMEOUT_ENV}=${JSON.stringify(raw).slice(0, 60)} is invalid: it must be a whole number of milliseconds from 1 to 9999999`,
+    );
+  }
+  return Number(raw);
+}
+
+export function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}
 
 const STATES: readonly DomainState[] = [
   'running',
@@ -57,6 +84,14 @@ export function parseEventLine(line: string): DomainEvent | undefined {
   return { domain: match[2]!, event: match[3]!, detail: match[4]!.trim() };
 }
 
+/** One line for a connection that was not answered in time: what it likely is, what to do. */
+export function connectTimeoutMessage(timeout: number): string {
+  return (
+    `libvirtd did not answer within ${formatMs(timeout)}; it is hung or overloaded: ` +
+    `restart it (systemctl restart libvirtd or virtqemud), or raise ${CONNECT_TIMEOUT_ENV}`
+  );
+}
+
 /**
  * The whole Hypervisor port through `virsh` (execa, no shell). Used alone when
  * the native binding is not installed, and by the binding backend for the
@@ -74,12 +109,14 @@ export class VirshHypervisor implements Hypervisor {
   async virsh(
     operation: string,
     args: string[],
-    options: { input?: string; timeout?: number } = {},
+    options: { input?: string; timeout?: number; timeoutMessage?: string } = {},
   ): Promise<string> {
     const timeout = options.timeout ?? this.timeouts.call;
     try {
       const result = await execa('virsh', ['--connect', this.uri, '--quiet', ...args], {
         timeout,
+        // virsh blocked on a silent socket dies of SIGTERM; SIGKILL soon after if not.
+        forceKillAfterDelay: 1000,
         input: options.input,
         // LC_ALL=C: the messages we classify and the dominfo fields we parse are the untranslated ones.
         env: { LC_ALL: 'C' },
@@ -89,9 +126,10 @@ export class VirshHypervisor implements Hypervisor {
     } catch (err) {
       const e = err as { timedOut?: boolean; code?: string; stderr?: string; shortMessage?: string };
       if (e.timedOut) {
-        throw new TimeoutError(`${operation}: virsh did not answer within ${Math.round(timeout / 1000)} s`, {
-          cause: err,
-        });
+        throw new TimeoutError(
+          `${operation}: ${options.timeoutMessage ?? `virsh did not answer within ${formatMs(timeout)}`}`,
+          { cause: err },
+        );
       }
       if (e.code === 'ENOENT') {
         throw new ServiceUnavailableError(`${operation}: virsh is not installed (package libvirt-clients)`, {
@@ -102,9 +140,22 @@ export class VirshHypervisor implements Hypervisor {
     }
   }
 
-  /** Cheap round trip that fails fast (typed) when libvirtd is unreachable. */
+  /** The deadline for opening a connection (see Timeouts.connect). */
+  get connectTimeout(): number {
+    return this.timeouts.connect ?? connectTimeoutFromEnv();
+  }
+
+  /**
+   * Cheap round trip that fails fast (typed) when libvirtd is unreachable: a
+   * dead socket fails at once, a daemon that accepts and never answers at the
+   * connect deadline, whatever the call deadline is.
+   */
   async probe(): Promise<void> {
-    await this.virsh(`connect to ${this.uri}`, ['uri']);
+    const timeout = this.connectTimeout;
+    await this.virsh(`connect to ${this.uri}`, ['uri'], {
+      timeout,
+      timeoutMessage: connectTimeoutMessage(timeout),
+    });
   }
 
   async listDomains(): Promise<string[]> {

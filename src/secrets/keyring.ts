@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -86,20 +86,97 @@ export class KeyringSecretStore implements SecretStore {
       secret,
     };
     const what = account === undefined ? `${op} ${this.serviceName}` : `${op} ${this.serviceName}/${account}`;
-    const response = await runWorker(await workerScript(), request, this.timeoutMs, what);
-    if (response.ok) return response.value;
-    switch (response.kind) {
-      case 'locked':
-        throw new ServiceUnavailableError(
-          `the keyring is locked (${what}: ${response.message}); unlock it (log in to your desktop, or unlock the "Login" keyring in Passwords and Keys) and try again`,
-        );
-      case 'unavailable':
-        throw new ServiceUnavailableError(
-          `no usable Secret Service (${what}: ${response.message}); run gnome-keyring or KWallet in your desktop session, with DBUS_SESSION_BUS_ADDRESS set, and try again`,
-        );
-      default:
-        throw new VmpError(`keyring ${what} failed: ${response.message}`);
+    const script = await workerScript();
+    // One deadline for the whole call, retries and the collection check included.
+    const started = Date.now();
+    const remaining = (): number => this.timeoutMs - (Date.now() - started);
+    for (;;) {
+      const left = remaining();
+      if (left <= 0) throw keyringTimeoutError(this.timeoutMs, what);
+      const response = await runWorker(script, request, left, what, this.timeoutMs);
+      if (response.ok) {
+        // An empty answer from a Secret Service without a default collection is
+        // not "no entries": create could not store one there either, so both
+        // must report the same "no usable Secret Service".
+        const empty =
+          response.value === null || (Array.isArray(response.value) && response.value.length === 0);
+        if ((op === 'get' || op === 'list') && empty)
+          await requireDefaultCollection(what, remaining(), this.timeoutMs);
+        return response.value;
+      }
+      // The library's own D-Bus reply timeout (about 2 s) is shorter than ours:
+      // a stuck daemon is a timeout, not a missing service. Ask again until our
+      // deadline, so the documented TimeoutError comes at the documented time.
+      if (NO_REPLY.test(response.message)) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(0, remaining()))));
+        continue;
+      }
+      switch (response.kind) {
+        case 'locked':
+          throw new ServiceUnavailableError(
+            `the keyring is locked (${what}: ${response.message}); unlock it (log in to your desktop, or unlock the "Login" keyring in Passwords and Keys) and try again`,
+          );
+        case 'unavailable':
+          throw unavailableError(what, response.message);
+        default:
+          throw new VmpError(`keyring ${what} failed: ${response.message}`);
+      }
     }
+  }
+}
+
+/** libdbus's words for a method call whose reply did not come in time. */
+const NO_REPLY = /Did not receive a reply|org\.freedesktop\.DBus\.Error\.(?:NoReply|Timeout)/i;
+
+function unavailableError(what: string, detail: string): ServiceUnavailableError {
+  return new ServiceUnavailableError(
+    `no usable Secret Service (${what}: ${detail}); run gnome-keyring or KWallet in your desktop session, with DBUS_SESSION_BUS_ADDRESS set, and try again`,
+  );
+}
+
+function keyringTimeoutError(timeoutMs: number, what: string): TimeoutError {
+  return new TimeoutError(
+    `the keyring did not answer within ${formatMs(timeoutMs)} (${what}); it may be locked and waiting for an unlock prompt, or the Secret Service is stuck: unlock or restart it, or raise ${KEYRING_TIMEOUT_ENV}`,
+  );
+}
+
+/**
+ * Throws "no usable Secret Service" when the Secret Service has no default
+ * collection (what a D-Bus-activated gnome-keyring without a login keyring
+ * looks like: reads find nothing, every store fails). @napi-rs/keyring has
+ * no read-only way to ask, so this asks the service itself with gdbus
+ * (glib2, present wherever gnome-keyring is); without gdbus the check is
+ * skipped. Linux only: elsewhere there is no Secret Service.
+ */
+async function requireDefaultCollection(what: string, leftMs: number, timeoutMs: number): Promise<void> {
+  if (process.platform !== 'linux') return;
+  if (leftMs <= 0) throw keyringTimeoutError(timeoutMs, what);
+  const result = await new Promise<{ out: string; timedOut: boolean; failed: boolean }>((resolve) => {
+    execFile(
+      'gdbus',
+      [
+        'call',
+        '--session',
+        '--dest',
+        'org.freedesktop.secrets',
+        '--object-path',
+        '/org/freedesktop/secrets',
+        '--method',
+        'org.freedesktop.Secret.Service.ReadAlias',
+        'default',
+      ],
+      { timeout: leftMs, killSignal: 'SIGKILL', encoding: 'utf8', env: process.env },
+      (err, stdout) => {
+        const e = err as (Error & { killed?: boolean }) | null;
+        resolve({ out: stdout, timedOut: e?.killed === true, failed: e !== null });
+      },
+    );
+  });
+  if (result.timedOut) throw keyringTimeoutError(timeoutMs, what);
+  // Not conclusive (no gdbus, an unusual service): the read's own answer stands.
+  if (result.failed) return;
+  if (/objectpath '\/'/.test(result.out)) {
+    throw unavailableError(what, 'the Secret Service has no default collection');
   }
 }
 
@@ -171,11 +248,13 @@ async function locateWorker(): Promise<string> {
 const REAP_GRACE_MS = 1000;
 const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 
+/** Kills the worker after `timeoutMs`; a timeout is reported as `reportedMs`, the caller's whole deadline. */
 function runWorker(
   script: string,
   request: KeyringRequest,
   timeoutMs: number,
   what: string,
+  reportedMs: number = timeoutMs,
 ): Promise<KeyringResponse> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script], {
@@ -197,10 +276,7 @@ function runWorker(
       if (reapTimer) clearTimeout(reapTimer);
       fn();
     };
-    const timeoutError = (): TimeoutError =>
-      new TimeoutError(
-        `the keyring did not answer within ${formatMs(timeoutMs)} (${what}); it may be locked and waiting for an unlock prompt, or the Secret Service is stuck: unlock or restart it, or raise ${KEYRING_TIMEOUT_ENV}`,
-      );
+    const timeoutError = (): TimeoutError => keyringTimeoutError(reportedMs, what);
 
     const deadline = setTimeout(() => {
       timedOut = true;

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ConfigStore } from '../service/ports.js';
+import { FileTooLargeError, NotRegularFileError, readRegularFileBounded } from '../util/bounded-read.js';
 import { InputError } from '../util/errors.js';
 import {
   DEFAULT_CONNECT_URI,
@@ -282,27 +283,32 @@ function buildImportBoot(
   return { kernel, initrd, kernelArgs: kernelArgs ?? '' };
 }
 
-/** A --config file larger than this is refused unread: a spec is a few hundred bytes. */
+/** A --config file larger than this is refused: a spec is a few hundred bytes. */
 export const MAX_CONFIG_FILE_BYTES = 256 * 1024;
 
-/** Reads a --config file, refusing missing, unreadable, non-regular or oversized files with InputError. */
+/**
+ * Reads a --config file, refusing missing, unreadable, non-regular (FIFO,
+ * device, directory), oversized or non-UTF-8 files with InputError. At most
+ * MAX_CONFIG_FILE_BYTES + 1 bytes are ever read, whatever size stat reports.
+ */
 export async function readConfigFile(file: string): Promise<string> {
   const shown = describeSource(file);
-  let stat;
+  let bytes: Buffer;
   try {
-    stat = await fs.stat(file);
+    bytes = await readRegularFileBounded(file, MAX_CONFIG_FILE_BYTES);
   } catch (err) {
+    if (err instanceof NotRegularFileError) {
+      throw new InputError(`config file ${shown} is not a regular file: give a TOML file`);
+    }
+    if (err instanceof FileTooLargeError) {
+      throw new InputError(
+        `config file ${shown} is larger than ${MAX_CONFIG_FILE_BYTES} bytes: a config file may hold at most ${MAX_CONFIG_FILE_BYTES} bytes`,
+      );
+    }
     throw new InputError(
       `cannot read config file ${shown}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
     );
   }
-  if (!stat.isFile()) throw new InputError(`config file ${shown} is not a regular file`);
-  if (stat.size > MAX_CONFIG_FILE_BYTES) {
-    throw new InputError(
-      `config file ${shown} is ${stat.size} bytes; at most ${MAX_CONFIG_FILE_BYTES} allowed`,
-    );
-  }
-  const bytes = await fs.readFile(file);
   const text = bytes.toString('utf8');
   if (Buffer.from(text, 'utf8').compare(bytes) !== 0) {
     throw new InputError(`config file ${shown} is not UTF-8 text`);

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { ConfigStore } from '../service/ports.js';
 import { AlreadyExistsError, InputError, NotFoundError, VmpError } from '../util/errors.js';
+import { FileTooLargeError, NotRegularFileError, readRegularFileBounded } from '../util/bounded-read.js';
 import { configDir } from '../util/paths.js';
 import { describeSource, specFromToml, specToToml } from './toml.js';
 import type { VmSpec } from './types.js';
@@ -21,6 +22,9 @@ import { validateVmName, VM_NAME_RULE } from './validate.js';
 
 /** The predecessor kept plaintext passwords here; it is not a VM and `list` skips it. */
 export const PREDECESSOR_PASSWORD_FILE = 'vm-passwords.toml';
+
+/** Same bound as a --config file (build.ts): the store never reads an unbounded file either. */
+const MAX_STORED_FILE_BYTES = 256 * 1024;
 
 export interface ConfigLock {
   readonly name: string;
@@ -70,9 +74,17 @@ export class FileConfigStore implements ConfigStore {
     const file = this.pathOf(name);
     let text: string;
     try {
-      text = await fs.readFile(file, 'utf8');
+      text = (await readRegularFileBounded(file, MAX_STORED_FILE_BYTES)).toString('utf8');
     } catch (err) {
       if (isErrno(err, 'ENOENT')) throw new NotFoundError(`no VM named "${name}" (no ${file})`);
+      if (err instanceof NotRegularFileError) {
+        throw new InputError(`${describeSource(file)} is not a regular file: a VM config must be one`);
+      }
+      if (err instanceof FileTooLargeError) {
+        throw new InputError(
+          `${describeSource(file)} is larger than ${MAX_STORED_FILE_BYTES} bytes: a VM config may hold at most ${MAX_STORED_FILE_BYTES} bytes`,
+        );
+      }
       throw new VmpError(`cannot read ${describeSource(file)}: ${(err as Error).message}`, { cause: err });
     }
     const spec = specFromToml(text, file);

@@ -44,7 +44,8 @@ type Field = keyof VmSpec;
 interface KeyDef {
   field: Field;
   kind: 'string' | 'integer' | 'boolean' | 'list';
-  check: (value: unknown, limits: ResourceLimits) => unknown;
+  /** `shown`: the value's source text, for messages about numbers (see parseWholeNumber). */
+  check: (value: unknown, limits: ResourceLimits, shown?: string) => unknown;
 }
 
 /** The predecessor's spellings of enum values, accepted on read and never written. */
@@ -54,9 +55,9 @@ const LEGACY_NETWORK: Record<string, string> = { Nat: 'default', User: 'user', N
 /** Key order is the order files are written in (the predecessor's, then the new keys). */
 export const TOML_KEYS: Readonly<Record<string, KeyDef>> = {
   name: { field: 'name', kind: 'string', check: (v) => validateVmName(v) },
-  memory_mb: { field: 'memoryMb', kind: 'integer', check: (v, l) => validateMemoryMb(v, l) },
-  vcpus: { field: 'vcpus', kind: 'integer', check: (v, l) => validateVcpus(v, l) },
-  disk_size_gb: { field: 'diskSizeGb', kind: 'integer', check: (v, l) => validateDiskGb(v, l) },
+  memory_mb: { field: 'memoryMb', kind: 'integer', check: (v, l, s) => validateMemoryMb(v, l, s) },
+  vcpus: { field: 'vcpus', kind: 'integer', check: (v, l, s) => validateVcpus(v, l, s) },
+  disk_size_gb: { field: 'diskSizeGb', kind: 'integer', check: (v, l, s) => validateDiskGb(v, l, s) },
   vm_dir: { field: 'vmDir', kind: 'string', check: (v) => validateVmDir(v) },
   system_packages: {
     field: 'systemPackages',
@@ -97,7 +98,11 @@ export const TOML_KEYS: Readonly<Record<string, KeyDef>> = {
     kind: 'list',
     check: (v) => validateList('firewall_rules', v, MAX_LIST_LENGTH.firewallRules, validateFirewallRule),
   },
-  fedora_release: { field: 'fedoraRelease', kind: 'integer', check: (v) => validateFedoraRelease(v) },
+  fedora_release: {
+    field: 'fedoraRelease',
+    kind: 'integer',
+    check: (v, _l, s) => validateFedoraRelease(v, s),
+  },
   arch: { field: 'arch', kind: 'string', check: (v) => validateArch(v) },
   virt_type: { field: 'virtType', kind: 'string', check: (v) => validateVirtType(v) },
   template: { field: 'template', kind: 'string', check: (v) => validateVmName(v) },
@@ -126,6 +131,23 @@ export function lineOfKey(text: string, key: string): number | undefined {
   return index < 0 ? undefined : index + 1;
 }
 
+/**
+ * The source text of a scalar `key = value` on `line`, if it is a TOML number
+ * token: what the user wrote, which a parsed number may not show (huge
+ * integers wrap to 64 bits, 0x800 reads as 2048).
+ */
+export function numberTextOf(text: string, key: string, line: number | undefined): string | undefined {
+  if (line === undefined) return undefined;
+  const source = text.split(/\r?\n/)[line - 1] ?? '';
+  const k = key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const match = new RegExp(`^\\s*(?:${k}|"${k}"|'${k}')\\s*=\\s*([^\\s#,\\]]+)`).exec(source);
+  const token = match?.[1];
+  return token !== undefined && /^[+-]?[0-9A-Za-z_.+-]{1,60}$/.test(token) ? token : undefined;
+}
+
+/** A UTF-8 byte-order mark; editors on Windows put one at the start of a file. */
+const BOM = '\ufeff';
+
 function at(source: string, line: number | undefined): string {
   return line === undefined ? `${describeSource(source)}` : `${describeSource(source)}:${line}`;
 }
@@ -143,10 +165,13 @@ export function parseTomlText(text: string, source: string): Record<string, unkn
   } catch (err) {
     const e = err as TomlSyntaxError;
     if (e && e.fromTOML) {
-      const what = (e.message.split('\n')[0] ?? 'syntax error').replace(
-        / at row \d+, col \d+, pos \d+:?$/,
-        '',
-      );
+      const what = (e.message.split('\n')[0] ?? 'syntax error')
+        .replace(/ at row \d+, col \d+, pos \d+:?$/, '')
+        // The library names a stray character by its code point number; show the character.
+        .replace(/^Unknown character "(\d+)"/, (_, code: string) => {
+          const n = Number(code);
+          return `unexpected character ${n <= 0x10ffff ? describeValue(String.fromCodePoint(n)) : code}`;
+        });
       const where =
         e.line === undefined ? at(source, undefined) : `${at(source, e.line + 1)}:${(e.col ?? 0) + 1}`;
       throw new InputError(`${where}: not valid TOML: ${what}`);
@@ -181,7 +206,14 @@ function typeMatches(kind: KeyDef['kind'], value: unknown): boolean {
  * Reads the fields a TOML document sets, validating each. Missing keys are
  * simply absent from the result (a --config file may set only a few).
  */
-export function parseSpecFields(text: string, source: string, limits: ResourceLimits = {}): Partial<VmSpec> {
+export function parseSpecFields(
+  withBom: string,
+  source: string,
+  limits: ResourceLimits = {},
+): Partial<VmSpec> {
+  // A leading BOM is accepted and dropped (docs/spec.md): it is an editor's
+  // encoding marker, not content, and TOML 1.0 does not allow it.
+  const text = withBom.startsWith(BOM) ? withBom.slice(BOM.length) : withBom;
   const doc = parseTomlText(text, source);
   const fields: Partial<Record<Field, unknown>> = {};
   for (const [key, value] of Object.entries(doc)) {
@@ -198,14 +230,16 @@ export function parseSpecFields(text: string, source: string, limits: ResourceLi
         `${at(source, line)}: unknown key ${describeValue(key)} (see docs/spec.md for the keys)`,
       );
     }
+    const numeric = typeof value === 'number' || typeof value === 'bigint';
+    const written = numeric ? numberTextOf(text, key, line) : undefined;
     if (!typeMatches(def.kind, value)) {
       const wanted = def.kind === 'integer' ? 'an integer' : `a ${def.kind}`;
       const scalar = ['string', 'number', 'bigint', 'boolean'].includes(typeof value);
-      const shown = scalar ? ` ${describeValue(value)}` : '';
+      const shown = scalar ? ` ${written ?? describeValue(value)}` : '';
       throw new InputError(`${at(source, line)}: ${key} must be ${wanted}, not ${tomlTypeOf(value)}${shown}`);
     }
     try {
-      fields[def.field] = def.check(value, limits);
+      fields[def.field] = def.check(value, limits, written);
     } catch (err) {
       if (err instanceof InputError) throw new InputError(`${at(source, line)}: ${key}: ${err.message}`);
       throw err;

@@ -79,10 +79,21 @@ const VM_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 export const VM_NAME_RULE =
   "use 1-63 characters from a-z, 0-9 and '-', starting and ending with a letter or digit";
 
+/**
+ * Names that fit the grammar but are not VMs: `vm-passwords.toml` in the
+ * config directory is the predecessor's plaintext password file, so a VM of
+ * that name would be listed, read, overwritten and deleted in its place.
+ */
+export const RESERVED_VM_NAMES: ReadonlyMap<string, string> = new Map([
+  ['vm-passwords', "is reserved: vm-passwords.toml is the predecessor's password file, not a VM"],
+]);
+
 /** A libvirt domain name that is also a valid hostname label and a safe file name. */
 export function validateVmName(value: unknown): string {
   const name = requireString('VM name', value);
   if (!VM_NAME.test(name)) throw invalid('VM name', value, VM_NAME_RULE);
+  const reserved = RESERVED_VM_NAMES.get(name);
+  if (reserved !== undefined) throw invalid('VM name', value, `${reserved}; choose another name`);
   return name;
 }
 
@@ -139,26 +150,29 @@ export function validatePackageSpec(value: unknown): string {
 /**
  * A whole number from a flag (string) or TOML (number/bigint). Strings must be
  * plain decimal digits: no sign, exponent, hex, spaces or units, so "4g" or
- * "1e3" is refused rather than guessed at.
+ * "1e3" is refused rather than guessed at. `shown` is the value as the user
+ * wrote it (a TOML file's source text): the parsed value can differ, since
+ * @iarna/toml wraps integers past 64 bits (2^64+4096 parses as 4096n).
  */
-export function parseWholeNumber(what: string, value: unknown, unit = ''): number {
+export function parseWholeNumber(what: string, value: unknown, unit = '', shown?: string): number {
   const suffix = unit ? ` ${unit}` : '';
+  const bad = (rule: string): InputError =>
+    new InputError(`invalid ${what} ${shown ?? describeValue(value)}: ${rule}`);
   if (typeof value === 'bigint') {
-    throw invalid(what, value, `is far too large${suffix ? ` (in${suffix})` : ''}`);
+    throw bad(`is far too large${suffix ? ` (in${suffix})` : ''}`);
   }
   if (typeof value === 'string') {
-    if (!/^[0-9]{1,15}$/.test(value))
-      throw invalid(what, value, `must be a whole number${suffix ? ` of${suffix}` : ''}`);
+    if (!/^[0-9]{1,15}$/.test(value)) throw bad(`must be a whole number${suffix ? ` of${suffix}` : ''}`);
     return Number(value);
   }
   if (typeof value === 'number') {
     if (!Number.isFinite(value) || !Number.isInteger(value)) {
-      throw invalid(what, value, `must be a whole number${suffix ? ` of${suffix}` : ''}`);
+      throw bad(`must be a whole number${suffix ? ` of${suffix}` : ''}`);
     }
-    if (!Number.isSafeInteger(value)) throw invalid(what, value, 'is far too large');
+    if (!Number.isSafeInteger(value)) throw bad('is far too large');
     return value;
   }
-  throw invalid(what, value, `must be a whole number${suffix ? ` of${suffix}` : ''}`);
+  throw bad(`must be a whole number${suffix ? ` of${suffix}` : ''}`);
 }
 
 export interface ResourceLimits {
@@ -182,21 +196,24 @@ function checkRange(
   hostMax: number | undefined,
   hostWhat: string,
   force: boolean,
+  shown?: string,
 ): number {
   const u = unit ? ` ${unit}` : '';
-  if (n < min) throw new InputError(`invalid ${what} ${n}${u}: must be at least ${min}${u} (${minWhy})`);
+  const v = shown ?? String(n);
+  if (n < min) throw new InputError(`invalid ${what} ${v}${u}: must be at least ${min}${u} (${minWhy})`);
   if (n > hardMax)
-    throw new InputError(`invalid ${what} ${n}${u}: must be at most ${hardMax}${u}, even with --force`);
+    throw new InputError(`invalid ${what} ${v}${u}: must be at most ${hardMax}${u}, even with --force`);
   if (!force && hostMax !== undefined && n > hostMax) {
     throw new InputError(
-      `invalid ${what} ${n}${u}: more than this host's ${hostMax}${u} ${hostWhat}; use --force to allow it`,
+      `invalid ${what} ${v}${u}: more than this host's ${hostMax}${u} ${hostWhat}; use --force to allow it`,
     );
   }
   return n;
 }
 
-export function validateMemoryMb(value: unknown, limits: ResourceLimits = {}): number {
-  const n = parseWholeNumber('memory', value, 'MB');
+/** `shown`, here and below: the value as written, for the message (see parseWholeNumber). */
+export function validateMemoryMb(value: unknown, limits: ResourceLimits = {}, shown?: string): number {
+  const n = parseWholeNumber('memory', value, 'MB', shown);
   const hostMax = limits.hostMb === undefined ? undefined : Math.floor(limits.hostMb);
   return checkRange(
     'memory',
@@ -210,11 +227,12 @@ export function validateMemoryMb(value: unknown, limits: ResourceLimits = {}): n
     hostMax,
     'of RAM',
     limits.force ?? false,
+    shown,
   );
 }
 
-export function validateVcpus(value: unknown, limits: ResourceLimits = {}): number {
-  const n = parseWholeNumber('vCPU count', value);
+export function validateVcpus(value: unknown, limits: ResourceLimits = {}, shown?: string): number {
+  const n = parseWholeNumber('vCPU count', value, '', shown);
   return checkRange(
     'vCPU count',
     n,
@@ -225,12 +243,13 @@ export function validateVcpus(value: unknown, limits: ResourceLimits = {}): numb
     limits.hostCpus,
     'CPUs',
     limits.force ?? false,
+    shown,
   );
 }
 
 /** Disks are sparse, so the host's free space is not checked; see MAX_DISK_GB. */
-export function validateDiskGb(value: unknown, _limits: ResourceLimits = {}): number {
-  const n = parseWholeNumber('disk size', value, 'GB');
+export function validateDiskGb(value: unknown, _limits: ResourceLimits = {}, shown?: string): number {
+  const n = parseWholeNumber('disk size', value, 'GB', shown);
   return checkRange(
     'disk size',
     n,
@@ -241,13 +260,16 @@ export function validateDiskGb(value: unknown, _limits: ResourceLimits = {}): nu
     undefined,
     '',
     false,
+    shown,
   );
 }
 
-export function validateFedoraRelease(value: unknown): number {
-  const n = parseWholeNumber('Fedora release', value);
+export function validateFedoraRelease(value: unknown, shown?: string): number {
+  const n = parseWholeNumber('Fedora release', value, '', shown);
   if (!isSupportedRelease(n)) {
-    throw invalid('Fedora release', value, `supported releases are ${FEDORA_RELEASES.join(', ')}`);
+    throw new InputError(
+      `invalid Fedora release ${shown ?? describeValue(value)}: supported releases are ${FEDORA_RELEASES.join(', ')}`,
+    );
   }
   return n;
 }
@@ -363,10 +385,12 @@ export function validateLocationUrl(value: unknown): string {
 // ---------------------------------------------------------------- commands
 
 const COMMAND_WORD = /^[A-Za-z0-9_@+=:,./~-]+$/;
-const PROGRAM = /^(?:(?:\/[A-Za-z0-9_.+-]+)+|[A-Za-z0-9_][A-Za-z0-9_.+-]*)$/;
+// An absolute path's segments follow the program-name rule (docs/spec.md), which
+// also keeps out `.` and `..`: `/bin/../bin/sh` must not pass for a plain path.
+const PROGRAM = /^(?:(?:\/[A-Za-z0-9_][A-Za-z0-9_.+-]*)+|[A-Za-z0-9_][A-Za-z0-9_.+-]*)$/;
 export const MAX_COMMAND_LENGTH = 1024;
 const COMMAND_RULE =
-  'use a program name or absolute path (at most 255 characters), then arguments of A-Z a-z 0-9 and _ @ + = : , . / ~ -, ' +
+  'use a program name or an absolute path whose segments are such names (no . or .., at most 255 characters), then arguments of A-Z a-z 0-9 and _ @ + = : , . / ~ -, ' +
   'separated by single spaces (no quotes, $, %, ;, |, &, <, >, backslashes or control characters)';
 
 /**
@@ -412,15 +436,16 @@ function validPortRange(v: string): boolean {
   return parts.length === 1 || Number(parts[0]) <= Number(parts[1]);
 }
 
-function validAddress(v: string): boolean {
+/** 4 or 6 for a valid ADDR[/N], else 0. */
+function addressFamily(v: string): 0 | 4 | 6 {
   const [addr, prefix, ...rest] = v.split('/');
-  if (rest.length > 0 || addr === undefined) return false;
+  if (rest.length > 0 || addr === undefined) return 0;
   const family =
     /^[0-9.]+$/.test(addr) && net.isIPv4(addr) ? 4 : /^[0-9A-Fa-f:]+$/.test(addr) && net.isIPv6(addr) ? 6 : 0;
-  if (family === 0) return false;
-  if (prefix === undefined) return true;
-  if (!/^[0-9]{1,3}$/.test(prefix)) return false;
-  return Number(prefix) <= (family === 4 ? 32 : 128);
+  if (family === 0) return 0;
+  if (prefix === undefined) return family;
+  if (!/^[0-9]{1,3}$/.test(prefix)) return 0;
+  return Number(prefix) <= (family === 4 ? 32 : 128) ? family : 0;
 }
 
 /**
@@ -448,7 +473,7 @@ export function validateFirewallRule(value: unknown): string {
         break;
       case '-s':
       case '-d':
-        ok = validAddress(arg);
+        ok = addressFamily(arg) !== 0;
         break;
       case '--sport':
       case '--dport': {
@@ -467,6 +492,13 @@ export function validateFirewallRule(value: unknown): string {
     seen.set(option, arg);
   }
   if (!seen.has('-j')) throw fail('no -j target');
+  // One firewalld direct rule has one family. Checked here, not only by the
+  // renderer, so that a --config file's rule is refused with its file:line.
+  const families = new Set(['-s', '-d'].flatMap((o) => (seen.has(o) ? [addressFamily(seen.get(o)!)] : [])));
+  if (families.size > 1) throw fail('must not mix IPv4 and IPv6 addresses');
+  if (seen.get('-p') === 'icmp' && families.has(6)) {
+    throw fail('-p icmp matches IPv4 only; it cannot take an IPv6 address');
+  }
   return rule;
 }
 

@@ -19,7 +19,11 @@ export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Prom
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       abandoned.push(what);
-      reject(new TimeoutError(`${what} did not finish within ${Math.round(ms / 1000)} s; abandoned`));
+      reject(
+        new TimeoutError(
+          `${what} did not finish within ${ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`}; abandoned`,
+        ),
+      );
     }, ms);
     // The deadline alone must not keep the process alive.
     timer.unref();
