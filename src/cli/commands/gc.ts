@@ -78,7 +78,9 @@ export function cleanupDeps(reuse?: Hypervisor): { deps: CleanupDeps; close: () 
     secretStoreFor: (service) => new KeyringSecretStore(service),
     removeVolume: (hypervisor, entry) => {
       if (!('path' in entry)) {
-        throw new VmpError(`volume ${entry.name} of pool ${entry.pool}: only volumes journaled by path are removed`);
+        throw new VmpError(
+          `volume ${entry.name} of pool ${entry.pool}: only volumes journaled by path are removed`,
+        );
       }
       return new LibvirtVolumeStore(hypervisor.uri).remove(entry.path);
     },

@@ -25,7 +25,7 @@ function haveTools(): Probe {
     }
   }
   if (!fs.existsSync(DIST_KEYRING)) return { available: false, reason: 'run npm run build first' };
-  return { available: true };
+  return { available: true, reason: '' };
 }
 
 describeWith(haveTools(), 'dbus-run-session + gnome-keyring')(
