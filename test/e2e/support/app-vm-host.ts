@@ -210,6 +210,50 @@ export class AppVmHost {
     );
   }
 
+  /** `template import` of the guest image, as a template its app VMs boot from (direct kernel boot, user networking). */
+  importTemplate(name: string, image: GuestImage, memoryMb = 2048): Promise<CliResult> {
+    return this.cli(
+      [
+        'template',
+        'import',
+        name,
+        image.disk,
+        '--kernel',
+        image.kernel,
+        '--initrd',
+        image.initrd,
+        '--kernel-args',
+        image.kernelArgs,
+        '--virt-type',
+        'qemu',
+        '--network',
+        'user',
+        '--memory',
+        String(memoryMb),
+        '--vm-dir',
+        this.vmDir,
+      ],
+      600_000,
+    );
+  }
+
+  /** `create --template`: an app VM on `template` running `apps`. */
+  createOnTemplate(name: string, template: string, apps: string[], extra: string[] = []): Promise<CliResult> {
+    return this.cli(
+      [
+        'create',
+        '--template',
+        template,
+        '--name',
+        name,
+        ...apps.flatMap((app) => ['--autostart-app', app]),
+        ...extra,
+        '--yes',
+      ],
+      120_000,
+    );
+  }
+
   /** The VM's windows as the proxy knows them (`windows NAME --json`); empty if no agent yet. */
   async windowsOf(name: string): Promise<WindowView[]> {
     const result = await this.cli(['windows', name, '--json'], 20_000);

@@ -223,6 +223,69 @@ describeWith(allOf(probeE2fsprogs(), probeRoot()), 'config disk loader on a scra
       );
     });
 
+    test('lists the pending Flatpaks for the first-boot installer, and removes a stale list', async () => {
+      const image = path.join(tmp, 'flatpaks.img');
+      const pending = ['org.mozilla.firefox', 'org.gnome.Calculator'];
+      await buildConfigDisk(
+        configDiskFiles({
+          spec,
+          credentials: { passwordHash: FAKE_HASH, agentSecret: FAKE_SECRET },
+          proxyHost: '10.0.2.2',
+          proxyPort: 9999,
+          pendingFlatpaks: pending,
+        }),
+        image,
+      );
+      const root = fakeRoot(path.join(tmp, 'root-flatpaks'));
+      expect(applyConfig(root, image).status).toBe(0);
+      const list = path.join(root, 'etc/vm-provisioner/flatpaks');
+      expect(fs.readFileSync(list, 'utf8')).toBe('org.mozilla.firefox\norg.gnome.Calculator\n');
+      expect(fs.statSync(list).mode & 0o777).toBe(0o644);
+      // A later config without Flatpaks leaves no list behind.
+      const plain = path.join(tmp, 'no-flatpaks.img');
+      await buildConfigDisk(files(), plain);
+      expect(applyConfig(root, plain).status).toBe(0);
+      expect(fs.existsSync(list)).toBe(false);
+    });
+
+    test('formats a blank private volume once, seeded from the image /home, and mounts it at /home', async () => {
+      const image = path.join(tmp, 'private-cfg.img');
+      await buildConfigDisk(files(), image);
+      const root = fakeRoot(path.join(tmp, 'root-private'));
+      const home = path.join(root, 'home');
+      fs.mkdirSync(path.join(home, 'user'), { recursive: true });
+      fs.writeFileSync(path.join(home, 'user', '.bashrc'), 'from the template\n');
+      fs.chownSync(path.join(home, 'user'), 1000, 1000);
+      const volume = path.join(tmp, 'private.raw');
+      fs.writeFileSync(volume, '');
+      fs.truncateSync(volume, 64 * 1024 * 1024);
+      const apply = () =>
+        run('bash', [LOADER], {
+          VMP_ROOT: root,
+          VMP_CONFIG_DEVICE: image,
+          VMP_CONFIG_MOUNT: path.join(root, 'run/vm-provisioner/config'),
+          VMP_PRIVATE_DEVICE: volume,
+        });
+      try {
+        const first = apply();
+        expect(first.stderr).toBe('');
+        expect(first.status).toBe(0);
+        expect(first.stdout).toContain('formatted the private volume');
+        expect(run('findmnt', ['-n', '-o', 'FSTYPE', home]).stdout.trim()).toBe('ext4');
+        expect(fs.readFileSync(path.join(home, 'user', '.bashrc'), 'utf8')).toBe('from the template\n');
+        expect(fs.statSync(path.join(home, 'user')).uid).toBe(1000);
+        fs.writeFileSync(path.join(home, 'user', 'kept'), 'mine\n');
+        expect(run('umount', [home]).status).toBe(0);
+        // The next boot mounts what is there: no second format.
+        const second = apply();
+        expect(second.status).toBe(0);
+        expect(second.stdout).not.toContain('formatted');
+        expect(fs.readFileSync(path.join(home, 'user', 'kept'), 'utf8')).toBe('mine\n');
+      } finally {
+        run('umount', [home]);
+      }
+    });
+
     test('finds the disk by its virtio serial among other block devices', async () => {
       const image = path.join(tmp, 'by-serial.img');
       await buildConfigDisk(files(), image);

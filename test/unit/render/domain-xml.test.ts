@@ -38,6 +38,34 @@ const variants: Array<[string, Partial<VmSpec>, Partial<DomainXmlOptions>]> = [
     },
   ],
   [
+    'app-on-template',
+    { virtType: 'qemu', networkMode: 'user', template: 'debian-base' },
+    {
+      diskPath: '/var/lib/vm-provisioner/firefox/firefox-root.qcow2',
+      configDiskPath: '/var/lib/vm-provisioner/firefox/firefox-config.img',
+      template: {
+        name: 'debian-base',
+        disk: '/var/lib/vm-provisioner/debian-base.qcow2',
+        privateDisk: '/var/lib/vm-provisioner/firefox/firefox-private.qcow2',
+      },
+      boot: {
+        kernel: '/var/lib/vm-provisioner/debian-base-vmlinuz',
+        initrd: '/var/lib/vm-provisioner/debian-base-initrd.img',
+        cmdline: 'root=/dev/vda rw console=ttyS0',
+      },
+      pendingFlatpaks: ['org.mozilla.firefox'],
+    },
+  ],
+  [
+    'template-sealed',
+    { virtType: 'qemu', networkMode: 'user', flatpakPackages: [], autoLaunchApps: [] },
+    {
+      diskPath: '/var/lib/vm-provisioner/debian-base.qcow2',
+      configDiskPath: '/var/lib/vm-provisioner/debian-base-config.img',
+      seal: { mtimeNs: '1796416023764538841', sizeBytes: 1141374976, origin: 'import' },
+    },
+  ],
+  [
     'install-phase',
     { virtType: 'qemu' },
     {
@@ -99,6 +127,22 @@ describe('renderDomainXml', () => {
     [{}, { diskPath: 'relative.qcow2' }, /disk path 'relative.qcow2' is invalid/],
     [{}, { configDiskPath: '/x\ny' }, /config disk path/],
     [{ autoLaunchApps: ['a\u0007'] }, {}, /app .* is invalid/],
+    [
+      {},
+      { template: { name: 'bad name', disk: '/t.qcow2', privateDisk: '/p.qcow2' } },
+      /template name 'bad name' is invalid/,
+    ],
+    [{}, { template: { name: 't', disk: 't.qcow2', privateDisk: '/p.qcow2' } }, /template disk path/],
+    [{}, { pendingFlatpaks: ['firefox'] }, /pending Flatpak 'firefox' is invalid/],
+    [{}, { seal: { mtimeNs: '12a', sizeBytes: 1, origin: 'import' } }, /template seal/],
+    [
+      {},
+      {
+        seal: { mtimeNs: '1', sizeBytes: 1, origin: 'import' },
+        template: { name: 't', disk: '/t.qcow2', privateDisk: '/p.qcow2' },
+      },
+      /not built on another template/,
+    ],
   ] as Array<[Partial<VmSpec>, Partial<DomainXmlOptions>, RegExp]>)(
     'rejects bad input with a one-line InputError (%p %p)',
     (spec, opts, message) => {
