@@ -37,7 +37,7 @@ import { AGENT_SECRET_SERVICE, PASSWORD_SERVICE } from './ports.js';
 import type { ConfigStore, DomainState, Hypervisor, SecretStore } from './ports.js';
 import { ensureTemplateUnused, resetAppVmRoot } from './templates.js';
 import type { VolumeStore } from '../storage/volumes.js';
-import { pathExists, undoAll, type UndoStep } from './undo.js';
+import { abandonCreate, pathExists, type UndoStep } from './undo.js';
 
 /**
  * VM lifecycle over the ports: every function takes the adapters it needs, so
@@ -403,15 +403,12 @@ export async function createFromDisk(
       await journal.step('config', [{ kind: 'config', path: configStore.pathOf(name) }]);
       await configStore.write(spec, { exclusive: true });
     } catch (err) {
-      // A keyring helper or libvirt call killed by the same Ctrl+C fails in its own way; it is still the interrupt.
-      const error =
-        options.signal?.aborted && !(err instanceof CancelledError)
-          ? new CancelledError(`creating VM '${name}' was interrupted`, { cause: err })
-          : err;
-      const result = await undoAll(undo, error, { attempts: 3 });
-      // Kept when something could not be removed, so gc can finish the job later.
-      if (result === error) await journal.finish();
-      throw result;
+      throw await abandonCreate(err, {
+        name,
+        undo,
+        journal,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
     }
     // The config is written: the VM is complete, whatever interrupt comes now.
     await journal.finish();

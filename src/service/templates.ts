@@ -23,7 +23,7 @@ import { guestAgentReady, guestExec, type GuestExecResult } from '../libvirt/qem
 import { vmConfigDiskFiles } from './artifacts.js';
 import type { LockingConfigStore } from './create.js';
 import type { ConfigStore, Hypervisor } from './ports.js';
-import { pathExists, undoAll, type UndoStep } from './undo.js';
+import { abandonCreate, pathExists, type UndoStep } from './undo.js';
 import {
   Journal,
   journalDir as defaultJournalDir,
@@ -343,15 +343,12 @@ export async function createFromTemplate(
       await next('config', [{ kind: 'config', path: configStore.pathOf(name) }]);
       await configStore.write(spec, { exclusive: true });
     } catch (err) {
-      // A keyring helper or libvirt call killed by the same Ctrl+C fails in its own way; it is still the interrupt.
-      const error =
-        options.signal?.aborted && !(err instanceof CancelledError)
-          ? new CancelledError(`creating VM '${name}' was interrupted`, { cause: err })
-          : err;
-      const result = await undoAll(undo, error, { attempts: 3 });
-      // Kept when something could not be removed, so gc can finish the job later.
-      if (result === error) await journal.finish();
-      throw result;
+      throw await abandonCreate(err, {
+        name,
+        undo,
+        journal,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
     }
     // The config is written: the VM is complete, whatever interrupt comes now.
     await journal.finish();

@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { VmpError } from '../util/errors.js';
+import { CancelledError, VmpError } from '../util/errors.js';
 
 /**
  * What `create` and `create --import` share to leave nothing behind: the list
@@ -62,4 +62,24 @@ export async function pathExists(file: string): Promise<boolean> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw err;
   }
+}
+
+/**
+ * A journaled create that failed or was interrupted: removes what it made, and
+ * its journal once nothing is left (a journal is kept for `gc` when something
+ * could not be removed). A libvirt call or keyring helper that failed because
+ * the same Ctrl+C reached it is reported as the interrupt. Returns the error to
+ * throw.
+ */
+export async function abandonCreate(
+  err: unknown,
+  context: { name: string; undo: UndoStep[]; journal: { finish(): Promise<void> }; signal?: AbortSignal },
+): Promise<unknown> {
+  const error =
+    context.signal?.aborted && !(err instanceof CancelledError)
+      ? new CancelledError(`creating VM '${context.name}' was interrupted`, { cause: err })
+      : err;
+  const result = await undoAll(context.undo, error, { attempts: 3 });
+  if (result === error) await context.journal.finish();
+  return result;
 }

@@ -372,5 +372,84 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
       },
       15 * 60_000,
     );
+
+    test(
+      'template create installs through the same pipeline with the config-disk loader, seals the template, and app VMs are made on it',
+      async () => {
+        const name = newName('tmpl');
+        const templateArgs = createArgs(name).filter(
+          (_, i, all) => all[i - 1] !== '--name' && all[i] !== '--name',
+        );
+        templateArgs.splice(1, 1, 'template', 'create', name);
+        let kickstart = '';
+        const r = await cli(templateArgs, (out) => {
+          if (kickstart || !out.stdout.includes('Creating ')) return;
+          const dir = fs.readdirSync(dirs.tmp).find((d) => d.startsWith('vmp-install-'));
+          if (!dir) return;
+          const staged = fs.readFileSync(path.join(dirs.tmp, dir, 'initrd.img'));
+          const cached = fs.readdirSync(path.join(dirs.cache, 'vm-provisioner', 'install-media'))[0]!;
+          const size = fs.statSync(
+            path.join(dirs.cache, 'vm-provisioner', 'install-media', cached, 'initrd.img'),
+          ).size;
+          kickstart = gunzipSync(staged.subarray(size)).toString('latin1');
+        });
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        expect(r.stdout).toMatch(
+          new RegExp(`Created template "${name}": installed in \\d+\\.\\d s, sealed\\.`),
+        );
+        // The template's kickstart carries the loader and the Flatpak installer, and enables both.
+        expect(kickstart).toContain('cat > /usr/local/lib/vm-provisioner/vmp-apply-config');
+        expect(kickstart).toContain('systemctl enable vm-provisioner-config.service');
+        expect(kickstart).toContain('systemctl --global enable vm-flatpak-install.service');
+        const disk = path.join(dirs.vms, `${name}.qcow2`);
+        expect(fs.statSync(disk).mode & 0o777).toBe(0o444);
+        const xml = await virsh('dumpxml', name, '--inactive');
+        expect(xml).toMatch(/<vmp:vm [^>]*role=["']template["']/);
+        expect(xml).toMatch(/<vmp:seal [^>]*origin=["']install["']/);
+
+        // An app VM on it: the template's Flatpak is not pending, another one is.
+        const app = newName('on-tmpl');
+        const made = await cli([
+          CLI,
+          'create',
+          '--template',
+          name,
+          '--name',
+          app,
+          '--flatpak',
+          'org.mozilla.firefox',
+          '--flatpak',
+          'org.gnome.Calculator',
+          '--connect',
+          LIBVIRT_TEST_URI,
+          '--yes',
+        ]);
+        expect({ code: made.code, stderr: made.stderr }).toEqual({ code: 0, stderr: '' });
+        expect(made.stdout).toContain('pending:     org.gnome.Calculator (installed at its first boot');
+        const listed = JSON.parse(
+          (await cli([CLI, 'list', '--json', '--connect', LIBVIRT_TEST_URI])).stdout,
+        ) as Array<{
+          name: string;
+          template?: string;
+          pendingFlatpaks: string[];
+        }>;
+        expect(listed.find((v) => v.name === app)).toMatchObject({
+          template: name,
+          pendingFlatpaks: ['org.gnome.Calculator'],
+        });
+        expect(listed.map((v) => v.name)).not.toContain(name);
+        // The app VM inherits the template's settings it was not given.
+        const appXml = await virsh('dumpxml', app, '--inactive');
+        expect(appXml).toContain("<domain type='qemu'");
+        expect(appXml).toContain(`<memory unit='KiB'>${2048 * 1024}</memory>`);
+
+        expect((await cli([CLI, 'destroy', app, '--yes', '--connect', LIBVIRT_TEST_URI])).code).toBe(0);
+        expect((await cli([CLI, 'template', 'destroy', name, '--connect', LIBVIRT_TEST_URI])).code).toBe(0);
+        await expectNothingLeft(app);
+        await expectNothingLeft(name);
+      },
+      15 * 60_000,
+    );
   },
 );
