@@ -9,7 +9,7 @@ import {
   type CredentialStores,
 } from '../secrets/credentials.js';
 import type { VmSpec } from '../spec/types.js';
-import type { VolumeStore } from '../storage/volumes.js';
+import type { VolumeInfo, VolumeStore } from '../storage/volumes.js';
 import {
   AlreadyExistsError,
   AlreadyRunningError,
@@ -164,12 +164,13 @@ export async function templateDiskProblem(
   volumes: VolumeStore,
   template: TemplateView,
   recordedDisk?: string,
+  known?: VolumeInfo,
 ): Promise<string | undefined> {
   const { name, disk, description } = template;
   if (recordedDisk !== undefined && recordedDisk !== disk) {
     return `template '${name}' disk moved from ${recordedDisk} to ${disk}`;
   }
-  const info = await volumes.info(disk);
+  const info = known ?? (await volumes.info(disk));
   if (!info) return `template '${name}' disk ${disk} is missing (moved or deleted)`;
   const seal = description.seal;
   if (!seal) return `template '${name}' is not sealed`;
@@ -275,7 +276,8 @@ export async function createFromTemplate(
         `template '${template.name}' is running (being updated?); create app VMs on it once it has shut down`,
       );
     }
-    const problem = await templateDiskProblem(volumes, template);
+    const backing = await volumes.info(template.disk);
+    const problem = await templateDiskProblem(volumes, template, undefined, backing);
     if (problem) throw new InputError(`${problem}; run vm-provisioner template update ${template.name}`);
     if (await hypervisor.exists(name)) {
       throw new AlreadyExistsError(`a domain named '${name}' already exists at ${hypervisor.uri}`);
@@ -291,7 +293,6 @@ export async function createFromTemplate(
     const templateSpec = await configStore.read(template.name).catch(() => undefined);
     const installed = new Set(templateSpec?.flatpakPackages ?? []);
     const pendingFlatpaks = spec.flatpakPackages.filter((id) => !installed.has(id));
-    const backing = await volumes.info(template.disk);
     // Rendered before anything is made: a value that breaks a grammar costs nothing.
     const xml = renderDomainXml(spec, {
       diskPath: paths.root,
@@ -393,7 +394,8 @@ export async function resetAppVmRoot(
       `template '${template.name}' of VM '${vm.name}' is running (being updated?); start '${vm.name}' once it has shut down`,
     );
   }
-  const problem = await templateDiskProblem(deps.volumes, template, use.disk);
+  const backing = await deps.volumes.info(template.disk);
+  const problem = await templateDiskProblem(deps.volumes, template, use.disk, backing);
   if (problem) {
     throw new InputError(
       `cannot start '${vm.name}': ${problem}; run vm-provisioner template update ${template.name} to seal it again`,
@@ -401,7 +403,6 @@ export async function resetAppVmRoot(
   }
   const root = vm.disks[0]?.file;
   if (root === undefined) throw new VmpError(`VM '${vm.name}' has no system disk in its definition`);
-  const backing = await deps.volumes.info(template.disk);
   await deps.volumes.remove(root);
   await deps.volumes.createOverlay(root, template.disk, backing!.capacityBytes);
 }

@@ -1,4 +1,3 @@
-import inquirer from 'inquirer';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { followFile } from '../../install/index.js';
 import { openHypervisor, resolveUri } from '../../libvirt/index.js';
@@ -205,7 +204,9 @@ export function parseInstallTimeout(value: unknown): number {
 }
 
 async function confirmPlan(name: string): Promise<boolean> {
-  const { proceed } = await inquirer.prompt<{ proceed: boolean }>([
+  const { proceed } = await (
+    await import('inquirer')
+  ).default.prompt<{ proceed: boolean }>([
     { type: 'confirm', name: 'proceed', message: `Create VM "${name}"?`, default: true },
   ]);
   return proceed;

@@ -1,4 +1,3 @@
-import inquirer from 'inquirer';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { readJournal } from '../../service/journal.js';
@@ -36,7 +35,9 @@ export const destroyCommand: CommandModule<object, DestroyArgs> = {
         if (!process.stdin.isTTY) {
           throw new InputError(`destroy ${name}: not a terminal, cannot ask for confirmation; pass --yes`);
         }
-        const { ok } = await inquirer.prompt<{ ok: boolean }>([
+        const { ok } = await (
+          await import('inquirer')
+        ).default.prompt<{ ok: boolean }>([
           {
             type: 'confirm',
             name: 'ok',

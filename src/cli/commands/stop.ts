@@ -1,4 +1,3 @@
-import inquirer from 'inquirer';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { stopVm } from '../../service/lifecycle.js';
 import { InputError } from '../../util/errors.js';
@@ -42,7 +41,9 @@ export const stopCommand: CommandModule<object, StopArgs> = {
         ...(interactive
           ? {
               confirmHardStop: async () => {
-                const answer = await inquirer.prompt<{ hard: boolean }>([
+                const answer = await (
+                  await import('inquirer')
+                ).default.prompt<{ hard: boolean }>([
                   {
                     type: 'confirm',
                     name: 'hard',

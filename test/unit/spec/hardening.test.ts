@@ -106,7 +106,7 @@ describe('messages show a number as it is written in the file', () => {
     ['disk_size_gb = 4.5', 'disk_size_gb: invalid disk size 4.5: must be a whole number of GB'],
     [
       'memory_mb = 0x400',
-      'memory_mb: invalid memory 0x400 MB: must be at least 2048 MB (the Fedora installer needs it)',
+      'memory_mb: invalid memory 0x400 MB: must be at least 2048 MB (the Fedora installer needs it; an imported VM or one on a template may have less)',
     ],
     [
       'memory_mb = 32_768',
