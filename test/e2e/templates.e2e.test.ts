@@ -30,6 +30,8 @@ function probeE2e(): Probe {
 }
 
 const APP_VMS = 20;
+/** Not on Flathub and never fetched: the test image has no flatpak, and tests reach no network. */
+const PENDING_FLATPAK = 'org.example.VmpPending';
 const WINDOW_DEADLINE_MS = 240_000;
 
 describeWith(probeE2e(), 'end-to-end templates')('app VMs on an imported template, on a real guest', () => {
@@ -87,7 +89,9 @@ describeWith(probeE2e(), 'end-to-end templates')('app VMs on an imported templat
     expect({ code: imported.code, stderr: imported.stderr }).toEqual({ code: 0, stderr: '' });
     expect(fs.statSync(templateDisk()).mode & 0o777).toBe(0o444);
     for (const name of apps) {
-      const created = await host.createOnTemplate(name, template, ['xterm']);
+      // The booted one also asks for a Flatpak the template lacks: pending until its guest reports it.
+      const extra = name === booted ? ['--flatpak', PENDING_FLATPAK] : [];
+      const created = await host.createOnTemplate(name, template, ['xterm'], extra);
       expect({ name, code: created.code, stderr: created.stderr }).toEqual({ name, code: 0, stderr: '' });
     }
     const listed = await host.cli(['list', '--json']);
@@ -123,6 +127,26 @@ describeWith(probeE2e(), 'end-to-end templates')('app VMs on an imported templat
     },
     WINDOW_DEADLINE_MS + 120_000,
   );
+
+  test('a Flatpak the template lacks is pending in list until the guest records it installed', async () => {
+    const pendingOf = async (): Promise<string[] | undefined> => {
+      const listed = await host.cli(['list', '--json']);
+      expect(listed.code).toBe(0);
+      return (JSON.parse(listed.stdout) as Array<{ name: string; pendingFlatpaks: string[] }>).find(
+        (v) => v.name === booted,
+      )?.pendingFlatpaks;
+    };
+    // The config disk handed the list to the guest; this image has no flatpak, so the installer failed.
+    expect(await sh(booted, 'cat /etc/vm-provisioner/flatpaks')).toBe(`${PENDING_FLATPAK}\n`);
+    expect(await pendingOf()).toEqual([PENDING_FLATPAK]);
+    // What vmp-install-flatpaks writes once `flatpak install --user` has succeeded.
+    await sh(
+      booted,
+      `install -d -o user -g user /home/user/.local/share/vm-provisioner && echo ${PENDING_FLATPAK} > /home/user/.local/share/vm-provisioner/flatpaks-installed`,
+    );
+    expect(await pendingOf()).toEqual([]);
+    expect(virsh('dumpxml', booted, '--inactive')).not.toContain(`${PENDING_FLATPAK}</`);
+  }, 120_000);
 
   test(
     'a cold restart: the file written to / is gone, the one in /home is kept',
