@@ -1,7 +1,14 @@
 import type { ArgumentsCamelCase } from 'yargs';
 import { openHypervisor, resolveUri } from '../libvirt/index.js';
 import { keyringCredentialStores } from '../secrets/credentials.js';
-import { appVmPaths, createFromTemplate, requireTemplate } from '../service/templates.js';
+import {
+  appVmPaths,
+  createFromTemplate,
+  planOnTemplate,
+  requireTemplate,
+  type TemplatePlan,
+} from '../service/templates.js';
+import { writeDryRunFiles } from '../service/artifacts.js';
 import { prepareCreate, type CreateFlags } from '../spec/build.js';
 import { tildePath } from '../spec/plan.js';
 import type { FileConfigStore } from '../spec/store.js';
@@ -52,7 +59,7 @@ export async function createOnTemplate(
   // Bad input fails here, before libvirt or the keyring is touched.
   const { options: early } = await prepareCreate(argv, { store });
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
-  if (!early.yes && !interactive) {
+  if (!early.yes && !early.dryRun && !interactive) {
     throw new InputError('create needs confirmation: pass --yes when not running on a terminal');
   }
   const uri = argv.connect !== undefined ? resolveUri(early.connectUri) : resolveUri();
@@ -66,6 +73,21 @@ export async function createOnTemplate(
       isTaken: (name) => hypervisor.exists(name),
       base: inheritedFrom(templateSpec),
     });
+    const volumes = new LibvirtVolumeStore(hypervisor.uri);
+    if (early.dryRun) {
+      // Reads only: the same checks and rendering as a real create, then the plan.
+      const plan = await planOnTemplate({ hypervisor, volumes, configStore: store }, spec, packageVersion());
+      const text = formatTemplatePlan(spec, plan, early.connectUri, tildePath(store.pathOf(spec.name)));
+      process.stdout.write(text);
+      if (early.outputDir !== undefined) {
+        const written = await writeDryRunFiles(early.outputDir, spec.name, {
+          domainXml: plan.xml,
+          plan: text,
+        });
+        for (const file of written) process.stdout.write(`wrote ${file}\n`);
+      }
+      return;
+    }
     if (!early.yes) {
       const { default: inquirer } = await import('inquirer');
       const { proceed } = await inquirer.prompt<{ proceed: boolean }>([
@@ -85,7 +107,7 @@ export async function createOnTemplate(
     const result = await createFromTemplate(
       {
         hypervisor,
-        volumes: new LibvirtVolumeStore(hypervisor.uri),
+        volumes,
         configStore: store,
         credentials: keyringCredentialStores(),
       },
@@ -116,4 +138,33 @@ export async function createOnTemplate(
   } finally {
     await hypervisor.close();
   }
+}
+
+/** `create --template --dry-run`'s plan: what would be made, and from what. */
+export function formatTemplatePlan(
+  spec: VmSpec,
+  plan: TemplatePlan,
+  connectUri: string,
+  configPath: string,
+): string {
+  const list = (items: string[]): string => (items.length === 0 ? '(none)' : items.join(', '));
+  const rows: Array<[string, string]> = [
+    ['name', spec.name],
+    ['connection', `${connectUri} (domain type ${spec.virtType})`],
+    ['template', `${plan.template.name} (${plan.template.disk}, sealed, read-only)`],
+    ['install', 'none (an overlay of the template)'],
+    ['memory', `${spec.memoryMb} MB`],
+    ['vCPUs', String(spec.vcpus)],
+    ['root', `${plan.paths.root} (qcow2 overlay, made afresh at every cold start)`],
+    ['private', `${plan.paths.private} (${spec.diskSizeGb} GB sparse qcow2, mounted at /home, kept)`],
+    ['config disk', `${plan.paths.configDisk} (read-only, made per VM)`],
+    ['flatpak apps', list(spec.flatpakPackages)],
+    ['first-boot install', list(plan.pendingFlatpaks)],
+    ['autostart apps', list(spec.autoLaunchApps)],
+    ['network', spec.networkMode],
+    ['config file', configPath],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length)) + 1;
+  const body = rows.map(([k, v]) => `  ${`${k}:`.padEnd(width)} ${v}`).join('\n');
+  return `Plan for VM "${spec.name}" on template "${plan.template.name}" (dry run: no VM, disk, keyring entry or config is made)\n${body}\n`;
 }

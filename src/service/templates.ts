@@ -229,6 +229,70 @@ export async function ensureTemplateUnused(hypervisor: Hypervisor, name: string)
   }
 }
 
+export interface TemplatePlan {
+  template: TemplateView;
+  /** The template's disk as libvirt reports it: the overlay's size comes from it. */
+  backing: VolumeInfo | undefined;
+  paths: ReturnType<typeof appVmPaths>;
+  pendingFlatpaks: string[];
+  /** The app VM's domain XML. */
+  xml: string;
+}
+
+/**
+ * Everything `create --template` checks and renders before it makes anything,
+ * reading only: the template (there, a template, shut off, sealed and
+ * unchanged), the name and files free, the Flatpaks the template lacks, the
+ * domain XML. `--dry-run` stops here.
+ */
+export async function planOnTemplate(
+  deps: Pick<TemplateDeps, 'hypervisor' | 'volumes' | 'configStore'>,
+  spec: VmSpec,
+  version: string,
+): Promise<TemplatePlan> {
+  const { hypervisor, configStore, volumes } = deps;
+  const name = spec.name;
+  if (spec.template === undefined) throw new InputError('no template given');
+  if (spec.systemPackages.length > 0) {
+    throw new InputError(
+      `--system ${spec.systemPackages.join(' ')} cannot go into an app VM on template '${spec.template}': ` +
+        'its root is made afresh from the template at every cold start; install them into the template',
+    );
+  }
+  const template = await requireTemplate(hypervisor, spec.template);
+  if ((await hypervisor.info(template.name)).state !== 'shut off') {
+    throw new AlreadyRunningError(
+      `template '${template.name}' is running (being updated?); create app VMs on it once it has shut down`,
+    );
+  }
+  const backing = await volumes.info(template.disk);
+  const problem = await templateDiskProblem(volumes, template, undefined, backing);
+  if (problem) throw new InputError(`${problem}; run vm-provisioner template update ${template.name}`);
+  if (await hypervisor.exists(name)) {
+    throw new AlreadyExistsError(`a domain named '${name}' already exists at ${hypervisor.uri}`);
+  }
+  if (await configStore.exists(name)) {
+    throw new AlreadyExistsError(`VM '${name}' already has a config file: ${configStore.pathOf(name)}`);
+  }
+  const paths = appVmPaths(spec);
+  for (const file of Object.values(paths)) {
+    if (await pathExists(file))
+      throw new AlreadyExistsError(`${file} already exists; it is never overwritten`);
+  }
+  const templateSpec = await configStore.read(template.name).catch(() => undefined);
+  const installed = new Set(templateSpec?.flatpakPackages ?? []);
+  const pendingFlatpaks = spec.flatpakPackages.filter((id) => !installed.has(id));
+  const xml = renderDomainXml(spec, {
+    diskPath: paths.root,
+    configDiskPath: paths.configDisk,
+    template: { name: template.name, disk: template.disk, privateDisk: paths.private },
+    ...(template.description.boot ? { boot: template.description.boot } : {}),
+    pendingFlatpaks,
+    version,
+  });
+  return { template, backing, paths, pendingFlatpaks, xml };
+}
+
 export interface FromTemplateOptions {
   version: string;
   /** Ctrl+C: checked between steps; what was made so far is removed and CancelledError thrown. */
@@ -258,50 +322,16 @@ export async function createFromTemplate(
 ): Promise<FromTemplateResult> {
   const { hypervisor, configStore, volumes } = deps;
   const name = spec.name;
-  if (spec.template === undefined) throw new InputError('no template given');
-  if (spec.systemPackages.length > 0) {
-    throw new InputError(
-      `--system ${spec.systemPackages.join(' ')} cannot go into an app VM on template '${spec.template}': ` +
-        'its root is made afresh from the template at every cold start; install them into the template',
-    );
-  }
   const journalDir = options.journalDir ?? defaultJournalDir();
   // Before the lock: a lock left by a crashed create must not hide the message saying what to run.
   await refuseUnfinished(name, journalDir);
   const lock = isLocking(configStore) ? await configStore.acquireLock(name) : undefined;
   try {
-    const template = await requireTemplate(hypervisor, spec.template);
-    if ((await hypervisor.info(template.name)).state !== 'shut off') {
-      throw new AlreadyRunningError(
-        `template '${template.name}' is running (being updated?); create app VMs on it once it has shut down`,
-      );
-    }
-    const backing = await volumes.info(template.disk);
-    const problem = await templateDiskProblem(volumes, template, undefined, backing);
-    if (problem) throw new InputError(`${problem}; run vm-provisioner template update ${template.name}`);
-    if (await hypervisor.exists(name)) {
-      throw new AlreadyExistsError(`a domain named '${name}' already exists at ${hypervisor.uri}`);
-    }
-    if (await configStore.exists(name)) {
-      throw new AlreadyExistsError(`VM '${name}' already has a config file: ${configStore.pathOf(name)}`);
-    }
-    const paths = appVmPaths(spec);
-    for (const file of Object.values(paths)) {
-      if (await pathExists(file))
-        throw new AlreadyExistsError(`${file} already exists; it is never overwritten`);
-    }
-    const templateSpec = await configStore.read(template.name).catch(() => undefined);
-    const installed = new Set(templateSpec?.flatpakPackages ?? []);
-    const pendingFlatpaks = spec.flatpakPackages.filter((id) => !installed.has(id));
-    // Rendered before anything is made: a value that breaks a grammar costs nothing.
-    const xml = renderDomainXml(spec, {
-      diskPath: paths.root,
-      configDiskPath: paths.configDisk,
-      template: { name: template.name, disk: template.disk, privateDisk: paths.private },
-      ...(template.description.boot ? { boot: template.description.boot } : {}),
-      pendingFlatpaks,
-      version: options.version,
-    });
+    const { template, backing, paths, pendingFlatpaks, xml } = await planOnTemplate(
+      deps,
+      spec,
+      options.version,
+    );
 
     const journal = await Journal.begin({
       vm: name,

@@ -120,11 +120,6 @@ export const createCommand: CommandModule<object, CreateFlags> = {
     const store = new FileConfigStore();
     const installTimeoutMinutes = parseInstallTimeout(argv.installTimeout);
     if (argv.template !== undefined) {
-      if (argv.dryRun === true) {
-        throw new InputError(
-          '--dry-run does not go with --template yet: an app VM on a template installs nothing to plan',
-        );
-      }
       await createOnTemplate(argv, store, onInterrupt);
       return;
     }

@@ -226,6 +226,19 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         expect(sha256(templateDisk(template))).toBe(checksum);
       });
 
+      test('create --template --dry-run prints the plan and writes the domain XML, making nothing', async () => {
+        const name = newName('dry');
+        const out = at('tmp', 'dry-run');
+        const result = await cli(createArgs(template, name, ['--flatpak', 'org.example.Lacking', '--dry-run', '--output', out]));
+        expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+        expect(result.stdout).toContain(`Plan for VM "${name}" on template "${template}" (dry run`);
+        expect(result.stdout).toMatch(/first-boot install:\s+org\.example\.Lacking/);
+        const xml = fs.readFileSync(path.join(out, `${name}.xml`), 'utf8');
+        expect(describeDomain(xml).template).toEqual({ name: template, disk: templateDisk(template) });
+        expect(fs.statSync(path.join(out, `${name}.xml`)).mode & 0o777).toBe(0o600);
+        expectNothingLeftOf(name);
+      });
+
       test('a template is not started as a VM, nor used as a name, nor is an app VM a template', async () => {
         const start = await cli(['start', template, '--no-viewer']);
         expect(start.code).toBe(2);
