@@ -4,8 +4,11 @@ import { consoleCommand } from './console.js';
 import { createCommand } from './create.js';
 import { destroyCommand } from './destroy.js';
 import { listCommand } from './list.js';
+import { pauseCommand } from './pause.js';
 import { passwordsCommand } from './passwords.js';
 import { proxyCommand } from './proxy.js';
+import { resumeCommand } from './resume.js';
+import { snapshotCommand } from './snapshot.js';
 import { startCommand } from './start.js';
 import { stopCommand } from './stop.js';
 import { templateCommand } from './template.js';
@@ -21,6 +24,9 @@ export const commands: CommandModule<any, any>[] = [
   templateCommand,
   startCommand,
   stopCommand,
+  pauseCommand,
+  resumeCommand,
+  snapshotCommand,
   listCommand,
   destroyCommand,
   consoleCommand,
