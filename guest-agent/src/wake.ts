@@ -26,6 +26,7 @@ export function watchWake(
     if (stopped || fd === undefined) return;
     fs.read(fd, buffer, 0, buffer.length, null, (err, n) => {
       if (stopped) return;
+      if (err || n === 0) fs.close(fd!, () => undefined);
       if (err) {
         log(`wake channel ${file}: ${err.message}; a resume is noticed at the next heartbeat`);
         return;
