@@ -130,6 +130,22 @@ async function main(): Promise<void> {
       process.stderr.write(`wake -> window list ${i}: ${event.receivedAt - t0} ms\n`);
     }
 
+    // The same after a pause: the QEMU process (and its translation cache) stays, only the guest was frozen.
+    const afterPause: number[] = [];
+    for (let i = 1; i <= RUNS; i++) {
+      await hypervisor.suspend(name);
+      await hypervisor.resume(name);
+      const t0 = Date.now();
+      if (!(await wakeAgent(vm))) throw new Error('the wake byte could not be written');
+      const event = await host.until(
+        () => follow.events.find((e) => e.receivedAt >= t0 && showsWindow(e, name, isXterm)),
+        'the xterm after a wake',
+        60_000,
+      );
+      afterPause.push(event.receivedAt - t0);
+      process.stderr.write(`resume, wake -> window list ${i}: ${event.receivedAt - t0} ms\n`);
+    }
+
     const stopped = await host.cli(['stop', name, '--no-save', '--timeout', '120', '--force'], 200_000);
     if (stopped.code !== 0) throw new Error(`stop failed: ${stopped.stderr}`);
     const destroyed = await host.cli(['destroy', name, '--yes'], 120_000);
@@ -152,7 +168,8 @@ async function main(): Promise<void> {
         row('snapshot revert (with memory) -> the xterm at the proxy', reverts),
         '',
         `stop --save: median ${median(saves.map((s) => s.seconds)).toFixed(2)} s, saved state ${median(saves.map((s) => s.mib)).toFixed(0)} MiB (median of ${saves.length})`,
-        `agent alone, wake byte -> window list at the proxy: median ${median(agentOnly).toFixed(0)} ms (${agentOnly.join(', ')} ms)`,
+        `agent alone after a restore, wake byte -> window list at the proxy: median ${median(agentOnly).toFixed(0)} ms (${agentOnly.join(', ')} ms)`,
+        `agent alone after a pause, wake byte -> window list at the proxy: median ${median(afterPause).toFixed(0)} ms (${afterPause.join(', ')} ms)`,
         '',
       ].join('\n'),
     );
