@@ -1,6 +1,7 @@
 /**
  * Time from `vm-provisioner start` to the app's window event at the host
- * proxy, for a cold boot and for a start from a managed save, on the real
+ * proxy, for a cold boot and for a start from saved state (`stop --save`),
+ * and from `snapshot revert` of a snapshot with memory, on the real
  * end-to-end guest (test/e2e/guest-image) under QEMU software emulation.
  *
  *   npm run build && env -u DISPLAY HOME=$(mktemp -d) dbus-run-session -- \
@@ -8,14 +9,19 @@
  *
  * Needs root (the image build) and libvirtd at qemu:///system. One VM is made
  * with `create --import`; each cold run starts it and stops it again with an
- * ACPI shutdown; each managed-save run saves the running VM (libvirt managed
- * save, through the project's libvirt adapter) and starts it again. t0 is
- * taken just before `start` is spawned, t1 when `windows --follow` prints the
+ * ACPI shutdown; each saved-state run saves the running VM with `stop --save`
+ * (timed, with the size of the image) and starts it again; each revert run
+ * reverts to one snapshot with memory (`snapshot revert --force`). t0 is
+ * taken just before the CLI is spawned, t1 when `windows --follow` prints the
  * first event carrying the xterm (window-created, or the window-list an agent
- * sends when it connects). The QEMU process's RSS is read from /proc once
- * the window is there.
+ * sends when it connects); the time the CLI took is printed beside it. Then
+ * the agent alone: the VM is restored through the libvirt adapter, the wake
+ * byte written as `start` writes it, and timed to the window list. The QEMU
+ * process's RSS is read from /proc once the window is there.
  */
-import { openHypervisor } from '../src/libvirt/index.js';
+import fs from 'node:fs';
+import { describeDomain, openHypervisor } from '../src/libvirt/index.js';
+import { managedSavePath, wakeAgent } from '../src/service/state.js';
 import {
   AppVmHost,
   buildGuestImage,
@@ -27,12 +33,17 @@ import {
 } from '../test/e2e/support/app-vm-host.js';
 
 const RUNS = Number(process.argv[2] ?? 3);
-/** The proxy's heartbeat interval: after a restore the agent notices its dead connection at its next heartbeat. */
-const HEARTBEAT_MS = Number(process.env.VMP_BENCH_HEARTBEAT_MS ?? 1000);
+/**
+ * The proxy's heartbeat interval. Long, so that an agent reconnecting soon after a resume can only have
+ * been told by the wake channel: one that noticed at a heartbeat would take 15-30 s.
+ */
+const HEARTBEAT_MS = Number(process.env.VMP_BENCH_HEARTBEAT_MS ?? 60_000);
 
 interface Sample {
   seconds: number;
   rssMiB: number | undefined;
+  /** How long the CLI command itself ran. */
+  cliSeconds?: number;
 }
 
 async function main(): Promise<void> {
@@ -46,37 +57,96 @@ async function main(): Promise<void> {
     const created = await host.createVm(name, image, ['xterm']);
     if (created.code !== 0) throw new Error(`create failed: ${created.stderr}`);
 
-    const startAndWait = async (what: string): Promise<Sample> => {
+    /** Runs one CLI command at t0 and waits for the xterm at the proxy after t0. */
+    const timed = async (what: string, args: string[]): Promise<Sample> => {
       const cpu0 = hostCpuSeconds();
       const t0 = Date.now();
-      const started = await host.cli(['start', name, '--no-viewer'], 120_000);
-      if (started.code !== 0) throw new Error(`start failed: ${started.stderr}`);
+      const ran = await host.cli(args, 300_000);
+      const cliSeconds = (Date.now() - t0) / 1000;
+      if (ran.code !== 0) throw new Error(`${args.join(' ')} failed: ${ran.stderr}`);
       const event = await host.until(
         () => follow.events.find((e) => e.receivedAt >= t0 && showsWindow(e, name, isXterm)),
         `${what}: the xterm window event`,
         300_000,
       );
-      const sample = { seconds: (event.receivedAt - t0) / 1000, rssMiB: host.qemuRssMiB(name) };
+      const sample = { seconds: (event.receivedAt - t0) / 1000, rssMiB: host.qemuRssMiB(name), cliSeconds };
       process.stderr.write(
-        `${what}: ${sample.seconds.toFixed(2)} s, qemu RSS ${sample.rssMiB ?? '?'} MiB; ${describeHostCpu(cpu0, hostCpuSeconds())}\n`,
+        `${what}: ${sample.seconds.toFixed(2)} s (the command ${cliSeconds.toFixed(2)} s), qemu RSS ${sample.rssMiB ?? '?'} MiB; ${describeHostCpu(cpu0, hostCpuSeconds())}\n`,
       );
       return sample;
+    };
+    const startAndWait = (what: string): Promise<Sample> => timed(what, ['start', name, '--no-viewer']);
+    const saveFile = managedSavePath(E2E_URI, name)!;
+    const saveOnce = async (): Promise<{ seconds: number; mib: number }> => {
+      const t0 = Date.now();
+      const saved = await host.cli(['stop', name, '--save'], 300_000);
+      if (saved.code !== 0) throw new Error(`stop --save failed: ${saved.stderr}`);
+      const seconds = (Date.now() - t0) / 1000;
+      const mib = fs.statSync(saveFile).size / 1024 / 1024;
+      process.stderr.write(`stop --save: ${seconds.toFixed(2)} s, ${mib.toFixed(0)} MiB\n`);
+      return { seconds, mib };
     };
 
     const cold: Sample[] = [];
     for (let i = 1; i <= RUNS; i++) {
       cold.push(await startAndWait(`cold boot ${i}`));
-      const stopped = await host.cli(['stop', name, '--timeout', '120', '--force'], 200_000);
+      const stopped = await host.cli(['stop', name, '--no-save', '--timeout', '120', '--force'], 200_000);
       if (stopped.code !== 0) throw new Error(`stop failed: ${stopped.stderr}`);
     }
 
     const restored: Sample[] = [];
-    await startAndWait('boot before the first managed save');
+    const saves: Array<{ seconds: number; mib: number }> = [];
+    await startAndWait('boot before the first save');
+    // Settled: the first save of a freshly booted guest is not what a user's saves look like.
+    await new Promise((r) => setTimeout(r, 10_000));
+    for (let i = 1; i <= RUNS; i++) {
+      saves.push(await saveOnce());
+      restored.push(await startAndWait(`start from saved state ${i}`));
+    }
+
+    const made = await host.cli(['snapshot', 'create', name, 'bench', '--memory'], 300_000);
+    if (made.code !== 0) throw new Error(`snapshot create failed: ${made.stderr}`);
+    const reverts: Sample[] = [];
+    for (let i = 1; i <= RUNS; i++) {
+      reverts.push(
+        await timed(`snapshot revert with memory ${i}`, ['snapshot', 'revert', name, 'bench', '--force']),
+      );
+    }
+
+    // The agent alone: from the restore's return (the guest runs again) to its window list at the proxy.
+    const vm = describeDomain(await hypervisor.xml(name, { inactive: true }));
+    const agentOnly: number[] = [];
     for (let i = 1; i <= RUNS; i++) {
       await hypervisor.managedSave(name);
-      restored.push(await startAndWait(`start from managed save ${i}`));
+      await hypervisor.start(name);
+      const t0 = Date.now();
+      if (!(await wakeAgent(vm))) throw new Error('the wake byte could not be written');
+      const event = await host.until(
+        () => follow.events.find((e) => e.receivedAt >= t0 && showsWindow(e, name, isXterm)),
+        'the xterm after a wake',
+        60_000,
+      );
+      agentOnly.push(event.receivedAt - t0);
+      process.stderr.write(`wake -> window list ${i}: ${event.receivedAt - t0} ms\n`);
     }
-    const stopped = await host.cli(['stop', name, '--timeout', '120', '--force'], 200_000);
+
+    // The same after a pause: the QEMU process (and its translation cache) stays, only the guest was frozen.
+    const afterPause: number[] = [];
+    for (let i = 1; i <= RUNS; i++) {
+      await hypervisor.suspend(name);
+      await hypervisor.resume(name);
+      const t0 = Date.now();
+      if (!(await wakeAgent(vm))) throw new Error('the wake byte could not be written');
+      const event = await host.until(
+        () => follow.events.find((e) => e.receivedAt >= t0 && showsWindow(e, name, isXterm)),
+        'the xterm after a wake',
+        60_000,
+      );
+      afterPause.push(event.receivedAt - t0);
+      process.stderr.write(`resume, wake -> window list ${i}: ${event.receivedAt - t0} ms\n`);
+    }
+
+    const stopped = await host.cli(['stop', name, '--no-save', '--timeout', '120', '--force'], 200_000);
     if (stopped.code !== 0) throw new Error(`stop failed: ${stopped.stderr}`);
     const destroyed = await host.cli(['destroy', name, '--yes'], 120_000);
     if (destroyed.code !== 0) throw new Error(`destroy failed: ${destroyed.stderr}`);
@@ -84,16 +154,22 @@ async function main(): Promise<void> {
     const row = (label: string, samples: Sample[]): string => {
       const secs = samples.map((s) => s.seconds);
       const rss = samples.map((s) => s.rssMiB ?? Number.NaN);
-      return `| ${label} | ${samples.length} | ${median(secs).toFixed(2)} | ${Math.min(...secs).toFixed(2)} | ${Math.max(...secs).toFixed(2)} | ${median(rss).toFixed(0)} |`;
+      const cli = samples.map((s) => s.cliSeconds ?? Number.NaN);
+      return `| ${label} | ${samples.length} | ${median(secs).toFixed(2)} | ${Math.min(...secs).toFixed(2)} | ${Math.max(...secs).toFixed(2)} | ${median(cli).toFixed(2)} | ${median(rss).toFixed(0)} |`;
     };
     process.stdout.write(
       [
         `app VM ${name}: ${image.disk}; proxy heartbeat ${HEARTBEAT_MS} ms`,
         '',
-        '| start | runs | median s | min s | max s | qemu RSS MiB (median) |',
-        '| --- | ---: | ---: | ---: | ---: | ---: |',
+        '| start | runs | median s | min s | max s | the command, median s | qemu RSS MiB (median) |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
         row('cold boot -> the xterm at the proxy', cold),
-        row('start from managed save -> the xterm at the proxy', restored),
+        row('start from saved state -> the xterm at the proxy', restored),
+        row('snapshot revert (with memory) -> the xterm at the proxy', reverts),
+        '',
+        `stop --save: median ${median(saves.map((s) => s.seconds)).toFixed(2)} s, saved state ${median(saves.map((s) => s.mib)).toFixed(0)} MiB (median of ${saves.length})`,
+        `agent alone after a restore, wake byte -> window list at the proxy: median ${median(agentOnly).toFixed(0)} ms (${agentOnly.join(', ')} ms)`,
+        `agent alone after a pause, wake byte -> window list at the proxy: median ${median(afterPause).toFixed(0)} ms (${afterPause.join(', ')} ms)`,
         '',
       ].join('\n'),
     );

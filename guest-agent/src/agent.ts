@@ -57,6 +57,8 @@ export class GuestAgent {
   private link: AgentLink | null = null;
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
+  /** The next attempt goes without the backoff delay (set by `reconnectNow`). */
+  private immediate = false;
   private readonly backoff: Backoff;
   private readonly log: (line: string) => void;
   /** Number of links that came up; a test and a log line can tell a reconnect happened. */
@@ -82,6 +84,19 @@ export class GuestAgent {
     await this.loop;
   }
 
+  /**
+   * The VM has just resumed: the link, if any, is most likely dead (its QEMU
+   * process was saved and replaced) or stale. Drop it and connect again at
+   * once; the new link starts with the window list, as every link does.
+   */
+  reconnectNow(reason: string): void {
+    if (this.stopped) return;
+    this.log(`${reason}: reconnecting now`);
+    this.immediate = true;
+    this.link?.close();
+    this.wake?.();
+  }
+
   private async run(): Promise<void> {
     while (!this.stopped) {
       try {
@@ -95,6 +110,11 @@ export class GuestAgent {
         this.log(`proxy link failed: ${(err as Error).message}`);
       }
       if (this.stopped) break;
+      if (this.immediate) {
+        this.immediate = false;
+        this.backoff.reset();
+        continue;
+      }
       const delay = this.backoff.next();
       this.log(`reconnecting in ${delay} ms`);
       // The only timer besides the link's heartbeat, and only while disconnected.
@@ -111,6 +131,7 @@ export class GuestAgent {
 
   private async serve(link: AgentLink): Promise<void> {
     this.link = link;
+    this.immediate = false;
     this.connections++;
     this.backoff.reset();
     this.log(`connected to the proxy (link ${this.connections})`);

@@ -14,6 +14,7 @@ import { ConfigError, loadAgentConfig, readSecret } from './config.js';
 import { connectProxyLink } from './proxy-link.js';
 import { AGENT_VERSION } from './version.js';
 import { WindowTracker } from './window-tracker.js';
+import { watchWake } from './wake.js';
 import { XConn } from './xconn.js';
 
 const log = (line: string): void => {
@@ -77,8 +78,10 @@ async function main(): Promise<number> {
     `${AGENT_VERSION} watching ${cfg.display} for VM ${cfg.vmName}, proxy ${cfg.proxyHost}:${cfg.proxyPort}`,
   );
   agent.start();
+  const wake = watchWake(() => agent.reconnectNow('the host says this VM has resumed'), log);
   return new Promise<number>((resolve) => {
     const finish = (code: number): void => {
+      wake.stop();
       void agent.stop().then(() => {
         tracker.stop();
         conn.close();

@@ -1,5 +1,5 @@
 import { create } from 'xmlbuilder2';
-import { VMP_XML_NAMESPACE } from '../render/domain-xml.js';
+import { VMP_XML_NAMESPACE, WAKE_CHANNEL_NAME } from '../render/domain-xml.js';
 
 /**
  * Reads what vm-provisioner needs out of a domain's XML (from libvirt, so
@@ -33,6 +33,10 @@ export interface DomainDescription {
   template?: { name: string; disk: string };
   /** Flatpaks an app VM installs at its first boot and has not yet been seen to have installed. */
   pendingFlatpaks: string[];
+  /** The host end of the agent's wake channel: QEMU reads `<wakePipe>.in` (docs/protocol.md, "Resume"). */
+  wakePipe?: string;
+  /** Devices libvirt cannot save with the VM's memory (host PCI/USB/SCSI devices, peer shared memory). */
+  unsaveableDevices: string[];
   /** Direct kernel boot, when the domain boots a kernel file rather than its disk's boot loader. */
   boot?: { kernel: string; initrd: string; cmdline: string };
 }
@@ -60,6 +64,7 @@ export function describeDomain(xml: string): DomainDescription {
     files: [],
     disks: [],
     pendingFlatpaks: [],
+    unsaveableDevices: [],
   };
 
   // Match on the namespace URI, not the prefix: libvirt keeps whatever prefix the definer chose.
@@ -109,6 +114,23 @@ export function describeDomain(xml: string): DomainDescription {
       const serial = text(disk.serial);
       if (serial) entry.serial = serial;
       description.disks.push(entry);
+    }
+    for (const channel of asArray(devices.channel)) {
+      const target = asArray(channel.target)[0];
+      const source = asArray(channel.source)[0];
+      if (channel['@type'] === 'pipe' && target?.['@name'] === WAKE_CHANNEL_NAME) {
+        if (typeof source?.['@path'] === 'string') description.wakePipe = source['@path'];
+      }
+    }
+    for (const hostdev of asArray(devices.hostdev)) {
+      const type = typeof hostdev['@type'] === 'string' ? hostdev['@type'] : 'unknown';
+      description.unsaveableDevices.push(`host ${type} device`);
+    }
+    for (const shmem of asArray(devices.shmem)) {
+      // Only the master of an ivshmem region can be migrated, and so saved.
+      if (shmem['@role'] !== 'master') {
+        description.unsaveableDevices.push(`shared memory device '${String(shmem['@name'])}'`);
+      }
     }
     for (const graphics of asArray(devices.graphics)) {
       const port = graphics['@port'];

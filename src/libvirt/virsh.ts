@@ -233,6 +233,28 @@ export class VirshHypervisor implements Hypervisor {
     return /^Managed save:\s+yes/m.test(out);
   }
 
+  async managedSaveRemove(name: string): Promise<void> {
+    await this.virsh(`discard the saved state of '${name}'`, ['managedsave-remove', '--domain', name]);
+  }
+
+  async suspend(name: string): Promise<void> {
+    await this.virsh(`pause '${name}'`, ['suspend', '--domain', name]);
+  }
+
+  async resume(name: string): Promise<void> {
+    await this.virsh(`resume '${name}'`, ['resume', '--domain', name]);
+  }
+
+  async snapshotXml(name: string, snapshot: string): Promise<string> {
+    return this.virsh(`read snapshot '${snapshot}' of '${name}'`, [
+      'snapshot-dumpxml',
+      '--domain',
+      name,
+      '--snapshotname',
+      snapshot,
+    ]);
+  }
+
   async snapshotCreate(name: string, snapshot: string, description?: string): Promise<void> {
     const args = ['snapshot-create-as', '--domain', name, '--name', snapshot];
     if (description !== undefined) args.push('--description', description);
@@ -252,10 +274,17 @@ export class VirshHypervisor implements Hypervisor {
       .filter((line) => line.length > 0);
   }
 
-  async snapshotRevert(name: string, snapshot: string): Promise<void> {
+  async snapshotRevert(name: string, snapshot: string, options: { force?: boolean } = {}): Promise<void> {
     await this.virsh(
       `revert '${name}' to '${snapshot}'`,
-      ['snapshot-revert', '--domain', name, '--snapshotname', snapshot],
+      [
+        'snapshot-revert',
+        '--domain',
+        name,
+        '--snapshotname',
+        snapshot,
+        ...(options.force ? ['--force'] : []),
+      ],
       {
         timeout: this.timeouts.save,
       },

@@ -96,6 +96,12 @@ class AgentConnection {
   private version = PROTOCOL_VERSION;
   private proxyNonce: Buffer | undefined;
   private secret: Buffer | undefined;
+  /** The secret came from the keyring (not from memory): remembered once it has been proven. */
+  private fromKeyring = false;
+  /** The keyring's answer, read in parallel when the secret came from memory. */
+  private confirming: Promise<Buffer | null | Error> | undefined;
+  /** The secret this connection authenticated with, to compare with the keyring's later answer. */
+  private secretUsed: Buffer | undefined;
   private lastHeard = Date.now();
   private lastSent = Date.now();
   private heartbeatSeq = 0;
@@ -177,6 +183,21 @@ class AgentConnection {
       );
     }
     this.version = top;
+    // A VM whose agent proved its secret before is challenged at once with the remembered secret, so a
+    // resumed VM's reconnect does not wait for the keyring (a process and a D-Bus round trip, 0.2-0.5 s).
+    // The keyring is read all the same, and the connection closed if it no longer holds that secret.
+    const remembered = this.server.rememberedSecret(hello.vmName);
+    if (remembered) {
+      this.secret = remembered;
+      this.confirming = this.server
+        .withLookupTimeout(this.server.lookupSecret(hello.vmName), 'secret lookup')
+        .then(
+          (fresh) => fresh,
+          (err: unknown) => err as Error,
+        );
+      this.challenge();
+      return;
+    }
     let secret: Buffer | null;
     try {
       secret = await this.server.withLookupTimeout(this.server.lookupSecret(hello.vmName), 'secret lookup');
@@ -186,7 +207,12 @@ class AgentConnection {
     if ((this.state as ConnState) !== 'looking-up') return;
     // Unknown VM: go through the motions with a random key so the reply does not reveal it.
     this.secret = secret ?? randomBytes(32);
+    this.fromKeyring = secret !== null;
     if (!secret) this.server.log(`${this.label()}: no agent secret for this VM; the handshake will fail`);
+    this.challenge();
+  }
+
+  private challenge(): void {
     this.proxyNonce = newNonce();
     this.state = 'challenged';
     this.send({ type: 'challenge', version: this.version, proxyNonce: this.proxyNonce });
@@ -199,9 +225,41 @@ class AgentConnection {
       agentNonce: this.hello!.agentNonce,
       proxyNonce: this.proxyNonce!,
     };
+    const confirming = this.confirming;
     if (!verifyAuthMac(this.secret!, 'agent', ctx, mac)) {
-      return this.fail(ErrorCode.AUTH_FAILED, 'authentication failed');
+      if (!confirming) return this.fail(ErrorCode.AUTH_FAILED, 'authentication failed');
+      // The remembered secret is stale (the VM was made again under its name?): ask the keyring.
+      this.state = 'looking-up';
+      this.confirming = undefined;
+      this.server.forgetSecret(ctx.vmName);
+      void confirming.then((fresh) => {
+        if (this.isClosed()) return;
+        if (!(fresh instanceof Buffer) || !verifyAuthMac(fresh, 'agent', ctx, mac)) {
+          return this.fail(ErrorCode.AUTH_FAILED, 'authentication failed');
+        }
+        this.secret = fresh;
+        this.fromKeyring = true;
+        this.welcome(ctx);
+      });
+      return;
     }
+    this.welcome(ctx);
+    if (confirming) {
+      this.confirming = undefined;
+      const used = this.secretUsed!;
+      void confirming.then((fresh) => {
+        if (this.isClosed()) return;
+        if (fresh instanceof Error) {
+          this.server.log(`${this.label()}: could not read the keyring again (${fresh.message}); kept`);
+        } else if (fresh === null || !fresh.equals(used)) {
+          this.server.forgetSecret(this.hello!.vmName);
+          this.fail(ErrorCode.AUTH_FAILED, 'the agent secret in the keyring changed');
+        }
+      });
+    }
+  }
+
+  private welcome(ctx: Parameters<typeof computeAuthMac>[2]): void {
     clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
     this.state = 'ready';
@@ -210,6 +268,8 @@ class AgentConnection {
       mac: computeAuthMac(this.secret!, 'proxy', ctx),
       heartbeatIntervalMs: this.server.heartbeatIntervalMs,
     });
+    if (this.fromKeyring) this.server.rememberSecret(ctx.vmName, this.secret!);
+    this.secretUsed = this.secret;
     this.secret = undefined;
     this.lastHeard = Date.now();
     this.heartbeatTimer = setInterval(() => this.onHeartbeatTick(), this.server.heartbeatTickMs);
@@ -369,6 +429,21 @@ export class ProxyServer extends EventEmitter {
 
   lookupSecret(vmName: string): Promise<Buffer | null> {
     return this.options.lookupSecret(vmName);
+  }
+
+  /** Secrets agents have proven since the proxy started, by VM (in memory only). */
+  private readonly provenSecrets = new Map<string, Buffer>();
+
+  rememberedSecret(vmName: string): Buffer | undefined {
+    return this.provenSecrets.get(vmName);
+  }
+
+  rememberSecret(vmName: string, secret: Buffer): void {
+    this.provenSecrets.set(vmName, Buffer.from(secret));
+  }
+
+  forgetSecret(vmName: string): void {
+    this.provenSecrets.delete(vmName);
   }
 
   withLookupTimeout<T>(promise: Promise<T>, what: string): Promise<T> {

@@ -265,6 +265,31 @@ export function guestAgentChannel(): Device {
   };
 }
 
+/** The virtio-serial port the host uses to tell the guest agent that its VM has just resumed. */
+export const WAKE_CHANNEL_NAME = 'org.vm-provisioner.wake.0';
+
+/** `<vm-dir>/NAME-wake`: QEMU reads the host's bytes from the FIFO `NAME-wake.in` (docs/protocol.md, "Resume"). */
+export function wakePipeBase(diskPath: string, name: string): string {
+  return path.join(path.dirname(diskPath), `${name}-wake`);
+}
+
+/**
+ * A pipe, not a Unix socket: a virtio-serial port whose host side is not
+ * connected reads as end-of-file in the guest at once, so the agent could only
+ * poll it. QEMU keeps a pipe open for the whole run, so the guest's read
+ * blocks until the host writes.
+ */
+export function wakeChannel(base: string): Device {
+  return {
+    tag: 'channel',
+    node: {
+      '@type': 'pipe',
+      source: { '@path': base },
+      target: { '@type': 'virtio', '@name': WAKE_CHANNEL_NAME },
+    },
+  };
+}
+
 export function usbTablet(): Device {
   return { tag: 'input', node: { '@type': 'tablet', '@bus': 'usb' } };
 }
@@ -324,6 +349,8 @@ export function devicesFor(spec: VmSpec, options: DomainXmlOptions): Device[] {
     ...serialConsole(options.install?.consoleLog),
     spiceAgentChannel(),
     guestAgentChannel(),
+    // Installers and templates never resume from saved state with an agent to wake.
+    ...(options.install || options.seal ? [] : [wakeChannel(wakePipeBase(options.diskPath, spec.name))]),
     usbTablet(),
     spiceGraphics(),
     ...(spec.enableAudio ? sound(spec.arch) : []),

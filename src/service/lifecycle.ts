@@ -38,6 +38,7 @@ import type { ConfigStore, DomainState, Hypervisor, SecretStore } from './ports.
 import { ensureTemplateUnused, resetAppVmRoot } from './templates.js';
 import type { VolumeStore } from '../storage/volumes.js';
 import { abandonCreate, pathExists, type UndoStep } from './undo.js';
+import { ensureWakePipe, savedStateBytes, wakeAgent } from './state.js';
 
 /**
  * VM lifecycle over the ports: every function takes the adapters it needs, so
@@ -63,7 +64,12 @@ export async function requireOurVm(hypervisor: Hypervisor, name: string): Promis
 
 export interface VmSummary {
   name: string;
-  state: DomainState;
+  /** libvirt's state, or `saved` for a shut-off VM with saved memory that `start` resumes. */
+  state: DomainState | 'saved';
+  /** Size of the saved memory image, when saved and visible to us. */
+  savedBytes?: number;
+  /** What `stop` does by default (the VM's on_stop); filled in from its config by the CLI. */
+  onStop?: 'save' | 'shutdown';
   memoryMb: number;
   vcpus: number;
   apps: string[];
@@ -83,9 +89,12 @@ export async function listVms(hypervisor: Hypervisor): Promise<VmSummary[]> {
       // Templates are listed by `template list`: they are bases, not VMs anyone runs.
       if (!description.ours || description.role === 'template') continue;
       const info = await hypervisor.info(name);
+      const saved = info.state === 'shut off' && (await hypervisor.hasManagedSave(name));
+      const savedBytes = saved ? await savedStateBytes(hypervisor.uri, name) : undefined;
       summaries.push({
         name,
-        state: info.state,
+        state: saved ? 'saved' : info.state,
+        ...(savedBytes !== undefined ? { savedBytes } : {}),
         memoryMb: Math.round(info.maxMemoryKiB / 1024),
         vcpus: info.vcpus,
         apps: description.apps,
@@ -105,6 +114,10 @@ export interface StartResult {
   /** `spice://127.0.0.1:PORT`; undefined only if libvirt assigned no SPICE port. */
   spiceUri: string | undefined;
   alreadyRunning: boolean;
+  /** It came back from saved memory (and its agent was woken), not from a cold boot. */
+  resumed: boolean;
+  /** An app VM on a template whose root was kept at this cold start because it has snapshots. */
+  keptRootForSnapshots?: boolean;
 }
 
 export async function startVm(
@@ -120,13 +133,30 @@ export async function startVm(
   }
   const { state } = await hypervisor.info(name);
   const alreadyRunning = state !== 'shut off' && state !== 'crashed';
+  const resumed = !alreadyRunning && (await hypervisor.hasManagedSave(name));
+  let keptRootForSnapshots = false;
   // A cold start of an app VM on a template begins from the template's disk again; a saved one resumes as it was.
-  if (!alreadyRunning && description.template && !(await hypervisor.hasManagedSave(name))) {
-    if (!volumes) throw new VmpError(`VM '${name}' is on a template: starting it needs the storage adapter`);
-    await resetAppVmRoot({ hypervisor, volumes }, description);
+  // Its snapshots live inside the root overlay, so while it has any the root is kept (docs/snapshots.md).
+  if (!alreadyRunning && description.template && !resumed) {
+    keptRootForSnapshots = (await hypervisor.snapshotList(name)).length > 0;
+    if (!keptRootForSnapshots) {
+      if (!volumes)
+        throw new VmpError(`VM '${name}' is on a template: starting it needs the storage adapter`);
+      await resetAppVmRoot({ hypervisor, volumes }, description);
+    }
   }
-  if (!alreadyRunning) await hypervisor.start(name);
-  return { spiceUri: describeDomain(await hypervisor.xml(name)).spiceUri, alreadyRunning };
+  if (!alreadyRunning) {
+    await ensureWakePipe(description);
+    await hypervisor.start(name);
+    // The agent's connection died with the QEMU process that was saved; tell it now, not at its next heartbeat.
+    if (resumed) await wakeAgent(description);
+  }
+  return {
+    spiceUri: describeDomain(await hypervisor.xml(name)).spiceUri,
+    alreadyRunning,
+    resumed,
+    ...(keptRootForSnapshots ? { keptRootForSnapshots } : {}),
+  };
 }
 
 /** A graphical session to show a viewer in: X11 or Wayland. */
@@ -261,8 +291,9 @@ export async function destroyVm(deps: DestroyDeps, name: string): Promise<Destro
     if (description.role === 'template') await ensureTemplateUnused(hypervisor, name);
     if ((await hypervisor.info(name)).state !== 'shut off') await hardStop(hypervisor, name);
     await hypervisor.undefine(name);
-    // Disks, then the files our metadata says the VM owns (a direct-boot kernel and initrd).
-    for (const file of [...description.disks.map((d) => d.file), ...description.files]) {
+    // Disks, then the files our metadata says the VM owns (a direct-boot kernel and initrd), then the wake FIFOs.
+    const wake = description.wakePipe ? [`${description.wakePipe}.in`, `${description.wakePipe}.out`] : [];
+    for (const file of [...description.disks.map((d) => d.file), ...description.files, ...wake]) {
       if (!path.isAbsolute(file)) continue;
       try {
         await fs.rm(file);

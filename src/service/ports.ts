@@ -88,9 +88,18 @@ export interface Hypervisor {
   /** Saves the running VM's memory to libvirt's managed-save image and stops it; `start` resumes it. */
   managedSave(name: string): Promise<void>;
   hasManagedSave(name: string): Promise<boolean>;
+  /** Throws the saved memory image away; the next start is a cold boot. */
+  managedSaveRemove(name: string): Promise<void>;
+  /** Freezes a running VM's vCPUs; its memory stays in the QEMU process. */
+  suspend(name: string): Promise<void>;
+  resume(name: string): Promise<void>;
+  /** An internal snapshot: of the disks of a shut-off VM, of disks and memory of a running one. */
   snapshotCreate(name: string, snapshot: string, description?: string): Promise<void>;
+  /** libvirt's own description of one snapshot (`snapshot-dumpxml`). */
+  snapshotXml(name: string, snapshot: string): Promise<string>;
   snapshotList(name: string): Promise<string[]>;
-  snapshotRevert(name: string, snapshot: string): Promise<void>;
+  /** With `force`, libvirt may stop or replace a running VM to do it. */
+  snapshotRevert(name: string, snapshot: string, options?: { force?: boolean }): Promise<void>;
   snapshotDelete(name: string, snapshot: string): Promise<void>;
   /** Lifecycle events, of one domain or all; events just after the call may be missed while it subscribes. */
   events(domain?: string): DomainEventStream;

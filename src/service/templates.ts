@@ -532,10 +532,12 @@ export async function updateTemplate(
     const state = (await hypervisor.info(vm)).state;
     if (state !== 'shut off') busy.push(`${vm} (${state})`);
     else if (await hypervisor.hasManagedSave(vm)) busy.push(`${vm} (saved)`);
+    // Its snapshots sit in a root overlay made on the old disk: the new one would corrupt them.
+    else if ((await hypervisor.snapshotList(vm)).length > 0) busy.push(`${vm} (has snapshots)`);
   }
   if (busy.length > 0) {
     throw new AlreadyRunningError(
-      `template '${name}' cannot change under running or saved app VMs: ${busy.join(', ')}; stop them first`,
+      `template '${name}' cannot change under running or saved app VMs or their snapshots: ${busy.join(', ')}; stop them (and delete their snapshots) first`,
     );
   }
   const say = options.onProgress ?? (() => undefined);

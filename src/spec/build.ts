@@ -31,6 +31,7 @@ import {
   validateLocationUrl,
   validateMemoryMb,
   validateNetworkMode,
+  validateOnStop,
   validatePackageSpec,
   validateSpec,
   validateVcpus,
@@ -57,6 +58,8 @@ export interface CreateFlags {
   arch?: string | string[];
   virtType?: string | string[];
   network?: string | string[];
+  /** `save` or `shutdown`: what `stop` does by default (the spec's on_stop). */
+  onStop?: string | string[];
   graphics?: string | string[];
   /** Directory for the VM's disk image (the spec's vm_dir). */
   vmDir?: string | string[];
@@ -206,6 +209,7 @@ export function buildSpecWithMeta(
     arch: flagValue('arch', flags.arch, validateArch),
     virtType: flagValue('virt-type', flags.virtType, validateVirtType),
     networkMode: flagValue('network', flags.network, validateNetworkMode),
+    onStop: flagValue('on-stop', flags.onStop, validateOnStop),
     graphicsBackend: flagValue('graphics', flags.graphics, validateGraphicsBackend),
     vmDir: vmDirFlag,
     template,

@@ -17,6 +17,7 @@ import {
   validateList,
   validateMemoryMb,
   validateNetworkMode,
+  validateOnStop,
   validatePackageSpec,
   validateSpec,
   validateVcpus,
@@ -106,6 +107,7 @@ export const TOML_KEYS: Readonly<Record<string, KeyDef>> = {
   arch: { field: 'arch', kind: 'string', check: (v) => validateArch(v) },
   virt_type: { field: 'virtType', kind: 'string', check: (v) => validateVirtType(v) },
   template: { field: 'template', kind: 'string', check: (v) => validateVmName(v) },
+  on_stop: { field: 'onStop', kind: 'string', check: (v) => validateOnStop(v) },
 };
 
 /** Keys that would hold a secret: refused with a pointer to the keyring rather than read. */

@@ -9,6 +9,8 @@ export type VirtType = 'kvm' | 'qemu';
 export type GraphicsBackend = 'virtio' | 'qxl';
 /** `default`: libvirt's NAT network; `user`: QEMU user-mode networking; `none`: no NIC. */
 export type NetworkMode = 'default' | 'user' | 'none';
+/** What `stop NAME` does without --save/--no-save: keep the memory (libvirt managed save) or power off. */
+export type OnStop = 'save' | 'shutdown';
 
 export interface VmSpec {
   name: string;
@@ -35,4 +37,6 @@ export interface VmSpec {
   virtType: VirtType;
   /** The template an app VM is built on (docs/templates.md); absent for an installed or imported VM. */
   template?: string;
+  /** Absent means `shutdown`. */
+  onStop?: OnStop;
 }

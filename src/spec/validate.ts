@@ -10,7 +10,7 @@ import {
   MIN_VCPUS,
 } from './defaults.js';
 import { FEDORA_RELEASES, isSupportedRelease } from './releases.js';
-import type { Arch, GraphicsBackend, NetworkMode, VirtType, VmSpec } from './types.js';
+import type { Arch, GraphicsBackend, NetworkMode, OnStop, VirtType, VmSpec } from './types.js';
 
 /**
  * One validator per grammar. Each takes an untrusted value (a flag, a TOML
@@ -292,6 +292,8 @@ export const validateArch = oneOf('architecture', ARCHES);
 export const validateVirtType = oneOf('virtualisation type', VIRT_TYPES);
 export const validateGraphicsBackend = oneOf('graphics backend', GRAPHICS_BACKENDS);
 export const validateNetworkMode = oneOf('network mode', NETWORK_MODES);
+export const ON_STOP_MODES: readonly OnStop[] = ['save', 'shutdown'];
+export const validateOnStop = oneOf('on_stop', ON_STOP_MODES);
 
 export function validateBoolean(what: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw invalid(what, value, 'must be true or false');
@@ -563,5 +565,6 @@ export function validateSpec(spec: VmSpec, limits: ResourceLimits = {}): VmSpec 
     arch: validateArch(spec.arch),
     virtType: validateVirtType(spec.virtType),
     ...(spec.template !== undefined ? { template: validateVmName(spec.template) } : {}),
+    ...(spec.onStop !== undefined ? { onStop: validateOnStop(spec.onStop) } : {}),
   };
 }

@@ -77,6 +77,11 @@ export const createCommand: CommandModule<object, CreateFlags> = {
         describe: 'default (libvirt NAT), user (QEMU user-mode) or none',
         defaultDescription: 'default',
       })
+      .option('on-stop', {
+        type: 'string',
+        describe: 'what stop does by default: save (keep the memory, start resumes) or shutdown',
+        defaultDescription: 'shutdown',
+      })
       .option('graphics', { type: 'string', describe: 'virtio or qxl', defaultDescription: 'virtio' })
       .option('config', { type: 'string', describe: 'TOML spec file; flags override its keys' })
       .option('vm-dir', {

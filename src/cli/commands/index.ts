@@ -5,8 +5,11 @@ import { createCommand } from './create.js';
 import { destroyCommand } from './destroy.js';
 import { gcCommand } from './gc.js';
 import { listCommand } from './list.js';
+import { pauseCommand } from './pause.js';
 import { passwordsCommand } from './passwords.js';
 import { proxyCommand } from './proxy.js';
+import { resumeCommand } from './resume.js';
+import { snapshotCommand } from './snapshot.js';
 import { startCommand } from './start.js';
 import { stopCommand } from './stop.js';
 import { templateCommand } from './template.js';
@@ -22,6 +25,9 @@ export const commands: CommandModule<any, any>[] = [
   templateCommand,
   startCommand,
   stopCommand,
+  pauseCommand,
+  resumeCommand,
+  snapshotCommand,
   listCommand,
   destroyCommand,
   gcCommand,

@@ -1,5 +1,6 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { listVms, type VmSummary } from '../../service/lifecycle.js';
+import { FileConfigStore } from '../../spec/store.js';
 import { guestReadFile } from '../../libvirt/qemu-agent.js';
 import { settlePendingFlatpaks } from '../../service/templates.js';
 import { withConnectOption, withHypervisor } from '../hypervisor.js';
@@ -11,13 +12,16 @@ interface ListArgs {
 
 export function formatVmTable(vms: VmSummary[]): string {
   const rows = [
-    ['NAME', 'STATE', 'MEMORY', 'VCPUS', 'TEMPLATE', 'APPS'],
+    ['NAME', 'STATE', 'MEMORY', 'VCPUS', 'TEMPLATE', 'ON STOP', 'APPS'],
     ...vms.map((vm) => [
       vm.name,
-      vm.state,
+      vm.state === 'saved' && vm.savedBytes !== undefined
+        ? `saved (${Math.round(vm.savedBytes / 1024 / 1024)} MiB)`
+        : vm.state,
       `${vm.memoryMb} MiB`,
       String(vm.vcpus),
       vm.template ?? '-',
+      vm.onStop ?? 'shutdown',
       (vm.apps.join(', ') || '-') +
         (vm.pendingFlatpaks.length > 0 ? ` (pending install: ${vm.pendingFlatpaks.join(', ')})` : ''),
     ]),
@@ -50,6 +54,14 @@ export const listCommand: CommandModule<object, ListArgs> = {
         vm.pendingFlatpaks = await settlePendingFlatpaks(hypervisor, vm.name, vm.pendingFlatpaks, (file) =>
           guestReadFile(hypervisor.uri, vm.name, file, 64 * 1024),
         );
+      }
+      // on_stop lives in the VM's config file; a VM without a readable one stops with a shutdown.
+      const store = new FileConfigStore();
+      for (const vm of found) {
+        const spec = (await store.exists(vm.name))
+          ? await store.read(vm.name).catch(() => undefined)
+          : undefined;
+        vm.onStop = spec?.onStop ?? 'shutdown';
       }
       return found;
     });

@@ -11,7 +11,7 @@ interface StartArgs {
 
 export const startCommand: CommandModule<object, StartArgs> = {
   command: 'start <name>',
-  describe: 'Boot a VM and open its SPICE viewer',
+  describe: 'Boot a VM (or resume its saved state) and open its SPICE viewer',
   builder: (yargs: Argv<object>) =>
     withConnectOption(yargs)
       .positional('name', { type: 'string', demandOption: true, describe: 'VM name' })
@@ -28,12 +28,16 @@ export const startCommand: CommandModule<object, StartArgs> = {
   handler: async (argv: ArgumentsCamelCase<StartArgs>) => {
     const name = vmName(argv.name);
     await withHypervisor(argv.connect, async (hypervisor) => {
-      const { spiceUri, alreadyRunning } = await startVm(
+      const { spiceUri, alreadyRunning, resumed, keptRootForSnapshots } = await startVm(
         hypervisor,
         name,
         new LibvirtVolumeStore(hypervisor.uri),
       );
-      process.stdout.write(`${name}: ${alreadyRunning ? 'already running' : 'started'}\n`);
+      const said = alreadyRunning ? 'already running' : resumed ? 'resumed from saved state' : 'started';
+      process.stdout.write(`${name}: ${said}\n`);
+      if (keptRootForSnapshots) {
+        process.stdout.write(`${name}: root kept, not reset from the template: the VM has snapshots\n`);
+      }
       if (!spiceUri) {
         process.stdout.write(`${name}: no SPICE display assigned\n`);
         return;

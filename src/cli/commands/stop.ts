@@ -1,5 +1,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { stopVm } from '../../service/lifecycle.js';
+import { requireOurVm, stopVm } from '../../service/lifecycle.js';
+import { saveVm } from '../../service/state.js';
+import { FileConfigStore } from '../../spec/store.js';
 import { InputError } from '../../util/errors.js';
 import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
 
@@ -7,12 +9,26 @@ interface StopArgs {
   name: string;
   timeout: number;
   force: boolean;
+  save: boolean | undefined;
   connect: string | undefined;
+}
+
+/** `--save`/`--no-save` win; otherwise the VM's `on_stop` setting; a config that cannot be read means shutdown. */
+async function shouldSave(name: string, flag: boolean | undefined): Promise<boolean> {
+  if (flag !== undefined) return flag;
+  const store = new FileConfigStore();
+  if (!(await store.exists(name))) return false;
+  return (await store.read(name)).onStop === 'save';
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
 }
 
 export const stopCommand: CommandModule<object, StopArgs> = {
   command: 'stop <name>',
-  describe: 'Shut a VM down (ACPI), then stop it hard with --force or your consent',
+  describe:
+    'Shut a VM down (ACPI; hard with --force or your consent), or with --save keep its memory so start resumes it',
   builder: (yargs: Argv<object>) =>
     withConnectOption(yargs)
       .positional('name', { type: 'string', demandOption: true, describe: 'VM name' })
@@ -26,6 +42,12 @@ export const stopCommand: CommandModule<object, StopArgs> = {
         default: false,
         describe: 'stop it hard, without asking, if it has not powered off by then',
       })
+      .option('save', {
+        type: 'boolean',
+        describe:
+          "save its memory to disk (libvirt managed save) instead; --no-save shuts down. Default: the VM's on_stop",
+      })
+      .example('$0 stop firefox-vm --save', 'start resumes it where it was')
       .example('$0 stop firefox-vm', '')
       .example('$0 stop firefox-vm --timeout 10 --force', '') as unknown as Argv<StopArgs>,
   handler: async (argv: ArgumentsCamelCase<StopArgs>) => {
@@ -35,6 +57,19 @@ export const stopCommand: CommandModule<object, StopArgs> = {
     }
     const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
     await withHypervisor(argv.connect, async (hypervisor) => {
+      await requireOurVm(hypervisor, name);
+      if (await shouldSave(name, argv.save)) {
+        const saved = await saveVm(hypervisor, name);
+        if (saved === 'already-stopped') {
+          process.stdout.write(`${name}: already stopped\n`);
+          return;
+        }
+        const size = saved.bytes !== undefined ? `, ${mib(saved.bytes)}` : '';
+        process.stdout.write(
+          `${name}: saved in ${(saved.ms / 1000).toFixed(1)} s${size}; start resumes it\n`,
+        );
+        return;
+      }
       const outcome = await stopVm(hypervisor, name, {
         timeoutMs: argv.timeout * 1000,
         force: argv.force,

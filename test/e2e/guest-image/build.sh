@@ -36,6 +36,7 @@ PROJECT_FILES=(
   'systemd/vm-guest-agent.service:/etc/systemd/user/vm-guest-agent.service:0644'
   'systemd/vm-session.target:/etc/systemd/user/vm-session.target:0644'
   'systemd/vm-provisioner-config.service:/etc/systemd/system/vm-provisioner-config.service:0644'
+  'guest-agent/udev/60-vm-provisioner-wake.rules:/etc/udev/rules.d/60-vm-provisioner-wake.rules:0644'
 )
 
 log() { printf '[guest-image] %s\n' "$*" >&2; }

@@ -175,7 +175,7 @@ export class AppVmHost {
     image: GuestImage,
     apps: string[],
     // Knobs for bench/app-vm-boot-trace.ts experiments; the test and the bench take the defaults.
-    tuning: { vcpus?: number; extraKernelArgs?: string } = {},
+    tuning: { vcpus?: number; extraKernelArgs?: string; extraArgs?: string[] } = {},
   ): Promise<CliResult> {
     const kernelArgs = tuning.extraKernelArgs
       ? `${image.kernelArgs} ${tuning.extraKernelArgs}`
@@ -204,6 +204,7 @@ export class AppVmHost {
         '--vm-dir',
         this.vmDir,
         ...apps.flatMap((app) => ['--autostart-app', app]),
+        ...(tuning.extraArgs ?? []),
         '--yes',
       ],
       300_000,

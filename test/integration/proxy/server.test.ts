@@ -394,6 +394,81 @@ describe('reconnects', () => {
   });
 });
 
+describe('remembered secrets (a resumed VM reconnects without waiting for the keyring)', () => {
+  /** A proxy whose keyring answers after `delayMs`, counting the lookups. */
+  async function slowKeyringProxy(
+    delayMs: number,
+    keyring: Map<string, Buffer>,
+  ): Promise<{ server: ProxyServer; port: number; lookups: () => number }> {
+    let lookups = 0;
+    const server = new ProxyServer({
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      lookupSecret: async (name) => {
+        lookups++;
+        await new Promise((r) => setTimeout(r, delayMs));
+        return keyring.get(name) ?? null;
+      },
+      heartbeatIntervalMs: 1000,
+      handshakeTimeoutMs: 5000,
+      log: (line) => logs.push(line),
+    });
+    const [addr] = await server.start();
+    return { server, port: addr!.port, lookups: () => lookups };
+  }
+
+  test('the second handshake of a VM does not wait for the keyring, which is still read', async () => {
+    const name = `${PREFIX}c`;
+    const keyring = new Map([[name, secretOf(name)]]);
+    const slow = await slowKeyringProxy(600, keyring);
+    try {
+      const t0 = Date.now();
+      const first = await agent(name, { port: slow.port });
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(600);
+      first.close();
+      const t1 = Date.now();
+      const second = await agent(name, { port: slow.port });
+      expect(Date.now() - t1).toBeLessThan(300);
+      expect(slow.lookups()).toBe(2);
+      await new Promise((r) => setTimeout(r, 800));
+      expect(second.isClosed).toBe(false);
+    } finally {
+      await slow.server.close();
+    }
+  });
+
+  test('a secret gone from or changed in the keyring closes the connection it let in, once the keyring answers', async () => {
+    const name = `${PREFIX}d`;
+    const keyring = new Map([[name, secretOf(name)]]);
+    const slow = await slowKeyringProxy(300, keyring);
+    try {
+      (await agent(name, { port: slow.port })).close();
+      keyring.set(name, randomBytes(32));
+      const stale = await agent(name, { port: slow.port });
+      expect(await closeReason(stale)).toMatch(/proxy error 3: the agent secret in the keyring changed/);
+      // Forgotten: the next attempt with the old secret waits for the keyring and is refused.
+      await expect(agent(name, { port: slow.port })).rejects.toThrow(/AUTH_FAILED|authentication failed/i);
+    } finally {
+      await slow.server.close();
+    }
+  });
+
+  test('an agent with a new secret (the VM made again under its name) gets in after the keyring answers', async () => {
+    const name = `${PREFIX}e`;
+    const keyring = new Map([[name, secretOf(name)]]);
+    const slow = await slowKeyringProxy(200, keyring);
+    try {
+      (await agent(name, { port: slow.port })).close();
+      const renewed = randomBytes(32);
+      keyring.set(name, renewed);
+      const again = await agent(name, { port: slow.port, secret: renewed });
+      await new Promise((r) => setTimeout(r, 400));
+      expect(again.isClosed).toBe(false);
+    } finally {
+      await slow.server.close();
+    }
+  });
+});
+
 describe('heartbeats', () => {
   test('a silent agent is closed with HEARTBEAT_TIMEOUT; one that heartbeats stays', async () => {
     const silent = await agent(`${PREFIX}a`, { heartbeats: false });

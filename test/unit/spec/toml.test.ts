@@ -65,8 +65,16 @@ describe('specToToml', () => {
     const text = specToToml(FIREFOX);
     expect(specFromToml(text, 'x.toml')).toEqual(FIREFOX);
     const doc = TOML.parse(text);
-    // `template` is optional: written only for an app VM on a template.
-    expect(Object.keys(doc)).toEqual(Object.keys(TOML_KEYS).filter((k) => k !== 'template'));
+    // `template` and `on_stop` are optional: written only when set.
+    expect(Object.keys(doc)).toEqual(
+      Object.keys(TOML_KEYS).filter((k) => k !== 'template' && k !== 'on_stop'),
+    );
+    const saving = specToToml({ ...FIREFOX, onStop: 'save' });
+    expect(TOML.parse(saving).on_stop).toBe('save');
+    expect(specFromToml(saving, 'x.toml').onStop).toBe('save');
+    expect(() => specFromToml(`${text}on_stop = "hibernate"\n`, 'x.toml')).toThrow(
+      /x.toml:21: on_stop: invalid on_stop "hibernate": must be one of save, shutdown/,
+    );
     const onTemplate = specToToml({ ...FIREFOX, template: 'fedora-base' });
     expect(TOML.parse(onTemplate).template).toBe('fedora-base');
     expect(specFromToml(onTemplate, 'x.toml').template).toBe('fedora-base');

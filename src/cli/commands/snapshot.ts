@@ -1,0 +1,135 @@
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import {
+  createSnapshot,
+  deleteSnapshot,
+  listSnapshots,
+  revertSnapshot,
+  validateSnapshotName,
+  type SnapshotInfo,
+} from '../../service/state.js';
+import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
+
+interface SnapArgs {
+  name: string;
+  snapshot: string;
+  memory: boolean;
+  force: boolean;
+  json: boolean;
+  connect: string | undefined;
+}
+
+export function formatSnapshotTable(snapshots: SnapshotInfo[]): string {
+  const rows = [
+    ['NAME', 'CREATED', 'STATE', 'MEMORY', 'DISKS'],
+    ...snapshots.map((s) => [
+      s.name,
+      s.createdAt,
+      s.state,
+      s.memory ? 'yes' : 'no',
+      s.disks.join(',') || '-',
+    ]),
+  ];
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
+  return rows
+    .map((row) =>
+      row
+        .map((cell, col) => cell.padEnd(widths[col]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+const named = (yargs: Argv<object>): Argv<object> =>
+  withConnectOption(yargs).positional('name', { type: 'string', demandOption: true, describe: 'VM name' });
+const withSnap = (yargs: Argv<object>): Argv<object> =>
+  named(yargs).positional('snapshot', {
+    type: 'string',
+    demandOption: true,
+    describe: 'snapshot name (a plain word)',
+  });
+
+const createSub: CommandModule<object, SnapArgs> = {
+  command: 'create <name> <snapshot>',
+  describe: 'Snapshot the disks of a stopped VM, or with --memory the disks and memory of a running one',
+  builder: (yargs) =>
+    withSnap(yargs).option('memory', {
+      type: 'boolean',
+      default: false,
+      describe: 'running VM: keep its memory too, so revert resumes it as it ran',
+    }) as unknown as Argv<SnapArgs>,
+  handler: async (argv: ArgumentsCamelCase<SnapArgs>) => {
+    const name = vmName(argv.name);
+    const snapshot = validateSnapshotName(argv.snapshot);
+    const info = await withHypervisor(argv.connect, (hv) =>
+      createSnapshot(hv, name, snapshot, { memory: argv.memory }),
+    );
+    process.stdout.write(
+      `${name}: snapshot ${info.name} created (${info.memory ? 'disks and memory' : 'disks'}: ${info.disks.join(', ')})\n`,
+    );
+  },
+};
+
+const listSub: CommandModule<object, SnapArgs> = {
+  command: 'list <name>',
+  describe: "List a VM's snapshots",
+  builder: (yargs) =>
+    named(yargs).option('json', {
+      type: 'boolean',
+      default: false,
+      describe: 'print a JSON array',
+    }) as unknown as Argv<SnapArgs>,
+  handler: async (argv: ArgumentsCamelCase<SnapArgs>) => {
+    const name = vmName(argv.name);
+    const snapshots = await withHypervisor(argv.connect, (hv) => listSnapshots(hv, name));
+    if (argv.json) process.stdout.write(`${JSON.stringify(snapshots, null, 2)}\n`);
+    else if (snapshots.length === 0) process.stdout.write(`${name}: no snapshots\n`);
+    else process.stdout.write(`${formatSnapshotTable(snapshots)}\n`);
+  },
+};
+
+const revertSub: CommandModule<object, SnapArgs> = {
+  command: 'revert <name> <snapshot>',
+  describe: 'Go back to a snapshot (a running, paused or saved VM needs --force: its state is lost)',
+  builder: (yargs) =>
+    withSnap(yargs).option('force', {
+      type: 'boolean',
+      default: false,
+      describe: "throw away the VM's current running or saved state",
+    }) as unknown as Argv<SnapArgs>,
+  handler: async (argv: ArgumentsCamelCase<SnapArgs>) => {
+    const name = vmName(argv.name);
+    const snapshot = validateSnapshotName(argv.snapshot);
+    const result = await withHypervisor(argv.connect, (hv) =>
+      revertSnapshot(hv, name, snapshot, { force: argv.force }),
+    );
+    process.stdout.write(`${name}: reverted to ${snapshot}; now ${result.state}\n`);
+  },
+};
+
+const deleteSub: CommandModule<object, SnapArgs> = {
+  command: 'delete <name> <snapshot>',
+  describe: 'Delete a snapshot (the VM as it is now stays)',
+  builder: (yargs) => withSnap(yargs) as unknown as Argv<SnapArgs>,
+  handler: async (argv: ArgumentsCamelCase<SnapArgs>) => {
+    const name = vmName(argv.name);
+    const snapshot = validateSnapshotName(argv.snapshot);
+    await withHypervisor(argv.connect, (hv) => deleteSnapshot(hv, name, snapshot));
+    process.stdout.write(`${name}: snapshot ${snapshot} deleted\n`);
+  },
+};
+
+export const snapshotCommand: CommandModule<object, object> = {
+  command: 'snapshot <command>',
+  describe: "Snapshots of a VM's disks (and memory): create, list, revert, delete",
+  builder: (yargs: Argv<object>) =>
+    yargs
+      .command(createSub)
+      .command(listSub)
+      .command(revertSub)
+      .command(deleteSub)
+      .demandCommand(1, 'Name a snapshot command: create, list, revert or delete.')
+      .example('$0 snapshot create firefox-vm before-update', '')
+      .example('$0 snapshot revert firefox-vm before-update --force', ''),
+  handler: () => undefined,
+};
