@@ -164,6 +164,39 @@ describe('buildSpec', () => {
     expect(refusal(() => buildSpec(flags, undefined, opts))).toMatch(expected);
   });
 
+  test('the 2048 MB floor holds where an installer runs; --import and --template go down to 256', () => {
+    expect(refusal(() => buildSpec({ memory: '512' }, undefined, opts))).toContain(
+      'must be at least 2048 MB (the Fedora installer needs it',
+    );
+    expect(buildSpec({ memory: '512', import: '/i.qcow2' }, undefined, opts).memoryMb).toBe(512);
+    expect(buildSpec({ memory: '384', template: 'base' }, undefined, opts)).toMatchObject({
+      memoryMb: 384,
+      template: 'base',
+    });
+    // A --config file naming the template counts too; its memory is checked once the whole spec is known.
+    expect(buildSpec({}, 'template = "base"\nmemory_mb = 300\n', opts).memoryMb).toBe(300);
+    expect(refusal(() => buildSpec({}, 'memory_mb = 300\n', opts))).toContain('at least 2048 MB');
+    expect(refusal(() => buildSpec({ memory: '255', template: 'base' }, undefined, opts))).toContain(
+      'must be at least 256 MB (the smallest guest that boots)',
+    );
+    expect(refusal(() => buildSpec({ template: 'bad name' }, undefined, opts))).toContain(
+      'invalid VM name "bad name"',
+    );
+  });
+
+  test("settings a base gives (an app VM takes its template's) stand in for the defaults; flags still win", () => {
+    const base = { memoryMb: 1024, networkMode: 'user' as const, virtType: 'qemu' as const, vmDir: '/t' };
+    const spec = buildSpec({ template: 'base', vcpus: '1' }, undefined, { ...opts, base });
+    expect(spec).toMatchObject({
+      memoryMb: 1024,
+      networkMode: 'user',
+      virtType: 'qemu',
+      vmDir: '/t',
+      vcpus: 1,
+    });
+    expect(buildSpec({ template: 'base', memory: '2048' }, undefined, { ...opts, base }).memoryMb).toBe(2048);
+  });
+
   test('a hostile config file is refused with its line', () => {
     const text = 'name = "ok"\nsystem_packages = ["git", "x\\n%post"]\n';
     expect(refusal(() => buildSpec({}, text, opts))).toBe(
