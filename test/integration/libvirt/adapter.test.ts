@@ -5,6 +5,7 @@ import { loadBinding } from '../../../src/libvirt/binding.js';
 import { openHypervisor } from '../../../src/libvirt/index.js';
 import { describeDomain } from '../../../src/libvirt/inspect.js';
 import { renderDomainXml } from '../../../src/render/domain-xml.js';
+import { ensureWakePipe } from '../../../src/service/state.js';
 import type { DomainEvent, Hypervisor } from '../../../src/service/ports.js';
 import {
   AlreadyExistsError,
@@ -49,6 +50,8 @@ describeWith(probeLibvirt(), 'libvirt adapter')('libvirt adapter', () => {
           version: '0.0.0-test',
         },
       );
+      // QEMU opens the wake channel's FIFOs at start; `start` (startVm) makes them, this test starts directly.
+      await ensureWakePipe(describeDomain(xml));
     });
 
     afterAll(async () => {
