@@ -101,18 +101,22 @@ describeWith(probeLibvirt(), 'libvirt adapter')('libvirt adapter', () => {
       const collecting = (async () => {
         for await (const event of events) seen.push(event);
       })();
-      // virsh subscribes asynchronously; give it a moment before the event we wait for.
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-      await hv.start(name);
-      expect((await hv.info(name)).state).toBe('running');
-      expect(describeDomain(await hv.xml(name)).spiceUri).toMatch(/^spice:\/\/127\.0\.0\.1:\d+$/);
-      expect(qemuArgsOf(name)).toMatch(/-accel tcg,tb-size=256/);
-      const deadline = Date.now() + 30_000;
-      while (!seen.some((e) => e.event === 'Started') && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 200));
+      // A failing expectation must not leave the virsh event child running: jest would never exit.
+      try {
+        // virsh subscribes asynchronously; give it a moment before the event we wait for.
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        await hv.start(name);
+        expect((await hv.info(name)).state).toBe('running');
+        expect(describeDomain(await hv.xml(name)).spiceUri).toMatch(/^spice:\/\/127\.0\.0\.1:\d+$/);
+        expect(qemuArgsOf(name)).toMatch(/-accel tcg,tb-size=256/);
+        const deadline = Date.now() + 30_000;
+        while (!seen.some((e) => e.event === 'Started') && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      } finally {
+        events.close();
+        await collecting;
       }
-      events.close();
-      await collecting;
       expect(seen).toContainEqual({ domain: name, event: 'Started', detail: 'Booted' });
     });
 
