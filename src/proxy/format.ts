@@ -1,5 +1,6 @@
 import type { ProxyEvent } from './server.js';
 import type { VmWindowsView } from './window-table.js';
+import { formatColumns } from '../util/table.js';
 
 /**
  * Human-readable output for `windows`. Titles and classes come from a guest,
@@ -43,19 +44,7 @@ export function formatWindowsTable(vms: VmWindowsView[]): string {
       ]);
     }
   }
-  const widths = rows[0]!.map((_, col) =>
-    Math.max(...rows.slice(0, rows.length).map((r) => (col === 5 ? 0 : r[col]!.length))),
-  );
-  return (
-    rows
-      .map((r) =>
-        r
-          .map((cell, col) => (col === 5 ? cell : cell.padEnd(widths[col]!)))
-          .join('  ')
-          .trimEnd(),
-      )
-      .join('\n') + '\n'
-  );
+  return `${formatColumns(rows)}\n`;
 }
 
 export function formatEvent(event: ProxyEvent): string {

@@ -4,6 +4,7 @@ import { FileConfigStore } from '../../spec/store.js';
 import { guestReadFile } from '../../libvirt/qemu-agent.js';
 import { settlePendingFlatpaks } from '../../service/templates.js';
 import { withConnectOption, withHypervisor } from '../hypervisor.js';
+import { formatColumns } from '../../util/table.js';
 
 interface ListArgs {
   json: boolean;
@@ -26,15 +27,7 @@ export function formatVmTable(vms: VmSummary[]): string {
         (vm.pendingFlatpaks.length > 0 ? ` (pending install: ${vm.pendingFlatpaks.join(', ')})` : ''),
     ]),
   ];
-  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
-  return rows
-    .map((row) =>
-      row
-        .map((cell, col) => (col === row.length - 1 ? cell : cell.padEnd(widths[col]!)))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return formatColumns(rows);
 }
 
 export const listCommand: CommandModule<object, ListArgs> = {

@@ -8,6 +8,7 @@ import {
   type SnapshotInfo,
 } from '../../service/state.js';
 import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
+import { formatColumns } from '../../util/table.js';
 
 interface SnapArgs {
   name: string;
@@ -29,15 +30,7 @@ export function formatSnapshotTable(snapshots: SnapshotInfo[]): string {
       s.disks.join(',') || '-',
     ]),
   ];
-  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
-  return rows
-    .map((row) =>
-      row
-        .map((cell, col) => cell.padEnd(widths[col]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return formatColumns(rows);
 }
 
 const named = (yargs: Argv<object>): Argv<object> =>

@@ -18,6 +18,7 @@ import { InputError } from '../../util/errors.js';
 import { packageVersion } from '../../util/package-info.js';
 import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
 import { parseInstallTimeout, runCreate } from './create.js';
+import { formatColumns } from '../../util/table.js';
 
 /**
  * `template create|import|list|update|destroy`: the bases app VMs are made
@@ -176,15 +177,7 @@ export function formatTemplateTable(templates: TemplateSummary[]): string {
     ['NAME', 'STATE', 'DISK', 'APP VMS'],
     ...templates.map((t) => [t.name, t.state, mib(t.diskBytes), t.appVms.join(', ') || '-']),
   ];
-  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
-  return rows
-    .map((row) =>
-      row
-        .map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!)))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return formatColumns(rows);
 }
 
 const listSub: CommandModule<object, { json: boolean; connect: string | undefined }> = {
