@@ -30,6 +30,7 @@ import {
   describeHostCpu,
   hostCpuSeconds,
   E2E_URI,
+  median,
 } from '../test/e2e/support/app-vm-host.js';
 
 const RUNS = Number(process.argv[2] ?? 3);
@@ -179,14 +180,6 @@ async function main(): Promise<void> {
     await hypervisor.close();
     await host.close();
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 main().then(

@@ -24,6 +24,7 @@ import {
   hostCpuSeconds,
   isXterm,
   showsWindow,
+  median,
 } from '../test/e2e/support/app-vm-host.js';
 
 const N = Number(process.argv[2] ?? 20);
@@ -125,14 +126,6 @@ async function main(): Promise<void> {
     await host.cli(['template', 'destroy', template], 120_000).catch(() => undefined);
     await host.close();
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 main().then(

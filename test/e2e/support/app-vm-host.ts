@@ -397,3 +397,12 @@ export function describeHostCpu(
 }
 
 export const GUEST_X_ENV = ['DISPLAY=:0', 'XAUTHORITY=/var/run/lightdm/root/:0', 'PATH=/usr/bin:/bin'];
+
+/** The median of the benches' samples (the mean of the middle two for an even count). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
