@@ -15,6 +15,8 @@ export interface DomainDisk {
 
 export interface DomainDescription {
   name: string;
+  /** libvirt's UUID of the domain, when the XML carries one (a redefinition must keep it). */
+  uuid?: string;
   /** True only when the domain carries our `<vmp:vm>` metadata element. */
   ours: boolean;
   version?: string;
@@ -66,6 +68,8 @@ export function describeDomain(xml: string): DomainDescription {
     pendingFlatpaks: [],
     unsaveableDevices: [],
   };
+  const uuid = text(domain.uuid);
+  if (uuid) description.uuid = uuid;
 
   // Match on the namespace URI, not the prefix: libvirt keeps whatever prefix the definer chose.
   for (const metadata of asArray(domain.metadata)) {

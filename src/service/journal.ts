@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describeDomain } from '../libvirt/inspect.js';
-import { AlreadyExistsError, NotFoundError, NotRunningError, VmpError } from '../util/errors.js';
+import {
+  AlreadyExistsError,
+  CancelledError,
+  NotFoundError,
+  NotRunningError,
+  VmpError,
+} from '../util/errors.js';
 import { stateDir } from '../util/paths.js';
 import type { Hypervisor, SecretStore } from './ports.js';
 
@@ -210,6 +216,25 @@ export class Journal {
     await fs.rm(this.file, { force: true });
     await syncDir(path.dirname(this.file));
   }
+}
+
+/**
+ * The steps of an interruptible create: each call journals its step, then
+ * lets a Ctrl+C that is already pending reach its handler, and throws
+ * CancelledError if it did, before the step makes anything. Signals arrive
+ * through the event loop: one turn runs the check phase before the next poll
+ * reads the signal, two see it.
+ */
+export function interruptibleSteps(
+  journal: Journal,
+  vm: string,
+  signal?: AbortSignal,
+): (step: string, entries: JournalEntry[]) => Promise<void> {
+  return async (step, entries) => {
+    await journal.step(step, entries);
+    for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
+    if (signal?.aborted) throw new CancelledError(`creating VM '${vm}' was interrupted`);
+  };
 }
 
 async function writeTemp(file: string, data: JournalRecord): Promise<string> {

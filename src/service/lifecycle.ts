@@ -12,18 +12,12 @@ import {
 } from '../secrets/credentials.js';
 import { diskPathOf, importedVmPaths } from '../spec/defaults.js';
 import type { VmSpec } from '../spec/types.js';
-import {
-  AlreadyExistsError,
-  CancelledError,
-  InputError,
-  NotFoundError,
-  TimeoutError,
-  VmpError,
-} from '../util/errors.js';
+import { AlreadyExistsError, InputError, NotFoundError, TimeoutError, VmpError } from '../util/errors.js';
 import { renderImportDomainXml, vmConfigDiskFiles } from './artifacts.js';
 import type { LockingConfigStore } from './create.js';
 import {
   cleanUpUnfinished,
+  interruptibleSteps,
   Journal,
   journalDir as defaultJournalDir,
   readJournal,
@@ -80,14 +74,27 @@ export interface VmSummary {
 }
 
 /** Our VMs, sorted by name; domains we did not make are left out. */
+/** Every domain carrying our metadata (app VMs and templates), by name, each definition read once. */
+export async function ourDomains(hypervisor: Hypervisor): Promise<DomainDescription[]> {
+  const found: DomainDescription[] = [];
+  for (const name of (await hypervisor.listDomains()).sort()) {
+    try {
+      const description = describeDomain(await hypervisor.xml(name, { inactive: true }));
+      if (description.ours) found.push(description);
+    } catch (err) {
+      // Undefined by someone else while we were listing.
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+  }
+  return found;
+}
+
 export async function listVms(hypervisor: Hypervisor): Promise<VmSummary[]> {
   const summaries: VmSummary[] = [];
-  for (const name of (await hypervisor.listDomains()).sort()) {
-    let description: DomainDescription;
+  // Templates are listed by `template list`: they are bases, not VMs anyone runs.
+  for (const description of (await ourDomains(hypervisor)).filter((d) => d.role !== 'template')) {
+    const { name } = description;
     try {
-      description = describeDomain(await hypervisor.xml(name, { inactive: true }));
-      // Templates are listed by `template list`: they are bases, not VMs anyone runs.
-      if (!description.ours || description.role === 'template') continue;
       const info = await hypervisor.info(name);
       const saved = info.state === 'shut off' && (await hypervisor.hasManagedSave(name));
       const savedBytes = saved ? await savedStateBytes(hypervisor.uri, name) : undefined;
@@ -388,37 +395,28 @@ export async function createFromDisk(
       vm: name,
       operation: 'create --import',
       connectUri: hypervisor.uri,
-      entries:
-        lock && isLocking(configStore) && configStore.lockPathOf
-          ? [{ kind: 'lock', path: configStore.lockPathOf(name) }]
-          : [],
+      entries: lockEntries(configStore, lock, name),
       dir: journalDir,
     });
     const undo: UndoStep[] = [];
     const removeFile = (file: string) => ({ what: file, run: () => fs.rm(file, { force: true }) });
-    // Each step's undo is registered before this check, so an interrupt never leaks what it made.
-    const checkInterrupted = (): void => {
-      if (options.signal?.aborted) throw new CancelledError(`creating VM '${name}' was interrupted`);
-    };
+    // Each step's undo is registered before the next step's interrupt check, so an interrupt never leaks what it made.
+    const next = interruptibleSteps(journal, name, options.signal);
     try {
-      checkInterrupted();
-      await journal.step('keyring', credentialEntries(name));
+      await next('keyring', credentialEntries(name));
       undo.push({ what: 'keyring entries', run: () => removeVmCredentials(name, deps.credentials) });
       const credentials = await provisionVmCredentials(name, deps.credentials);
-      checkInterrupted();
       const files = vmConfigDiskFiles(spec, credentials);
       await fs.mkdir(spec.vmDir, { recursive: true, mode: 0o711 });
-      await journal.step('config-disk', [{ kind: 'file', path: owned.configDisk }]);
+      await next('config-disk', [{ kind: 'file', path: owned.configDisk }]);
       // Each step removes its own half-made file; undo is pushed only once the file is ours.
       await buildConfigDisk(files, owned.configDisk);
       undo.push(removeFile(owned.configDisk));
-      checkInterrupted();
-      await journal.step('disk', [{ kind: 'file', path: diskPath }]);
+      await next('disk', [{ kind: 'file', path: diskPath }]);
       await copyImage(options.importDisk, diskPath);
       undo.push(removeFile(diskPath));
-      checkInterrupted();
       if (options.boot) {
-        await journal.step('boot-files', [
+        await next('boot-files', [
           { kind: 'file', path: owned.kernel },
           { kind: 'file', path: owned.initrd },
         ]);
@@ -427,11 +425,10 @@ export async function createFromDisk(
         await copyBootFile(options.boot.initrd, owned.initrd, '--initrd');
         undo.push(removeFile(owned.initrd));
       }
-      await journal.step('domain', [{ kind: 'domain', name }]);
+      await next('domain', [{ kind: 'domain', name }]);
       await hypervisor.define(xml);
       undo.push({ what: `domain '${name}'`, run: () => hypervisor.undefine(name) });
-      checkInterrupted();
-      await journal.step('config', [{ kind: 'config', path: configStore.pathOf(name) }]);
+      await next('config', [{ kind: 'config', path: configStore.pathOf(name) }]);
       await configStore.write(spec, { exclusive: true });
     } catch (err) {
       throw await abandonCreate(err, {
@@ -463,8 +460,13 @@ export function credentialEntries(name: string): JournalEntry[] {
   ];
 }
 
-function isLocking(store: ConfigStore): store is LockingConfigStore {
+export function isLocking(store: ConfigStore): store is LockingConfigStore {
   return typeof (store as Partial<LockingConfigStore>).acquireLock === 'function';
+}
+
+/** The journal's first entry: the create lock this process holds, so a cleanup removes a dead one. */
+export function lockEntries(store: ConfigStore, lock: unknown, name: string): JournalEntry[] {
+  return lock && isLocking(store) && store.lockPathOf ? [{ kind: 'lock', path: store.lockPathOf(name) }] : [];
 }
 
 /** Copies a kernel or initrd for the VM: never over an existing file; a missing source is bad input. */

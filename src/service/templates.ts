@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { buildConfigDisk } from '../configdisk/image.js';
-import { describeDomain, type DomainDescription } from '../libvirt/inspect.js';
+import type { DomainDescription } from '../libvirt/inspect.js';
 import { renderDomainXml, type TemplateSeal } from '../render/domain-xml.js';
 import {
   provisionVmCredentials,
@@ -13,7 +13,6 @@ import type { VolumeInfo, VolumeStore } from '../storage/volumes.js';
 import {
   AlreadyExistsError,
   AlreadyRunningError,
-  CancelledError,
   InputError,
   NotFoundError,
   TimeoutError,
@@ -21,17 +20,16 @@ import {
 } from '../util/errors.js';
 import { guestAgentReady, guestExec, type GuestExecResult } from '../libvirt/qemu-agent.js';
 import { vmConfigDiskFiles } from './artifacts.js';
-import type { LockingConfigStore } from './create.js';
 import type { ConfigStore, Hypervisor } from './ports.js';
 import { abandonCreate, pathExists, type UndoStep } from './undo.js';
 import {
+  interruptibleSteps,
   Journal,
   journalDir as defaultJournalDir,
   refuseUnfinished,
   testStopPoint,
-  type JournalEntry,
 } from './journal.js';
-import { credentialEntries, requireOurVm } from './lifecycle.js';
+import { credentialEntries, isLocking, lockEntries, ourDomains, requireOurVm } from './lifecycle.js';
 
 /**
  * Templates, the Qubes storage model (docs/templates.md): one installed base
@@ -92,20 +90,6 @@ export async function requireTemplate(hypervisor: Hypervisor, name: string): Pro
   return { name, description, disk };
 }
 
-/** Every template and every app VM, read once. */
-async function ourDomains(hypervisor: Hypervisor): Promise<DomainDescription[]> {
-  const found: DomainDescription[] = [];
-  for (const name of (await hypervisor.listDomains()).sort()) {
-    try {
-      const description = describeDomain(await hypervisor.xml(name, { inactive: true }));
-      if (description.ours) found.push(description);
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-    }
-  }
-  return found;
-}
-
 /** The app VMs built on `template`, by name. */
 export async function appVmsOf(hypervisor: Hypervisor, template: string): Promise<string[]> {
   return (await ourDomains(hypervisor)).filter((d) => d.template?.name === template).map((d) => d.name);
@@ -140,7 +124,6 @@ export async function sealTemplate(
   if (!info) throw new NotFoundError(`template '${name}': its disk ${disk} is missing`);
   const seal: TemplateSeal = { mtimeNs: info.mtimeNs, sizeBytes: info.physicalBytes, origin };
   const spec = await deps.configStore.read(name);
-  const uuid = /<uuid>([0-9a-f-]{36})<\/uuid>/i.exec(await hypervisor.xml(name, { inactive: true }))?.[1];
   const configDisk = description.disks.find((d) => d.serial === 'vmp-config')?.file;
   await hypervisor.define(
     renderDomainXml(spec, {
@@ -150,7 +133,7 @@ export async function sealTemplate(
       ownedFiles: description.files,
       seal,
       version,
-      ...(uuid ? { uuid } : {}),
+      ...(description.uuid ? { uuid: description.uuid } : {}),
     }),
   );
   return seal;
@@ -160,17 +143,16 @@ export async function sealTemplate(
  * Why a template's disk may not be used as it stands, or undefined when it is
  * as it was sealed: present at the recorded path, read-only, unchanged.
  */
-export async function templateDiskProblem(
-  volumes: VolumeStore,
+export function templateDiskProblem(
   template: TemplateView,
+  /** What libvirt reports of the template's disk now; undefined if it has no such volume. */
+  info: VolumeInfo | undefined,
   recordedDisk?: string,
-  known?: VolumeInfo,
-): Promise<string | undefined> {
+): string | undefined {
   const { name, disk, description } = template;
   if (recordedDisk !== undefined && recordedDisk !== disk) {
     return `template '${name}' disk moved from ${recordedDisk} to ${disk}`;
   }
-  const info = known ?? (await volumes.info(disk));
   if (!info) return `template '${name}' disk ${disk} is missing (moved or deleted)`;
   const seal = description.seal;
   if (!seal) return `template '${name}' is not sealed`;
@@ -266,7 +248,7 @@ export async function planOnTemplate(
     );
   }
   const backing = await volumes.info(template.disk);
-  const problem = await templateDiskProblem(volumes, template, undefined, backing);
+  const problem = templateDiskProblem(template, backing);
   if (problem) throw new InputError(`${problem}; run vm-provisioner template update ${template.name}`);
   if (await hypervisor.exists(name)) {
     throw new AlreadyExistsError(`a domain named '${name}' already exists at ${hypervisor.uri}`);
@@ -337,23 +319,11 @@ export async function createFromTemplate(
       vm: name,
       operation: 'create --template',
       connectUri: hypervisor.uri,
-      entries:
-        lock && isLocking(configStore) && configStore.lockPathOf
-          ? [{ kind: 'lock', path: configStore.lockPathOf(name) }]
-          : [],
+      entries: lockEntries(configStore, lock, name),
       dir: journalDir,
     });
     const undo: UndoStep[] = [];
-    /**
-     * Journals the step, then lets a signal that is already pending (a Ctrl+C while the step was being
-     * journaled) reach its handler before anything is made: signals arrive through the event loop.
-     */
-    const next = async (step: string, entries: JournalEntry[]): Promise<void> => {
-      await journal.step(step, entries);
-      // One turn of the loop runs the check phase before the next poll reads the signal; two see it.
-      for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
-      if (options.signal?.aborted) throw new CancelledError(`creating VM '${name}' was interrupted`);
-    };
+    const next = interruptibleSteps(journal, name, options.signal);
     try {
       await next('keyring', credentialEntries(name));
       undo.push({ what: 'keyring entries', run: () => removeVmCredentials(name, deps.credentials) });
@@ -395,10 +365,6 @@ function ignoreNotFound(err: unknown): void {
   if (!(err instanceof NotFoundError)) throw err;
 }
 
-function isLocking(store: ConfigStore): store is LockingConfigStore {
-  return typeof (store as Partial<LockingConfigStore>).acquireLock === 'function';
-}
-
 /**
  * The Qubes model's cold start of an app VM on a template: its root overlay is
  * thrown away and made afresh from the template's sealed disk. Refused, with
@@ -425,7 +391,7 @@ export async function resetAppVmRoot(
     );
   }
   const backing = await deps.volumes.info(template.disk);
-  const problem = await templateDiskProblem(deps.volumes, template, use.disk, backing);
+  const problem = templateDiskProblem(template, backing, use.disk);
   if (problem) {
     throw new InputError(
       `cannot start '${vm.name}': ${problem}; run vm-provisioner template update ${template.name} to seal it again`,

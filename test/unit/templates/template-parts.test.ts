@@ -50,6 +50,13 @@ describe('the domain metadata of templates and app VMs reads back', () => {
       .replace(/"/g, "'");
     expect(describeDomain(xml).template).toEqual({ name: 'base', disk: '/v/base.qcow2' });
   });
+
+  test('its UUID, which sealing must keep when it defines the template again', () => {
+    const uuid = '2c4f6064-2b14-4387-b18a-ee89d52b8631';
+    const xml = renderDomainXml(testSpec(), { diskPath: '/v/t.qcow2', version: '0.1.0', uuid });
+    expect(describeDomain(xml).uuid).toBe(uuid);
+    expect(describeDomain(renderDomainXml(testSpec(), { diskPath: '/v/t.qcow2', version: '0.1.0' })).uuid).toBeUndefined();
+  });
 });
 
 describe('volumes as libvirt reports them', () => {
