@@ -25,7 +25,7 @@ import { formatColumns } from '../../util/table.js';
  * from (docs/templates.md), as Qubes' qvm-template and TemplateVMs.
  */
 
-type TemplateFlags = CreateFlags & { name?: string; image?: string; installTimeout?: string };
+type TemplateFlags = CreateFlags & { name?: string; installTimeout?: string };
 
 /** The create flags a template takes; the rest (apps, names) belong to the app VMs made on it. */
 function withTemplateSpecOptions<T>(yargs: Argv<T>): Argv<T> {
@@ -91,12 +91,12 @@ const createSub: CommandModule<object, TemplateFlags> = {
 };
 
 const importSub: CommandModule<object, TemplateFlags> = {
-  command: 'import <name> <image>',
+  command: 'import <name> <disk>',
   describe: 'Make a template from an installed qcow2 image (with the config-disk loader in it)',
   builder: (yargs) =>
     withTemplateSpecOptions(yargs)
       .positional('name', { type: 'string', demandOption: true, describe: 'template name' })
-      .positional('image', {
+      .positional('disk', {
         type: 'string',
         demandOption: true,
         describe: 'the disk image (qcow2); it is copied, never changed',
@@ -115,7 +115,8 @@ const importSub: CommandModule<object, TemplateFlags> = {
     const flags: CreateFlags = {
       ...argv,
       name,
-      import: argv.image,
+      // The DISK positional is the image to import; `disk` is create's size flag, which a template import has not.
+      import: argv.disk === undefined ? undefined : String(argv.disk),
       disk: undefined,
       autostartApp: [],
       yes: true,
