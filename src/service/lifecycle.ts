@@ -11,7 +11,7 @@ import {
   type CredentialStores,
 } from '../secrets/credentials.js';
 import { diskPathOf, importedVmPaths } from '../spec/defaults.js';
-import type { VmSpec } from '../spec/types.js';
+import type { DisplayMode, Label, VmSpec } from '../spec/types.js';
 import { AlreadyExistsError, InputError, NotFoundError, TimeoutError, VmpError } from '../util/errors.js';
 import { renderImportDomainXml, vmConfigDiskFiles } from './artifacts.js';
 import type { LockingConfigStore } from './create.js';
@@ -64,6 +64,9 @@ export interface VmSummary {
   savedBytes?: number;
   /** What `stop` does by default (the VM's on_stop); filled in from its config by the CLI. */
   onStop?: 'save' | 'shutdown';
+  /** Trust colour and display mode (the VM's label and display); filled in from its config by the CLI. */
+  label?: Label;
+  display?: DisplayMode;
   memoryMb: number;
   vcpus: number;
   apps: string[];

@@ -32,6 +32,8 @@ import {
   validateMemoryMb,
   validateNetworkMode,
   validateOnStop,
+  validateLabel,
+  validateDisplay,
   validatePackageSpec,
   validateSpec,
   validateVcpus,
@@ -60,6 +62,10 @@ export interface CreateFlags {
   network?: string | string[];
   /** `save` or `shutdown`: what `stop` does by default (the spec's on_stop). */
   onStop?: string | string[];
+  /** One of Qubes' eight trust colours (the spec's label). */
+  label?: string | string[];
+  /** `spice` or `seamless` (the spec's display). */
+  display?: string | string[];
   graphics?: string | string[];
   /** Directory for the VM's disk image (the spec's vm_dir). */
   vmDir?: string | string[];
@@ -210,6 +216,8 @@ export function buildSpecWithMeta(
     virtType: flagValue('virt-type', flags.virtType, validateVirtType),
     networkMode: flagValue('network', flags.network, validateNetworkMode),
     onStop: flagValue('on-stop', flags.onStop, validateOnStop),
+    label: flagValue('label', flags.label, validateLabel),
+    display: flagValue('display', flags.display, validateDisplay),
     graphicsBackend: flagValue('graphics', flags.graphics, validateGraphicsBackend),
     vmDir: vmDirFlag,
     template,

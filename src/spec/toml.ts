@@ -18,6 +18,8 @@ import {
   validateMemoryMb,
   validateNetworkMode,
   validateOnStop,
+  validateLabel,
+  validateDisplay,
   validatePackageSpec,
   validateSpec,
   validateVcpus,
@@ -108,6 +110,8 @@ export const TOML_KEYS: Readonly<Record<string, KeyDef>> = {
   virt_type: { field: 'virtType', kind: 'string', check: (v) => validateVirtType(v) },
   template: { field: 'template', kind: 'string', check: (v) => validateVmName(v) },
   on_stop: { field: 'onStop', kind: 'string', check: (v) => validateOnStop(v) },
+  label: { field: 'label', kind: 'string', check: (v) => validateLabel(v) },
+  display: { field: 'display', kind: 'string', check: (v) => validateDisplay(v) },
 };
 
 /** Keys that would hold a secret: refused with a pointer to the keyring rather than read. */

@@ -11,6 +11,10 @@ export type GraphicsBackend = 'virtio' | 'qxl';
 export type NetworkMode = 'default' | 'user' | 'none';
 /** What `stop NAME` does without --save/--no-save: keep the memory (libvirt managed save) or power off. */
 export type OnStop = 'save' | 'shutdown';
+/** Qubes' eight trust colours: the border of every host window of the VM, and its launchers' icons. */
+export type Label = 'red' | 'orange' | 'yellow' | 'green' | 'blue' | 'purple' | 'gray' | 'black';
+/** How `start` shows the VM: a SPICE viewer of the whole desktop, or each app window as a host window. */
+export type DisplayMode = 'spice' | 'seamless';
 
 export interface VmSpec {
   name: string;
@@ -39,4 +43,8 @@ export interface VmSpec {
   template?: string;
   /** Absent means `shutdown`. */
   onStop?: OnStop;
+  /** Absent means `gray`. */
+  label?: Label;
+  /** Absent means `spice`. */
+  display?: DisplayMode;
 }

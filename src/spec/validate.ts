@@ -10,7 +10,7 @@ import {
   MIN_VCPUS,
 } from './defaults.js';
 import { FEDORA_RELEASES, isSupportedRelease } from './releases.js';
-import type { Arch, GraphicsBackend, NetworkMode, OnStop, VirtType, VmSpec } from './types.js';
+import type { Arch, DisplayMode, GraphicsBackend, Label, NetworkMode, OnStop, VirtType, VmSpec } from './types.js';
 
 /**
  * One validator per grammar. Each takes an untrusted value (a flag, a TOML
@@ -294,6 +294,12 @@ export const validateGraphicsBackend = oneOf('graphics backend', GRAPHICS_BACKEN
 export const validateNetworkMode = oneOf('network mode', NETWORK_MODES);
 export const ON_STOP_MODES: readonly OnStop[] = ['save', 'shutdown'];
 export const validateOnStop = oneOf('on_stop', ON_STOP_MODES);
+export const LABELS: readonly Label[] = ['red', 'orange', 'yellow', 'green', 'blue', 'purple', 'gray', 'black'];
+export const DEFAULT_LABEL: Label = 'gray';
+export const validateLabel = oneOf('label', LABELS);
+export const DISPLAY_MODES: readonly DisplayMode[] = ['spice', 'seamless'];
+export const DEFAULT_DISPLAY: DisplayMode = 'spice';
+export const validateDisplay = oneOf('display', DISPLAY_MODES);
 
 export function validateBoolean(what: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw invalid(what, value, 'must be true or false');
@@ -566,5 +572,7 @@ export function validateSpec(spec: VmSpec, limits: ResourceLimits = {}): VmSpec 
     virtType: validateVirtType(spec.virtType),
     ...(spec.template !== undefined ? { template: validateVmName(spec.template) } : {}),
     ...(spec.onStop !== undefined ? { onStop: validateOnStop(spec.onStop) } : {}),
+    ...(spec.label !== undefined ? { label: validateLabel(spec.label) } : {}),
+    ...(spec.display !== undefined ? { display: validateDisplay(spec.display) } : {}),
   };
 }

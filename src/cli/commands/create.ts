@@ -24,6 +24,7 @@ import { formatPlan, tildePath } from '../../spec/plan.js';
 import { DEFAULT_FEDORA_RELEASE, FEDORA_RELEASES } from '../../spec/releases.js';
 import { FileConfigStore } from '../../spec/store.js';
 import { sealTemplate } from '../../service/templates.js';
+import { DEFAULT_DISPLAY, DEFAULT_LABEL, LABELS } from '../../spec/validate.js';
 import { LibvirtVolumeStore } from '../../storage/volumes.js';
 import {
   loadAgentBundle,
@@ -81,6 +82,16 @@ export const createCommand: CommandModule<object, CreateFlags> = {
         type: 'string',
         describe: 'what stop does by default: save (keep the memory, start resumes) or shutdown',
         defaultDescription: 'shutdown',
+      })
+      .option('label', {
+        type: 'string',
+        describe: `trust colour of its windows and launchers: ${LABELS.join(', ')}`,
+        defaultDescription: DEFAULT_LABEL,
+      })
+      .option('display', {
+        type: 'string',
+        describe: 'how start shows it: spice (the whole desktop in a viewer) or seamless (each app window on the host)',
+        defaultDescription: DEFAULT_DISPLAY,
       })
       .option('graphics', { type: 'string', describe: 'virtio or qxl', defaultDescription: 'virtio' })
       .option('config', { type: 'string', describe: 'TOML spec file; flags override its keys' })

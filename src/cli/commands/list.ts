@@ -1,4 +1,7 @@
+import chalk from 'chalk';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { Label } from '../../spec/types.js';
+import { DEFAULT_DISPLAY, DEFAULT_LABEL } from '../../spec/validate.js';
 import { listVms, type VmSummary } from '../../service/lifecycle.js';
 import { FileConfigStore } from '../../spec/store.js';
 import { guestReadFile } from '../../libvirt/qemu-agent.js';
@@ -11,18 +14,37 @@ interface ListArgs {
   connect: string | undefined;
 }
 
+/** Terminal colours for Qubes' labels; `gray` and `black` are what a terminal can show of them. */
+const LABEL_COLOURS: Record<Label, (text: string) => string> = {
+  red: chalk.red,
+  orange: chalk.hex('#ff8c00'),
+  yellow: chalk.yellow,
+  green: chalk.green,
+  blue: chalk.blue,
+  purple: chalk.magenta,
+  gray: chalk.gray,
+  black: chalk.black.bgWhite,
+};
+
+/** The label as a coloured dot before its name when the terminal has colour, the name alone otherwise. */
+export function formatLabel(label: Label): string {
+  return chalk.level > 0 ? `${LABEL_COLOURS[label]('\u25cf')} ${label}` : label;
+}
+
 export function formatVmTable(vms: VmSummary[]): string {
   const rows = [
-    ['NAME', 'STATE', 'MEMORY', 'VCPUS', 'TEMPLATE', 'ON STOP', 'APPS'],
+    ['NAME', 'STATE', 'LABEL', 'MEMORY', 'VCPUS', 'TEMPLATE', 'ON STOP', 'DISPLAY', 'APPS'],
     ...vms.map((vm) => [
       vm.name,
       vm.state === 'saved' && vm.savedBytes !== undefined
         ? `saved (${Math.round(vm.savedBytes / 1024 / 1024)} MiB)`
         : vm.state,
+      formatLabel(vm.label ?? DEFAULT_LABEL),
       `${vm.memoryMb} MiB`,
       String(vm.vcpus),
       vm.template ?? '-',
       vm.onStop ?? 'shutdown',
+      vm.display ?? DEFAULT_DISPLAY,
       (vm.apps.join(', ') || '-') +
         (vm.pendingFlatpaks.length > 0 ? ` (pending install: ${vm.pendingFlatpaks.join(', ')})` : ''),
     ]),
@@ -48,13 +70,15 @@ export const listCommand: CommandModule<object, ListArgs> = {
           guestReadFile(hypervisor.uri, vm.name, file, 64 * 1024),
         );
       }
-      // on_stop lives in the VM's config file; a VM without a readable one stops with a shutdown.
+      // on_stop, label and display live in the VM's config file; a VM without a readable one has the defaults.
       const store = new FileConfigStore();
       for (const vm of found) {
         const spec = (await store.exists(vm.name))
           ? await store.read(vm.name).catch(() => undefined)
           : undefined;
         vm.onStop = spec?.onStop ?? 'shutdown';
+        vm.label = spec?.label ?? DEFAULT_LABEL;
+        vm.display = spec?.display ?? DEFAULT_DISPLAY;
       }
       return found;
     });

@@ -166,7 +166,9 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         for (let i = 0; i < 3; i++) {
           const name = newName(`app${i}`);
           apps.push(name);
-          const result = await cli(createArgs(template, name, ['--memory', '384']));
+          const result = await cli(
+            createArgs(template, name, ['--memory', '384', ...(i === 1 ? ['--label', 'red'] : [])]),
+          );
           expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
           expect(result.stdout).toContain(`Created VM "${name}" on template "${template}"`);
         }
@@ -204,6 +206,13 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         const vmsListed = JSON.parse(listed.stdout) as Array<{ name: string; template?: string }>;
         expect(vmsListed.map((v) => v.name)).not.toContain(template);
         for (const name of apps) expect(vmsListed.find((v) => v.name === name)?.template).toBe(template);
+        // The label is kept in the config; a VM made without --label is gray, and every one shows it.
+        expect(vmsListed.find((v) => v.name === apps[1])).toMatchObject({ label: 'red', display: 'spice' });
+        expect(vmsListed.find((v) => v.name === apps[0])).toMatchObject({ label: 'gray', display: 'spice' });
+        expect(fs.readFileSync(at('config', 'vm-provisioner', `${apps[1]}.toml`), 'utf8')).toContain('label = "red"');
+        const vmTable = await cli(['list']);
+        expect(vmTable.stdout).toMatch(/^NAME\s+STATE\s+LABEL\s+MEMORY/m);
+        expect(vmTable.stdout).toMatch(new RegExp(`^${apps[1]}\\s+shut off\\s+red\\s+384 MiB`, 'm'));
         const templates = await cli(['template', 'list', '--json']);
         expect(templates.code).toBe(0);
         const mine = (JSON.parse(templates.stdout) as Array<{ name: string; appVms: string[]; diskBytes: number }>).find(
@@ -255,7 +264,14 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         const system = await cli(createArgs(template, 'vmp-t-tmpl-nope3', ['--system', 'git']));
         expect(system.code).toBe(2);
         expect(system.stderr).toContain('install them into the template');
-        for (const name of ['vmp-t-tmpl-nope', 'vmp-t-tmpl-nope2', 'vmp-t-tmpl-nope3']) expectNothingLeftOf(name);
+        const pink = await cli(createArgs(template, 'vmp-t-tmpl-nope4', ['--label', 'pink']));
+        expect(pink.code).toBe(2);
+        expect(pink.stderr.trim()).toBe(
+          'error: invalid label "pink": must be one of red, orange, yellow, green, blue, purple, gray, black',
+        );
+        for (const name of ['vmp-t-tmpl-nope', 'vmp-t-tmpl-nope2', 'vmp-t-tmpl-nope3', 'vmp-t-tmpl-nope4']) {
+          expectNothingLeftOf(name);
+        }
       });
 
       test('a cold start throws the root away and makes it afresh from the template; the private volume stays', async () => {

@@ -65,13 +65,18 @@ describe('specToToml', () => {
     const text = specToToml(FIREFOX);
     expect(specFromToml(text, 'x.toml')).toEqual(FIREFOX);
     const doc = TOML.parse(text);
-    // `template` and `on_stop` are optional: written only when set.
-    expect(Object.keys(doc)).toEqual(
-      Object.keys(TOML_KEYS).filter((k) => k !== 'template' && k !== 'on_stop'),
-    );
+    // `template`, `on_stop`, `label` and `display` are optional: written only when set.
+    const optional = ['template', 'on_stop', 'label', 'display'];
+    expect(Object.keys(doc)).toEqual(Object.keys(TOML_KEYS).filter((k) => !optional.includes(k)));
     const saving = specToToml({ ...FIREFOX, onStop: 'save' });
     expect(TOML.parse(saving).on_stop).toBe('save');
     expect(specFromToml(saving, 'x.toml').onStop).toBe('save');
+    const labelled = specToToml({ ...FIREFOX, label: 'red', display: 'seamless' });
+    expect(TOML.parse(labelled)).toMatchObject({ label: 'red', display: 'seamless' });
+    expect(specFromToml(labelled, 'x.toml')).toMatchObject({ label: 'red', display: 'seamless' });
+    expect(() => specFromToml(`${text}label = "pink"\n`, 'x.toml')).toThrow(
+      /x.toml:21: label: invalid label "pink": must be one of red, orange, yellow, green, blue, purple, gray, black/,
+    );
     expect(() => specFromToml(`${text}on_stop = "hibernate"\n`, 'x.toml')).toThrow(
       /x.toml:21: on_stop: invalid on_stop "hibernate": must be one of save, shutdown/,
     );
