@@ -2,13 +2,23 @@ import yargs from 'yargs';
 import chalk from 'chalk';
 import { VmpError } from '../util/errors.js';
 import { commands } from './commands/index.js';
+import { describeCli } from './completion/model.js';
+import { usageProblem } from './usage.js';
 
 /**
  * Parses argv and runs one command. Returns the exit code instead of calling
  * process.exit so tests can drive the CLI in-process.
  */
 export async function runCli(argv: string[]): Promise<number> {
-  let usageFailure: string | undefined;
+  // https://no-color.org: set and not empty means no colour at all, whatever the terminal says.
+  if (process.env.NO_COLOR) chalk.level = 0;
+  // `help CMD...` is `CMD... --help`, so the two can never differ.
+  if (argv[0] === 'help') argv = [...argv.slice(1), '--help'];
+  let usageFailure = usageProblem(argv, describeCli(commands));
+  if (usageFailure !== undefined) {
+    process.stderr.write(`${chalk.red('error:')} ${usageFailure}\n`);
+    return 2;
+  }
   const parser = yargs(argv)
     .scriptName('vm-provisioner')
     .usage('$0 <command> [options]\n\nOne hardware-isolated libvirt VM per application.')

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { clipboardCommand } from './clipboard.js';
+import { completeCallbackCommand, completionCommand } from './completion.js';
 import { consoleCommand } from './console.js';
 import { createCommand } from './create.js';
 import { destroyCommand } from './destroy.js';
@@ -14,6 +15,7 @@ import { startCommand } from './start.js';
 import { stopCommand } from './stop.js';
 import { templateCommand } from './template.js';
 import { windowsCommand } from './windows.js';
+import { helpCommand, versionCommand } from './version.js';
 
 /**
  * Every CLI command, in the order `--help` lists them. Each module is a thin
@@ -36,4 +38,8 @@ export const commands: CommandModule<any, any>[] = [
   proxyCommand,
   windowsCommand,
   clipboardCommand,
+  completionCommand,
+  helpCommand,
+  versionCommand,
+  completeCallbackCommand,
 ];

@@ -1,0 +1,266 @@
+# fish completion for vm-provisioner, generated from its command definitions by
+# `vm-provisioner completion fish`; regenerate it after an upgrade.
+# Load it with: vm-provisioner completion fish | source, or save it as
+# ~/.config/fish/completions/vm-provisioner.fish.
+
+function __vm_provisioner_subcommands
+    switch $argv[1]
+        case ''
+            printf '%s\n' 'create	Create an app VM: Fedora + i3, the given packages and Flatpaks, auto-launched' 'template	Templates: one installed base, app VMs on it in about a second (create, import, list, update, destroy)' 'start	Boot a VM (or resume its saved state) and open its SPICE viewer' 'stop	Shut a VM down (ACPI; hard with --force or your consent), or with --save keep its memory so start resumes it' 'pause	Freeze a running VM in memory (its vCPUs stop; resume continues it)' 'resume	Continue a paused VM; its guest agent is told at once' 'snapshot	Snapshots of a VM\'s disks (and memory): create, list, revert, delete' 'list	List the VMs vm-provisioner made (state, memory, vCPUs, apps)' 'destroy	Delete a VM: its domain, disks and other files, config file and keyring entries (stops it first); also an unfinished create' 'gc	Remove what unfinished (crashed or killed) creates left behind; running creates are left alone' 'console	Attach this terminal to a VM\'s serial console (leave with Ctrl+])' 'passwords	Show the login password of every VM, or of one VM, from the OS keyring' 'proxy	Run the window proxy: accept guest agents on TCP 9999, serve windows and clipboard locally' 'windows	List the app windows of every VM (or one) from the window proxy; --follow streams changes' 'clipboard	Copy a VM\'s clipboard to the host (copy) or the host\'s clipboard into a VM (paste)' 'completion	Print a shell completion script for bash, zsh or fish (commands, flags, VM/template/snapshot names)' 'help	Show the help of the tool or of a command (as COMMAND --help)' 'version	Print vm-provisioner\'s version (as --version)'
+        case 'template'
+            printf '%s\n' 'create	Install a template with the Fedora kickstart pipeline, then seal it' 'import	Make a template from an installed qcow2 image (with the config-disk loader in it)' 'list	List templates: state, disk size and the app VMs built on each' 'update	Boot the template, run dnf/flatpak updates (or -- CMD...), shut it down and seal it again' 'destroy	Delete a template that no app VM uses: its domain, disk, config and keyring entries'
+        case 'snapshot'
+            printf '%s\n' 'create	Snapshot the disks of a stopped VM, or with --memory the disks and memory of a running one' 'list	List a VM\'s snapshots' 'revert	Go back to a snapshot (a running, paused or saved VM needs --force: its state is lost)' 'delete	Delete a snapshot (the VM as it is now stays)'
+    end
+end
+
+function __vm_provisioner_flags
+    switch $argv[1]
+        case ''
+            printf '%s\n' '--help	Show help' '-h	Show help' '--version	Show version number'
+        case 'create'
+            printf '%s\n' '--name	VM name (default: from the first Flatpak or package)' '--system	dnf packages, @groups or @^environments' '--flatpak	Flatpak application IDs from Flathub' '--autostart-app	command to launch at login, repeatable (default: flatpak run ID for each --flatpak)' '--memory	RAM in MB (2048 to the host\'s RAM)' '--vcpus	virtual CPUs (1 to the host\'s CPUs)' '--disk	disk size in GB (at least 10)' '--fedora-release	Fedora release: 41, 42, 43' '--arch	x86_64 or aarch64' '--virt-type	kvm or qemu (emulation)' '--network	default (libvirt NAT), user (QEMU user-mode) or none' '--on-stop	what stop does by default: save (keep the memory, start resumes) or shutdown' '--label	trust colour of its windows and launchers: red, orange, yellow, green, blue, purple, gray, black' '--display	how start shows it: spice (the whole desktop in a viewer) or seamless (each app window on the host)' '--graphics	virtio or qxl' '--config	TOML spec file; flags override its keys' '--vm-dir	directory for the VM\'s disk image' '--output	with --dry-run: write the kickstart, domain XML and plan to this directory' '--connect	libvirt URI' '--import	boot this existing disk image instead of installing' '--template	make the VM on this template: an overlay of its disk, no install (see \'template list\')' '--kernel	with --import: boot this kernel directly (copied into --vm-dir); needs --initrd' '--initrd	with --import and --kernel: the initrd to boot with' '--kernel-args	with --kernel: the kernel command line, e.g. \'root=/dev/vda rw console=ttyS0\'' '--location	install tree URL instead of the release mirror' '--force	allow more memory or vCPUs than the host\'s' '--yes	do not ask for confirmation' '-y	do not ask for confirmation' '--dry-run	print the plan and exit; create and write nothing' '--install-timeout	give up on the unattended install after this many minutes' '--verbose	also show the installer\'s console log' '--help	Show help' '-h	Show help'
+        case 'template'
+            printf '%s\n' '--help	Show help' '-h	Show help'
+        case 'template create'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--memory	RAM in MB while the template runs (updates)' '--vcpus	virtual CPUs' '--virt-type	kvm or qemu (emulation)' '--network	default (libvirt NAT), user (QEMU user-mode) or none; app VMs inherit it' '--vm-dir	directory for the template\'s disk (and, by default, its app VMs\')' '--config	TOML spec file; flags override its keys' '--system	dnf packages, @groups or @^environments' '--flatpak	Flatpak application IDs from Flathub' '--fedora-release	Fedora release' '--arch	x86_64 or aarch64' '--disk	disk size in GB' '--location	install tree URL instead of the release mirror' '--install-timeout	give up on the install after this many minutes' '--yes	do not ask for confirmation' '-y	do not ask for confirmation' '--verbose	also show the installer\'s console log' '--help	Show help' '-h	Show help'
+        case 'template import'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--memory	RAM in MB while the template runs (updates)' '--vcpus	virtual CPUs' '--virt-type	kvm or qemu (emulation)' '--network	default (libvirt NAT), user (QEMU user-mode) or none; app VMs inherit it' '--vm-dir	directory for the template\'s disk (and, by default, its app VMs\')' '--config	TOML spec file; flags override its keys' '--kernel	boot this kernel directly (copied); needs --initrd' '--initrd	with --kernel: the initrd' '--kernel-args	with --kernel: the kernel command line' '--help	Show help' '-h	Show help'
+        case 'template list'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--json	print a JSON array' '--help	Show help' '-h	Show help'
+        case 'template update'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--timeout	minutes the command may run (default 60)' '--help	Show help' '-h	Show help'
+        case 'template destroy'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--help	Show help' '-h	Show help'
+        case 'start'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--viewer	open remote-viewer (needs DISPLAY or WAYLAND_DISPLAY); --no-viewer to skip' '--no-viewer	open remote-viewer (needs DISPLAY or WAYLAND_DISPLAY); --no-viewer to skip' '--help	Show help' '-h	Show help'
+        case 'stop'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--timeout	seconds to wait for the guest to power off' '--force	stop it hard, without asking, if it has not powered off by then' '--save	save its memory to disk (libvirt managed save) instead; --no-save shuts down. Default: the VM\'s on_stop' '--no-save	save its memory to disk (libvirt managed save) instead; --no-save shuts down. Default: the VM\'s on_stop' '--help	Show help' '-h	Show help'
+        case 'pause'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--help	Show help' '-h	Show help'
+        case 'resume'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--help	Show help' '-h	Show help'
+        case 'snapshot'
+            printf '%s\n' '--help	Show help' '-h	Show help'
+        case 'snapshot create'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--memory	running VM: keep its memory too, so revert resumes it as it ran' '--help	Show help' '-h	Show help'
+        case 'snapshot list'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--json	print a JSON array' '--help	Show help' '-h	Show help'
+        case 'snapshot revert'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--force	throw away the VM\'s current running or saved state' '--help	Show help' '-h	Show help'
+        case 'snapshot delete'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--help	Show help' '-h	Show help'
+        case 'list'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--json	print a JSON array' '--help	Show help' '-h	Show help'
+        case 'destroy'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--yes	do not ask for confirmation' '-y	do not ask for confirmation' '--help	Show help' '-h	Show help'
+        case 'gc'
+            printf '%s\n' '--help	Show help' '-h	Show help'
+        case 'console'
+            printf '%s\n' '--connect	libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--help	Show help' '-h	Show help'
+        case 'passwords'
+            printf '%s\n' '--json	print JSON: [{"name","password"}], or one object with NAME' '--help	Show help' '-h	Show help'
+        case 'proxy'
+            printf '%s\n' '--listen	address to listen on for agents, repeatable' '--port	port for addresses given without one' '--network	libvirt network whose bridge VMs use' '--connect	libvirt URI' '--socket	control socket path' '--heartbeat-interval	ms between heartbeats; 3 silent intervals close a connection' '--help	Show help' '-h	Show help'
+        case 'windows'
+            printf '%s\n' '--json	print JSON (with --follow: one event per line)' '--follow	stream window events until interrupted' '-f	stream window events until interrupted' '--socket	the proxy\'s control socket' '--help	Show help' '-h	Show help'
+        case 'clipboard'
+            printf '%s\n' '--socket	the proxy\'s control socket' '--help	Show help' '-h	Show help'
+        case 'completion'
+            printf '%s\n' '--help	Show help' '-h	Show help'
+        case 'help'
+            printf '%s\n' '--help	Show help' '-h	Show help'
+        case 'version'
+            printf '%s\n' '--help	Show help' '-h	Show help'
+    end
+end
+
+function __vm_provisioner_value_flags
+    switch $argv[1]
+        case 'create'
+            printf '%s\n' '--name' '--system' '--flatpak' '--autostart-app' '--memory' '--vcpus' '--disk' '--fedora-release' '--arch' '--virt-type' '--network' '--on-stop' '--label' '--display' '--graphics' '--config' '--vm-dir' '--output' '--connect' '--import' '--template' '--kernel' '--initrd' '--kernel-args' '--location' '--install-timeout'
+        case 'template create'
+            printf '%s\n' '--connect' '--memory' '--vcpus' '--virt-type' '--network' '--vm-dir' '--config' '--system' '--flatpak' '--fedora-release' '--arch' '--disk' '--location' '--install-timeout'
+        case 'template import'
+            printf '%s\n' '--connect' '--memory' '--vcpus' '--virt-type' '--network' '--vm-dir' '--config' '--kernel' '--initrd' '--kernel-args'
+        case 'template list'
+            printf '%s\n' '--connect'
+        case 'template update'
+            printf '%s\n' '--connect' '--timeout'
+        case 'template destroy'
+            printf '%s\n' '--connect'
+        case 'start'
+            printf '%s\n' '--connect'
+        case 'stop'
+            printf '%s\n' '--connect' '--timeout'
+        case 'pause'
+            printf '%s\n' '--connect'
+        case 'resume'
+            printf '%s\n' '--connect'
+        case 'snapshot create'
+            printf '%s\n' '--connect'
+        case 'snapshot list'
+            printf '%s\n' '--connect'
+        case 'snapshot revert'
+            printf '%s\n' '--connect'
+        case 'snapshot delete'
+            printf '%s\n' '--connect'
+        case 'list'
+            printf '%s\n' '--connect'
+        case 'destroy'
+            printf '%s\n' '--connect'
+        case 'console'
+            printf '%s\n' '--connect'
+        case 'proxy'
+            printf '%s\n' '--listen' '--port' '--network' '--connect' '--socket' '--heartbeat-interval'
+        case 'windows'
+            printf '%s\n' '--socket'
+        case 'clipboard'
+            printf '%s\n' '--socket'
+    end
+end
+
+function __vm_provisioner_option_values
+    switch "$argv[1]|$argv[2]"
+        case 'create|--config'
+            printf '%s\n' 'file'
+        case 'create|--vm-dir'
+            printf '%s\n' 'dir'
+        case 'create|--output'
+            printf '%s\n' 'dir'
+        case 'create|--import'
+            printf '%s\n' 'file'
+        case 'create|--template'
+            printf '%s\n' 'template'
+        case 'create|--kernel'
+            printf '%s\n' 'file'
+        case 'create|--initrd'
+            printf '%s\n' 'file'
+        case 'template create|--vm-dir'
+            printf '%s\n' 'dir'
+        case 'template create|--config'
+            printf '%s\n' 'file'
+        case 'template import|--vm-dir'
+            printf '%s\n' 'dir'
+        case 'template import|--config'
+            printf '%s\n' 'file'
+        case 'template import|--kernel'
+            printf '%s\n' 'file'
+        case 'template import|--initrd'
+            printf '%s\n' 'file'
+        case 'proxy|--socket'
+            printf '%s\n' 'file'
+        case 'windows|--socket'
+            printf '%s\n' 'file'
+        case 'clipboard|--socket'
+            printf '%s\n' 'file'
+    end
+end
+
+function __vm_provisioner_positional
+    switch "$argv[1]|$argv[2]"
+        case 'template import|1'
+            printf '%s\n' 'file'
+        case 'template update|0'
+            printf '%s\n' 'template'
+        case 'template destroy|0'
+            printf '%s\n' 'template'
+        case 'start|0'
+            printf '%s\n' 'vm'
+        case 'stop|0'
+            printf '%s\n' 'vm'
+        case 'pause|0'
+            printf '%s\n' 'vm'
+        case 'resume|0'
+            printf '%s\n' 'vm'
+        case 'snapshot create|0'
+            printf '%s\n' 'vm'
+        case 'snapshot list|0'
+            printf '%s\n' 'vm'
+        case 'snapshot revert|0'
+            printf '%s\n' 'vm'
+        case 'snapshot revert|1'
+            printf '%s\n' 'snapshot'
+        case 'snapshot delete|0'
+            printf '%s\n' 'vm'
+        case 'snapshot delete|1'
+            printf '%s\n' 'snapshot'
+        case 'destroy|0'
+            printf '%s\n' 'vm'
+        case 'console|0'
+            printf '%s\n' 'vm'
+        case 'passwords|0'
+            printf '%s\n' 'vm'
+        case 'windows|0'
+            printf '%s\n' 'vm'
+        case 'clipboard|0'
+            printf '%s\n' 'choices copy paste'
+        case 'clipboard|1'
+            printf '%s\n' 'vm'
+        case 'completion|0'
+            printf '%s\n' 'choices bash zsh fish'
+    end
+end
+
+function __vm_provisioner_complete
+    set -l words (commandline -opc)
+    set -l cur (commandline -ct)
+    set -l cmd_path ''
+    set -l vm ''
+    set -l connect
+    set -l npos 0
+    set -l i 2
+    while test $i -le (count $words)
+        set -l word $words[$i]
+        switch $word
+            case --connect -c
+                set -l next (math $i + 1)
+                if test $next -le (count $words)
+                    set connect --connect $words[$next]
+                end
+            case '--connect=*'
+                set connect --connect (string replace -- --connect= '' $word)
+        end
+        if string match -qr -- '^-.' $word
+            if contains -- $word (__vm_provisioner_value_flags $cmd_path)
+                set i (math $i + 1)
+            end
+        else if test -n "$(__vm_provisioner_subcommands $cmd_path)"
+            set cmd_path (string trim -- "$cmd_path $word")
+        else
+            test $npos -eq 0; and set vm $word
+            set npos (math $npos + 1)
+        end
+        set i (math $i + 1)
+    end
+    set -l kind
+    set -l prev ''
+    test (count $words) -gt 1; and set prev $words[-1]
+    if test -n "$prev"; and contains -- $prev (__vm_provisioner_value_flags $cmd_path)
+        set kind (__vm_provisioner_option_values $cmd_path $prev)
+    else if string match -q -- '-*' $cur
+        __vm_provisioner_flags $cmd_path
+        return
+    else if test -n "$(__vm_provisioner_subcommands $cmd_path)"
+        __vm_provisioner_subcommands $cmd_path
+        return
+    else
+        set kind (__vm_provisioner_positional $cmd_path $npos)
+    end
+    switch "$kind"
+        case vm
+            vm-provisioner __complete vms $connect 2>/dev/null
+        case template
+            vm-provisioner __complete templates $connect 2>/dev/null
+        case snapshot
+            vm-provisioner __complete snapshots $vm $connect 2>/dev/null
+        case file
+            __fish_complete_path $cur
+        case dir
+            __fish_complete_directories $cur
+        case 'choices *'
+            string split ' ' -- (string replace 'choices ' '' -- $kind)
+    end
+end
+
+complete -c vm-provisioner -f -a '(__vm_provisioner_complete)'

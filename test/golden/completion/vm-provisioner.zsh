@@ -1,0 +1,176 @@
+#compdef vm-provisioner
+# zsh completion for vm-provisioner, generated from its command definitions by
+# `vm-provisioner completion zsh`; regenerate it after an upgrade.
+# Load it with: source <(vm-provisioner completion zsh)   (after compinit), or save it as
+# _vm-provisioner in a directory on $fpath.
+
+_vm_provisioner_subcommands() {
+  case "$1" in
+    '') printf '%s\n' 'create:Create an app VM: Fedora + i3, the given packages and Flatpaks, auto-launched' 'template:Templates: one installed base, app VMs on it in about a second (create, import, list, update, destroy)' 'start:Boot a VM (or resume its saved state) and open its SPICE viewer' 'stop:Shut a VM down (ACPI; hard with --force or your consent), or with --save keep its memory so start resumes it' 'pause:Freeze a running VM in memory (its vCPUs stop; resume continues it)' 'resume:Continue a paused VM; its guest agent is told at once' 'snapshot:Snapshots of a VM'\''s disks (and memory): create, list, revert, delete' 'list:List the VMs vm-provisioner made (state, memory, vCPUs, apps)' 'destroy:Delete a VM: its domain, disks and other files, config file and keyring entries (stops it first); also an unfinished create' 'gc:Remove what unfinished (crashed or killed) creates left behind; running creates are left alone' 'console:Attach this terminal to a VM'\''s serial console (leave with Ctrl+])' 'passwords:Show the login password of every VM, or of one VM, from the OS keyring' 'proxy:Run the window proxy: accept guest agents on TCP 9999, serve windows and clipboard locally' 'windows:List the app windows of every VM (or one) from the window proxy; --follow streams changes' 'clipboard:Copy a VM'\''s clipboard to the host (copy) or the host'\''s clipboard into a VM (paste)' 'completion:Print a shell completion script for bash, zsh or fish (commands, flags, VM/template/snapshot names)' 'help:Show the help of the tool or of a command (as COMMAND --help)' 'version:Print vm-provisioner'\''s version (as --version)' ;;
+    'template') printf '%s\n' 'create:Install a template with the Fedora kickstart pipeline, then seal it' 'import:Make a template from an installed qcow2 image (with the config-disk loader in it)' 'list:List templates: state, disk size and the app VMs built on each' 'update:Boot the template, run dnf/flatpak updates (or -- CMD...), shut it down and seal it again' 'destroy:Delete a template that no app VM uses: its domain, disk, config and keyring entries' ;;
+    'snapshot') printf '%s\n' 'create:Snapshot the disks of a stopped VM, or with --memory the disks and memory of a running one' 'list:List a VM'\''s snapshots' 'revert:Go back to a snapshot (a running, paused or saved VM needs --force: its state is lost)' 'delete:Delete a snapshot (the VM as it is now stays)' ;;
+  esac
+}
+
+_vm_provisioner_flags() {
+  case "$1" in
+    '') printf '%s\n' '--help:Show help' '-h:Show help' '--version:Show version number' ;;
+    'create') printf '%s\n' '--name:VM name (default: from the first Flatpak or package)' '--system:dnf packages, @groups or @^environments' '--flatpak:Flatpak application IDs from Flathub' '--autostart-app:command to launch at login, repeatable (default: flatpak run ID for each --flatpak)' '--memory:RAM in MB (2048 to the host'\''s RAM)' '--vcpus:virtual CPUs (1 to the host'\''s CPUs)' '--disk:disk size in GB (at least 10)' '--fedora-release:Fedora release: 41, 42, 43' '--arch:x86_64 or aarch64' '--virt-type:kvm or qemu (emulation)' '--network:default (libvirt NAT), user (QEMU user-mode) or none' '--on-stop:what stop does by default: save (keep the memory, start resumes) or shutdown' '--label:trust colour of its windows and launchers: red, orange, yellow, green, blue, purple, gray, black' '--display:how start shows it: spice (the whole desktop in a viewer) or seamless (each app window on the host)' '--graphics:virtio or qxl' '--config:TOML spec file; flags override its keys' '--vm-dir:directory for the VM'\''s disk image' '--output:with --dry-run: write the kickstart, domain XML and plan to this directory' '--connect:libvirt URI' '--import:boot this existing disk image instead of installing' '--template:make the VM on this template: an overlay of its disk, no install (see '\''template list'\'')' '--kernel:with --import: boot this kernel directly (copied into --vm-dir); needs --initrd' '--initrd:with --import and --kernel: the initrd to boot with' '--kernel-args:with --kernel: the kernel command line, e.g. '\''root=/dev/vda rw console=ttyS0'\''' '--location:install tree URL instead of the release mirror' '--force:allow more memory or vCPUs than the host'\''s' '--yes:do not ask for confirmation' '-y:do not ask for confirmation' '--dry-run:print the plan and exit; create and write nothing' '--install-timeout:give up on the unattended install after this many minutes' '--verbose:also show the installer'\''s console log' '--help:Show help' '-h:Show help' ;;
+    'template') printf '%s\n' '--help:Show help' '-h:Show help' ;;
+    'template create') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--memory:RAM in MB while the template runs (updates)' '--vcpus:virtual CPUs' '--virt-type:kvm or qemu (emulation)' '--network:default (libvirt NAT), user (QEMU user-mode) or none; app VMs inherit it' '--vm-dir:directory for the template'\''s disk (and, by default, its app VMs'\'')' '--config:TOML spec file; flags override its keys' '--system:dnf packages, @groups or @^environments' '--flatpak:Flatpak application IDs from Flathub' '--fedora-release:Fedora release' '--arch:x86_64 or aarch64' '--disk:disk size in GB' '--location:install tree URL instead of the release mirror' '--install-timeout:give up on the install after this many minutes' '--yes:do not ask for confirmation' '-y:do not ask for confirmation' '--verbose:also show the installer'\''s console log' '--help:Show help' '-h:Show help' ;;
+    'template import') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--memory:RAM in MB while the template runs (updates)' '--vcpus:virtual CPUs' '--virt-type:kvm or qemu (emulation)' '--network:default (libvirt NAT), user (QEMU user-mode) or none; app VMs inherit it' '--vm-dir:directory for the template'\''s disk (and, by default, its app VMs'\'')' '--config:TOML spec file; flags override its keys' '--kernel:boot this kernel directly (copied); needs --initrd' '--initrd:with --kernel: the initrd' '--kernel-args:with --kernel: the kernel command line' '--help:Show help' '-h:Show help' ;;
+    'template list') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--json:print a JSON array' '--help:Show help' '-h:Show help' ;;
+    'template update') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--timeout:minutes the command may run (default 60)' '--help:Show help' '-h:Show help' ;;
+    'template destroy') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--help:Show help' '-h:Show help' ;;
+    'start') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--viewer:open remote-viewer (needs DISPLAY or WAYLAND_DISPLAY); --no-viewer to skip' '--no-viewer:open remote-viewer (needs DISPLAY or WAYLAND_DISPLAY); --no-viewer to skip' '--help:Show help' '-h:Show help' ;;
+    'stop') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--timeout:seconds to wait for the guest to power off' '--force:stop it hard, without asking, if it has not powered off by then' '--save:save its memory to disk (libvirt managed save) instead; --no-save shuts down. Default: the VM'\''s on_stop' '--no-save:save its memory to disk (libvirt managed save) instead; --no-save shuts down. Default: the VM'\''s on_stop' '--help:Show help' '-h:Show help' ;;
+    'pause') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--help:Show help' '-h:Show help' ;;
+    'resume') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--help:Show help' '-h:Show help' ;;
+    'snapshot') printf '%s\n' '--help:Show help' '-h:Show help' ;;
+    'snapshot create') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--memory:running VM: keep its memory too, so revert resumes it as it ran' '--help:Show help' '-h:Show help' ;;
+    'snapshot list') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--json:print a JSON array' '--help:Show help' '-h:Show help' ;;
+    'snapshot revert') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--force:throw away the VM'\''s current running or saved state' '--help:Show help' '-h:Show help' ;;
+    'snapshot delete') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--help:Show help' '-h:Show help' ;;
+    'list') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--json:print a JSON array' '--help:Show help' '-h:Show help' ;;
+    'destroy') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--yes:do not ask for confirmation' '-y:do not ask for confirmation' '--help:Show help' '-h:Show help' ;;
+    'gc') printf '%s\n' '--help:Show help' '-h:Show help' ;;
+    'console') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--help:Show help' '-h:Show help' ;;
+    'passwords') printf '%s\n' '--json:print JSON: [{"name","password"}], or one object with NAME' '--help:Show help' '-h:Show help' ;;
+    'proxy') printf '%s\n' '--listen:address to listen on for agents, repeatable' '--port:port for addresses given without one' '--network:libvirt network whose bridge VMs use' '--connect:libvirt URI' '--socket:control socket path' '--heartbeat-interval:ms between heartbeats; 3 silent intervals close a connection' '--help:Show help' '-h:Show help' ;;
+    'windows') printf '%s\n' '--json:print JSON (with --follow: one event per line)' '--follow:stream window events until interrupted' '-f:stream window events until interrupted' '--socket:the proxy'\''s control socket' '--help:Show help' '-h:Show help' ;;
+    'clipboard') printf '%s\n' '--socket:the proxy'\''s control socket' '--help:Show help' '-h:Show help' ;;
+    'completion') printf '%s\n' '--help:Show help' '-h:Show help' ;;
+    'help') printf '%s\n' '--help:Show help' '-h:Show help' ;;
+    'version') printf '%s\n' '--help:Show help' '-h:Show help' ;;
+  esac
+}
+
+_vm_provisioner_value_flags() {
+  case "$1" in
+    'create') printf '%s\n' '--name' '--system' '--flatpak' '--autostart-app' '--memory' '--vcpus' '--disk' '--fedora-release' '--arch' '--virt-type' '--network' '--on-stop' '--label' '--display' '--graphics' '--config' '--vm-dir' '--output' '--connect' '--import' '--template' '--kernel' '--initrd' '--kernel-args' '--location' '--install-timeout' ;;
+    'template create') printf '%s\n' '--connect' '--memory' '--vcpus' '--virt-type' '--network' '--vm-dir' '--config' '--system' '--flatpak' '--fedora-release' '--arch' '--disk' '--location' '--install-timeout' ;;
+    'template import') printf '%s\n' '--connect' '--memory' '--vcpus' '--virt-type' '--network' '--vm-dir' '--config' '--kernel' '--initrd' '--kernel-args' ;;
+    'template list') printf '%s\n' '--connect' ;;
+    'template update') printf '%s\n' '--connect' '--timeout' ;;
+    'template destroy') printf '%s\n' '--connect' ;;
+    'start') printf '%s\n' '--connect' ;;
+    'stop') printf '%s\n' '--connect' '--timeout' ;;
+    'pause') printf '%s\n' '--connect' ;;
+    'resume') printf '%s\n' '--connect' ;;
+    'snapshot create') printf '%s\n' '--connect' ;;
+    'snapshot list') printf '%s\n' '--connect' ;;
+    'snapshot revert') printf '%s\n' '--connect' ;;
+    'snapshot delete') printf '%s\n' '--connect' ;;
+    'list') printf '%s\n' '--connect' ;;
+    'destroy') printf '%s\n' '--connect' ;;
+    'console') printf '%s\n' '--connect' ;;
+    'proxy') printf '%s\n' '--listen' '--port' '--network' '--connect' '--socket' '--heartbeat-interval' ;;
+    'windows') printf '%s\n' '--socket' ;;
+    'clipboard') printf '%s\n' '--socket' ;;
+  esac
+}
+
+_vm_provisioner_option_values() {
+  case "$1|$2" in
+    'create|--config') printf '%s\n' 'file' ;;
+    'create|--vm-dir') printf '%s\n' 'dir' ;;
+    'create|--output') printf '%s\n' 'dir' ;;
+    'create|--import') printf '%s\n' 'file' ;;
+    'create|--template') printf '%s\n' 'template' ;;
+    'create|--kernel') printf '%s\n' 'file' ;;
+    'create|--initrd') printf '%s\n' 'file' ;;
+    'template create|--vm-dir') printf '%s\n' 'dir' ;;
+    'template create|--config') printf '%s\n' 'file' ;;
+    'template import|--vm-dir') printf '%s\n' 'dir' ;;
+    'template import|--config') printf '%s\n' 'file' ;;
+    'template import|--kernel') printf '%s\n' 'file' ;;
+    'template import|--initrd') printf '%s\n' 'file' ;;
+    'proxy|--socket') printf '%s\n' 'file' ;;
+    'windows|--socket') printf '%s\n' 'file' ;;
+    'clipboard|--socket') printf '%s\n' 'file' ;;
+  esac
+}
+
+_vm_provisioner_positional() {
+  case "$1|$2" in
+    'template import|1') printf '%s\n' 'file' ;;
+    'template update|0') printf '%s\n' 'template' ;;
+    'template destroy|0') printf '%s\n' 'template' ;;
+    'start|0') printf '%s\n' 'vm' ;;
+    'stop|0') printf '%s\n' 'vm' ;;
+    'pause|0') printf '%s\n' 'vm' ;;
+    'resume|0') printf '%s\n' 'vm' ;;
+    'snapshot create|0') printf '%s\n' 'vm' ;;
+    'snapshot list|0') printf '%s\n' 'vm' ;;
+    'snapshot revert|0') printf '%s\n' 'vm' ;;
+    'snapshot revert|1') printf '%s\n' 'snapshot' ;;
+    'snapshot delete|0') printf '%s\n' 'vm' ;;
+    'snapshot delete|1') printf '%s\n' 'snapshot' ;;
+    'destroy|0') printf '%s\n' 'vm' ;;
+    'console|0') printf '%s\n' 'vm' ;;
+    'passwords|0') printf '%s\n' 'vm' ;;
+    'windows|0') printf '%s\n' 'vm' ;;
+    'clipboard|0') printf '%s\n' 'choices copy paste' ;;
+    'clipboard|1') printf '%s\n' 'vm' ;;
+    'completion|0') printf '%s\n' 'choices bash zsh fish' ;;
+  esac
+}
+
+_vm_provisioner() {
+  local cur=${words[CURRENT]} cmd_path='' vm='' prev='' kind word
+  local -a subs connect values
+  local i=2 npos=0
+  while (( i < CURRENT )); do
+    word=${words[i]}
+    case $word in
+      --connect|-c) connect=(--connect "${words[i+1]}") ;;
+      --connect=*) connect=(--connect "${word#--connect=}") ;;
+    esac
+    if [[ $word == -?* ]]; then
+      subs=("${(@f)$(_vm_provisioner_value_flags "$cmd_path")}")
+      if (( ${subs[(Ie)$word]} )); then (( i++ )); fi
+    else
+      subs=("${(@f)$(_vm_provisioner_subcommands "$cmd_path")}")
+      if [[ -n ${subs[1]} ]]; then
+        cmd_path=${cmd_path:+$cmd_path }$word
+      else
+        (( npos == 0 )) && vm=$word
+        (( npos++ ))
+      fi
+    fi
+    (( i++ ))
+  done
+  (( CURRENT > 2 )) && prev=${words[CURRENT-1]}
+  subs=("${(@f)$(_vm_provisioner_value_flags "$cmd_path")}")
+  if [[ -n $prev ]] && (( ${subs[(Ie)$prev]} )); then
+    kind=$(_vm_provisioner_option_values "$cmd_path" "$prev")
+  elif [[ $cur == -* ]]; then
+    values=("${(@f)$(_vm_provisioner_flags "$cmd_path")}")
+    _describe -t options option values
+    return
+  else
+    values=("${(@f)$(_vm_provisioner_subcommands "$cmd_path")}")
+    if [[ -n ${values[1]} ]]; then
+      _describe -t commands command values
+      return
+    fi
+    kind=$(_vm_provisioner_positional "$cmd_path" "$npos")
+  fi
+  case $kind in
+    vm) values=("${(@f)$(vm-provisioner __complete vms "${connect[@]}" 2>/dev/null)}") ;;
+    template) values=("${(@f)$(vm-provisioner __complete templates "${connect[@]}" 2>/dev/null)}") ;;
+    snapshot) values=("${(@f)$(vm-provisioner __complete snapshots "$vm" "${connect[@]}" 2>/dev/null)}") ;;
+    file) _files; return ;;
+    dir) _files -/; return ;;
+    choices\ *) values=(${=kind#choices }) ;;
+    *) return 1 ;;
+  esac
+  values=(${values:#})
+  (( ${#values} )) && compadd -- "${values[@]}"
+}
+
+if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then
+  _vm_provisioner "$@"
+else
+  compdef _vm_provisioner vm-provisioner
+fi
