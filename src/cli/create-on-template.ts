@@ -153,7 +153,7 @@ export function formatTemplatePlan(
     ['connection', `${connectUri} (domain type ${spec.virtType})`],
     ['template', `${plan.template.name} (${plan.template.disk}, sealed, read-only)`],
     ['install', 'none (an overlay of the template)'],
-    ['memory', `${spec.memoryMb} MB`],
+    ['memory', `${spec.memoryMb} MiB`],
     ['vCPUs', String(spec.vcpus)],
     ['root', `${plan.paths.root} (qcow2 overlay, made afresh at every cold start)`],
     ['private', `${plan.paths.private} (${spec.diskSizeGb} GB sparse qcow2, mounted at /home, kept)`],

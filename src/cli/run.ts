@@ -3,6 +3,7 @@ import chalk from 'chalk';
 import { VmpError } from '../util/errors.js';
 import { commands } from './commands/index.js';
 import { describeCli } from './completion/model.js';
+import { restoreTypedNumbers } from './raw-numbers.js';
 import { usageProblem } from './usage.js';
 
 /**
@@ -37,7 +38,8 @@ export async function runCli(argv: string[]): Promise<number> {
       usageFailure = (msg ?? 'invalid usage; see --help').replace(/\s*\n\s*/g, ' ');
       throw new UsageFailure(usageFailure);
     })
-    .exitProcess(false);
+    .exitProcess(false)
+    .middleware(restoreNumbers(argv) as never, true);
   for (const command of commands) parser.command(command);
   try {
     await parser.parseAsync();
@@ -52,6 +54,12 @@ export async function runCli(argv: string[]): Promise<number> {
 }
 
 class UsageFailure extends Error {}
+
+/** yargs calls middleware with the command's own instance, whose options say which are numbers. */
+function restoreNumbers(tokens: readonly string[]) {
+  return (args: Record<string, unknown>, y?: { getOptions(): { number: string[] } }): void =>
+    restoreTypedNumbers(args, tokens, y?.getOptions().number ?? []);
+}
 
 function reportError(err: unknown): number {
   if (err instanceof VmpError) {

@@ -20,7 +20,7 @@ export function formatPlan(spec: VmSpec, options: CreateOptions, configPath?: st
     ['connection', `${options.connectUri} (domain type ${spec.virtType})`],
     ['release', `Fedora ${spec.fedoraRelease} (${spec.arch})`],
     ['install', install],
-    ['memory', `${spec.memoryMb} MB`],
+    ['memory', `${spec.memoryMb} MiB`],
     ['vCPUs', String(spec.vcpus)],
     ['disk', disk],
     ['system packages', list(spec.systemPackages)],

@@ -213,12 +213,12 @@ function checkRange(
 
 /** `shown`, here and below: the value as written, for the message (see parseWholeNumber). */
 export function validateMemoryMb(value: unknown, limits: ResourceLimits = {}, shown?: string): number {
-  const n = parseWholeNumber('memory', value, 'MB', shown);
+  const n = parseWholeNumber('memory', value, 'MiB', shown);
   const hostMax = limits.hostMb === undefined ? undefined : Math.floor(limits.hostMb);
   return checkRange(
     'memory',
     n,
-    'MB',
+    'MiB',
     limits.minMemoryMb ?? MIN_MEMORY_MB,
     (limits.minMemoryMb ?? MIN_MEMORY_MB) < MIN_MEMORY_MB
       ? 'the smallest guest that boots'

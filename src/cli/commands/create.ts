@@ -35,8 +35,9 @@ import {
 
 /**
  * `create`: parse and validate every flag into a VmSpec and CreateOptions
- * (src/spec/build.ts). Numbers are taken as strings so that "4g" or "-1" is
- * refused by our validators with a precise message instead of becoming NaN.
+ * (src/spec/build.ts). Numbers are typed as numbers for --help, but reach the
+ * validators as typed (src/cli/raw-numbers.ts), so "4g" or "-1" is refused
+ * with a precise message instead of becoming NaN.
  */
 export const createCommand: CommandModule<object, CreateFlags> = {
   command: 'create',
@@ -52,22 +53,22 @@ export const createCommand: CommandModule<object, CreateFlags> = {
         describe: 'command to launch at login, repeatable (default: flatpak run ID for each --flatpak)',
       })
       .option('memory', {
-        type: 'string',
-        describe: `RAM in MB (${MIN_MEMORY_MB} to the host's RAM)`,
+        type: 'number',
+        describe: `RAM in MiB (${MIN_MEMORY_MB} to the host's RAM)`,
         defaultDescription: String(DEFAULT_MEMORY_MB),
       })
       .option('vcpus', {
-        type: 'string',
+        type: 'number',
         describe: "virtual CPUs (1 to the host's CPUs)",
         defaultDescription: String(DEFAULT_VCPUS),
       })
       .option('disk', {
-        type: 'string',
+        type: 'number',
         describe: `disk size in GB (at least ${MIN_DISK_GB})`,
         defaultDescription: String(DEFAULT_DISK_GB),
       })
       .option('fedora-release', {
-        type: 'string',
+        type: 'number',
         describe: `Fedora release: ${FEDORA_RELEASES.join(', ')}`,
         defaultDescription: String(DEFAULT_FEDORA_RELEASE),
       })
@@ -124,7 +125,7 @@ export const createCommand: CommandModule<object, CreateFlags> = {
       .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
       .option('dry-run', { type: 'boolean', describe: 'print the plan and exit; create and write nothing' })
       .option('install-timeout', {
-        type: 'string',
+        type: 'number',
         describe: 'give up on the unattended install after this many minutes',
         defaultDescription: String(DEFAULT_INSTALL_TIMEOUT_MINUTES),
       })

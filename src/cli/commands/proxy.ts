@@ -47,7 +47,7 @@ export const proxyCommand: CommandModule<object, ProxyFlags> = {
         defaultDescription: "the libvirt network's bridge address and 127.0.0.1",
       })
       .option('port', {
-        type: 'string',
+        type: 'number',
         describe: 'port for addresses given without one',
         defaultDescription: String(DEFAULT_PROXY_PORT),
       })
@@ -63,7 +63,7 @@ export const proxyCommand: CommandModule<object, ProxyFlags> = {
         defaultDescription: '$XDG_RUNTIME_DIR/vm-provisioner/proxy.sock',
       })
       .option('heartbeat-interval', {
-        type: 'string',
+        type: 'number',
         describe: 'ms between heartbeats; 3 silent intervals close a connection',
         defaultDescription: String(DEFAULT_HEARTBEAT_INTERVAL_MS),
       })

@@ -46,7 +46,14 @@ export const startCommand: CommandModule<object, StartArgs> = {
       if (argv.viewer && hasGraphicalSession()) {
         const pid = await openViewer(spiceUri, name);
         process.stdout.write(`viewer: remote-viewer (pid ${pid})\n`);
+        return;
       }
+      // Say so, with the command that opens it later: `start` of a running VM only opens the viewer.
+      const why = argv.viewer ? 'no DISPLAY or WAYLAND_DISPLAY' : '--no-viewer';
+      const connect = argv.connect !== undefined ? ` --connect ${argv.connect}` : '';
+      process.stdout.write(
+        `${name}: viewer not opened (${why}); open it from a graphical session with: vm-provisioner start ${name}${connect} (or remote-viewer ${spiceUri})\n`,
+      );
     });
   },
 };

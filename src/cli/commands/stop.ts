@@ -7,7 +7,8 @@ import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
 
 interface StopArgs {
   name: string;
-  timeout: number;
+  /** The text as typed (see raw-numbers.ts), or the default. */
+  timeout: number | string;
   force: boolean;
   save: boolean | undefined;
   connect: string | undefined;
@@ -52,7 +53,8 @@ export const stopCommand: CommandModule<object, StopArgs> = {
       .example('$0 stop firefox-vm --timeout 10 --force', '') as unknown as Argv<StopArgs>,
   handler: async (argv: ArgumentsCamelCase<StopArgs>) => {
     const name = vmName(argv.name);
-    if (!Number.isFinite(argv.timeout) || argv.timeout < 0 || argv.timeout > 86_400) {
+    const timeout = /^\d{1,5}(\.\d{1,3})?$/.test(String(argv.timeout)) ? Number(argv.timeout) : NaN;
+    if (!(timeout >= 0 && timeout <= 86_400)) {
       throw new InputError(`--timeout ${String(argv.timeout)} is invalid: seconds from 0 to 86400`);
     }
     const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
@@ -71,7 +73,7 @@ export const stopCommand: CommandModule<object, StopArgs> = {
         return;
       }
       const outcome = await stopVm(hypervisor, name, {
-        timeoutMs: argv.timeout * 1000,
+        timeoutMs: timeout * 1000,
         force: argv.force,
         ...(interactive
           ? {
@@ -82,7 +84,7 @@ export const stopCommand: CommandModule<object, StopArgs> = {
                   {
                     type: 'confirm',
                     name: 'hard',
-                    message: `${name} did not power off within ${argv.timeout} s. Stop it hard (like pulling the plug)?`,
+                    message: `${name} did not power off within ${timeout} s. Stop it hard (like pulling the plug)?`,
                     default: false,
                   },
                 ]);

@@ -30,8 +30,8 @@ type TemplateFlags = CreateFlags & { name?: string; installTimeout?: string };
 /** The create flags a template takes; the rest (apps, names) belong to the app VMs made on it. */
 function withTemplateSpecOptions<T>(yargs: Argv<T>): Argv<T> {
   return withConnectOption(yargs)
-    .option('memory', { type: 'string', describe: 'RAM in MB while the template runs (updates)' })
-    .option('vcpus', { type: 'string', describe: 'virtual CPUs' })
+    .option('memory', { type: 'number', describe: 'RAM in MiB while the template runs (updates)' })
+    .option('vcpus', { type: 'number', describe: 'virtual CPUs' })
     .option('virt-type', { type: 'string', describe: 'kvm or qemu (emulation)', defaultDescription: 'kvm' })
     .option('network', {
       type: 'string',
@@ -58,12 +58,12 @@ const createSub: CommandModule<object, TemplateFlags> = {
       .positional('name', { type: 'string', demandOption: true, describe: 'template name' })
       .option('system', { type: 'string', array: true, describe: 'dnf packages, @groups or @^environments' })
       .option('flatpak', { type: 'string', array: true, describe: 'Flatpak application IDs from Flathub' })
-      .option('fedora-release', { type: 'string', describe: 'Fedora release' })
+      .option('fedora-release', { type: 'number', describe: 'Fedora release' })
       .option('arch', { type: 'string', describe: 'x86_64 or aarch64' })
-      .option('disk', { type: 'string', describe: 'disk size in GB' })
+      .option('disk', { type: 'number', describe: 'disk size in GB' })
       .option('location', { type: 'string', describe: 'install tree URL instead of the release mirror' })
       .option('install-timeout', {
-        type: 'string',
+        type: 'number',
         describe: 'give up on the install after this many minutes',
       })
       .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
@@ -241,7 +241,7 @@ const updateSub: CommandModule<object, UpdateArgs> = {
     withConnectOption(yargs)
       .parserConfiguration({ 'populate--': true })
       .positional('name', { type: 'string', demandOption: true, describe: 'template name' })
-      .option('timeout', { type: 'string', describe: 'minutes the command may run (default 60)' })
+      .option('timeout', { type: 'number', describe: 'minutes the command may run (default 60)' })
       .example('$0 template update fedora-apps', 'dnf -y upgrade and flatpak update -y inside it')
       .example(
         '$0 template update debian-base -- /usr/bin/apt-get -y upgrade',
@@ -250,7 +250,9 @@ const updateSub: CommandModule<object, UpdateArgs> = {
   handler: async (argv) => {
     const name = vmName(argv.name);
     const command = argv['--']?.map(String);
-    const minutes = argv.timeout === undefined ? 60 : Number(argv.timeout);
+    // As typed (raw-numbers.ts): plain digits only, so "0x5" or "1e3" is refused, not read as 5 or 1000.
+    const minutes =
+      argv.timeout === undefined ? 60 : /^\d{1,4}$/.test(String(argv.timeout)) ? Number(argv.timeout) : NaN;
     if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) {
       throw new InputError(
         `invalid --timeout ${JSON.stringify(argv.timeout)}: a whole number of minutes from 1 to 1440`,

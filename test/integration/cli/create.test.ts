@@ -74,7 +74,7 @@ test('--dry-run prints the plan, exits 0 and writes nothing', () => {
   expect(r.stdout).toMatch(
     /^Plan for VM "org-mozilla-firefox-vm" \(dry run: no VM, disk, keyring entry or config is made\)\n/,
   );
-  expect(r.stdout).toContain('memory:          4096 MB');
+  expect(r.stdout).toContain('memory:          4096 MiB');
   expect(r.stdout).toContain('vCPUs:           2');
   expect(r.stdout).toContain('/var/lib/libvirt/images/org-mozilla-firefox-vm.qcow2 (20 GB, qcow2)');
   expect(r.stdout).toContain('autostart apps:  flatpak run org.mozilla.firefox');
@@ -161,11 +161,11 @@ test.each([
     ['--system', 'a'.repeat(10240)],
     /invalid package spec "a{40}\.\.\." \(10240 characters\): is longer than 200/,
   ],
-  [['--memory', '-1'], /invalid memory "-1": must be a whole number of MB/],
-  [['--memory', '1024'], /invalid memory 1024 MB: must be at least 2048 MB/],
+  [['--memory', '-1'], /invalid memory "-1": must be a whole number of MiB/],
+  [['--memory', '1024'], /invalid memory 1024 MiB: must be at least 2048 MiB/],
   [
     ['--memory', '99999999999'],
-    /invalid memory 99999999999 MB: must be at most 4194304 MB, even with --force/,
+    /invalid memory 99999999999 MiB: must be at most 4194304 MiB, even with --force/,
   ],
   [['--memory', '4g'], /invalid memory "4g"/],
   [['--vcpus', '100000'], /invalid vCPU count 100000/],
@@ -222,7 +222,7 @@ test('--config: flags override the file; a bad key is reported with file and lin
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
   expect(r.stdout).toContain('name:            vmp-t-spec-cfg');
-  expect(r.stdout).toContain('memory:          2048 MB');
+  expect(r.stdout).toContain('memory:          2048 MiB');
   expect(r.stdout).toContain('autostart apps:  flatpak run org.gimp.GIMP');
 
   fs.writeFileSync(path.join(home, 'bad.toml'), 'name = "vmp-t-spec-cfg"\n\nuser_name = "x"\n');

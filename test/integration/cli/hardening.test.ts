@@ -106,11 +106,11 @@ test("destroy vm-passwords --yes is refused (exit 2) and the predecessor's file 
 test.each([
   [
     'memory_mb = 99999999999999999999',
-    'f.toml:2: memory_mb: invalid memory 99999999999999999999: is far too large (in MB)',
+    'f.toml:2: memory_mb: invalid memory 99999999999999999999: is far too large (in MiB)',
   ],
   [
     'memory_mb = 18446744073709555712',
-    'f.toml:2: memory_mb: invalid memory 18446744073709555712: is far too large (in MB)',
+    'f.toml:2: memory_mb: invalid memory 18446744073709555712: is far too large (in MiB)',
   ],
   [
     'auto_launch_apps = ["/bin/../bin/sh"]',

@@ -108,7 +108,7 @@ test('list shows every VM; a damaged file is reported by name and line and hides
   expect(byName['vmp-t-spec-firefox']?.spec).toEqual(firefox);
   expect(byName['vmp-t-spec-git']?.spec?.systemPackages).toEqual(['git']);
   expect(byName['vmp-t-spec-broken']?.error).toMatch(/vmp-t-spec-broken\.toml:3:\d+: not valid TOML/);
-  expect(byName['vmp-t-spec-bad']?.error).toMatch(/vmp-t-spec-bad\.toml:3: memory_mb: invalid memory 1 MB/);
+  expect(byName['vmp-t-spec-bad']?.error).toMatch(/vmp-t-spec-bad\.toml:3: memory_mb: invalid memory 1 MiB/);
   expect(byName['Not A VM']?.error).toMatch(/not a VM name/);
 });
 

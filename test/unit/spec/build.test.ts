@@ -135,7 +135,7 @@ describe('buildSpec', () => {
 
   test('host maximums apply to flags and the file; --force lifts them', () => {
     expect(refusal(() => buildSpec({ memory: '32768' }, undefined, opts))).toBe(
-      "invalid memory 32768 MB: more than this host's 16384 MB of RAM; use --force to allow it",
+      "invalid memory 32768 MiB: more than this host's 16384 MiB of RAM; use --force to allow it",
     );
     expect(buildSpec({ memory: '32768', force: true }, undefined, opts).memoryMb).toBe(32768);
     expect(refusal(() => buildSpec({}, 'vcpus = 16\n', opts))).toBe(
@@ -149,7 +149,7 @@ describe('buildSpec', () => {
     [{ name: ['a', 'b'] }, /^option --name was given 2 times; give it once$/],
     [{ system: ['git', 'rm -rf /'] }, /^invalid package spec "rm -rf \/"/],
     [{ flatpak: ['firefox'] }, /^invalid Flatpak ID "firefox": needs at least 3/],
-    [{ memory: '-1' }, /^invalid memory "-1": must be a whole number of MB$/],
+    [{ memory: '-1' }, /^invalid memory "-1": must be a whole number of MiB$/],
     [{ vcpus: '2.5' }, /^invalid vCPU count "2.5"/],
     [{ disk: '1e3' }, /^invalid disk size "1e3"/],
     [{ fedoraRelease: '40' }, /^invalid Fedora release "40"/],
@@ -164,9 +164,9 @@ describe('buildSpec', () => {
     expect(refusal(() => buildSpec(flags, undefined, opts))).toMatch(expected);
   });
 
-  test('the 2048 MB floor holds where an installer runs; --import and --template go down to 256', () => {
+  test('the 2048 MiB floor holds where an installer runs; --import and --template go down to 256', () => {
     expect(refusal(() => buildSpec({ memory: '512' }, undefined, opts))).toContain(
-      'must be at least 2048 MB (the Fedora installer needs it',
+      'must be at least 2048 MiB (the Fedora installer needs it',
     );
     expect(buildSpec({ memory: '512', import: '/i.qcow2' }, undefined, opts).memoryMb).toBe(512);
     expect(buildSpec({ memory: '384', template: 'base' }, undefined, opts)).toMatchObject({
@@ -175,9 +175,9 @@ describe('buildSpec', () => {
     });
     // A --config file naming the template counts too; its memory is checked once the whole spec is known.
     expect(buildSpec({}, 'template = "base"\nmemory_mb = 300\n', opts).memoryMb).toBe(300);
-    expect(refusal(() => buildSpec({}, 'memory_mb = 300\n', opts))).toContain('at least 2048 MB');
+    expect(refusal(() => buildSpec({}, 'memory_mb = 300\n', opts))).toContain('at least 2048 MiB');
     expect(refusal(() => buildSpec({ memory: '255', template: 'base' }, undefined, opts))).toContain(
-      'must be at least 256 MB (the smallest guest that boots)',
+      'must be at least 256 MiB (the smallest guest that boots)',
     );
     expect(refusal(() => buildSpec({ template: 'bad name' }, undefined, opts))).toContain(
       'invalid VM name "bad name"',

@@ -87,30 +87,30 @@ describe('messages show a number as it is written in the file', () => {
   test.each([
     [
       'memory_mb = 99999999999999999999',
-      'memory_mb: invalid memory 99999999999999999999: is far too large (in MB)',
+      'memory_mb: invalid memory 99999999999999999999: is far too large (in MiB)',
     ],
     [
       'memory_mb = 18446744073709555712',
-      'memory_mb: invalid memory 18446744073709555712: is far too large (in MB)',
+      'memory_mb: invalid memory 18446744073709555712: is far too large (in MiB)',
     ],
     [
       'memory_mb = -99999999999999999999',
-      'memory_mb: invalid memory -99999999999999999999: is far too large (in MB)',
+      'memory_mb: invalid memory -99999999999999999999: is far too large (in MiB)',
     ],
     [
       'memory_mb = 9007199254740993 # a comment',
-      'memory_mb: invalid memory 9007199254740993: is far too large (in MB)',
+      'memory_mb: invalid memory 9007199254740993: is far too large (in MiB)',
     ],
     ['vcpus = 18446744073709551617', 'vcpus: invalid vCPU count 18446744073709551617: is far too large'],
     ['disk_size_gb = 1e400', 'disk_size_gb: invalid disk size 1e400: must be a whole number of GB'],
     ['disk_size_gb = 4.5', 'disk_size_gb: invalid disk size 4.5: must be a whole number of GB'],
     [
       'memory_mb = 0x400',
-      'memory_mb: invalid memory 0x400 MB: must be at least 2048 MB (the Fedora installer needs it; an imported VM or one on a template may have less)',
+      'memory_mb: invalid memory 0x400 MiB: must be at least 2048 MiB (the Fedora installer needs it; an imported VM or one on a template may have less)',
     ],
     [
       'memory_mb = 32_768',
-      "memory_mb: invalid memory 32_768 MB: more than this host's 16384 MB of RAM; use --force to allow it",
+      "memory_mb: invalid memory 32_768 MiB: more than this host's 16384 MiB of RAM; use --force to allow it",
     ],
     [
       'fedora_release = 18446744073709551657',

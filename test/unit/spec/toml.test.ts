@@ -160,11 +160,11 @@ describe('parseSpecFields errors name file, line and rule', () => {
 
   test.each([
     ['memory_mb = "4096"', 'vm.toml:1: memory_mb must be an integer, not a string "4096"'],
-    ['memory_mb = 4096.5', 'vm.toml:1: memory_mb: invalid memory 4096.5: must be a whole number of MB'],
+    ['memory_mb = 4096.5', 'vm.toml:1: memory_mb: invalid memory 4096.5: must be a whole number of MiB'],
     ['memory_mb = 99999999999999999999', /^vm\.toml:1: /],
     [
       'memory_mb = 512',
-      'vm.toml:1: memory_mb: invalid memory 512 MB: must be at least 2048 MB (the Fedora installer needs it; an imported VM or one on a template may have less)',
+      'vm.toml:1: memory_mb: invalid memory 512 MiB: must be at least 2048 MiB (the Fedora installer needs it; an imported VM or one on a template may have less)',
     ],
     ['vcpus = -2', 'vm.toml:1: vcpus: invalid vCPU count -2: must be at least 1 (a VM needs a CPU)'],
     ['enable_audio = "yes"', 'vm.toml:1: enable_audio must be a boolean, not a string "yes"'],

@@ -267,10 +267,10 @@ describe('resources', () => {
   test('memory: minimum, host maximum, --force, hard cap', () => {
     expect(validateMemoryMb('4096', { hostMb: 8192 })).toBe(4096);
     expect(validateMemoryMb(MIN_MEMORY_MB)).toBe(MIN_MEMORY_MB);
-    expectRefused(() => validateMemoryMb(MIN_MEMORY_MB - 1), /at least 2048 MB/);
+    expectRefused(() => validateMemoryMb(MIN_MEMORY_MB - 1), /at least 2048 MiB/);
     expectRefused(
       () => validateMemoryMb('16384', { hostMb: 8192 }),
-      /more than this host's 8192 MB .*--force/,
+      /more than this host's 8192 MiB .*--force/,
     );
     expect(validateMemoryMb('16384', { hostMb: 8192, force: true })).toBe(16384);
     expectRefused(() => validateMemoryMb(HARD_MAX_MEMORY_MB + 1, { force: true }), /even with --force/);
