@@ -2,7 +2,6 @@ import yargs from 'yargs';
 import chalk from 'chalk';
 import { VmpError } from '../util/errors.js';
 import { commands } from './commands/index.js';
-import { describeCli } from './completion/model.js';
 import { restoreTypedNumbers } from './raw-numbers.js';
 import { usageProblem } from './usage.js';
 
@@ -15,7 +14,7 @@ export async function runCli(argv: string[]): Promise<number> {
   if (process.env.NO_COLOR) chalk.level = 0;
   // `help CMD...` is `CMD... --help`, so the two can never differ.
   if (argv[0] === 'help') argv = [...argv.slice(1), '--help'];
-  let usageFailure = usageProblem(argv, describeCli(commands));
+  let usageFailure = usageProblem(argv, commands);
   if (usageFailure !== undefined) {
     process.stderr.write(`${chalk.red('error:')} ${usageFailure}\n`);
     return 2;

@@ -1,4 +1,11 @@
-import { flagSpellings, takesValue, type CommandInfo } from './completion/model.js';
+import type { CommandModule } from 'yargs';
+import {
+  describeCli,
+  describeCommand,
+  flagSpellings,
+  takesValue,
+  type CommandInfo,
+} from './completion/model.js';
 
 /**
  * Usage mistakes yargs would report in its own words ("Not enough non-option
@@ -74,9 +81,19 @@ function visible(command: CommandInfo): CommandInfo[] {
  * command or subcommand, or a missing positional. Anything else (bad options,
  * --help anywhere, a leading option) is left to yargs.
  */
-export function usageProblem(argv: readonly string[], root: CommandInfo): string | undefined {
-  if (argv.some((a) => a === '--help' || a === '-h' || a === '--version')) return undefined;
-  let command = root;
+export function usageProblem(
+  argv: readonly string[],
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  commands: CommandModule<any, any>[],
+): string | undefined {
+  // `lst --help` (and so `help lst`) is still an unknown command; `start --help` needs no name.
+  const helpOnly = argv.some((a) => a === '--help' || a === '-h' || a === '--version');
+  // Only the command being run is described (its builder run against a recorder), not all of them.
+  const first = argv[0];
+  const chosen = commands.find((c) => String(c.command ?? '').split(/\s+/)[0] === first);
+  let command = chosen
+    ? { ...describeCli([]), subcommands: [describeCommand(chosen)] }
+    : describeCli(commands);
   let i = 0;
   // The command words come first, as in every example and the synopsis.
   while (command.subcommands.length > 0) {
@@ -95,6 +112,7 @@ export function usageProblem(argv: readonly string[], root: CommandInfo): string
     command = next;
     i++;
   }
+  if (helpOnly) return undefined;
   let given = 0;
   const valueFlags = new Set(command.options.filter(takesValue).flatMap(flagSpellings));
   for (; i < argv.length; i++) {

@@ -62,6 +62,7 @@ describe('unknown commands', () => {
       "error: unknown command 'snapshot revrt' (did you mean snapshot revert?)\n",
     ],
     [['qqqqqq'], "error: unknown command 'qqqqqq'\n"],
+    [['help', 'lst'], "error: unknown command 'lst' (did you mean list?)\n"],
   ])('%j: one line, exit 2', async (args, stderr) => {
     expect(await runCli(args, env({ NO_COLOR: '1' }))).toEqual({ code: 2, stdout: '', stderr });
   });
