@@ -1,4 +1,10 @@
-import { allCommands, flagSpellings, takesValue, type CommandInfo, type OptionInfo } from '../completion/model.js';
+import {
+  allCommands,
+  flagSpellings,
+  takesValue,
+  type CommandInfo,
+  type OptionInfo,
+} from '../completion/model.js';
 
 /**
  * Man pages (roff, man(7) macros) from the command tree that --help prints
@@ -55,10 +61,18 @@ function synopsis(command: CommandInfo): string {
   return `.B ${esc(words)}\n${tail.trim()}`;
 }
 
+/** Ends with a full stop, so a following sentence reads as one. */
+function sentence(text: string): string {
+  return /\.$/.test(text) ? text : `${text}.`;
+}
+
 function commandList(commands: CommandInfo[]): string {
   return commands
     .filter((c) => !c.hidden)
-    .map((c) => `.TP\n\\fB${esc(c.path.join(' '))}\\fR\n${esc(c.describe)}\nSee \\fB${pageName(c)}\\fR(1).`)
+    .map(
+      (c) =>
+        `.TP\n\\fB${esc(c.path.join(' '))}\\fR\n${esc(sentence(c.describe))}\nSee \\fB\\%${esc(pageName(c))}\\fR(1).`,
+    )
     .join('\n');
 }
 
@@ -110,12 +124,13 @@ export function manPage(command: CommandInfo, version: string): ManPage {
       '0 on success, 1 when an operation failed, 2 for bad input or usage, 130 when interrupted.',
     );
   }
-  const parent = command.path.length > 1 ? pageName({ ...command, path: command.path.slice(0, -1) }) : undefined;
+  const parent =
+    command.path.length > 1 ? pageName({ ...command, path: command.path.slice(0, -1) }) : undefined;
   sections.push(
     '.SH SEE ALSO',
     [
-      ...(command.path.length > 0 ? ['\\fBvm\\-provisioner\\fR(1)'] : []),
-      ...(parent ? [`\\fB${esc(parent)}\\fR(1)`] : []),
+      ...(command.path.length > 0 ? ['\\fB\\%vm\\-provisioner\\fR(1)'] : []),
+      ...(parent ? [`\\fB\\%${esc(parent)}\\fR(1)`] : []),
       '\\fBvirsh\\fR(1)',
     ].join(', '),
   );
