@@ -83,7 +83,7 @@ function positionalKind(path: string[], name: string): ValueKind {
     return path[0] === 'template' ? 'template' : 'vm';
   }
   if (name === 'snapshot') return where === 'snapshot create' ? 'none' : 'snapshot';
-  if (name === 'disk') return 'file';
+  if (name === 'disk' || name === 'file') return 'file';
   return 'none';
 }
 
