@@ -1,4 +1,4 @@
-import { keyringCredentialStores } from '../secrets/credentials.js';
+import { keyringCredentialStores, type CredentialStores } from '../secrets/credentials.js';
 import type { Hypervisor } from '../service/ports.js';
 import type { PrefsDeps } from '../service/prefs.js';
 import { FileConfigStore } from '../spec/store.js';
@@ -8,6 +8,9 @@ import { FileConfigStore } from '../spec/store.js';
  * place where what follows a committed setting is wired (the host launchers
  * of a VM whose label changed); nothing follows yet.
  */
-export function prefsDeps(hypervisor: Hypervisor, configStore = new FileConfigStore()): PrefsDeps {
+export function prefsDeps(
+  hypervisor: Hypervisor,
+  configStore = new FileConfigStore(),
+): PrefsDeps & { credentials: CredentialStores } {
   return { hypervisor, configStore, credentials: keyringCredentialStores() };
 }

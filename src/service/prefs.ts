@@ -398,6 +398,66 @@ function randomSuffix(): string {
   return randomBytes(6).toString('hex');
 }
 
+/** A checked change of one VM, before anything is written (`apply --dry-run` stops here). */
+export interface PrefsPlan {
+  name: string;
+  changed: PrefKey[];
+  before: VmSpec;
+  after: VmSpec;
+  notes: string[];
+  /** What the change writes, in this order. */
+  writes: { configDisk?: string; oldXml: string; newXml?: string };
+  description: DomainDescription;
+}
+
+/**
+ * Reads the VM, checks every value and whether the VM in its present state
+ * (or a template) can take the change, and works out what to write. Writes
+ * nothing. Unchanged values drop out; `changed` is empty when there is nothing to do.
+ */
+export async function planPrefs(
+  deps: Pick<PrefsDeps, 'hypervisor' | 'configStore'>,
+  name: string,
+  rawChanges: Partial<Record<string, unknown>>,
+  options: { limits?: ResourceLimits } = {},
+): Promise<PrefsPlan> {
+  const { hypervisor } = deps;
+  const limits = options.limits ?? {};
+  const checked: Partial<Record<PrefKey, PrefValue>> = {};
+  for (const [key, value] of Object.entries(rawChanges))
+    checked[key as PrefKey] = checkPref(key, value, limits);
+  const { description, spec: before, xml: oldXml } = await readVm(deps, name);
+  const changed = PREF_KEYS.filter(
+    (k) => checked[k] !== undefined && !sameValue(checked[k]!, prefValue(before, k)),
+  );
+  // A definition that disagrees with the config (a change cut off by a crash) is written again even when no value changes.
+  const repair = disagreements(before, oldXml).length > 0;
+  const after = withPrefs(before, Object.fromEntries(changed.map((k) => [k, checked[k]!])));
+  const plan: PrefsPlan = { name, changed, before, after, notes: [], writes: { oldXml }, description };
+  if (changed.length === 0 && !repair) return plan;
+  const role = description.role === 'template' ? 'template' : 'vm';
+  const info = await hypervisor.info(name);
+  const saved = info.state === 'shut off' && (await hypervisor.hasManagedSave(name));
+  const configDisk = description.disks.find((d) => d.serial === 'vmp-config')?.file;
+  if (repair)
+    plan.notes.push(`the libvirt definition of '${name}' disagreed with its config and is written again`);
+  plan.notes.push(
+    ...checkChangeAllowed(name, role, { state: info.state, saved }, configDisk !== undefined, changed),
+  );
+  const proxyMoves = proxyHostFor(before.networkMode) !== proxyHostFor(after.networkMode);
+  if (changed.includes('network_mode') && proxyMoves && configDisk === undefined && role === 'vm') {
+    throw new InputError(
+      `set: network_mode of '${name}' cannot change from ${before.networkMode} to ${after.networkMode}: ` +
+        `its guest agent reaches the proxy at ${proxyHostFor(before.networkMode)}, written into its installed system (it has no config disk)`,
+    );
+  }
+  if (configDisk !== undefined && role === 'vm' && (changed.includes('auto_launch_apps') || proxyMoves)) {
+    plan.writes.configDisk = configDisk;
+  }
+  if (repair || changed.some((k) => DOMAIN_KEYS.has(k))) plan.writes.newXml = patchDefinition(oldXml, after);
+  return plan;
+}
+
 /**
  * Sets one or more keys of a VM or template. Every value is checked first;
  * nothing is written when one is bad, unchanged values write nothing. Writes,
@@ -412,42 +472,16 @@ export async function setPrefs(
   options: { limits?: ResourceLimits } = {},
 ): Promise<SetResult> {
   const { hypervisor, configStore } = deps;
-  const limits = options.limits ?? {};
-  const checked: Partial<Record<PrefKey, PrefValue>> = {};
-  for (const [key, value] of Object.entries(rawChanges))
-    checked[key as PrefKey] = checkPref(key, value, limits);
-
+  // Bad values fail before the lock is taken.
+  for (const [key, value] of Object.entries(rawChanges)) checkPref(key, value, options.limits ?? {});
   const lock = isLocking(configStore) ? await takeLock(configStore, name) : undefined;
   try {
-    const { description, spec: before, xml: oldXml } = await readVm(deps, name);
-    const changed = PREF_KEYS.filter(
-      (k) => checked[k] !== undefined && !sameValue(checked[k]!, prefValue(before, k)),
-    );
-    // A definition that disagrees with the config (a change cut off by a crash) is written again even when no value changes.
-    const repair = disagreements(before, oldXml).length > 0;
-    if (changed.length === 0 && !repair) return { changed: [], notes: [] };
-    const after = withPrefs(before, Object.fromEntries(changed.map((k) => [k, checked[k]!])));
-    const role = description.role === 'template' ? 'template' : 'vm';
-    const info = await hypervisor.info(name);
-    const saved = info.state === 'shut off' && (await hypervisor.hasManagedSave(name));
-    const configDisk = description.disks.find((d) => d.serial === 'vmp-config')?.file;
-    const notes = repair
-      ? [`the libvirt definition of '${name}' disagreed with its config and is written again`]
-      : [];
-    notes.push(
-      ...checkChangeAllowed(name, role, { state: info.state, saved }, configDisk !== undefined, changed),
-    );
-    const proxyMoves = proxyHostFor(before.networkMode) !== proxyHostFor(after.networkMode);
-    if (changed.includes('network_mode') && proxyMoves && configDisk === undefined && role === 'vm') {
-      throw new InputError(
-        `set: network_mode of '${name}' cannot change from ${before.networkMode} to ${after.networkMode}: ` +
-          `its guest agent reaches the proxy at ${proxyHostFor(before.networkMode)}, written into its installed system (it has no config disk)`,
-      );
-    }
-    const rebuildDisk =
-      configDisk !== undefined && role === 'vm' && (changed.includes('auto_launch_apps') || proxyMoves);
-    const newXml =
-      repair || changed.some((k) => DOMAIN_KEYS.has(k)) ? patchDefinition(oldXml, after) : undefined;
+    const plan = await planPrefs(deps, name, rawChanges, options);
+    const { changed, before, after, notes, description } = plan;
+    const { configDisk, oldXml, newXml } = plan.writes;
+    if (configDisk === undefined && newXml === undefined && changed.length === 0)
+      return { changed: [], notes: [] };
+    const rebuildDisk = configDisk !== undefined;
 
     const undo: UndoStep[] = [];
     let staged: string | undefined;

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { applyCommand } from './apply.js';
 import { clipboardCommand } from './clipboard.js';
 import { consoleCommand } from './console.js';
 import { createCommand } from './create.js';
@@ -33,6 +34,7 @@ export const commands: CommandModule<any, any>[] = [
   listCommand,
   getCommand,
   setCommand,
+  applyCommand,
   destroyCommand,
   gcCommand,
   consoleCommand,
