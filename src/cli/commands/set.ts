@@ -50,11 +50,17 @@ export const setCommand: CommandModule<object, SetArgs> = {
     const key = argv.key as (typeof PREF_KEYS)[number];
     const configStore = new FileConfigStore();
     const before = await configStore.read(name).catch(() => undefined);
+    // A Ctrl+C between two of its writes would leave them apart until the next set; each write is short, so it is finished.
+    const finishFirst = (): void =>
+      void process.stderr.write(`set: finishing the change of '${name}' first\n`);
+    process.on('SIGINT', finishFirst);
     const result = await withHypervisor(argv.connect, (hypervisor) =>
       setPrefs(prefsDeps(hypervisor, configStore), name, { [key]: value }, { limits }),
-    );
+    ).finally(() => process.off('SIGINT', finishFirst));
     if (result.changed.length === 0) {
-      process.stdout.write(`${name}: ${key} is already ${shown(value)}; no changes\n`);
+      process.stdout.write(
+        `${name}: ${key} is already ${shown(value)}${result.notes.length > 0 ? '' : '; no changes'}\n`,
+      );
     } else {
       const was = before ? ` (was ${shown(prefValue(before, key))})` : '';
       process.stdout.write(`${name}: ${key} set to ${shown(value)}${was}\n`);

@@ -331,6 +331,31 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
       }
     });
 
+    test('a definition left apart from the config (a crash between writes): get warns, the next set writes it again', async () => {
+      const edited = at('tmp', 'apart.xml');
+      fs.writeFileSync(
+        edited,
+        virsh('dumpxml', vm, '--inactive').replace(
+          /<memory unit='KiB'>\d+<\/memory>/,
+          "<memory unit='KiB'>307200</memory>",
+        ),
+      );
+      virsh('define', edited);
+      const got = await cli(['get', vm, 'memory_mb']);
+      expect(got.code).toBe(0);
+      expect(got.stdout).toBe('512\n');
+      expect(got.stderr).toContain(
+        `warning: ${vm}: the config and the libvirt definition disagree (memory_mb: config 512, libvirt definition 300)`,
+      );
+      const set = await cli(['set', vm, 'label', 'green']);
+      expect({ code: set.code, stderr: set.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(set.stdout).toContain(
+        `the libvirt definition of '${vm}' disagreed with its config and is written again`,
+      );
+      expectAgreement(vm);
+      expect((await cli(['get', vm])).stderr).toBe('');
+    });
+
     test('a template takes memory, vCPUs and network and refuses what only an app VM has', async () => {
       const set = await cli(['set', template, 'memory_mb', '600']);
       expect({ code: set.code, stderr: set.stderr }).toEqual({ code: 0, stderr: '' });
