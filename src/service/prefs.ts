@@ -357,6 +357,7 @@ export function checkChangeAllowed(
   state: { state: string; saved: boolean },
   hasConfigDisk: boolean,
   changed: PrefKey[],
+  network: { from: NetworkMode; to: NetworkMode } = { from: 'none', to: 'none' },
 ): string[] {
   const notes: string[] = [];
   const off = state.state === 'shut off' && !state.saved;
@@ -375,6 +376,21 @@ export function checkChangeAllowed(
             (state.saved ? ' (start it, then stop --no-save)' : ''),
         );
       }
+    }
+    // Without a config disk the address the guest agent reaches the proxy at is part of the installed system;
+    // a move between two NICs would cut the agent off (to or from `none` there is no agent link to keep).
+    if (
+      key === 'network_mode' &&
+      role === 'vm' &&
+      !hasConfigDisk &&
+      network.from !== 'none' &&
+      network.to !== 'none' &&
+      proxyHostFor(network.from) !== proxyHostFor(network.to)
+    ) {
+      throw new InputError(
+        `set: network_mode of '${name}' cannot change from ${network.from} to ${network.to}: its guest agent reaches the proxy at ` +
+          `${proxyHostFor(network.from)}, written into its installed system (it has no config disk)`,
+      );
     }
     if (key === 'auto_launch_apps' && !hasConfigDisk) {
       throw new InputError(
@@ -442,15 +458,12 @@ export async function planPrefs(
   if (repair)
     plan.notes.push(`the libvirt definition of '${name}' disagreed with its config and is written again`);
   plan.notes.push(
-    ...checkChangeAllowed(name, role, { state: info.state, saved }, configDisk !== undefined, changed),
+    ...checkChangeAllowed(name, role, { state: info.state, saved }, configDisk !== undefined, changed, {
+      from: before.networkMode,
+      to: after.networkMode,
+    }),
   );
   const proxyMoves = proxyHostFor(before.networkMode) !== proxyHostFor(after.networkMode);
-  if (changed.includes('network_mode') && proxyMoves && configDisk === undefined && role === 'vm') {
-    throw new InputError(
-      `set: network_mode of '${name}' cannot change from ${before.networkMode} to ${after.networkMode}: ` +
-        `its guest agent reaches the proxy at ${proxyHostFor(before.networkMode)}, written into its installed system (it has no config disk)`,
-    );
-  }
   if (configDisk !== undefined && role === 'vm' && (changed.includes('auto_launch_apps') || proxyMoves)) {
     plan.writes.configDisk = configDisk;
   }

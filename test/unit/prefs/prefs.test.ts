@@ -123,6 +123,18 @@ describe('checkChangeAllowed', () => {
       "memory_mb takes effect at the next cold boot of 'web' (it is running; the persistent definition changed, as virsh --config does)",
     ]);
   });
+  test('without a config disk the network moves only to or from none', () => {
+    const move = (from: 'default' | 'user' | 'none', to: 'default' | 'user' | 'none'): string[] =>
+      checkChangeAllowed('inst', 'vm', off, false, ['network_mode'], { from, to });
+    expect(() => move('default', 'user')).toThrow(
+      "set: network_mode of 'inst' cannot change from default to user: its guest agent reaches the proxy at 192.168.122.1",
+    );
+    expect(move('default', 'none')).toEqual([]);
+    expect(move('none', 'user')).toEqual([]);
+    expect(
+      checkChangeAllowed('web', 'vm', off, true, ['network_mode'], { from: 'default', to: 'user' }),
+    ).toEqual([]);
+  });
   test('apps need a config disk; a template takes only its resources and network', () => {
     expect(() => checkChangeAllowed('web', 'vm', off, false, ['auto_launch_apps'])).toThrow(
       'it has no config disk',
