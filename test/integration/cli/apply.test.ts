@@ -38,7 +38,7 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
     fs.readFileSync(at('config', 'vm-provisioner', `${name}.toml`), 'utf8');
   const file = (): string => at('work', 'vms.toml');
 
-  function writeFile(vms: string): void {
+  function writeFile(vms: string, templateMemory = 512): void {
     fs.writeFileSync(
       file(),
       [
@@ -48,7 +48,7 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         'import = "../src/base.qcow2"',
         'virt_type = "qemu"',
         'network_mode = "user"',
-        'memory_mb = 512',
+        `memory_mb = ${templateMemory}`,
         `vm_dir = "${at('vms')}"`,
         '',
         vms,
@@ -162,15 +162,21 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
   });
 
   test('a changed entry is a ~ step through set; then no changes again', async () => {
-    writeFile(`${webEntry(640, 'blue')}\n${chatEntry}`);
+    writeFile(`${webEntry(640, 'blue')}\n${chatEntry}`, 600);
     const plan = await cli(['apply', file(), '--dry-run']);
-    expect(plan.stdout).toContain(`~ vm ${web}: memory_mb 384 -> 640, label red -> blue\n`);
-    expect(plan.stdout).toContain('0 to make, 1 to change, 0 to remove');
+    expect(plan.stdout).toContain(
+      `~ template ${template}: memory_mb 512 -> 600\n~ vm ${web}: memory_mb 384 -> 640, label red -> blue\n`,
+    );
+    expect(plan.stdout).toContain('0 to make, 2 to change, 0 to remove');
     const applied = await cli(['apply', file(), '--yes']);
     expect({ code: applied.code, stderr: applied.stderr }).toEqual({ code: 0, stderr: '' });
     expect(virsh('dumpxml', web, '--inactive')).toContain(`<memory unit='KiB'>${640 * 1024}</memory>`);
     expect(tomlOf(web)).toContain('memory_mb = 640');
     expect(tomlOf(web)).toContain('label = "blue"');
+    expect(virsh('dumpxml', template, '--inactive')).toContain(`<memory unit='KiB'>${600 * 1024}</memory>`);
+    expect(tomlOf(template)).toContain('memory_mb = 600');
+    // An app VM made earlier keeps the memory it has: its entry does not name one.
+    expect(tomlOf(chat)).toContain('memory_mb = 512');
     expect((await cli(['apply', file(), '--yes'])).stdout).toContain('\nno changes\n');
   });
 
@@ -221,7 +227,7 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
       [`${webEntry(768)}\n[[vm]\n`, new RegExp(`^error: ${escape(file())}:1[0-9]:[0-9]+: not valid TOML`)],
     ];
     for (const [vms, message] of cases) {
-      writeFile(vms);
+      writeFile(vms, 600);
       const result = await cli(['apply', file(), '--yes', '--prune']);
       expect({ vms, code: result.code }).toEqual({ vms, code: 2 });
       expect(result.stderr.trim().split('\n')).toHaveLength(1);
@@ -233,7 +239,7 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
   });
 
   test('a VM the file no longer lists is kept, and removed with --prune; a foreign domain never', async () => {
-    writeFile(webEntry(640, 'blue'));
+    writeFile(webEntry(640, 'blue'), 600);
     const kept = await cli(['apply', file(), '--yes']);
     expect(kept.stdout).toContain(
       `no changes\nkept, not in the file (apply --prune removes them): ${chat}\n`,
