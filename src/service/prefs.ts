@@ -498,6 +498,7 @@ export async function setPrefs(
 
     const undo: UndoStep[] = [];
     let staged: string | undefined;
+    let backup: string | undefined;
     try {
       if (rebuildDisk) {
         if (!deps.credentials) throw new VmpError('rebuilding the config disk needs the keyring');
@@ -532,19 +533,18 @@ export async function setPrefs(
       }
       if (staged !== undefined) {
         // The old disk stays under a second name until the config is written, so a failure can put it back.
-        const backup = `${staged}.old`;
-        await fs.link(configDisk!, backup);
-        undo.push({ what: configDisk!, run: () => fs.rename(backup, configDisk!) });
+        const oldDisk = `${staged}.old`;
+        await fs.link(configDisk!, oldDisk);
+        backup = oldDisk;
+        undo.push({ what: configDisk!, run: () => fs.rename(oldDisk, configDisk!) });
         await fs.rename(staged, configDisk!);
-        undo.push({ what: backup, run: async () => undefined });
-        staged = backup;
       }
       await configStore.write(after);
     } catch (err) {
       throw await undoAll(undo, err);
     }
-    if (staged !== undefined) await fs.rm(staged, { force: true });
-    if (deps.afterChange) {
+    if (backup !== undefined) await fs.rm(backup, { force: true });
+    if (deps.afterChange && changed.length > 0) {
       try {
         await deps.afterChange({ name, keys: changed, before, after });
       } catch (err) {
