@@ -326,6 +326,16 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         // The running VM keeps what it booted with; the persistent definition has the new value.
         expect(virsh('dumpxml', vm)).toContain(`<memory unit='KiB'>${640 * 1024}</memory>`);
         expect(definitionOf(vm).memoryKiB).toBe(512 * 1024);
+        // The apps: a new config disk in place for the next boot, while QEMU keeps the one it opened.
+        const apps = await cli(['set', vm, 'auto_launch_apps', '/usr/bin/xclock']);
+        expect({ code: apps.code, stderr: apps.stderr }).toEqual({ code: 0, stderr: '' });
+        expect(apps.stdout).toContain(
+          `auto_launch_apps reach the guest of '${vm}' at its next cold boot (it is paused)`,
+        );
+        expect(configDiskUnits(configDisk(vm))).toEqual(['vm-app-xclock.service']);
+        expect(definitionOf(vm).apps).toEqual(['/usr/bin/xclock']);
+        expect(virsh('domstate', vm).trim()).toBe('paused');
+        expect((await cli(['set', vm, 'auto_launch_apps', 'xterm'])).code).toBe(0);
       } finally {
         virsh('destroy', vm);
       }
