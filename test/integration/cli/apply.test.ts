@@ -5,7 +5,13 @@ import path from 'node:path';
 import { describeDomain } from '../../../src/libvirt/inspect.js';
 import { keyringCredentialStores } from '../../../src/secrets/credentials.js';
 import { runCli } from '../../support/cli.js';
-import { allDomainNames, qemuImgCreate, removeDomain, virsh } from '../../support/libvirt-fixture.js';
+import {
+  allDomainNames,
+  qemuImgCreate,
+  removeDomain,
+  removePoolsUnder,
+  virsh,
+} from '../../support/libvirt-fixture.js';
 import { describeWith, LIBVIRT_TEST_URI, probeLibvirt, probeSecretService } from '../../support/services.js';
 import { allOf } from '../../support/tools.js';
 
@@ -102,7 +108,10 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
       await stores.passwords.delete(name).catch(() => undefined);
       await stores.agentSecrets.delete(name).catch(() => undefined);
     }
-    if (root) fs.rmSync(root, { recursive: true, force: true });
+    if (root) {
+      removePoolsUnder(root);
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 
   test('--dry-run prints the plan and makes nothing', async () => {

@@ -12,7 +12,7 @@ import { ensureWakePipe } from '../../../src/service/state.js';
 import { FileConfigStore } from '../../../src/spec/store.js';
 import type { VmSpec } from '../../../src/spec/types.js';
 import { runCli } from '../../support/cli.js';
-import { qemuImgCreate, removeDomain, virsh } from '../../support/libvirt-fixture.js';
+import { qemuImgCreate, removeDomain, removePoolsUnder, virsh } from '../../support/libvirt-fixture.js';
 import { describeWith, LIBVIRT_TEST_URI, probeLibvirt, probeSecretService } from '../../support/services.js';
 import { allOf } from '../../support/tools.js';
 
@@ -154,7 +154,10 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         await stores.passwords.delete(name).catch(() => undefined);
         await stores.agentSecrets.delete(name).catch(() => undefined);
       }
-      if (root) fs.rmSync(root, { recursive: true, force: true });
+      if (root) {
+        removePoolsUnder(root);
+        fs.rmSync(root, { recursive: true, force: true });
+      }
     });
 
     test('get shows every key, one key, and JSON', async () => {
