@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describeDomain } from '../../../src/libvirt/inspect.js';
 import { keyringCredentialStores } from '../../../src/secrets/credentials.js';
+import { ensureWakePipe } from '../../../src/service/state.js';
 import { runCli } from '../../support/cli.js';
 import {
   allDomainNames,
@@ -245,6 +246,26 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
     }
     expect(allDomainNames()).not.toContain('vmp-t-apply-never');
     expect(allDomainNames()).toContain(foreign);
+  });
+
+  test('a change the VM cannot take in its state (network of a paused VM) fails the plan, naming the entry', async () => {
+    await ensureWakePipe(describeDomain(virsh('dumpxml', web, '--inactive')));
+    virsh('start', web, '--paused');
+    try {
+      writeFile(
+        `${webEntry(640, 'blue').replace('vcpus = 1', 'vcpus = 1\nnetwork_mode = "none"')}\n${chatEntry}`,
+        600,
+      );
+      const before = state();
+      const result = await cli(['apply', file(), '--yes']);
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toBe(
+        `error: ${file()}:10: vm '${web}': set: network_mode of '${web}' can change only while it is shut off (it is paused); stop it first`,
+      );
+      expect(state()).toEqual(before);
+    } finally {
+      virsh('destroy', web);
+    }
   });
 
   test('a VM the file no longer lists is kept, and removed with --prune; a foreign domain never', async () => {
