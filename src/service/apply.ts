@@ -3,7 +3,7 @@ import { prepareCreate, type CreateFlags, type CreateOptions, type HostResources
 import type { VmSpec } from '../spec/types.js';
 import type { VolumeStore } from '../storage/volumes.js';
 import type { CredentialStores } from '../secrets/credentials.js';
-import { AlreadyExistsError, InputError, VmpError } from '../util/errors.js';
+import { AlreadyExistsError, CancelledError, InputError, VmpError } from '../util/errors.js';
 import { destroyVm, ourDomains } from './lifecycle.js';
 import type { ConfigStore, Hypervisor } from './ports.js';
 import { planPrefs, PREF_KEYS, prefValue, setPrefs, type PrefChange, type PrefKey } from './prefs.js';
@@ -302,24 +302,35 @@ export async function runApply(
     force?: boolean;
     host?: HostResources;
     onDone?: (step: ApplyStep, note?: string) => void;
+    /** Ctrl+C: a make in progress is undone (as create's is); a change or removal in progress is finished; no further step starts. */
+    signal?: AbortSignal;
   },
 ): Promise<void> {
   const limits = {
     force: options.force ?? false,
     ...(options.host ? { hostMb: options.host.memoryMb, hostCpus: options.host.cpus } : {}),
   };
+  const signal = options.signal ? { signal: options.signal } : {};
+  let done = 0;
   for (const step of plan.steps) {
+    if (options.signal?.aborted) {
+      throw new CancelledError(
+        `apply interrupted after ${done} of ${plan.steps.length} steps; apply the file again to carry on`,
+      );
+    }
     let note: string | undefined;
     if (step.op === '+' && step.kind === 'template') {
       await importTemplate(deps, step.spec, {
         importDisk: step.options.importDisk!,
         ...(step.options.importBoot ? { boot: step.options.importBoot } : {}),
         version: options.version,
+        ...signal,
       });
     } else if (step.op === '+') {
       const made = await createFromTemplate(deps, step.spec, {
         version: options.version,
         ...(deps.journalDir ? { journalDir: deps.journalDir } : {}),
+        ...signal,
       });
       if (made.pendingFlatpaks.length > 0)
         note = `installs ${made.pendingFlatpaks.join(', ')} at its first boot`;
@@ -336,6 +347,7 @@ export async function runApply(
         step.name,
       );
     }
+    done += 1;
     options.onDone?.(step, note);
   }
 }

@@ -81,13 +81,23 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
           return;
         }
       }
-      await runApply(deps, plan, {
-        version,
-        host,
-        force: argv.force,
-        onDone: (step, note) =>
-          process.stdout.write(`done: ${formatStep(step)}${note ? ` (${note})` : ''}\n`),
-      });
+      const controller = new AbortController();
+      const abort = (): void => controller.abort();
+      process.on('SIGINT', abort);
+      process.on('SIGTERM', abort);
+      try {
+        await runApply(deps, plan, {
+          version,
+          host,
+          force: argv.force,
+          signal: controller.signal,
+          onDone: (step, note) =>
+            process.stdout.write(`done: ${formatStep(step)}${note ? ` (${note})` : ''}\n`),
+        });
+      } finally {
+        process.off('SIGINT', abort);
+        process.off('SIGTERM', abort);
+      }
       process.stdout.write(`applied ${argv.file}\n`);
     } finally {
       await hypervisor.close();

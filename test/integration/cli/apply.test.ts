@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -5,7 +6,7 @@ import path from 'node:path';
 import { describeDomain } from '../../../src/libvirt/inspect.js';
 import { keyringCredentialStores } from '../../../src/secrets/credentials.js';
 import { ensureWakePipe } from '../../../src/service/state.js';
-import { runCli } from '../../support/cli.js';
+import { CLI, runCli } from '../../support/cli.js';
 import {
   allDomainNames,
   qemuImgCreate,
@@ -287,7 +288,53 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
     expect(allDomainNames()).toEqual(expect.arrayContaining([foreign, web, template]));
     expect((await cli(['apply', file(), '--prune', '--yes'])).stdout).toContain('\nno changes\n');
   });
+
+  test('Ctrl+C while an app VM is made: that one is undone, no later step starts, exit 130', async () => {
+    const first = `vmp-t-apply-int1-${tag}`;
+    const second = `vmp-t-apply-int2-${tag}`;
+    names.push(first, second);
+    const entry = (name: string): string => `[[vm]]\nname = "${name}"\ntemplate = "${template}"\n`;
+    writeFile(`${webEntry(640, 'blue')}\n${entry(first)}\n${entry(second)}`, 600);
+    const before = state();
+    const child = spawn(process.execPath, [CLI, 'apply', file(), '--yes', '--connect', LIBVIRT_TEST_URI], {
+      env: { ...env, VMP_TEST_STOP_AT: 'domain' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    // Stopped by the create journal's test hook just before the first VM's domain is defined.
+    const deadline = Date.now() + 120_000;
+    while (procState(child.pid!) !== 'T') {
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error(`no stop point: ${stdout} ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    process.kill(child.pid!, 'SIGINT');
+    process.kill(child.pid!, 'SIGCONT');
+    expect(await exited).toBe(130);
+    expect(stdout).not.toContain('done: + vm');
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    for (const name of [first, second]) {
+      expect(allDomainNames()).not.toContain(name);
+      expect(fs.existsSync(at('config', 'vm-provisioner', `${name}.toml`))).toBe(false);
+      expect(fs.readdirSync(at('vms')).filter((f) => f.startsWith(name))).toEqual([]);
+      expect(fs.existsSync(at('state', 'vm-provisioner', 'journal', `${name}.json`))).toBe(false);
+    }
+    expect(state()).toEqual(before);
+  });
 });
+
+function procState(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
