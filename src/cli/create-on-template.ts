@@ -4,6 +4,7 @@ import { keyringCredentialStores } from '../secrets/credentials.js';
 import {
   appVmPaths,
   createFromTemplate,
+  inheritedFrom,
   planOnTemplate,
   requireTemplate,
   type TemplatePlan,
@@ -17,25 +18,6 @@ import { LibvirtVolumeStore } from '../storage/volumes.js';
 import { InputError } from '../util/errors.js';
 import { packageVersion } from '../util/package-info.js';
 import { testStopPoint } from '../service/journal.js';
-
-/** What an app VM takes from its template unless a flag or its --config file says otherwise. */
-function inheritedFrom(template: VmSpec): Partial<VmSpec> {
-  return {
-    memoryMb: template.memoryMb,
-    vcpus: template.vcpus,
-    vmDir: template.vmDir,
-    networkMode: template.networkMode,
-    virtType: template.virtType,
-    arch: template.arch,
-    graphicsBackend: template.graphicsBackend,
-    fedoraRelease: template.fedoraRelease,
-    enableAudio: template.enableAudio,
-    enableClipboard: template.enableClipboard,
-    enableUsbPassthrough: template.enableUsbPassthrough,
-    enableAutoLogin: template.enableAutoLogin,
-    firewallRules: template.firewallRules,
-  };
-}
 
 /** `create --template T`: an app VM as an overlay of T's disk, in about a second. */
 export async function createOnTemplate(

@@ -29,7 +29,18 @@ import {
   refuseUnfinished,
   testStopPoint,
 } from './journal.js';
-import { credentialEntries, isLocking, lockEntries, ourDomains, requireOurVm } from './lifecycle.js';
+import {
+  createFromDisk,
+  credentialEntries,
+  destroyVm,
+  isLocking,
+  lockEntries,
+  ourDomains,
+  requireOurVm,
+  type ImportDeps,
+  type ImportOptions,
+  type ImportResult,
+} from './lifecycle.js';
 
 /**
  * Templates, the Qubes storage model (docs/templates.md): one installed base
@@ -140,6 +151,32 @@ export async function sealTemplate(
 }
 
 /**
+ * `template import`: a VM made from the image as `create --import` makes one,
+ * then sealed. A template that cannot be sealed is no template: it is removed whole.
+ */
+export async function importTemplate(
+  deps: ImportDeps & { volumes: VolumeStore },
+  spec: VmSpec,
+  options: ImportOptions,
+): Promise<ImportResult> {
+  const result = await createFromDisk(deps, spec, options);
+  try {
+    await sealTemplate(deps, spec.name, options.version, 'import');
+  } catch (err) {
+    await destroyVm(
+      {
+        hypervisor: deps.hypervisor,
+        configStore: deps.configStore,
+        secretStores: [deps.credentials.passwords, deps.credentials.agentSecrets],
+      },
+      spec.name,
+    );
+    throw err;
+  }
+  return result;
+}
+
+/**
  * Why a template's disk may not be used as it stands, or undefined when it is
  * as it was sealed: present at the recorded path, read-only, unchanged.
  */
@@ -209,6 +246,25 @@ export async function ensureTemplateUnused(hypervisor: Hypervisor, name: string)
       `template '${name}' is used by ${users.length} app VM(s): ${users.join(', ')}; destroy them first`,
     );
   }
+}
+
+/** What an app VM takes from its template unless a flag or its --config file says otherwise. */
+export function inheritedFrom(template: VmSpec): Partial<VmSpec> {
+  return {
+    memoryMb: template.memoryMb,
+    vcpus: template.vcpus,
+    vmDir: template.vmDir,
+    networkMode: template.networkMode,
+    virtType: template.virtType,
+    arch: template.arch,
+    graphicsBackend: template.graphicsBackend,
+    fedoraRelease: template.fedoraRelease,
+    enableAudio: template.enableAudio,
+    enableClipboard: template.enableClipboard,
+    enableUsbPassthrough: template.enableUsbPassthrough,
+    enableAutoLogin: template.enableAutoLogin,
+    firewallRules: template.firewallRules,
+  };
 }
 
 export interface TemplatePlan {

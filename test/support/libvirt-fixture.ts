@@ -45,3 +45,29 @@ export function qemuArgsOf(name: string): string {
   const out = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
   return out.split('\n').find((line) => line.includes(`guest=${name},`)) ?? '';
 }
+
+/** Removes the storage pools the volume store made for directories under `root` (a test's temporary tree). */
+export function removePoolsUnder(root: string): void {
+  for (const pool of virsh('pool-list', '--all', '--name')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)) {
+    let target: string | undefined;
+    try {
+      target = /<path>([^<]*)<\/path>/.exec(virsh('pool-dumpxml', pool))?.[1];
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (target === undefined || !(target === root || target.startsWith(`${root}/`))) continue;
+    try {
+      virsh('pool-destroy', pool);
+    } catch {
+      // not active
+    }
+    try {
+      virsh('pool-undefine', pool);
+    } catch {
+      // undefined meanwhile
+    }
+  }
+}

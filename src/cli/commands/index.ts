@@ -1,15 +1,18 @@
 import type { CommandModule } from 'yargs';
+import { applyCommand } from './apply.js';
 import { clipboardCommand } from './clipboard.js';
 import { completeCallbackCommand, completionCommand } from './completion.js';
 import { consoleCommand } from './console.js';
 import { createCommand } from './create.js';
 import { destroyCommand } from './destroy.js';
 import { gcCommand } from './gc.js';
+import { getCommand } from './get.js';
 import { listCommand } from './list.js';
 import { pauseCommand } from './pause.js';
 import { passwordsCommand } from './passwords.js';
 import { proxyCommand } from './proxy.js';
 import { resumeCommand } from './resume.js';
+import { setCommand } from './set.js';
 import { snapshotCommand } from './snapshot.js';
 import { startCommand } from './start.js';
 import { stopCommand } from './stop.js';
@@ -31,6 +34,9 @@ export const commands: CommandModule<any, any>[] = [
   resumeCommand,
   snapshotCommand,
   listCommand,
+  getCommand,
+  setCommand,
+  applyCommand,
   destroyCommand,
   gcCommand,
   consoleCommand,

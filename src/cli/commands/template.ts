@@ -1,13 +1,13 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { openHypervisor, resolveUri } from '../../libvirt/index.js';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
-import { createFromDisk, destroyVm } from '../../service/lifecycle.js';
+import { destroyVm } from '../../service/lifecycle.js';
 import { loadAgentBundle } from '../../service/artifacts.js';
 import {
   ensureTemplateUnused,
+  importTemplate,
   listTemplates,
   requireTemplate,
-  sealTemplate,
   updateTemplate,
   type TemplateSummary,
 } from '../../service/templates.js';
@@ -135,27 +135,13 @@ const importSub: CommandModule<object, TemplateFlags> = {
       process.once('SIGTERM', abort);
       const deps = { hypervisor, configStore: store, credentials: keyringCredentialStores() };
       try {
-        const result = await createFromDisk(deps, spec, {
+        const volumes = new LibvirtVolumeStore(hypervisor.uri);
+        const result = await importTemplate({ ...deps, volumes }, spec, {
           importDisk: options.importDisk!,
           ...(options.importBoot !== undefined ? { boot: options.importBoot } : {}),
           version: packageVersion(),
           signal: controller.signal,
         });
-        const volumes = new LibvirtVolumeStore(hypervisor.uri);
-        try {
-          await sealTemplate({ hypervisor, volumes, configStore: store }, name, packageVersion(), 'import');
-        } catch (err) {
-          // A template that cannot be sealed is no template: remove it whole.
-          await destroyVm(
-            {
-              hypervisor,
-              configStore: store,
-              secretStores: [deps.credentials.passwords, deps.credentials.agentSecrets],
-            },
-            name,
-          );
-          throw err;
-        }
         say(
           `Imported template "${name}" from ${options.importDisk}, sealed (read-only).\n` +
             `  disk:        ${result.diskPath}\n` +
