@@ -256,10 +256,10 @@ export function formatStep(step: ApplyStep): string {
   switch (step.op) {
     case '+':
       if (step.kind === 'template') {
-        return `+ template ${step.name} (import ${step.options.importDisk ?? '?'}, ${step.spec.memoryMb} MB, ${step.spec.vcpus} vCPUs, network ${step.spec.networkMode})`;
+        return `+ template ${step.name} (import ${step.options.importDisk ?? '?'}, ${step.spec.memoryMb} MiB, ${step.spec.vcpus} vCPUs, network ${step.spec.networkMode})`;
       }
       return (
-        `+ vm ${step.name} (on ${step.spec.template ?? '?'}, ${step.spec.memoryMb} MB, ${step.spec.vcpus} vCPUs, ` +
+        `+ vm ${step.name} (on ${step.spec.template ?? '?'}, ${step.spec.memoryMb} MiB, ${step.spec.vcpus} vCPUs, ` +
         `label ${step.spec.label ?? 'gray'}, network ${step.spec.networkMode}` +
         (step.spec.flatpakPackages.length > 0 ? `, flatpaks ${step.spec.flatpakPackages.join(' ')}` : '') +
         ')'

@@ -4,7 +4,7 @@
 
 _vm_provisioner_subcommands() {
   case "$1" in
-    '') printf '%s\n' 'create' 'template' 'start' 'stop' 'pause' 'resume' 'snapshot' 'list' 'destroy' 'gc' 'console' 'passwords' 'proxy' 'windows' 'clipboard' 'completion' 'help' 'version' ;;
+    '') printf '%s\n' 'create' 'template' 'start' 'stop' 'pause' 'resume' 'snapshot' 'list' 'get' 'set' 'apply' 'destroy' 'gc' 'console' 'passwords' 'proxy' 'windows' 'clipboard' 'completion' 'help' 'version' ;;
     'template') printf '%s\n' 'create' 'import' 'list' 'update' 'destroy' ;;
     'snapshot') printf '%s\n' 'create' 'list' 'revert' 'delete' ;;
   esac
@@ -30,6 +30,9 @@ _vm_provisioner_flags() {
     'snapshot revert') printf '%s\n' '--connect' '--force' '--help' '-h' ;;
     'snapshot delete') printf '%s\n' '--connect' '--help' '-h' ;;
     'list') printf '%s\n' '--connect' '--json' '--help' '-h' ;;
+    'get') printf '%s\n' '--connect' '--json' '--help' '-h' ;;
+    'set') printf '%s\n' '--connect' '--force' '--help' '-h' ;;
+    'apply') printf '%s\n' '--connect' '--dry-run' '--prune' '--yes' '-y' '--force' '--help' '-h' ;;
     'destroy') printf '%s\n' '--connect' '--yes' '-y' '--help' '-h' ;;
     'gc') printf '%s\n' '--help' '-h' ;;
     'console') printf '%s\n' '--connect' '--help' '-h' ;;
@@ -60,6 +63,9 @@ _vm_provisioner_value_flags() {
     'snapshot revert') printf '%s\n' '--connect' ;;
     'snapshot delete') printf '%s\n' '--connect' ;;
     'list') printf '%s\n' '--connect' ;;
+    'get') printf '%s\n' '--connect' ;;
+    'set') printf '%s\n' '--connect' ;;
+    'apply') printf '%s\n' '--connect' ;;
     'destroy') printf '%s\n' '--connect' ;;
     'console') printf '%s\n' '--connect' ;;
     'proxy') printf '%s\n' '--listen' '--port' '--network' '--connect' '--socket' '--heartbeat-interval' ;;
@@ -104,6 +110,9 @@ _vm_provisioner_positional() {
     'snapshot revert|1') printf '%s\n' 'snapshot' ;;
     'snapshot delete|0') printf '%s\n' 'vm' ;;
     'snapshot delete|1') printf '%s\n' 'snapshot' ;;
+    'get|0') printf '%s\n' 'vm' ;;
+    'set|0') printf '%s\n' 'vm' ;;
+    'apply|0') printf '%s\n' 'file' ;;
     'destroy|0') printf '%s\n' 'vm' ;;
     'console|0') printf '%s\n' 'vm' ;;
     'passwords|0') printf '%s\n' 'vm' ;;

@@ -6,7 +6,7 @@
 
 _vm_provisioner_subcommands() {
   case "$1" in
-    '') printf '%s\n' 'create:Create an app VM: Fedora + i3, the given packages and Flatpaks, auto-launched' 'template:Templates: one installed base, app VMs on it in about a second (create, import, list, update, destroy)' 'start:Boot a VM (or resume its saved state) and open its SPICE viewer' 'stop:Shut a VM down (ACPI; hard with --force or your consent), or with --save keep its memory so start resumes it' 'pause:Freeze a running VM in memory (its vCPUs stop; resume continues it)' 'resume:Continue a paused VM; its guest agent is told at once' 'snapshot:Snapshots of a VM'\''s disks (and memory): create, list, revert, delete' 'list:List the VMs vm-provisioner made (state, memory, vCPUs, apps)' 'destroy:Delete a VM: its domain, disks and other files, config file and keyring entries (stops it first); also an unfinished create' 'gc:Remove what unfinished (crashed or killed) creates left behind; running creates are left alone' 'console:Attach this terminal to a VM'\''s serial console (leave with Ctrl+])' 'passwords:Show the login password of every VM, or of one VM, from the OS keyring' 'proxy:Run the window proxy: accept guest agents on TCP 9999, serve windows and clipboard locally' 'windows:List the app windows of every VM (or one) from the window proxy; --follow streams changes' 'clipboard:Copy a VM'\''s clipboard to the host (copy) or the host'\''s clipboard into a VM (paste)' 'completion:Print a shell completion script for bash, zsh or fish (commands, flags, VM/template/snapshot names)' 'help:Show the help of the tool or of a command (as COMMAND --help)' 'version:Print vm-provisioner'\''s version (as --version)' ;;
+    '') printf '%s\n' 'create:Create an app VM: Fedora + i3, the given packages and Flatpaks, auto-launched' 'template:Templates: one installed base, app VMs on it in about a second (create, import, list, update, destroy)' 'start:Boot a VM (or resume its saved state) and open its SPICE viewer' 'stop:Shut a VM down (ACPI; hard with --force or your consent), or with --save keep its memory so start resumes it' 'pause:Freeze a running VM in memory (its vCPUs stop; resume continues it)' 'resume:Continue a paused VM; its guest agent is told at once' 'snapshot:Snapshots of a VM'\''s disks (and memory): create, list, revert, delete' 'list:List the VMs vm-provisioner made (state, memory, vCPUs, apps)' 'get:Show a VM'\''s or template'\''s settings (memory_mb, vcpus, auto_launch_apps, label, network_mode, display, on_stop)' 'set:Change a VM'\''s or template'\''s setting: memory_mb, vcpus, auto_launch_apps, label, network_mode, display, on_stop' 'apply:Make the templates and app VMs a TOML file declares, and change those that differ (docs/apply.md)' 'destroy:Delete a VM: its domain, disks and other files, config file and keyring entries (stops it first); also an unfinished create' 'gc:Remove what unfinished (crashed or killed) creates left behind; running creates are left alone' 'console:Attach this terminal to a VM'\''s serial console (leave with Ctrl+])' 'passwords:Show the login password of every VM, or of one VM, from the OS keyring' 'proxy:Run the window proxy: accept guest agents on TCP 9999, serve windows and clipboard locally' 'windows:List the app windows of every VM (or one) from the window proxy; --follow streams changes' 'clipboard:Copy a VM'\''s clipboard to the host (copy) or the host'\''s clipboard into a VM (paste)' 'completion:Print a shell completion script for bash, zsh or fish (commands, flags, VM/template/snapshot names)' 'help:Show the help of the tool or of a command (as COMMAND --help)' 'version:Print vm-provisioner'\''s version (as --version)' ;;
     'template') printf '%s\n' 'create:Install a template with the Fedora kickstart pipeline, then seal it' 'import:Make a template from an installed qcow2 image (with the config-disk loader in it)' 'list:List templates: state, disk size and the app VMs built on each' 'update:Boot the template, run dnf/flatpak updates (or -- CMD...), shut it down and seal it again' 'destroy:Delete a template that no app VM uses: its domain, disk, config and keyring entries' ;;
     'snapshot') printf '%s\n' 'create:Snapshot the disks of a stopped VM, or with --memory the disks and memory of a running one' 'list:List a VM'\''s snapshots' 'revert:Go back to a snapshot (a running, paused or saved VM needs --force: its state is lost)' 'delete:Delete a snapshot (the VM as it is now stays)' ;;
   esac
@@ -32,6 +32,9 @@ _vm_provisioner_flags() {
     'snapshot revert') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--force:throw away the VM'\''s current running or saved state' '--help:Show help' '-h:Show help' ;;
     'snapshot delete') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--help:Show help' '-h:Show help' ;;
     'list') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--json:print a JSON array' '--help:Show help' '-h:Show help' ;;
+    'get') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--json:print JSON' '--help:Show help' '-h:Show help' ;;
+    'set') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--force:allow more memory or vCPUs than this host has' '--help:Show help' '-h:Show help' ;;
+    'apply') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--dry-run:print the plan and change nothing' '--prune:also remove app VMs vm-provisioner made that the file does not list' '--yes:do not ask for confirmation' '-y:do not ask for confirmation' '--force:allow more memory or vCPUs than this host has' '--help:Show help' '-h:Show help' ;;
     'destroy') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--yes:do not ask for confirmation' '-y:do not ask for confirmation' '--help:Show help' '-h:Show help' ;;
     'gc') printf '%s\n' '--help:Show help' '-h:Show help' ;;
     'console') printf '%s\n' '--connect:libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)' '--help:Show help' '-h:Show help' ;;
@@ -62,6 +65,9 @@ _vm_provisioner_value_flags() {
     'snapshot revert') printf '%s\n' '--connect' ;;
     'snapshot delete') printf '%s\n' '--connect' ;;
     'list') printf '%s\n' '--connect' ;;
+    'get') printf '%s\n' '--connect' ;;
+    'set') printf '%s\n' '--connect' ;;
+    'apply') printf '%s\n' '--connect' ;;
     'destroy') printf '%s\n' '--connect' ;;
     'console') printf '%s\n' '--connect' ;;
     'proxy') printf '%s\n' '--listen' '--port' '--network' '--connect' '--socket' '--heartbeat-interval' ;;
@@ -106,6 +112,9 @@ _vm_provisioner_positional() {
     'snapshot revert|1') printf '%s\n' 'snapshot' ;;
     'snapshot delete|0') printf '%s\n' 'vm' ;;
     'snapshot delete|1') printf '%s\n' 'snapshot' ;;
+    'get|0') printf '%s\n' 'vm' ;;
+    'set|0') printf '%s\n' 'vm' ;;
+    'apply|0') printf '%s\n' 'file' ;;
     'destroy|0') printf '%s\n' 'vm' ;;
     'console|0') printf '%s\n' 'vm' ;;
     'passwords|0') printf '%s\n' 'vm' ;;

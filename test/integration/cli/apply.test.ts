@@ -124,11 +124,11 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
     const lines = plan.stdout.trim().split('\n');
     expect(lines[0]).toBe(`Plan for ${file()} at ${LIBVIRT_TEST_URI}:`);
     expect(lines[1]).toMatch(
-      new RegExp(`^\\+ template ${template} \\(import ${at('src', 'base.qcow2')}, 512 MB`),
+      new RegExp(`^\\+ template ${template} \\(import ${at('src', 'base.qcow2')}, 512 MiB`),
     );
-    expect(lines[2]).toBe(`+ vm ${web} (on ${template}, 384 MB, 1 vCPUs, label red, network user)`);
+    expect(lines[2]).toBe(`+ vm ${web} (on ${template}, 384 MiB, 1 vCPUs, label red, network user)`);
     expect(lines[3]).toBe(
-      `+ vm ${chat} (on ${template}, 512 MB, 2 vCPUs, label gray, network user, flatpaks org.example.Chat)`,
+      `+ vm ${chat} (on ${template}, 512 MiB, 2 vCPUs, label gray, network user, flatpaks org.example.Chat)`,
     );
     expect(lines.slice(4)).toEqual(['3 to make, 0 to change, 0 to remove', 'dry run: nothing was changed']);
     expect(state()).toEqual(before);

@@ -275,10 +275,10 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
           ['set', vm, 'label', 'pink'],
           'error: invalid label "pink": must be one of red, orange, yellow, green, blue, purple, gray, black',
         ],
-        [['set', vm, 'memory_mb', '4g'], 'error: invalid memory "4g": must be a whole number of MB'],
+        [['set', vm, 'memory_mb', '4g'], 'error: invalid memory "4g": must be a whole number of MiB'],
         [
           ['set', vm, 'memory_mb', '100'],
-          'error: invalid memory 100 MB: must be at least 256 MB (the smallest guest that boots)',
+          'error: invalid memory 100 MiB: must be at least 256 MiB (the smallest guest that boots)',
         ],
         [
           ['set', vm, 'vcpus', '100000'],

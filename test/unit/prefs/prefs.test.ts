@@ -44,8 +44,8 @@ describe('parsePrefWords: command-line words through the create validators', () 
     expect(parsePrefWords('auto_launch_apps', [''])).toEqual([]);
   });
   test.each([
-    ['memory_mb', ['4g'], 'invalid memory "4g": must be a whole number of MB'],
-    ['memory_mb', ['128'], 'invalid memory 128 MB: must be at least 256 MB'],
+    ['memory_mb', ['4g'], 'invalid memory "4g": must be a whole number of MiB'],
+    ['memory_mb', ['128'], 'invalid memory 128 MiB: must be at least 256 MiB'],
     ['vcpus', ['1', '2'], 'vcpus takes exactly one value, not 2 ("1" "2")'],
     ['network_mode', ['bridge'], 'invalid network mode "bridge"'],
     ['auto_launch_apps', [], "give the entries of auto_launch_apps, one argument each ('' for none)"],
