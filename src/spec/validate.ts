@@ -10,7 +10,16 @@ import {
   MIN_VCPUS,
 } from './defaults.js';
 import { FEDORA_RELEASES, isSupportedRelease } from './releases.js';
-import type { Arch, DisplayMode, GraphicsBackend, Label, NetworkMode, OnStop, VirtType, VmSpec } from './types.js';
+import type {
+  Arch,
+  DisplayMode,
+  GraphicsBackend,
+  Label,
+  NetworkMode,
+  OnStop,
+  VirtType,
+  VmSpec,
+} from './types.js';
 
 /**
  * One validator per grammar. Each takes an untrusted value (a flag, a TOML
@@ -294,7 +303,16 @@ export const validateGraphicsBackend = oneOf('graphics backend', GRAPHICS_BACKEN
 export const validateNetworkMode = oneOf('network mode', NETWORK_MODES);
 export const ON_STOP_MODES: readonly OnStop[] = ['save', 'shutdown'];
 export const validateOnStop = oneOf('on_stop', ON_STOP_MODES);
-export const LABELS: readonly Label[] = ['red', 'orange', 'yellow', 'green', 'blue', 'purple', 'gray', 'black'];
+export const LABELS: readonly Label[] = [
+  'red',
+  'orange',
+  'yellow',
+  'green',
+  'blue',
+  'purple',
+  'gray',
+  'black',
+];
 export const DEFAULT_LABEL: Label = 'gray';
 export const validateLabel = oneOf('label', LABELS);
 export const DISPLAY_MODES: readonly DisplayMode[] = ['spice', 'seamless'];

@@ -91,7 +91,8 @@ export const createCommand: CommandModule<object, CreateFlags> = {
       })
       .option('display', {
         type: 'string',
-        describe: 'how start shows it: spice (the whole desktop in a viewer) or seamless (each app window on the host)',
+        describe:
+          'how start shows it: spice (the whole desktop in a viewer) or seamless (each app window on the host)',
         defaultDescription: DEFAULT_DISPLAY,
       })
       .option('graphics', { type: 'string', describe: 'virtio or qxl', defaultDescription: 'virtio' })
