@@ -132,7 +132,9 @@ export function describeDomain(xml: string): DomainDescription {
           const state = target['@state'];
           description.display = {
             socket: source['@path'],
-            ...(state === 'connected' || state === 'disconnected' ? { guestConnected: state === 'connected' } : {}),
+            ...(state === 'connected' || state === 'disconnected'
+              ? { guestConnected: state === 'connected' }
+              : {}),
           };
         }
       }

@@ -387,7 +387,9 @@ export function devicesFor(spec: VmSpec, options: DomainXmlOptions): Device[] {
     // Installers and templates never resume from saved state with an agent to wake.
     ...(options.install || options.seal ? [] : [wakeChannel(wakePipeBase(options.diskPath, spec.name))]),
     // Nor do they show app windows seamlessly.
-    ...(options.install || options.seal ? [] : [displayChannel(displaySocketPath(options.diskPath, spec.name))]),
+    ...(options.install || options.seal
+      ? []
+      : [displayChannel(displaySocketPath(options.diskPath, spec.name))]),
     usbTablet(),
     spiceGraphics(),
     ...(spec.enableAudio ? sound(spec.arch) : []),

@@ -68,10 +68,13 @@ export interface ClientCommand {
 export function xpraClientCommand(name: string, label: Label, socketPath: string): ClientCommand {
   checkVmName(name);
   const colour = LABEL_RGB[label];
-  if (colour === undefined) throw new InputError(`label '${String(label)}' is invalid: not one of Qubes' eight`);
+  if (colour === undefined)
+    throw new InputError(`label '${String(label)}' is invalid: not one of Qubes' eight`);
   // eslint-disable-next-line no-control-regex
   if (!socketPath.startsWith('/') || /[\u0000-\u001f\u007f]/.test(socketPath)) {
-    throw new InputError(`display socket '${socketPath}' is invalid: must be absolute with no control characters`);
+    throw new InputError(
+      `display socket '${socketPath}' is invalid: must be absolute with no control characters`,
+    );
   }
   return {
     file: 'xpra',
@@ -93,10 +96,7 @@ export function xpraClientCommand(name: string, label: Label, socketPath: string
  * configuration files, so the system's /etc/xpra (clipboard on, printing on,
  * ...) never applies.
  */
-export function xpraClientEnv(
-  hostEnv: NodeJS.ProcessEnv,
-  privateHome: string,
-): Record<string, string> {
+export function xpraClientEnv(hostEnv: NodeJS.ProcessEnv, privateHome: string): Record<string, string> {
   const env: Record<string, string> = {
     PATH: '/usr/bin:/bin',
     HOME: privateHome,
@@ -128,11 +128,13 @@ export function clientFailure(log: string): string {
     .filter((l) => l && !/^Warning: running as root/.test(l));
   const last = (re: RegExp): string | undefined => lines.filter((l) => re.test(l)).at(-1);
   const line =
-    last(/nonsense|invalid packet|connection (timed out|failed|lost|refused|closed)|disconnected|initialization error/i) ??
+    last(
+      /nonsense|invalid packet|connection (timed out|failed|lost|refused|closed)|disconnected|initialization error/i,
+    ) ??
     last(/^Error: /) ??
     lines.at(-1) ??
     'no output';
-  // eslint-disable-next-line no-control-regex
+
   const printable = line.replace(/[^\x20-\x7e]/g, '?');
   return printable.length > 160 ? `${printable.slice(0, 160)}...` : printable;
 }

@@ -47,7 +47,9 @@ export async function showSeamless(
   options: SeamlessOptions,
 ): Promise<SeamlessResult> {
   if (!options.env.DISPLAY) {
-    throw new VmpError(`seamless display of '${name}' needs an X display (DISPLAY is not set; XWayland counts)`);
+    throw new VmpError(
+      `seamless display of '${name}' needs an X display (DISPLAY is not set; XWayland counts)`,
+    );
   }
   let display = describeDomain(await hypervisor.xml(name)).display;
   if (!display) {
@@ -103,7 +105,8 @@ export async function showSeamless(
     child.once('error', () => resolve(127));
   });
   const pid = child.pid;
-  if (pid === undefined) throw new VmpError(`could not start the xpra client for '${name}' (is xpra installed?)`);
+  if (pid === undefined)
+    throw new VmpError(`could not start the xpra client for '${name}' (is xpra installed?)`);
   const attachDeadline = Date.now() + options.attachTimeoutMs;
   for (;;) {
     const text = await fs.readFile(logFile, 'utf8').catch(() => '');
@@ -130,14 +133,16 @@ export async function showSeamless(
 }
 
 /**
- * QEMU's socket in bind mode accepts one client at a time, and libvirt
- * creates it group-writable (0664 after QEMU's umask): narrowed to 0600 so
- * only its owner (and root) can connect. Refuses anything but a socket.
+ * QEMU's socket in bind mode accepts one client at a time; libvirt creates it
+ * with a mode that follows QEMU's umask, owned by QEMU's user on the system
+ * instance. Narrowed to 0600 so only its owner (and root) can connect.
+ * Refuses anything but a socket.
  */
 async function restrictSocket(socket: string): Promise<void> {
   const stat = await fs.lstat(socket).catch(() => undefined);
   if (!stat) throw new VmpError(`the display socket ${socket} is missing (is the VM running?)`);
-  if (!stat.isSocket()) throw new VmpError(`${socket} should be the VM's display socket but is another kind of file`);
+  if (!stat.isSocket())
+    throw new VmpError(`${socket} should be the VM's display socket but is another kind of file`);
   if ((stat.mode & 0o777) !== 0o600) {
     try {
       await fs.chmod(socket, 0o600);

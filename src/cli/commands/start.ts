@@ -17,7 +17,8 @@ interface StartArgs {
 
 export const startCommand: CommandModule<object, StartArgs> = {
   command: 'start <name>',
-  describe: 'Boot a VM (or resume its saved state) and show it: a SPICE viewer, or its app windows on the host',
+  describe:
+    'Boot a VM (or resume its saved state) and show it: a SPICE viewer, or its app windows on the host',
   builder: (yargs: Argv<object>) =>
     withConnectOption(yargs)
       .positional('name', { type: 'string', demandOption: true, describe: 'VM name' })
