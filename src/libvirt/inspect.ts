@@ -1,5 +1,5 @@
 import { create } from 'xmlbuilder2';
-import { VMP_XML_NAMESPACE, WAKE_CHANNEL_NAME } from '../render/domain-xml.js';
+import { DISPLAY_CHANNEL_NAME, VMP_XML_NAMESPACE, WAKE_CHANNEL_NAME } from '../render/domain-xml.js';
 
 /**
  * Reads what vm-provisioner needs out of a domain's XML (from libvirt, so
@@ -37,6 +37,8 @@ export interface DomainDescription {
   pendingFlatpaks: string[];
   /** The host end of the agent's wake channel: QEMU reads `<wakePipe>.in` (docs/protocol.md, "Resume"). */
   wakePipe?: string;
+  /** The host end of the seamless display channel (docs/seamless.md), and in a running domain's XML whether the guest has the port open. */
+  display?: { socket: string; guestConnected?: boolean };
   /** Devices libvirt cannot save with the VM's memory (host PCI/USB/SCSI devices, peer shared memory). */
   unsaveableDevices: string[];
   /** Direct kernel boot, when the domain boots a kernel file rather than its disk's boot loader. */
@@ -124,6 +126,17 @@ export function describeDomain(xml: string): DomainDescription {
       const source = asArray(channel.source)[0];
       if (channel['@type'] === 'pipe' && target?.['@name'] === WAKE_CHANNEL_NAME) {
         if (typeof source?.['@path'] === 'string') description.wakePipe = source['@path'];
+      }
+      if (channel['@type'] === 'unix' && target?.['@name'] === DISPLAY_CHANNEL_NAME) {
+        if (typeof source?.['@path'] === 'string') {
+          const state = target['@state'];
+          description.display = {
+            socket: source['@path'],
+            ...(state === 'connected' || state === 'disconnected'
+              ? { guestConnected: state === 'connected' }
+              : {}),
+          };
+        }
       }
     }
     for (const hostdev of asArray(devices.hostdev)) {

@@ -133,6 +133,12 @@ function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
       throw new InputError(`${what} '${value}' is invalid: must be absolute with no control characters`);
     }
   }
+  const socket = displaySocketPath(options.diskPath, spec.name);
+  if (!options.install && !options.seal && Buffer.byteLength(socket) > UNIX_SOCKET_PATH_MAX) {
+    throw new InputError(
+      `display socket path '${socket}' is invalid: a Unix socket path has at most ${UNIX_SOCKET_PATH_MAX} bytes (use a shorter --vm-dir or name)`,
+    );
+  }
   if (options.uuid !== undefined && !UUID.test(options.uuid)) {
     throw new InputError(`domain UUID '${options.uuid}' is invalid: must be 8-4-4-4-12 hex digits`);
   }
@@ -290,6 +296,35 @@ export function wakeChannel(base: string): Device {
   };
 }
 
+/** The virtio-serial port the host's xpra client reaches the guest's seamless display bridge through (docs/seamless.md). */
+export const DISPLAY_CHANNEL_NAME = 'org.vm-provisioner.display.0';
+
+/** `<vm-dir>/NAME-display.sock`: the host end of the display channel, a Unix socket QEMU listens on. */
+export function displaySocketPath(diskPath: string, name: string): string {
+  return path.join(path.dirname(diskPath), `${name}-display.sock`);
+}
+
+/** sun_path holds 108 bytes with its terminating NUL. */
+export const UNIX_SOCKET_PATH_MAX = 107;
+
+/**
+ * A Unix socket in bind mode: QEMU (libvirt, which creates it and hands QEMU
+ * the listening descriptor) accepts one host client at a time, and the guest
+ * sees the port's host side connect and disconnect with it, so no network is
+ * needed and every attach is a fresh stream. `start --seamless` narrows it to
+ * mode 0600 before anyone connects.
+ */
+export function displayChannel(socketPath: string): Device {
+  return {
+    tag: 'channel',
+    node: {
+      '@type': 'unix',
+      source: { '@mode': 'bind', '@path': socketPath },
+      target: { '@type': 'virtio', '@name': DISPLAY_CHANNEL_NAME },
+    },
+  };
+}
+
 export function usbTablet(): Device {
   return { tag: 'input', node: { '@type': 'tablet', '@bus': 'usb' } };
 }
@@ -351,6 +386,10 @@ export function devicesFor(spec: VmSpec, options: DomainXmlOptions): Device[] {
     guestAgentChannel(),
     // Installers and templates never resume from saved state with an agent to wake.
     ...(options.install || options.seal ? [] : [wakeChannel(wakePipeBase(options.diskPath, spec.name))]),
+    // Nor do they show app windows seamlessly.
+    ...(options.install || options.seal
+      ? []
+      : [displayChannel(displaySocketPath(options.diskPath, spec.name))]),
     usbTablet(),
     spiceGraphics(),
     ...(spec.enableAudio ? sound(spec.arch) : []),

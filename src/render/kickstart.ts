@@ -51,14 +51,27 @@ export const TEMPLATE_GUEST_FILES: ReadonlyArray<readonly [string, string, strin
   ],
   ['systemd/vm-provisioner-config.service', '/etc/systemd/system/vm-provisioner-config.service', '0644'],
   ['systemd/vm-flatpak-install.service', '/etc/systemd/user/vm-flatpak-install.service', '0644'],
+  // Seamless windows (docs/seamless.md): the display bridge, the session's xpra server, the port's owner.
+  ['guest-agent/seamless/vmp-display-bridge', '/usr/local/lib/vm-provisioner/vmp-display-bridge', '0755'],
+  ['systemd/vm-display-bridge.service', '/etc/systemd/user/vm-display-bridge.service', '0644'],
+  ['systemd/vm-seamless-xpra.service', '/etc/systemd/user/vm-seamless-xpra.service', '0644'],
+  [
+    'guest-agent/udev/61-vm-provisioner-display.rules',
+    '/etc/udev/rules.d/61-vm-provisioner-display.rules',
+    '0644',
+  ],
 ];
+
+/** What a template adds to %packages for seamless windows: xpra's server on an Xvfb display, and xauth for its cookie. */
+export const SEAMLESS_PACKAGES: readonly string[] = ['xpra', 'xorg-x11-server-Xvfb', 'xorg-x11-xauth'];
 
 function templateSteps(): string {
   return [
-    'install -d -m 0755 /usr/local/lib/vm-provisioner /etc/systemd/system /etc/systemd/user',
+    'install -d -m 0755 /usr/local/lib/vm-provisioner /etc/systemd/system /etc/systemd/user /etc/udev/rules.d',
     ...TEMPLATE_GUEST_FILES.map(([from, to, mode]) => writeFileStep(to, mode, loadTemplate(from))),
     'systemctl enable vm-provisioner-config.service',
     'systemctl --global enable vm-flatpak-install.service',
+    'systemctl --global enable vm-display-bridge.service',
   ].join('\n');
 }
 
@@ -229,7 +242,7 @@ export function renderKickstart(spec: VmSpec, input: KickstartInput): string {
     RESOURCES: describeResources(spec),
     INSTALL_SOURCE: installSourceLines(spec.fedoraRelease, spec.arch, input.installTree).join('\n'),
     PASSWORD_HASH: passwordHash,
-    PACKAGES: packageList(spec).join('\n'),
+    PACKAGES: [...new Set([...packageList(spec), ...(input.template ? SEAMLESS_PACKAGES : [])])].join('\n'),
     POST_NOCHROOT: postNochroot.trimEnd(),
     POST: post.trimEnd(),
   });

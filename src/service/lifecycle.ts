@@ -301,9 +301,11 @@ export async function destroyVm(deps: DestroyDeps, name: string): Promise<Destro
     if (description.role === 'template') await ensureTemplateUnused(hypervisor, name);
     if ((await hypervisor.info(name)).state !== 'shut off') await hardStop(hypervisor, name);
     await hypervisor.undefine(name);
-    // Disks, then the files our metadata says the VM owns (a direct-boot kernel and initrd), then the wake FIFOs.
+    // Disks, then the files our metadata says the VM owns (a direct-boot kernel and initrd), then the wake FIFOs
+    // and the display socket.
     const wake = description.wakePipe ? [`${description.wakePipe}.in`, `${description.wakePipe}.out`] : [];
-    for (const file of [...description.disks.map((d) => d.file), ...description.files, ...wake]) {
+    const display = description.display ? [description.display.socket] : [];
+    for (const file of [...description.disks.map((d) => d.file), ...description.files, ...wake, ...display]) {
       if (!path.isAbsolute(file)) continue;
       try {
         await fs.rm(file);

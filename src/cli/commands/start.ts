@@ -1,17 +1,24 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { hasGraphicalSession, openViewer, startVm } from '../../service/lifecycle.js';
+import { showSeamless } from '../../seamless/launch.js';
+import { FileConfigStore } from '../../spec/store.js';
+import { DEFAULT_DISPLAY, DEFAULT_LABEL } from '../../spec/validate.js';
 import { LibvirtVolumeStore } from '../../storage/volumes.js';
+import { InputError } from '../../util/errors.js';
 import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
 
 interface StartArgs {
   name: string;
   viewer: boolean;
+  seamless: boolean | undefined;
+  seamlessTimeout: number;
   connect: string | undefined;
 }
 
 export const startCommand: CommandModule<object, StartArgs> = {
   command: 'start <name>',
-  describe: 'Boot a VM (or resume its saved state) and open its SPICE viewer',
+  describe:
+    'Boot a VM (or resume its saved state) and show it: a SPICE viewer, or its app windows on the host',
   builder: (yargs: Argv<object>) =>
     withConnectOption(yargs)
       .positional('name', { type: 'string', demandOption: true, describe: 'VM name' })
@@ -20,13 +27,32 @@ export const startCommand: CommandModule<object, StartArgs> = {
         default: true,
         describe: 'open remote-viewer (needs DISPLAY or WAYLAND_DISPLAY); --no-viewer to skip',
       })
+      .option('seamless', {
+        type: 'boolean',
+        describe:
+          "show each app window as a window of the host's X display (xpra); default: the VM's display setting; --no-seamless for SPICE",
+      })
+      .option('seamless-timeout', {
+        type: 'number',
+        default: 300,
+        describe: 'seconds to wait for the guest to serve its windows (a cold boot included)',
+      })
       .example('$0 start firefox-vm', 'boot firefox-vm and show it')
+      .example('$0 start --seamless firefox-vm', "boot it and show its windows on the host's desktop")
       .example(
         '$0 start firefox-vm --no-viewer',
         'boot it and print its SPICE URI',
       ) as unknown as Argv<StartArgs>,
   handler: async (argv: ArgumentsCamelCase<StartArgs>) => {
     const name = vmName(argv.name);
+    const timeout = argv.seamlessTimeout;
+    if (!Number.isFinite(timeout) || timeout < 1 || timeout > 3600) {
+      throw new InputError(`--seamless-timeout ${String(timeout)} is invalid: must be 1 to 3600 seconds`);
+    }
+    // label and display live in the VM's config file; a VM without a readable one has the defaults.
+    const store = new FileConfigStore();
+    const spec = (await store.exists(name)) ? await store.read(name).catch(() => undefined) : undefined;
+    const seamless = argv.seamless ?? (spec?.display ?? DEFAULT_DISPLAY) === 'seamless';
     await withHypervisor(argv.connect, async (hypervisor) => {
       const { spiceUri, alreadyRunning, resumed, keptRootForSnapshots } = await startVm(
         hypervisor,
@@ -37,6 +63,19 @@ export const startCommand: CommandModule<object, StartArgs> = {
       process.stdout.write(`${name}: ${said}\n`);
       if (keptRootForSnapshots) {
         process.stdout.write(`${name}: root kept, not reset from the template: the VM has snapshots\n`);
+      }
+      if (seamless) {
+        // SPICE stays available for console work; its URI is printed, no viewer opened.
+        if (spiceUri) process.stdout.write(`${spiceUri}\n`);
+        const shown = await showSeamless(hypervisor, name, spec?.label ?? DEFAULT_LABEL, {
+          env: process.env,
+          guestTimeoutMs: timeout * 1000,
+          attachTimeoutMs: timeout * 1000,
+        });
+        process.stdout.write(
+          `seamless: xpra client ${shown.alreadyAttached ? 'already attached' : 'attached'} (pid ${shown.pid})\n`,
+        );
+        return;
       }
       if (!spiceUri) {
         process.stdout.write(`${name}: no SPICE display assigned\n`);

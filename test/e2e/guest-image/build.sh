@@ -37,6 +37,10 @@ PROJECT_FILES=(
   'systemd/vm-session.target:/etc/systemd/user/vm-session.target:0644'
   'systemd/vm-provisioner-config.service:/etc/systemd/system/vm-provisioner-config.service:0644'
   'guest-agent/udev/60-vm-provisioner-wake.rules:/etc/udev/rules.d/60-vm-provisioner-wake.rules:0644'
+  'guest-agent/seamless/vmp-display-bridge:/usr/local/lib/vm-provisioner/vmp-display-bridge:0755'
+  'systemd/vm-display-bridge.service:/etc/systemd/user/vm-display-bridge.service:0644'
+  'systemd/vm-seamless-xpra.service:/etc/systemd/user/vm-seamless-xpra.service:0644'
+  'guest-agent/udev/61-vm-provisioner-display.rules:/etc/udev/rules.d/61-vm-provisioner-display.rules:0644'
 )
 
 log() { printf '[guest-image] %s\n' "$*" >&2; }
@@ -384,6 +388,7 @@ build_stage2() {
   enable_unit "$ROOT" /etc/systemd/user/vm-guest-agent.service
   enable_unit "$ROOT" /etc/systemd/system/vm-provisioner-config.service
   enable_unit "$ROOT" /etc/systemd/user/vm-flatpak-install.service
+  enable_unit "$ROOT" /etc/systemd/user/vm-display-bridge.service
   printf '%s' "$STAGE2_INPUT" >"$ROOT/etc/vmp-guest-image"
 
   extract_vmlinux "$ROOT/boot/vmlinuz-"* "$out/vmlinux"

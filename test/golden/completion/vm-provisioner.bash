@@ -20,7 +20,7 @@ _vm_provisioner_flags() {
     'template list') printf '%s\n' '--connect' '--json' '--help' '-h' ;;
     'template update') printf '%s\n' '--connect' '--timeout' '--help' '-h' ;;
     'template destroy') printf '%s\n' '--connect' '--help' '-h' ;;
-    'start') printf '%s\n' '--connect' '--viewer' '--no-viewer' '--help' '-h' ;;
+    'start') printf '%s\n' '--connect' '--viewer' '--no-viewer' '--seamless' '--no-seamless' '--seamless-timeout' '--help' '-h' ;;
     'stop') printf '%s\n' '--connect' '--timeout' '--force' '--save' '--no-save' '--help' '-h' ;;
     'pause') printf '%s\n' '--connect' '--help' '-h' ;;
     'resume') printf '%s\n' '--connect' '--help' '-h' ;;
@@ -54,7 +54,7 @@ _vm_provisioner_value_flags() {
     'template list') printf '%s\n' '--connect' ;;
     'template update') printf '%s\n' '--connect' '--timeout' ;;
     'template destroy') printf '%s\n' '--connect' ;;
-    'start') printf '%s\n' '--connect' ;;
+    'start') printf '%s\n' '--connect' '--seamless-timeout' ;;
     'stop') printf '%s\n' '--connect' '--timeout' ;;
     'pause') printf '%s\n' '--connect' ;;
     'resume') printf '%s\n' '--connect' ;;

@@ -76,7 +76,7 @@ test('bash -n accepts the bash script, and it completes commands, subcommands, f
   expect(bashComplete('vm-provisioner ')).not.toContain('__complete');
   expect(bashComplete('vm-provisioner sn')).toEqual(['snapshot']);
   expect(bashComplete('vm-provisioner snapshot ')).toEqual(['create', 'list', 'revert', 'delete']);
-  expect(bashComplete('vm-provisioner start --no')).toEqual(['--no-viewer']);
+  expect(bashComplete('vm-provisioner start --no')).toEqual(['--no-viewer', '--no-seamless']);
   expect(bashComplete('vm-provisioner clipboard ')).toEqual(['copy', 'paste']);
   expect(bashComplete('vm-provisioner completion f')).toEqual(['fish']);
   // A URI with ':' and '=' is one word, and the flag after it is the command's.

@@ -1,7 +1,12 @@
 import fs from 'node:fs';
 import { configDiskFiles } from '../../../src/configdisk/layout.js';
 import { describeDomain } from '../../../src/libvirt/inspect.js';
-import { extractPostScripts, renderKickstart, TEMPLATE_GUEST_FILES } from '../../../src/render/kickstart.js';
+import {
+  extractPostScripts,
+  renderKickstart,
+  SEAMLESS_PACKAGES,
+  TEMPLATE_GUEST_FILES,
+} from '../../../src/render/kickstart.js';
 import { renderDomainXml } from '../../../src/render/domain-xml.js';
 import { appVmPaths } from '../../../src/service/templates.js';
 import { parseVolumeXml, poolNameFor } from '../../../src/storage/volumes.js';
@@ -140,6 +145,11 @@ describe('what an app VM on a template receives', () => {
     }
     expect(template).toContain('systemctl enable vm-provisioner-config.service');
     expect(template).toContain('systemctl --global enable vm-flatpak-install.service');
+    expect(template).toContain('systemctl --global enable vm-display-bridge.service');
+    for (const pkg of SEAMLESS_PACKAGES) {
+      expect(template).toMatch(new RegExp(`^${pkg}$`, 'm'));
+      expect(app).not.toMatch(new RegExp(`^${pkg}$`, 'm'));
+    }
     expect(extractPostScripts(template)).toHaveLength(2);
   });
 });
