@@ -1,13 +1,15 @@
 import yargs from 'yargs';
 import chalk from 'chalk';
 import { VmpError } from '../util/errors.js';
-import { commands } from './commands/index.js';
+import { commandsFor, loadCommands } from './commands/index.js';
 
 /**
  * Parses argv and runs one command. Returns the exit code instead of calling
  * process.exit so tests can drive the CLI in-process.
  */
 export async function runCli(argv: string[]): Promise<number> {
+  // Only the command being run is loaded (with what it imports): see docs/architecture.md, "Start-up".
+  const commands = await loadCommands(commandsFor(argv));
   let usageFailure: string | undefined;
   const parser = yargs(argv)
     .scriptName('vm-provisioner')
@@ -43,7 +45,7 @@ export async function runCli(argv: string[]): Promise<number> {
 
 class UsageFailure extends Error {}
 
-function reportError(err: unknown): number {
+export function reportError(err: unknown): number {
   if (err instanceof VmpError) {
     process.stderr.write(`${chalk.red('error:')} ${err.message}\n`);
     return err.exitCode;

@@ -233,6 +233,19 @@ export class VirshHypervisor implements Hypervisor {
     return /^Managed save:\s+yes/m.test(out);
   }
 
+  async listManagedSaved(): Promise<string[]> {
+    const out = await this.virsh('list domains with saved state', [
+      'list',
+      '--all',
+      '--with-managed-save',
+      '--name',
+    ]);
+    return out
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line.length > 0);
+  }
+
   async managedSaveRemove(name: string): Promise<void> {
     await this.virsh(`discard the saved state of '${name}'`, ['managedsave-remove', '--domain', name]);
   }
