@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { commands } from './commands/index.js';
 import { lookUpHelp, yargsSpeaksEnglish, type HelpBook } from './help-book.js';
 
 /**
@@ -9,8 +10,10 @@ import { lookUpHelp, yargsSpeaksEnglish, type HelpBook } from './help-book.js';
  *   the text yargs printed at build time (help.json beside the built CLI; a
  *   unit test keeps it equal to yargs' own output, page by page), where yargs
  *   would print English;
- * - `list --json` with at most `--connect URI`: the same function the yargs
- *   command runs, with the same output and errors.
+ * - the plainest lines of the commands people run most, `list --json` and
+ *   `start NAME` (SIMPLE_LINES): the command's own yargs handler runs with the
+ *   arguments yargs would have given it, and errors are reported as the yargs
+ *   path reports them.
  *
  * Anything else, or any variation of these (another flag, a flag twice, a
  * narrow terminal), returns undefined and goes through yargs as before.
@@ -24,19 +27,17 @@ export async function fastPath(argv: readonly string[]): Promise<number | undefi
       return 0;
     }
   }
-  const list = listJsonArgs(argv);
-  if (list) {
-    try {
-      const { listedVms, printVms } = await import('./commands/list.js');
-      printVms(await listedVms(list.connect), true);
-      return 0;
-    } catch (err) {
-      // Reported exactly as the yargs path reports it.
-      const { reportError } = await import('./run.js');
-      return reportError(err);
-    }
+  const simple = simpleLine(argv);
+  if (!simple) return undefined;
+  try {
+    const entry = commands.find((c) => c.name === simple.command)!;
+    const module = await entry.load();
+    await module.handler({ _: [simple.command], $0: 'vm-provisioner', ...simple.args });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    const { reportError } = await import('./run.js');
+    return reportError(err);
   }
-  return undefined;
 }
 
 function readHelpBook(): HelpBook | undefined {
@@ -48,24 +49,63 @@ function readHelpBook(): HelpBook | undefined {
   }
 }
 
-/** `list --json [--connect URI | --connect=URI]` in any order, each once; undefined for any other line. */
-export function listJsonArgs(argv: readonly string[]): { connect: string | undefined } | undefined {
-  if (argv[0] !== 'list') return undefined;
-  let json = false;
-  let connect: string | undefined;
+interface SimpleShape {
+  /** Positional names, each required, in order. */
+  positionals: string[];
+  /** Boolean flags with their defaults (`--x` sets, `--no-x` clears). */
+  booleans: Record<string, boolean>;
+  /** String flags (`--x VALUE` or `--x=VALUE`), absent unless given. */
+  strings: string[];
+  /** Booleans that must be given as true for the line to be simple. */
+  required?: string[];
+}
+
+/** The lines taken without yargs: each shape must match the command's yargs options exactly (a test checks). */
+export const SIMPLE_LINES: Record<string, SimpleShape> = {
+  list: { positionals: [], booleans: { json: false }, strings: ['connect'], required: ['json'] },
+  start: { positionals: ['name'], booleans: { viewer: true }, strings: ['connect'] },
+};
+
+/**
+ * The command and the arguments yargs would hand its handler, for a line made
+ * only of the shape's positionals (not starting with '-') and flags, each flag
+ * at most once; undefined for any other line.
+ */
+export function simpleLine(
+  argv: readonly string[],
+): { command: string; args: Record<string, string | boolean | undefined> } | undefined {
+  const command = argv[0];
+  if (command === undefined || !Object.prototype.hasOwnProperty.call(SIMPLE_LINES, command)) return undefined;
+  const shape = SIMPLE_LINES[command]!;
+  const args: Record<string, string | boolean | undefined> = { ...shape.booleans };
+  for (const flag of shape.strings) args[flag] = undefined;
+  const seen = new Set<string>();
+  const positionals: string[] = [];
   for (let i = 1; i < argv.length; i++) {
     const word = argv[i]!;
-    if (word === '--json' && !json) json = true;
-    else if (
-      word === '--connect' &&
-      connect === undefined &&
-      i + 1 < argv.length &&
-      !argv[i + 1]!.startsWith('-')
-    )
-      connect = argv[++i];
-    else if (word.startsWith('--connect=') && connect === undefined)
-      connect = word.slice('--connect='.length);
-    else return undefined;
+    if (!word.startsWith('-')) {
+      positionals.push(word);
+      continue;
+    }
+    const [flag, value] = word.startsWith('--') ? splitFlag(word.slice(2)) : ['', undefined];
+    const bare = flag.startsWith('no-') ? flag.slice(3) : flag;
+    if (seen.has(bare)) return undefined;
+    seen.add(bare);
+    if (value === undefined && bare in shape.booleans && shape.booleans[bare] !== undefined) {
+      args[bare] = flag === bare;
+    } else if (flag === bare && shape.strings.includes(flag)) {
+      const given = value ?? argv[++i];
+      if (given === undefined || (value === undefined && given.startsWith('-'))) return undefined;
+      args[flag] = given;
+    } else return undefined;
   }
-  return json ? { connect } : undefined;
+  if (positionals.length !== shape.positionals.length) return undefined;
+  shape.positionals.forEach((name, i) => (args[name] = positionals[i]));
+  if ((shape.required ?? []).some((flag) => args[flag] !== true)) return undefined;
+  return { command, args };
+}
+
+function splitFlag(text: string): [string, string | undefined] {
+  const eq = text.indexOf('=');
+  return eq < 0 ? [text, undefined] : [text.slice(0, eq), text.slice(eq + 1)];
 }

@@ -127,3 +127,35 @@ describe(`list --json of ${VMS} domains on a test:/// file`, () => {
     expect(viaYargs).toEqual(fast);
   });
 });
+
+describe('start NAME without yargs', () => {
+  test.each([
+    [
+      ['start', 'vmp-t-nosuch', '--no-viewer', '--connect', 'test:///default'],
+      ['start', 'vmp-t-nosuch', '--viewer=false', '--connect=test:///default'],
+    ],
+    [
+      ['start', 'Bad Name!', '--connect', 'test:///default'],
+      ['start', 'Bad Name!', '--connect=test:///default', '--viewer=true'],
+    ],
+  ])('%j reports as the yargs path does (%j)', async (fast, viaYargs) => {
+    const a = await runCli(fast, env);
+    const b = await runCli(viaYargs, env);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toMatch(/^error: .+\n$/);
+    expect(b).toEqual(a);
+  });
+
+  test('a domain that is ours starts, with the same output on both paths', async () => {
+    const uri = `test://${path.join(dir, 'domains.xml')}`;
+    // Every third fixture domain is shut off; the test driver keeps state per process, so both start it.
+    const fast = await runCli(['start', 'vmp-t-many-002', '--no-viewer', '--connect', uri], env);
+    const viaYargs = await runCli(['start', 'vmp-t-many-002', '--viewer=false', `--connect=${uri}`], env);
+    expect(fast).toEqual({
+      code: 0,
+      stdout: 'vmp-t-many-002: started\nvmp-t-many-002: no SPICE display assigned\n',
+      stderr: '',
+    });
+    expect(viaYargs).toEqual(fast);
+  });
+});
