@@ -12,6 +12,10 @@
  * counters (/proc/self/stat, 10 ms ticks). The ratio is taken pair by pair, so
  * the machine's speed drifting affects both sides alike.
  *
+ * With VMP_BENCH_BASELINE_CLI=path/to/another/build/dist/src/cli/main.js it
+ * also times `start NAME --no-viewer` of a shut-off VM on a small test-driver
+ * file against that build (the CLI part of a start: Node, loading, libvirt).
+ *
  *   npm run build && node dist/bench/cli-startup.js [N]
  */
 import { spawnSync } from 'node:child_process';
@@ -132,6 +136,27 @@ try {
     { label: 'virsh list --all', argv: ['virsh', '-c', uri, 'list', '--all'] },
     env,
   );
+  const baseline = process.env.VMP_BENCH_BASELINE_CLI;
+  if (baseline) {
+    const small = path.join(dir, 'domains-3.xml');
+    fs.writeFileSync(small, testDriverXml(3));
+    // vmp-bench-002 is shut off: each run starts it (the test driver forgets when the process ends).
+    const start = (cli: string): string[] => [
+      process.execPath,
+      cli,
+      'start',
+      fixtureDomainName('vmp-bench', 2),
+      '--no-viewer',
+      '--connect',
+      `test://${small}`,
+    ];
+    pair(
+      '`vm-provisioner start NAME --no-viewer`, this build against the baseline build',
+      { label: 'start, this build', argv: start(CLI) },
+      { label: 'start, baseline build', argv: start(path.resolve(baseline)) },
+      env,
+    );
+  }
   console.log(
     `\nload average after: ${os
       .loadavg()
