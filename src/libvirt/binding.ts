@@ -119,6 +119,12 @@ export class BindingHypervisor extends VirshHypervisor {
     });
   }
 
+  /** Through the list of domains with saved state: a `virsh dominfo` per call cost `start` a process. */
+  override async hasManagedSave(name: string): Promise<boolean> {
+    if (this.poisoned) return super.hasManagedSave(name);
+    return (await this.listManagedSaved()).includes(name);
+  }
+
   override async exists(name: string): Promise<boolean> {
     if (this.poisoned) return super.exists(name);
     try {
