@@ -264,7 +264,6 @@ export function guestAgentChannel(): Device {
   };
 }
 
-
 /** `<vm-dir>/NAME-wake`: QEMU reads the host's bytes from the FIFO `NAME-wake.in` (docs/protocol.md, "Resume"). */
 export function wakePipeBase(diskPath: string, name: string): string {
   return path.join(path.dirname(diskPath), `${name}-wake`);
