@@ -7,14 +7,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 const dist = path.resolve('dist/src/cli');
-const { commands } = await import(`${dist}/commands/index.js`);
+const { loadAllCommands } = await import(`${dist}/commands/index.js`);
 const { describeCli } = await import(`${dist}/completion/model.js`);
 const { manPages } = await import(`${dist}/man/roff.js`);
 const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8'));
 
 const out = path.resolve('man');
 fs.mkdirSync(out, { recursive: true });
-const pages = manPages(describeCli(commands), pkg.version);
+const pages = manPages(describeCli(await loadAllCommands()), pkg.version);
 const keep = new Set(pages.map((p) => p.file));
 for (const file of fs.readdirSync(out)) {
   if (file.endsWith('.1') && !keep.has(file)) fs.rmSync(path.join(out, file));

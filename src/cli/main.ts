@@ -1,7 +1,14 @@
 #!/usr/bin/env node
-import { abandonedWork } from '../util/timeout.js';
-import { runCli } from './run.js';
+import { fastPath } from './fast-path.js';
 
-process.exitCode = await runCli(process.argv.slice(2));
+const argv = process.argv.slice(2);
+// Help, --version and `list --json` answer without yargs; everything else loads it (docs/architecture.md, "Start-up").
+let code = await fastPath(argv);
+if (code === undefined) {
+  const { runCli } = await import('./run.js');
+  code = await runCli(argv);
+}
+process.exitCode = code;
+const { abandonedWork } = await import('../util/timeout.js');
 // A call abandoned after its deadline may still hold a libuv thread and keep the loop alive.
 if (abandonedWork().length > 0) process.exit();

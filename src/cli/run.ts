@@ -1,7 +1,7 @@
 import yargs from 'yargs';
 import chalk from 'chalk';
 import { VmpError } from '../util/errors.js';
-import { commands } from './commands/index.js';
+import { commandsFor, loadCommands } from './commands/index.js';
 import { restoreTypedNumbers } from './raw-numbers.js';
 import { usageProblem } from './usage.js';
 
@@ -14,6 +14,8 @@ export async function runCli(argv: string[]): Promise<number> {
   if (process.env.NO_COLOR) chalk.level = 0;
   // `help CMD...` is `CMD... --help`, so the two can never differ.
   if (argv[0] === 'help') argv = [...argv.slice(1), '--help'];
+  // Only the command being run is loaded (with what it imports): see docs/architecture.md, "Start-up".
+  const commands = await loadCommands(commandsFor(argv));
   let usageFailure = usageProblem(argv, commands);
   if (usageFailure !== undefined) {
     process.stderr.write(`${chalk.red('error:')} ${usageFailure}\n`);
@@ -60,7 +62,9 @@ function restoreNumbers(tokens: readonly string[]) {
     restoreTypedNumbers(args, tokens, y?.getOptions().number ?? []);
 }
 
-function reportError(err: unknown): number {
+export function reportError(err: unknown): number {
+  // The fast path (src/cli/fast-path.ts) reports errors without runCli, so NO_COLOR is honoured here too.
+  if (process.env.NO_COLOR) chalk.level = 0;
   if (err instanceof VmpError) {
     process.stderr.write(`${chalk.red('error:')} ${err.message}\n`);
     return err.exitCode;

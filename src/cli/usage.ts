@@ -36,6 +36,10 @@ const MISSING: Record<string, string> = {
   'clipboard action': 'say copy or paste',
   'clipboard name': 'name the VM whose clipboard to use',
   'completion shell': 'name the shell: bash, zsh or fish',
+  'get name': 'name the VM or template whose settings to show',
+  'set name': 'name the VM or template to change',
+  'set key': 'name the setting to change (see vm-provisioner get NAME)',
+  'apply file': 'name the TOML file that declares the VMs',
 };
 
 export function missingMessage(command: CommandInfo, positional: string): string {

@@ -5,7 +5,7 @@ import { withTimeout } from '../util/timeout.js';
 import { libvirtError } from './errors.js';
 import { DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
 
-type BindingModule = typeof import('@unraid/libvirt');
+type BindingModule = Pick<typeof import('@unraid/libvirt'), 'Hypervisor'>;
 
 /** virDomainState numbering, as the binding returns it. */
 const STATE_NAMES: Record<number, DomainState> = {
@@ -22,7 +22,7 @@ const STATE_NAMES: Record<number, DomainState> = {
 /** The native binding, or undefined when it is not installed or did not build. */
 export async function loadBinding(): Promise<BindingModule | undefined> {
   try {
-    const module = await import('@unraid/libvirt');
+    const module = await importHypervisorClass();
     // Constructing loads the .node file: a package without its compiled addon fails here.
     new module.Hypervisor({ uri: 'test:///default' });
     return module;
@@ -32,8 +32,24 @@ export async function loadBinding(): Promise<BindingModule | undefined> {
 }
 
 /**
+ * The package's entry point also loads its XML helpers (xml2js and its
+ * dependencies: about 60 ms, longer than `list` takes without them), which we
+ * never use: import the module of its Hypervisor class alone, from beside the
+ * entry point, and the entry point only if that file is not there.
+ */
+async function importHypervisorClass(): Promise<BindingModule> {
+  try {
+    // The package exports its entry point to import alone: resolve it as import does.
+    const entry = import.meta.resolve('@unraid/libvirt');
+    return (await import(new URL('./hypervisor.js', entry).href)) as BindingModule;
+  } catch {
+    return import('@unraid/libvirt');
+  }
+}
+
+/**
  * The @unraid/libvirt binding for what it covers (list, define, start,
- * shutdown, destroy, XML, info); virsh, inherited, for the rest. The binding
+ * shutdown, destroy, XML, info, which domains have saved state); virsh, inherited, for the rest. The binding
  * runs each call on a libuv thread that a dead socket can block for good, so
  * every call has a deadline, and after one is missed the connection is
  * treated as poisoned and every later call goes through virsh.
@@ -50,14 +66,18 @@ export class BindingHypervisor extends VirshHypervisor {
     super(uri, timeouts);
   }
 
-  /** Probes libvirtd through virsh first: connectOpen on a dead socket is the call most likely to hang. */
+  /**
+   * Probes libvirtd through virsh first: connectOpen on a dead socket is the call most likely to hang.
+   * libvirt's test driver (`test:///…`) runs inside this process with no daemon or socket that could
+   * hang, so it skips the probe, which costs a virsh process (about 40 ms).
+   */
   static async open(
     binding: BindingModule,
     uri: string,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
   ): Promise<BindingHypervisor> {
     const probe = new VirshHypervisor(uri, timeouts);
-    await probe.probe();
+    if (!uri.startsWith('test:///')) await probe.probe();
     const native = new binding.Hypervisor({ uri });
     const hypervisor = new BindingHypervisor(uri, timeouts, native);
     // The daemon may stop answering between the probe and this: same short deadline.
@@ -88,6 +108,21 @@ export class BindingHypervisor extends VirshHypervisor {
       const domains = await this.native.connectListAllDomains();
       return Promise.all(domains.map((domain) => domain.getName()));
     });
+  }
+
+  override async listManagedSaved(): Promise<string[]> {
+    if (this.poisoned) return super.listManagedSaved();
+    return this.call('list domains with saved state', async () => {
+      // 256 = VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE
+      const domains = await this.native.connectListAllDomains(256);
+      return Promise.all(domains.map((domain) => domain.getName()));
+    });
+  }
+
+  /** Through the list of domains with saved state: a `virsh dominfo` per call cost `start` a process. */
+  override async hasManagedSave(name: string): Promise<boolean> {
+    if (this.poisoned) return super.hasManagedSave(name);
+    return (await this.listManagedSaved()).includes(name);
   }
 
   override async exists(name: string): Promise<boolean> {

@@ -1,5 +1,5 @@
-import { create } from 'xmlbuilder2';
-import { DISPLAY_CHANNEL_NAME, VMP_XML_NAMESPACE, WAKE_CHANNEL_NAME } from '../render/domain-xml.js';
+import { DISPLAY_CHANNEL_NAME, VMP_XML_NAMESPACE, WAKE_CHANNEL_NAME } from '../render/xml-names.js';
+import { parseXmlObject } from './xml-object.js';
 
 /**
  * Reads what vm-provisioner needs out of a domain's XML (from libvirt, so
@@ -59,7 +59,7 @@ function text(value: unknown): string {
 }
 
 export function describeDomain(xml: string): DomainDescription {
-  const doc = create(xml).toObject() as Node;
+  const doc = parseXmlObject(xml) as Node;
   const domain = (doc.domain ?? {}) as Node;
   const description: DomainDescription = {
     name: text(domain.name),

@@ -1,4 +1,4 @@
-import { execa, type ResultPromise } from 'execa';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -112,6 +112,8 @@ export class VirshHypervisor implements Hypervisor {
     options: { input?: string; timeout?: number; timeoutMessage?: string } = {},
   ): Promise<string> {
     const timeout = options.timeout ?? this.timeouts.call;
+    // Loaded at the first call: with the binding, `list` and `start` need no virsh at all.
+    const { execa } = await import('execa');
     try {
       const result = await execa('virsh', ['--connect', this.uri, '--quiet', ...args], {
         timeout,
@@ -233,6 +235,19 @@ export class VirshHypervisor implements Hypervisor {
     return /^Managed save:\s+yes/m.test(out);
   }
 
+  async listManagedSaved(): Promise<string[]> {
+    const out = await this.virsh('list domains with saved state', [
+      'list',
+      '--all',
+      '--with-managed-save',
+      '--name',
+    ]);
+    return out
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line.length > 0);
+  }
+
   async managedSaveRemove(name: string): Promise<void> {
     await this.virsh(`discard the saved state of '${name}'`, ['managedsave-remove', '--domain', name]);
   }
@@ -305,8 +320,14 @@ export class VirshHypervisor implements Hypervisor {
     // `--event lifecycle`: with `--all` this virsh subscribes but never prints.
     const args = ['--connect', this.uri, 'event', '--event', 'lifecycle', '--loop'];
     if (domain !== undefined) args.push('--domain', domain);
-    const child: ResultPromise = execa('virsh', args, { env: { LC_ALL: 'C' }, buffer: false, reject: false });
-    const lines = readline.createInterface({ input: child.stdout! });
+    // node's spawn, not execa: this is synchronous, and execa is loaded only when a call needs it.
+    const child = spawn('virsh', args, {
+      env: { ...process.env, LC_ALL: 'C' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    // No virsh: the stream just ends, as execa's `reject: false` had it.
+    child.on('error', () => undefined);
+    const lines = readline.createInterface({ input: child.stdout });
     let closed = false;
     const close = (): void => {
       if (closed) return;
@@ -330,6 +351,7 @@ export class VirshHypervisor implements Hypervisor {
   }
 
   async console(name: string): Promise<number> {
+    const { execa } = await import('execa');
     const result = await execa('virsh', ['--connect', this.uri, 'console', '--domain', name], {
       stdio: 'inherit',
       reject: false,

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { create } from 'xmlbuilder2';
 import type { VmSpec } from '../spec/types.js';
 import { InputError } from '../util/errors.js';
+import { DISPLAY_CHANNEL_NAME, VMP_XML_NAMESPACE, VMP_XML_PREFIX, WAKE_CHANNEL_NAME } from './xml-names.js';
 
 /**
  * Libvirt domain XML for an app VM. Modelled on virt-manager's virtinst: each
@@ -10,9 +11,7 @@ import { InputError } from '../util/errors.js';
  * against a grammar before it gets here (see `checkInputs`).
  */
 
-/** Our metadata namespace: a domain carrying `<vmp:vm>` in it was made by vm-provisioner. */
-export const VMP_XML_NAMESPACE = 'https://vm-provisioner.invalid/xmlns/1';
-export const VMP_XML_PREFIX = 'vmp';
+export { DISPLAY_CHANNEL_NAME, VMP_XML_NAMESPACE, VMP_XML_PREFIX, WAKE_CHANNEL_NAME } from './xml-names.js';
 
 /** Direct kernel boot for the unattended install: the domain powers off instead of rebooting. */
 export interface InstallBoot {
@@ -271,9 +270,6 @@ export function guestAgentChannel(): Device {
   };
 }
 
-/** The virtio-serial port the host uses to tell the guest agent that its VM has just resumed. */
-export const WAKE_CHANNEL_NAME = 'org.vm-provisioner.wake.0';
-
 /** `<vm-dir>/NAME-wake`: QEMU reads the host's bytes from the FIFO `NAME-wake.in` (docs/protocol.md, "Resume"). */
 export function wakePipeBase(diskPath: string, name: string): string {
   return path.join(path.dirname(diskPath), `${name}-wake`);
@@ -295,9 +291,6 @@ export function wakeChannel(base: string): Device {
     },
   };
 }
-
-/** The virtio-serial port the host's xpra client reaches the guest's seamless display bridge through (docs/seamless.md). */
-export const DISPLAY_CHANNEL_NAME = 'org.vm-provisioner.display.0';
 
 /** `<vm-dir>/NAME-display.sock`: the host end of the display channel, a Unix socket QEMU listens on. */
 export function displaySocketPath(diskPath: string, name: string): string {

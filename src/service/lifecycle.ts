@@ -11,7 +11,7 @@ import {
   type CredentialStores,
 } from '../secrets/credentials.js';
 import { diskPathOf, importedVmPaths } from '../spec/defaults.js';
-import type { DisplayMode, Label, VmSpec } from '../spec/types.js';
+import type { VmSpec } from '../spec/types.js';
 import { AlreadyExistsError, InputError, NotFoundError, TimeoutError, VmpError } from '../util/errors.js';
 import { renderImportDomainXml, vmConfigDiskFiles } from './artifacts.js';
 import type { LockingConfigStore } from './create.js';
@@ -32,7 +32,8 @@ import type { ConfigStore, DomainState, Hypervisor, SecretStore } from './ports.
 import { ensureTemplateUnused, resetAppVmRoot } from './templates.js';
 import type { VolumeStore } from '../storage/volumes.js';
 import { abandonCreate, pathExists, type UndoStep } from './undo.js';
-import { ensureWakePipe, savedStateBytes, wakeAgent } from './state.js';
+import { ensureWakePipe, wakeAgent } from './state.js';
+import { requireOurVm } from './inventory.js';
 
 /**
  * VM lifecycle over the ports: every function takes the adapters it needs, so
@@ -40,85 +41,7 @@ import { ensureWakePipe, savedStateBytes, wakeAgent } from './state.js';
  * Only domains carrying our metadata are ever shown or touched.
  */
 
-/** The domain, if it exists and is ours; NotFoundError (exit 2) otherwise, with no hint of foreign domains' content. */
-export async function requireOurVm(hypervisor: Hypervisor, name: string): Promise<DomainDescription> {
-  const notFound = new NotFoundError(`no VM named '${name}' (at ${hypervisor.uri})`);
-  if (!(await hypervisor.exists(name))) throw notFound;
-  let description: DomainDescription;
-  try {
-    description = describeDomain(await hypervisor.xml(name, { inactive: true }));
-  } catch (err) {
-    // It vanished between the two calls.
-    if (err instanceof NotFoundError) throw notFound;
-    throw err;
-  }
-  if (!description.ours) throw notFound;
-  return description;
-}
-
-export interface VmSummary {
-  name: string;
-  /** libvirt's state, or `saved` for a shut-off VM with saved memory that `start` resumes. */
-  state: DomainState | 'saved';
-  /** Size of the saved memory image, when saved and visible to us. */
-  savedBytes?: number;
-  /** What `stop` does by default (the VM's on_stop); filled in from its config by the CLI. */
-  onStop?: 'save' | 'shutdown';
-  /** Trust colour and display mode (the VM's label and display); filled in from its config by the CLI. */
-  label?: Label;
-  display?: DisplayMode;
-  memoryMb: number;
-  vcpus: number;
-  apps: string[];
-  /** The template an app VM is built on. */
-  template?: string;
-  /** Flatpaks it installs at its first boot and has not been seen to have installed yet. */
-  pendingFlatpaks: string[];
-}
-
-/** Our VMs, sorted by name; domains we did not make are left out. */
-/** Every domain carrying our metadata (app VMs and templates), by name, each definition read once. */
-export async function ourDomains(hypervisor: Hypervisor): Promise<DomainDescription[]> {
-  const found: DomainDescription[] = [];
-  for (const name of (await hypervisor.listDomains()).sort()) {
-    try {
-      const description = describeDomain(await hypervisor.xml(name, { inactive: true }));
-      if (description.ours) found.push(description);
-    } catch (err) {
-      // Undefined by someone else while we were listing.
-      if (!(err instanceof NotFoundError)) throw err;
-    }
-  }
-  return found;
-}
-
-export async function listVms(hypervisor: Hypervisor): Promise<VmSummary[]> {
-  const summaries: VmSummary[] = [];
-  // Templates are listed by `template list`: they are bases, not VMs anyone runs.
-  for (const description of (await ourDomains(hypervisor)).filter((d) => d.role !== 'template')) {
-    const { name } = description;
-    try {
-      const info = await hypervisor.info(name);
-      const saved = info.state === 'shut off' && (await hypervisor.hasManagedSave(name));
-      const savedBytes = saved ? await savedStateBytes(hypervisor.uri, name) : undefined;
-      summaries.push({
-        name,
-        state: saved ? 'saved' : info.state,
-        ...(savedBytes !== undefined ? { savedBytes } : {}),
-        memoryMb: Math.round(info.maxMemoryKiB / 1024),
-        vcpus: info.vcpus,
-        apps: description.apps,
-        ...(description.template ? { template: description.template.name } : {}),
-        pendingFlatpaks: description.pendingFlatpaks,
-      });
-    } catch (err) {
-      // Undefined by someone else while we were listing.
-      if (err instanceof NotFoundError) continue;
-      throw err;
-    }
-  }
-  return summaries;
-}
+export { listVms, ourDomains, requireOurVm, type VmSummary } from './inventory.js';
 
 export interface StartResult {
   /** `spice://127.0.0.1:PORT`; undefined only if libvirt assigned no SPICE port. */

@@ -88,6 +88,8 @@ export interface Hypervisor {
   /** Saves the running VM's memory to libvirt's managed-save image and stops it; `start` resumes it. */
   managedSave(name: string): Promise<void>;
   hasManagedSave(name: string): Promise<boolean>;
+  /** Names of every domain that has a managed-save image: one call for `list`, instead of one per domain. */
+  listManagedSaved(): Promise<string[]>;
   /** Throws the saved memory image away; the next start is a cold boot. */
   managedSaveRemove(name: string): Promise<void>;
   /** Freezes a running VM's vCPUs; its memory stays in the QEMU process. */

@@ -1,12 +1,10 @@
 import { execa } from 'execa';
 import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { create } from 'xmlbuilder2';
 import { describeDomain, type DomainDescription } from '../libvirt/inspect.js';
 import { AlreadyExistsError, HypervisorError, InputError, NotFoundError, VmpError } from '../util/errors.js';
-import { requireOurVm } from './lifecycle.js';
+import { requireOurVm, savedStateBytes } from './inventory.js';
 import type { DomainState, Hypervisor } from './ports.js';
 
 /**
@@ -72,26 +70,7 @@ export async function wakeAgent(vm: Pick<DomainDescription, 'wakePipe'>): Promis
 
 // ---- saved state -----------------------------------------------------------
 
-/** Where libvirt keeps a managed-save image (libvirt's qemu driver layout), if we know for this URI. */
-export function managedSavePath(
-  uri: string,
-  name: string,
-  env: NodeJS.ProcessEnv = process.env,
-): string | undefined {
-  if (/^qemu(\+unix)?:\/\/\/system$/.test(uri)) return `/var/lib/libvirt/qemu/save/${name}.save`;
-  if (/^qemu(\+unix)?:\/\/\/session$/.test(uri)) {
-    const config = env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config');
-    return path.join(config, 'libvirt', 'qemu', 'save', `${name}.save`);
-  }
-  return undefined;
-}
-
-/** Size of the VM's saved memory image in bytes; undefined when there is none or it cannot be seen. */
-export async function savedStateBytes(uri: string, name: string): Promise<number | undefined> {
-  const file = managedSavePath(uri, name);
-  if (!file) return undefined;
-  return (await fs.stat(file).catch(() => undefined))?.size;
-}
+export { managedSavePath, savedStateBytes } from './inventory.js';
 
 export interface SaveResult {
   ms: number;

@@ -30,11 +30,15 @@ export async function readRegularFileBounded(file: string, maxBytes: number): Pr
     // Whole chunks, not "the last byte or two": some /proc files refuse reads of
     // odd sizes (pagemap wants multiples of 8, EINVAL otherwise). So at most
     // maxBytes + CHUNK bytes are read before the file is refused.
-    const buffer = Buffer.alloc(maxBytes + CHUNK);
+    // Chunk by chunk rather than into one buffer of the limit: `list` reads a small config
+    // of every VM, and zeroing maxBytes for each cost more than reading them.
+    const chunks: Buffer[] = [];
     let total = 0;
     while (total <= maxBytes) {
-      const { bytesRead } = await handle.read(buffer, total, CHUNK, null);
-      if (bytesRead === 0) return buffer.subarray(0, total);
+      const chunk = Buffer.alloc(CHUNK);
+      const { bytesRead } = await handle.read(chunk, 0, CHUNK, null);
+      if (bytesRead === 0) return Buffer.concat(chunks, total);
+      chunks.push(chunk.subarray(0, bytesRead));
       total += bytesRead;
     }
     throw new FileTooLargeError(maxBytes);

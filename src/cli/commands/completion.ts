@@ -23,8 +23,8 @@ export const completionCommand: CommandModule<object, CompletionArgs> = {
       throw new InputError(`unknown shell '${argv.shell}': use bash, zsh or fish`);
     }
     // The command list is read at run time so the script always matches this install's commands.
-    const { commands } = await import('./index.js');
-    process.stdout.write(completionScript(argv.shell as Shell, describeCli(commands)));
+    const { loadAllCommands } = await import('./index.js');
+    process.stdout.write(completionScript(argv.shell as Shell, describeCli(await loadAllCommands())));
   },
 };
 

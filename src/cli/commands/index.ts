@@ -1,51 +1,69 @@
 import type { CommandModule } from 'yargs';
-import { applyCommand } from './apply.js';
-import { clipboardCommand } from './clipboard.js';
-import { completeCallbackCommand, completionCommand } from './completion.js';
-import { consoleCommand } from './console.js';
-import { createCommand } from './create.js';
-import { destroyCommand } from './destroy.js';
-import { gcCommand } from './gc.js';
-import { getCommand } from './get.js';
-import { listCommand } from './list.js';
-import { pauseCommand } from './pause.js';
-import { passwordsCommand } from './passwords.js';
-import { proxyCommand } from './proxy.js';
-import { resumeCommand } from './resume.js';
-import { setCommand } from './set.js';
-import { snapshotCommand } from './snapshot.js';
-import { startCommand } from './start.js';
-import { stopCommand } from './stop.js';
-import { templateCommand } from './template.js';
-import { windowsCommand } from './windows.js';
-import { helpCommand, versionCommand } from './version.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyCommand = CommandModule<any, any>;
+
+/**
+ * One CLI command: its name (the first word of its `command` string), its
+ * aliases, and how to load its module. A command's module and everything it
+ * imports are loaded only when that command runs (docs/architecture.md,
+ * "Start-up"): `vm-provisioner list` never loads create's kickstart renderer.
+ */
+export interface CommandEntry {
+  name: string;
+  aliases?: string[];
+  load: () => Promise<AnyCommand>;
+}
 
 /**
  * Every CLI command, in the order `--help` lists them. Each module is a thin
- * front end over src/service; add new commands here.
+ * front end over src/service; add a command with one line here (a unit test
+ * checks that every entry loads and that its name and aliases match the module).
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [
-  createCommand,
-  templateCommand,
-  startCommand,
-  stopCommand,
-  pauseCommand,
-  resumeCommand,
-  snapshotCommand,
-  listCommand,
-  getCommand,
-  setCommand,
-  applyCommand,
-  destroyCommand,
-  gcCommand,
-  consoleCommand,
-  passwordsCommand,
-  proxyCommand,
-  windowsCommand,
-  clipboardCommand,
-  completionCommand,
-  helpCommand,
-  versionCommand,
-  completeCallbackCommand,
+export const commands: CommandEntry[] = [
+  { name: 'create', load: async () => (await import('./create.js')).createCommand },
+  { name: 'template', load: async () => (await import('./template.js')).templateCommand },
+  { name: 'start', load: async () => (await import('./start.js')).startCommand },
+  { name: 'stop', load: async () => (await import('./stop.js')).stopCommand },
+  { name: 'pause', load: async () => (await import('./pause.js')).pauseCommand },
+  { name: 'resume', load: async () => (await import('./resume.js')).resumeCommand },
+  { name: 'snapshot', load: async () => (await import('./snapshot.js')).snapshotCommand },
+  { name: 'list', load: async () => (await import('./list.js')).listCommand },
+  { name: 'get', load: async () => (await import('./get.js')).getCommand },
+  { name: 'set', load: async () => (await import('./set.js')).setCommand },
+  { name: 'apply', load: async () => (await import('./apply.js')).applyCommand },
+  { name: 'destroy', load: async () => (await import('./destroy.js')).destroyCommand },
+  { name: 'gc', load: async () => (await import('./gc.js')).gcCommand },
+  { name: 'console', load: async () => (await import('./console.js')).consoleCommand },
+  { name: 'passwords', load: async () => (await import('./passwords.js')).passwordsCommand },
+  { name: 'proxy', load: async () => (await import('./proxy.js')).proxyCommand },
+  { name: 'windows', load: async () => (await import('./windows.js')).windowsCommand },
+  { name: 'clipboard', load: async () => (await import('./clipboard.js')).clipboardCommand },
+  { name: 'completion', load: async () => (await import('./completion.js')).completionCommand },
+  { name: 'help', load: async () => (await import('./version.js')).helpCommand },
+  { name: 'version', load: async () => (await import('./version.js')).versionCommand },
+  { name: '__complete', load: async () => (await import('./completion.js')).completeCallbackCommand },
 ];
+
+/**
+ * The modules a command line needs: only the named command's when its first
+ * word names one, else all of them (no command, a typo that yargs answers with
+ * "did you mean", or an option before the command, which takes the slow path).
+ */
+export function commandsFor(argv: readonly string[]): CommandEntry[] {
+  const first = argv[0];
+  const named = commands.find((c) => c.name === first || (c.aliases ?? []).includes(first ?? ''));
+  return named ? [named] : commands;
+}
+
+/** Every command's module, for what describes the whole CLI (completion scripts, man pages, help text). */
+export async function loadAllCommands(): Promise<AnyCommand[]> {
+  return loadCommands(commands);
+}
+
+/** Loads the modules, keeping the manifest's order; one after another (jest's module loader races otherwise). */
+export async function loadCommands(entries: readonly CommandEntry[]): Promise<AnyCommand[]> {
+  const loaded: AnyCommand[] = [];
+  for (const entry of entries) loaded.push(await entry.load());
+  return loaded;
+}

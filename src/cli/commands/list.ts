@@ -1,13 +1,13 @@
 import chalk from 'chalk';
+import fs from 'node:fs/promises';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { Label } from '../../spec/types.js';
 import { DEFAULT_DISPLAY, DEFAULT_LABEL } from '../../spec/validate.js';
-import { listVms, type VmSummary } from '../../service/lifecycle.js';
+import { listVms, type VmSummary } from '../../service/inventory.js';
 import { FileConfigStore } from '../../spec/store.js';
-import { guestReadFile } from '../../libvirt/qemu-agent.js';
-import { settlePendingFlatpaks } from '../../service/templates.js';
 import { withConnectOption, withHypervisor } from '../hypervisor.js';
 import { formatColumns } from '../../util/table.js';
+import { mapPooled } from '../../util/pool.js';
 
 interface ListArgs {
   json: boolean;
@@ -60,34 +60,50 @@ export const listCommand: CommandModule<object, ListArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'print a JSON array' })
       .example('$0 list', '')
       .example('$0 list --json', '') as unknown as Argv<ListArgs>,
-  handler: async (argv: ArgumentsCamelCase<ListArgs>) => {
-    const vms = await withHypervisor(argv.connect, async (hypervisor) => {
-      const found = await listVms(hypervisor);
-      // A running VM may have finished installing its pending Flatpaks: ask its guest, briefly.
-      for (const vm of found) {
-        if (vm.pendingFlatpaks.length === 0 || vm.state !== 'running') continue;
-        vm.pendingFlatpaks = await settlePendingFlatpaks(hypervisor, vm.name, vm.pendingFlatpaks, (file) =>
-          guestReadFile(hypervisor.uri, vm.name, file, 64 * 1024),
-        );
-      }
-      // on_stop, label and display live in the VM's config file; a VM without a readable one has the defaults.
-      const store = new FileConfigStore();
-      for (const vm of found) {
-        const spec = (await store.exists(vm.name))
-          ? await store.read(vm.name).catch(() => undefined)
-          : undefined;
-        vm.onStop = spec?.onStop ?? 'shutdown';
-        vm.label = spec?.label ?? DEFAULT_LABEL;
-        vm.display = spec?.display ?? DEFAULT_DISPLAY;
-      }
-      return found;
-    });
-    if (argv.json) {
-      process.stdout.write(`${JSON.stringify(vms, null, 2)}\n`);
-    } else if (vms.length === 0) {
-      process.stdout.write('no VMs\n');
-    } else {
-      process.stdout.write(`${formatVmTable(vms)}\n`);
-    }
-  },
+  handler: async (argv: ArgumentsCamelCase<ListArgs>) => printVms(await listedVms(argv.connect), argv.json),
 };
+
+/** What `list` shows: our VMs with their config's settings. Also run by the CLI's fast path (src/cli/fast-path.ts). */
+export async function listedVms(connect: string | undefined): Promise<VmSummary[]> {
+  return withHypervisor(connect, async (hypervisor) => {
+    const found = await listVms(hypervisor);
+    // A running VM may have finished installing its pending Flatpaks: ask its guest, briefly.
+    for (const vm of found) {
+      if (vm.pendingFlatpaks.length === 0 || vm.state !== 'running') continue;
+      // Loaded only here: most lists have nothing pending, and these pull in the template service.
+      const { settlePendingFlatpaks } = await import('../../service/templates.js');
+      const { guestReadFile } = await import('../../libvirt/qemu-agent.js');
+      vm.pendingFlatpaks = await settlePendingFlatpaks(hypervisor, vm.name, vm.pendingFlatpaks, (file) =>
+        guestReadFile(hypervisor.uri, vm.name, file, 64 * 1024),
+      );
+    }
+    // on_stop, label and display live in the VM's config file; a VM without a readable one has the defaults.
+    // One look at the directory instead of a lookup per VM.
+    const store = new FileConfigStore();
+    const files = new Set(
+      await fs.readdir(store.dir).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return [];
+        throw err;
+      }),
+    );
+    await mapPooled(found, 8, async (vm) => {
+      const spec = files.has(`${vm.name}.toml`)
+        ? await store.read(vm.name).catch(() => undefined)
+        : undefined;
+      vm.onStop = spec?.onStop ?? 'shutdown';
+      vm.label = spec?.label ?? DEFAULT_LABEL;
+      vm.display = spec?.display ?? DEFAULT_DISPLAY;
+    });
+    return found;
+  });
+}
+
+export function printVms(vms: VmSummary[], json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(vms, null, 2)}\n`);
+  } else if (vms.length === 0) {
+    process.stdout.write('no VMs\n');
+  } else {
+    process.stdout.write(`${formatVmTable(vms)}\n`);
+  }
+}

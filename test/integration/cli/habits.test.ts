@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { commands } from '../../../src/cli/commands/index.js';
+import { loadAllCommands } from '../../../src/cli/commands/index.js';
 import { allCommands, describeCli } from '../../../src/cli/completion/model.js';
 import { VMP_XML_NAMESPACE } from '../../../src/render/domain-xml.js';
 import { runCli } from '../../support/cli.js';
@@ -33,7 +33,7 @@ function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 const ESC = '\x1b[';
-const root = describeCli(commands);
+const root = describeCli(await loadAllCommands());
 const visible = allCommands(root).filter((c) => !c.hidden && !c.path.includes('__complete'));
 
 describe('NO_COLOR', () => {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { commands } from '../../../src/cli/commands/index.js';
+import { loadAllCommands } from '../../../src/cli/commands/index.js';
 import { describeCli } from '../../../src/cli/completion/model.js';
 import { completionScript, SHELLS } from '../../../src/cli/completion/scripts.js';
 import { expectGolden } from '../../support/golden.js';
@@ -12,7 +12,7 @@ import { expectGolden } from '../../support/golden.js';
  * each shell's own parser accepts them, and each completes what the definitions say (names from
  * libvirt are the integration test's: test/integration/cli/completion.test.ts).
  */
-const root = describeCli(commands);
+const root = describeCli(await loadAllCommands());
 const has = (tool: string): boolean => {
   try {
     execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });

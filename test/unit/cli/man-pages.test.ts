@@ -2,14 +2,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { commands } from '../../../src/cli/commands/index.js';
+import { loadAllCommands } from '../../../src/cli/commands/index.js';
 import { describeCli } from '../../../src/cli/completion/model.js';
 import { manPages } from '../../../src/cli/man/roff.js';
 import { expectGolden } from '../../support/golden.js';
 
 /** Man pages from the same definitions as --help: golden files, package.json's list, and man(1) renders each. */
 const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8')) as { version: string; man: string[] };
-const pages = manPages(describeCli(commands), pkg.version);
+const pages = manPages(describeCli(await loadAllCommands()), pkg.version);
 
 test('one page for the tool and one per visible command and subcommand, none for the hidden callback', () => {
   const files = pages.map((p) => p.file);

@@ -1,6 +1,8 @@
-import { commands } from '../../../src/cli/commands/index.js';
+import { loadAllCommands } from '../../../src/cli/commands/index.js';
 import { typedValues, restoreTypedNumbers } from '../../../src/cli/raw-numbers.js';
 import { editDistance, suggest, usageProblem } from '../../../src/cli/usage.js';
+
+const commands = await loadAllCommands();
 
 const names = ['create', 'template', 'start', 'stop', 'list', 'destroy', 'gc', 'console', 'passwords'];
 

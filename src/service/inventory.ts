@@ -1,0 +1,122 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describeDomain, type DomainDescription } from '../libvirt/inspect.js';
+import type { DisplayMode, Label } from '../spec/types.js';
+import { NotFoundError } from '../util/errors.js';
+import { mapPooled } from '../util/pool.js';
+import type { DomainState, Hypervisor } from './ports.js';
+
+/**
+ * Which of the hypervisor's domains are ours, and what `list` shows of them.
+ * Kept apart from lifecycle.ts, and light in what it imports, because `list`
+ * and every command that looks up a VM need it first (docs/architecture.md,
+ * "Start-up").
+ */
+
+/** The domain, if it exists and is ours; NotFoundError (exit 2) otherwise, with no hint of foreign domains' content. */
+export async function requireOurVm(hypervisor: Hypervisor, name: string): Promise<DomainDescription> {
+  const notFound = new NotFoundError(`no VM named '${name}' (at ${hypervisor.uri})`);
+  if (!(await hypervisor.exists(name))) throw notFound;
+  let description: DomainDescription;
+  try {
+    description = describeDomain(await hypervisor.xml(name, { inactive: true }));
+  } catch (err) {
+    // It vanished between the two calls.
+    if (err instanceof NotFoundError) throw notFound;
+    throw err;
+  }
+  if (!description.ours) throw notFound;
+  return description;
+}
+
+export interface VmSummary {
+  name: string;
+  /** libvirt's state, or `saved` for a shut-off VM with saved memory that `start` resumes. */
+  state: DomainState | 'saved';
+  /** Size of the saved memory image, when saved and visible to us. */
+  savedBytes?: number;
+  /** What `stop` does by default (the VM's on_stop); filled in from its config by the CLI. */
+  onStop?: 'save' | 'shutdown';
+  /** Trust colour and display mode (the VM's label and display); filled in from its config by the CLI. */
+  label?: Label;
+  display?: DisplayMode;
+  memoryMb: number;
+  vcpus: number;
+  apps: string[];
+  /** The template an app VM is built on. */
+  template?: string;
+  /** Flatpaks it installs at its first boot and has not been seen to have installed yet. */
+  pendingFlatpaks: string[];
+}
+
+/** Per-domain libvirt calls in flight at once (see mapPooled). */
+const DOMAIN_CALLS_IN_FLIGHT = 4;
+
+/** Every domain carrying our metadata (app VMs and templates), sorted by name, each definition read once. */
+export async function ourDomains(hypervisor: Hypervisor): Promise<DomainDescription[]> {
+  const names = (await hypervisor.listDomains()).sort();
+  const described = await mapPooled(names, DOMAIN_CALLS_IN_FLIGHT, async (name) => {
+    try {
+      return describeDomain(await hypervisor.xml(name, { inactive: true }));
+    } catch (err) {
+      // Undefined by someone else while we were listing.
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  });
+  return described.filter((d): d is DomainDescription => d?.ours === true);
+}
+
+/** Our VMs, sorted by name; domains we did not make, and templates, are left out. */
+export async function listVms(hypervisor: Hypervisor): Promise<VmSummary[]> {
+  // Templates are listed by `template list`: they are bases, not VMs anyone runs.
+  const domains = (await ourDomains(hypervisor)).filter((d) => d.role !== 'template');
+  // One call for all of them: asking per domain spawned virsh once for every VM that was off.
+  const withSavedState = domains.length > 0 ? new Set(await hypervisor.listManagedSaved()) : new Set();
+  const summaries = await mapPooled(domains, DOMAIN_CALLS_IN_FLIGHT, async (description) => {
+    const { name } = description;
+    try {
+      const info = await hypervisor.info(name);
+      const saved = info.state === 'shut off' && withSavedState.has(name);
+      const savedBytes = saved ? await savedStateBytes(hypervisor.uri, name) : undefined;
+      const summary: VmSummary = {
+        name,
+        state: saved ? 'saved' : info.state,
+        ...(savedBytes !== undefined ? { savedBytes } : {}),
+        memoryMb: Math.round(info.maxMemoryKiB / 1024),
+        vcpus: info.vcpus,
+        apps: description.apps,
+        ...(description.template ? { template: description.template.name } : {}),
+        pendingFlatpaks: description.pendingFlatpaks,
+      };
+      return summary;
+    } catch (err) {
+      // Undefined by someone else while we were listing.
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  });
+  return summaries.filter((s): s is VmSummary => s !== undefined);
+}
+
+/** Where libvirt keeps a managed-save image (libvirt's qemu driver layout), if we know for this URI. */
+export function managedSavePath(
+  uri: string,
+  name: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  if (/^qemu(\+unix)?:\/\/\/system$/.test(uri)) return `/var/lib/libvirt/qemu/save/${name}.save`;
+  if (/^qemu(\+unix)?:\/\/\/session$/.test(uri)) {
+    const config = env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config');
+    return path.join(config, 'libvirt', 'qemu', 'save', `${name}.save`);
+  }
+  return undefined;
+}
+
+/** Size of the VM's saved memory image in bytes; undefined when there is none or it cannot be seen. */
+export async function savedStateBytes(uri: string, name: string): Promise<number | undefined> {
+  const file = managedSavePath(uri, name);
+  if (!file) return undefined;
+  return (await fs.stat(file).catch(() => undefined))?.size;
+}
