@@ -11,7 +11,7 @@ interface StartArgs {
   name: string;
   viewer: boolean;
   seamless: boolean | undefined;
-  seamlessTimeout: number;
+  seamlessTimeout: number | string;
   connect: string | undefined;
 }
 
@@ -45,9 +45,11 @@ export const startCommand: CommandModule<object, StartArgs> = {
       ) as unknown as Argv<StartArgs>,
   handler: async (argv: ArgumentsCamelCase<StartArgs>) => {
     const name = vmName(argv.name);
-    const timeout = argv.seamlessTimeout;
-    if (!Number.isFinite(timeout) || timeout < 1 || timeout > 3600) {
-      throw new InputError(`--seamless-timeout ${String(timeout)} is invalid: must be 1 to 3600 seconds`);
+    // The value arrives as typed (src/cli/raw-numbers.ts) or as the declared default.
+    const typed = String(argv.seamlessTimeout);
+    const timeout = /^\d{1,4}$/.test(typed) ? Number(typed) : NaN;
+    if (!(timeout >= 1 && timeout <= 3600)) {
+      throw new InputError(`--seamless-timeout ${typed} is invalid: must be 1 to 3600 seconds`);
     }
     // label and display live in the VM's config file; a VM without a readable one has the defaults.
     const store = new FileConfigStore();

@@ -143,6 +143,14 @@ describe('numbers', () => {
     [['create', '--memory', '1024'], 'invalid memory 1024 MiB: must be at least 2048 MiB'],
     [['stop', 'vm1', '--timeout', '12x'], '--timeout 12x is invalid: seconds from 0 to 86400'],
     [['template', 'update', 't1', '--timeout', '0x5'], 'invalid --timeout "0x5": a whole number of minutes'],
+    [
+      ['start', 'vm1', '--seamless-timeout', '12x'],
+      '--seamless-timeout 12x is invalid: must be 1 to 3600 seconds',
+    ],
+    [
+      ['start', 'vm1', '--seamless-timeout', '0'],
+      '--seamless-timeout 0 is invalid: must be 1 to 3600 seconds',
+    ],
   ])('%j: the value as typed, in one line, exit 2', async (args, message) => {
     const r = await runCli(
       [...args, '--dry-run'].filter((a) => args[0] === 'create' || a !== '--dry-run'),
