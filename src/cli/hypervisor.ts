@@ -1,24 +1,67 @@
-import type { Argv } from 'yargs';
-import { openHypervisor, resolveUri } from '../libvirt/index.js';
+import type { Argv, Options } from 'yargs';
+import {
+  DEFAULT_URI,
+  needsDefaultsForUri,
+  openHypervisor,
+  resolveConnection,
+  type Timeouts,
+  type UriSource,
+} from '../libvirt/index.js';
 import type { Hypervisor } from '../service/ports.js';
-import { validateVmName } from '../spec/validate.js';
-import { DEFAULT_URI } from '../libvirt/index.js';
+import { loadUserDefaults } from '../spec/defaults-file.js';
+import { tildePath } from '../spec/plan.js';
+import { singleValue, validateConnectUri, validateVmName } from '../spec/validate.js';
 
-/** `--connect URI`, as virsh: the flag, else LIBVIRT_DEFAULT_URI, else qemu:///system. */
+/**
+ * `--connect URI` / `-c URI`, as virsh: a global option that every command
+ * accepts (commands that do not talk to libvirt ignore it), so a shell alias
+ * or a script may pass it to any of them.
+ */
+export const CONNECT_OPTION: Options = {
+  alias: 'c',
+  type: 'string',
+  global: true,
+  describe: 'libvirt URI (default: $LIBVIRT_DEFAULT_URI, else connect in defaults.toml, else qemu:///system)',
+  defaultDescription: DEFAULT_URI,
+};
+
+/** Declares --connect on a command too; the same option as the global one, so help shows it there. */
 export function withConnectOption<T>(yargs: Argv<T>): Argv<T & { connect: string | undefined }> {
-  return yargs.option('connect', {
-    type: 'string',
-    describe: 'libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)',
-    defaultDescription: DEFAULT_URI,
-  });
+  return yargs.option('connect', CONNECT_OPTION) as Argv<T & { connect: string | undefined }>;
+}
+
+export interface Connection {
+  uri: string;
+  source: UriSource;
+  /** Where it came from, as the plan shows it: `--connect`, `LIBVIRT_DEFAULT_URI`, the defaults file's path, `default`. */
+  shown: string;
+}
+
+/**
+ * The connection really used: --connect, then LIBVIRT_DEFAULT_URI, then
+ * `connect` in the defaults file, then qemu:///system. The defaults file is
+ * read (and so validated) only when the first two do not decide.
+ */
+export async function resolveConnectionFor(
+  connect: unknown,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Connection> {
+  const given = connect === undefined ? undefined : validateConnectUri(singleValue('connect', connect));
+  const defaults = needsDefaultsForUri(given, env) ? await loadUserDefaults() : undefined;
+  const { uri, source } = resolveConnection(given, env, defaults?.connect);
+  const shown =
+    source === 'defaults file' && defaults ? tildePath(defaults.source) : source === 'built-in default' ? 'default' : source;
+  return { uri, source, shown };
 }
 
 /** Opens the libvirt adapter for one command and always closes it. */
 export async function withHypervisor<T>(
   connect: string | undefined,
   work: (hypervisor: Hypervisor) => Promise<T>,
+  timeouts?: Timeouts,
 ): Promise<T> {
-  const hypervisor = await openHypervisor({ uri: resolveUri(connect) });
+  const { uri } = await resolveConnectionFor(connect);
+  const hypervisor = await openHypervisor({ uri, ...(timeouts ? { timeouts } : {}) });
   try {
     return await work(hypervisor);
   } finally {

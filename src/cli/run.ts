@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import chalk from 'chalk';
 import { VmpError } from '../util/errors.js';
 import { commands } from './commands/index.js';
+import { CONNECT_OPTION } from './hypervisor.js';
 
 /**
  * Parses argv and runs one command. Returns the exit code instead of calling
@@ -13,6 +14,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .scriptName('vm-provisioner')
     .usage('$0 <command> [options]\n\nOne hardware-isolated libvirt VM per application.')
     .strict()
+    .option('connect', CONNECT_OPTION)
     .demandCommand(1, 'Name a command; see --help.')
     .recommendCommands()
     .help()
