@@ -15,7 +15,7 @@ import type { Connection } from './hypervisor.js';
 import type { FileConfigStore } from '../spec/store.js';
 import type { VmSpec } from '../spec/types.js';
 import { LibvirtVolumeStore } from '../storage/volumes.js';
-import { InputError, VmpError } from '../util/errors.js';
+import { InputError, NotFoundError } from '../util/errors.js';
 import { packageVersion } from '../util/package-info.js';
 import { testStopPoint } from '../service/journal.js';
 
@@ -70,7 +70,7 @@ export async function createOnTemplate(
     const templateName = earlySpec.template!;
     const template = await requireTemplate(hypervisor, templateName).catch((err: unknown) => {
       // A template the user did not type on this command line: say where the name came from.
-      if (err instanceof VmpError && early.templateSource !== undefined) {
+      if ((err instanceof NotFoundError || err instanceof InputError) && early.templateSource !== undefined) {
         throw new InputError(
           `${err.message} (template = "${templateName}" in ${tildePath(early.templateSource)}; --no-template to install instead)`,
         );

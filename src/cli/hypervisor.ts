@@ -50,7 +50,11 @@ export async function resolveConnectionFor(
   const defaults = needsDefaultsForUri(given, env) ? await loadUserDefaults() : undefined;
   const { uri, source } = resolveConnection(given, env, defaults?.connect);
   const shown =
-    source === 'defaults file' && defaults ? tildePath(defaults.source) : source === 'built-in default' ? 'default' : source;
+    source === 'defaults file' && defaults
+      ? tildePath(defaults.source)
+      : source === 'built-in default'
+        ? 'default'
+        : source;
   return { uri, source, shown };
 }
 

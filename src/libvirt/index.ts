@@ -36,7 +36,11 @@ export function resolveConnection(
 }
 
 /** The URI alone; see resolveConnection. */
-export function resolveUri(connect?: string, env: NodeJS.ProcessEnv = process.env, fromDefaults?: string): string {
+export function resolveUri(
+  connect?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  fromDefaults?: string,
+): string {
   return resolveConnection(connect, env, fromDefaults).uri;
 }
 

@@ -58,7 +58,9 @@ export interface DefaultsFileText {
 
 export interface UserDefaults {
   /** The VM settings the file sets; absent keys are absent. */
-  spec: Partial<Pick<VmSpec, 'memoryMb' | 'vcpus' | 'template' | 'networkMode' | 'vmDir' | 'label' | 'display' | 'onStop'>>;
+  spec: Partial<
+    Pick<VmSpec, 'memoryMb' | 'vcpus' | 'template' | 'networkMode' | 'vmDir' | 'label' | 'display' | 'onStop'>
+  >;
   connect?: string;
   /** 1-based line of each key, for messages about a value that only fails later (the installer's memory floor). */
   lines: Partial<Record<DefaultsField, number>>;
@@ -78,7 +80,9 @@ export const MAX_DEFAULTS_FILE_BYTES = 256 * 1024;
  * it (not a regular file, too large, unreadable, not UTF-8) is an InputError:
  * a defaults file the user wrote and we silently skipped would be worse.
  */
-export async function readDefaultsFile(file: string = defaultsFilePath()): Promise<DefaultsFileText | undefined> {
+export async function readDefaultsFile(
+  file: string = defaultsFilePath(),
+): Promise<DefaultsFileText | undefined> {
   const shown = describeSource(file);
   let bytes: Buffer;
   try {
