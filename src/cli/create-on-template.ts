@@ -9,6 +9,7 @@ import {
   type TemplatePlan,
 } from '../service/templates.js';
 import { writeDryRunFiles } from '../service/artifacts.js';
+import { checkNetworkForCreate } from '../service/networks.js';
 import { prepareCreate, type CreateFlags, type CreateOptions } from '../spec/build.js';
 import { connectionRow, tildePath } from '../spec/plan.js';
 import type { Connection } from './hypervisor.js';
@@ -99,6 +100,7 @@ export async function createOnTemplate(
       }
       return;
     }
+    await checkNetworkForCreate(connection.uri, spec.networkMode);
     if (!early.yes) {
       const { default: inquirer } = await import('inquirer');
       const { proceed } = await inquirer.prompt<{ proceed: boolean }>([

@@ -15,6 +15,14 @@ export function installLogDir(): string {
   return path.join(base, APP_DIR_NAME, 'logs');
 }
 
+/**
+ * `<installLogDir()>/<vmName>-console.log`: an installed VM's serial console,
+ * written by virtlogd (the domain's `<serial><log file=... append='on'/>`).
+ */
+export function consoleLogPath(vmName: string): string {
+  return installLogPath(vmName).replace(/-install\.log$/, '-console.log');
+}
+
 /** `<installLogDir()>/<vmName>-install.log`; the name must be a plain file-name-safe VM name. */
 export function installLogPath(vmName: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(vmName)) {

@@ -1,3 +1,4 @@
+import { consoleLogPath } from '../install/logs.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { buildConfigDisk } from '../configdisk/image.js';
@@ -270,6 +271,7 @@ export async function planOnTemplate(
     template: { name: template.name, disk: template.disk, privateDisk: paths.private },
     ...(template.description.boot ? { boot: template.description.boot } : {}),
     pendingFlatpaks,
+    consoleLog: consoleLogPath(spec.name),
     version,
   });
   return { template, backing, paths, pendingFlatpaks, xml };

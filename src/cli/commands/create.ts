@@ -5,6 +5,7 @@ import { testStopPoint } from '../../service/journal.js';
 import { createFromDisk } from '../../service/lifecycle.js';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { createVm, DEFAULT_INSTALL_TIMEOUT_MINUTES } from '../../service/create.js';
+import { checkNetworkForCreate } from '../../service/networks.js';
 import type { Hypervisor } from '../../service/ports.js';
 import { prepareCreate, type CreateFlags, type CreateOptions } from '../../spec/build.js';
 import type { VmSpec } from '../../spec/types.js';
@@ -180,6 +181,7 @@ export const createCommand: CommandModule<object, CreateFlags> = {
       });
       const plan = formatPlan(spec, options, tildePath(store.pathOf(spec.name)));
       process.stdout.write(plan);
+      await checkNetworkForCreate(options.connectUri, spec.networkMode);
       if (!options.yes && !(await confirmPlan(spec.name))) {
         process.stdout.write('Nothing was created.\n');
         return;
@@ -376,6 +378,7 @@ async function importVm(
       isTaken: (name) => hypervisor.exists(name),
     });
     process.stdout.write(formatPlan(spec, options, tildePath(store.pathOf(spec.name))));
+    await checkNetworkForCreate(options.connectUri, spec.networkMode);
     if (!options.yes && !(await confirmPlan(spec.name))) {
       process.stdout.write('Nothing was created.\n');
       return;

@@ -5,6 +5,7 @@ import { createCommand } from './create.js';
 import { destroyCommand } from './destroy.js';
 import { gcCommand } from './gc.js';
 import { listCommand } from './list.js';
+import { logsCommand } from './logs.js';
 import { pauseCommand } from './pause.js';
 import { passwordsCommand } from './passwords.js';
 import { proxyCommand } from './proxy.js';
@@ -32,6 +33,7 @@ export const commands: CommandModule<any, any>[] = [
   destroyCommand,
   gcCommand,
   consoleCommand,
+  logsCommand,
   passwordsCommand,
   proxyCommand,
   windowsCommand,

@@ -12,6 +12,7 @@ import {
   type TemplateSummary,
 } from '../../service/templates.js';
 import { prepareCreate, type CreateFlags } from '../../spec/build.js';
+import { checkNetworkForCreate } from '../../service/networks.js';
 import { FileConfigStore } from '../../spec/store.js';
 import { LibvirtVolumeStore } from '../../storage/volumes.js';
 import { InputError } from '../../util/errors.js';
@@ -85,6 +86,7 @@ const createSub: CommandModule<object, TemplateFlags> = {
     try {
       const { spec, options } = await prepareCreate(flags, { ...prepDeps, isTaken: (n) => hypervisor.exists(n) });
       if (spec.name !== flags.name) throw new InputError(`the name '${flags.name}' is taken`);
+      await checkNetworkForCreate(options.connectUri, spec.networkMode);
       await runCreate(hypervisor, store, spec, options, await loadAgentBundle(), installTimeoutMinutes, true);
     } finally {
       await hypervisor.close();
@@ -133,6 +135,7 @@ const importSub: CommandModule<object, TemplateFlags> = {
     try {
       const { spec, options } = await prepareCreate(flags, { ...prepDeps, isTaken: (n) => hypervisor.exists(n) });
       if (spec.name !== name) throw new InputError(`the name '${name}' is taken`);
+      await checkNetworkForCreate(options.connectUri, spec.networkMode);
       const controller = new AbortController();
       const abort = (): void => controller.abort();
       process.once('SIGINT', abort);
