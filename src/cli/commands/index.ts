@@ -10,6 +10,7 @@ import { pauseCommand } from './pause.js';
 import { passwordsCommand } from './passwords.js';
 import { proxyCommand } from './proxy.js';
 import { resumeCommand } from './resume.js';
+import { serviceCommand } from './service.js';
 import { snapshotCommand } from './snapshot.js';
 import { startCommand } from './start.js';
 import { stopCommand } from './stop.js';
@@ -36,6 +37,7 @@ export const commands: CommandModule<any, any>[] = [
   logsCommand,
   passwordsCommand,
   proxyCommand,
+  serviceCommand,
   windowsCommand,
   clipboardCommand,
 ];
