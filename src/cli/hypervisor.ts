@@ -21,13 +21,17 @@ export const CONNECT_OPTION: Options = {
   alias: 'c',
   type: 'string',
   global: true,
-  describe: 'libvirt URI (default: $LIBVIRT_DEFAULT_URI, else connect in defaults.toml, else qemu:///system)',
-  defaultDescription: DEFAULT_URI,
+  describe: 'libvirt URI, as virsh -c (every command accepts it)',
+  defaultDescription: `$LIBVIRT_DEFAULT_URI, else connect in defaults.toml, else ${DEFAULT_URI}`,
 };
 
-/** Declares --connect on a command too; the same option as the global one, so help shows it there. */
+/**
+ * The type of a command that reads --connect. The option itself is the global
+ * one (CONNECT_OPTION, declared once in run.ts): declaring it again here
+ * would list its alias twice in --help.
+ */
 export function withConnectOption<T>(yargs: Argv<T>): Argv<T & { connect: string | undefined }> {
-  return yargs.option('connect', CONNECT_OPTION) as Argv<T & { connect: string | undefined }>;
+  return yargs as Argv<T & { connect: string | undefined }>;
 }
 
 export interface Connection {
