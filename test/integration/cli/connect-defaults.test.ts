@@ -150,3 +150,18 @@ test('"defaults" is refused as a VM name', () => {
     'error: invalid VM name "defaults": is reserved: defaults.toml is your defaults file, not a VM; choose another name\n',
   );
 });
+
+test("the defaults file's template makes a plain create an app VM on it; --no-template installs instead", () => {
+  writeDefaults('template = "vmp-t-nosuch-tmpl"\n');
+  const r = cli(['create', '--system', 'git', '--dry-run', '-c', 'test:///default']);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toBe(
+    "error: no template named 'vmp-t-nosuch-tmpl' (at test:///default); see vm-provisioner template list " +
+      '(template = "vmp-t-nosuch-tmpl" in ~/config/vm-provisioner/defaults.toml; --no-template to install instead)\n',
+  );
+  const installed = cli(['create', '--system', 'git', '--dry-run', '--no-template', '-c', 'test:///default']);
+  expect(installed.stderr).toBe('');
+  expect(planLine(installed.stdout, 'install')).toMatch(
+    /^ {2}install: +Fedora \d+ x86_64 from the release mirror$/,
+  );
+});

@@ -203,3 +203,36 @@ describe('the file beside the VM configs', () => {
     expect(prepared.spec.vmDir).toMatch(/\.local\/share\/libvirt\/images$/);
   });
 });
+
+describe("the plan of an app VM on the defaults file's template", () => {
+  test('names the template, where it came from, and the connection with its source', async () => {
+    const { formatTemplatePlan } = await import('../../../src/cli/create-on-template.js');
+    const { defaultSpec } = await import('../../../src/spec/defaults.js');
+    const spec = { ...defaultSpec('app'), template: 'fedora-apps' };
+    const plan = {
+      template: { name: 'fedora-apps', disk: '/vms/fedora-apps.qcow2' },
+      paths: {
+        root: '/vms/app-root.qcow2',
+        private: '/vms/app-private.qcow2',
+        configDisk: '/vms/app-config.img',
+      },
+      pendingFlatpaks: [],
+    } as unknown as Parameters<typeof formatTemplatePlan>[1];
+    const text = formatTemplatePlan(
+      spec,
+      plan,
+      {
+        connectUri: 'qemu:///session',
+        connectSource: 'LIBVIRT_DEFAULT_URI',
+        templateSource: '/home/u/.config/vm-provisioner/defaults.toml',
+      },
+      '~/.config/vm-provisioner/app.toml',
+    );
+    expect(text).toContain(
+      '  connection:         qemu:///session (from LIBVIRT_DEFAULT_URI, domain type kvm)\n',
+    );
+    expect(text).toContain(
+      '  template:           fedora-apps (/vms/fedora-apps.qcow2, sealed, read-only; from /home/u/.config/vm-provisioner/defaults.toml)\n',
+    );
+  });
+});
