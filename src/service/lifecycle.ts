@@ -42,7 +42,7 @@ import { abandonCreate, pathExists, type UndoStep } from './undo.js';
 import { ensureWakePipe, savedStateBytes, wakeAgent } from './state.js';
 import { checkNetworksForStart, type NetworkProbe } from './networks.js';
 import { networksOfDomainXml } from '../libvirt/networks.js';
-import { installLogDir } from '../install/logs.js';
+import { consoleLogPath, installLogDir } from '../install/logs.js';
 
 /**
  * VM lifecycle over the ports: every function takes the adapters it needs, so
@@ -331,9 +331,11 @@ export async function destroyVm(deps: DestroyDeps, name: string): Promise<Destro
     if (description.role === 'template') await ensureTemplateUnused(hypervisor, name);
     if ((await hypervisor.info(name)).state !== 'shut off') await hardStop(hypervisor, name);
     await hypervisor.undefine(name);
-    // Disks, then the files our metadata says the VM owns (a direct-boot kernel and initrd), then the wake FIFOs.
+    // Disks, then the files our metadata says the VM owns (a direct-boot kernel and initrd), then the wake FIFOs
+    // and its console log (a new VM of this name must not append to it).
     const wake = description.wakePipe ? [`${description.wakePipe}.in`, `${description.wakePipe}.out`] : [];
-    for (const file of [...description.disks.map((d) => d.file), ...description.files, ...wake]) {
+    const consoleLog = consoleLogPath(name);
+    for (const file of [...description.disks.map((d) => d.file), ...description.files, ...wake, consoleLog]) {
       if (!path.isAbsolute(file)) continue;
       try {
         await fs.rm(file);

@@ -234,5 +234,15 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
       expect(fs.readdirSync(path.join(root, 'vms')).filter((f) => f.startsWith(name))).toEqual([]);
       expect(fs.existsSync(path.join(root, 'config', 'vm-provisioner', `${name}.toml`))).toBe(false);
     });
+
+    test('destroy removes the console log with the VM (a new VM of the name starts afresh); the install log is kept', async () => {
+      const consoleLog = path.join(logDir, `${vm}-console.log`);
+      fs.writeFileSync(consoleLog, 'old boot\n');
+      const r = await runCli(['destroy', vm, '--yes', '-c', LIBVIRT_TEST_URI], env, 120_000);
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(fs.existsSync(consoleLog)).toBe(false);
+      expect(fs.existsSync(path.join(logDir, `${vm}-install.log`))).toBe(true);
+      expect(allDomainNames()).not.toContain(vm);
+    });
   },
 );
