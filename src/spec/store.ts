@@ -184,7 +184,10 @@ export class FileConfigStore implements ConfigStore {
     const files = entries
       .filter(
         (f) =>
-          f.endsWith('.toml') && !f.startsWith('.') && f !== PREDECESSOR_PASSWORD_FILE && f !== DEFAULTS_FILE_NAME,
+          f.endsWith('.toml') &&
+          !f.startsWith('.') &&
+          f !== PREDECESSOR_PASSWORD_FILE &&
+          f !== DEFAULTS_FILE_NAME,
       )
       .sort();
     const result: Array<{ name: string; spec?: VmSpec; error?: string }> = [];

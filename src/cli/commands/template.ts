@@ -84,7 +84,10 @@ const createSub: CommandModule<object, TemplateFlags> = {
       timeouts: { call: 300_000, save: 300_000 },
     });
     try {
-      const { spec, options } = await prepareCreate(flags, { ...prepDeps, isTaken: (n) => hypervisor.exists(n) });
+      const { spec, options } = await prepareCreate(flags, {
+        ...prepDeps,
+        isTaken: (n) => hypervisor.exists(n),
+      });
       if (spec.name !== flags.name) throw new InputError(`the name '${flags.name}' is taken`);
       await checkNetworkForCreate(options.connectUri, spec.networkMode);
       await runCreate(hypervisor, store, spec, options, await loadAgentBundle(), installTimeoutMinutes, true);
@@ -133,7 +136,10 @@ const importSub: CommandModule<object, TemplateFlags> = {
       timeouts: { call: 300_000, save: 300_000 },
     });
     try {
-      const { spec, options } = await prepareCreate(flags, { ...prepDeps, isTaken: (n) => hypervisor.exists(n) });
+      const { spec, options } = await prepareCreate(flags, {
+        ...prepDeps,
+        isTaken: (n) => hypervisor.exists(n),
+      });
       if (spec.name !== name) throw new InputError(`the name '${name}' is taken`);
       await checkNetworkForCreate(options.connectUri, spec.networkMode);
       const controller = new AbortController();
