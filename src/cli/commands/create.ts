@@ -110,7 +110,7 @@ export const createCommand: CommandModule<object, CreateFlags> = {
         type: 'string',
         describe:
           "make the VM on this template: an overlay of its disk, no install (see 'template list'); " +
-          "--no-template: install, even if defaults.toml names a template",
+          '--no-template: install, even if defaults.toml names a template',
       })
       .option('kernel', {
         type: 'string',
