@@ -1,5 +1,5 @@
 import type { ArgumentsCamelCase } from 'yargs';
-import { openHypervisor, resolveUri } from '../libvirt/index.js';
+import { openHypervisor } from '../libvirt/index.js';
 import { keyringCredentialStores } from '../secrets/credentials.js';
 import {
   appVmPaths,
@@ -10,12 +10,14 @@ import {
   type TemplatePlan,
 } from '../service/templates.js';
 import { writeDryRunFiles } from '../service/artifacts.js';
-import { prepareCreate, type CreateFlags } from '../spec/build.js';
-import { tildePath } from '../spec/plan.js';
+import { checkNetworkForCreate } from '../service/networks.js';
+import { prepareCreate, type CreateFlags, type CreateOptions } from '../spec/build.js';
+import { connectionRow, tildePath } from '../spec/plan.js';
+import type { Connection } from './hypervisor.js';
 import type { FileConfigStore } from '../spec/store.js';
 import type { VmSpec } from '../spec/types.js';
 import { LibvirtVolumeStore } from '../storage/volumes.js';
-import { InputError } from '../util/errors.js';
+import { InputError, NotFoundError } from '../util/errors.js';
 import { packageVersion } from '../util/package-info.js';
 import { testStopPoint } from '../service/journal.js';
 
@@ -24,6 +26,7 @@ export async function createOnTemplate(
   argv: ArgumentsCamelCase<CreateFlags>,
   store: FileConfigStore,
   onInterrupt: () => { controller: AbortController; commit: () => void; release: () => void },
+  connection: Connection,
 ): Promise<void> {
   for (const [flag, value] of Object.entries({
     '--import': argv.import,
@@ -39,19 +42,28 @@ export async function createOnTemplate(
     }
   }
   // Bad input fails here, before libvirt or the keyring is touched.
-  const { options: early } = await prepareCreate(argv, { store });
+  const { spec: earlySpec, options: early } = await prepareCreate(argv, { store, connection });
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   if (!early.yes && !early.dryRun && !interactive) {
     throw new InputError('create needs confirmation: pass --yes when not running on a terminal');
   }
-  const uri = argv.connect !== undefined ? resolveUri(early.connectUri) : resolveUri();
-  const hypervisor = await openHypervisor({ uri });
+  const hypervisor = await openHypervisor({ uri: connection.uri });
   try {
-    const templateName = (Array.isArray(argv.template) ? argv.template[0] : argv.template) as string;
-    const template = await requireTemplate(hypervisor, templateName);
+    // From --template, the --config file or the defaults file (prepareCreate decided).
+    const templateName = earlySpec.template!;
+    const template = await requireTemplate(hypervisor, templateName).catch((err: unknown) => {
+      // A template the user did not type on this command line: say where the name came from.
+      if ((err instanceof NotFoundError || err instanceof InputError) && early.templateSource !== undefined) {
+        throw new InputError(
+          `${err.message} (template = "${templateName}" in ${tildePath(early.templateSource)}; --no-template to install instead)`,
+        );
+      }
+      throw err;
+    });
     const templateSpec = await store.read(template.name);
     const { spec } = await prepareCreate(argv, {
       store,
+      connection,
       isTaken: (name) => hypervisor.exists(name),
       base: inheritedFrom(templateSpec),
     });
@@ -59,7 +71,7 @@ export async function createOnTemplate(
     if (early.dryRun) {
       // Reads only: the same checks and rendering as a real create, then the plan.
       const plan = await planOnTemplate({ hypervisor, volumes, configStore: store }, spec, packageVersion());
-      const text = formatTemplatePlan(spec, plan, early.connectUri, tildePath(store.pathOf(spec.name)));
+      const text = formatTemplatePlan(spec, plan, early, tildePath(store.pathOf(spec.name)));
       process.stdout.write(text);
       if (early.outputDir !== undefined) {
         const written = await writeDryRunFiles(early.outputDir, spec.name, {
@@ -70,6 +82,7 @@ export async function createOnTemplate(
       }
       return;
     }
+    await checkNetworkForCreate(connection.uri, spec.networkMode);
     if (!early.yes) {
       const { default: inquirer } = await import('inquirer');
       const { proceed } = await inquirer.prompt<{ proceed: boolean }>([
@@ -126,14 +139,18 @@ export async function createOnTemplate(
 export function formatTemplatePlan(
   spec: VmSpec,
   plan: TemplatePlan,
-  connectUri: string,
+  options: Pick<CreateOptions, 'connectUri' | 'connectSource' | 'templateSource'>,
   configPath: string,
 ): string {
   const list = (items: string[]): string => (items.length === 0 ? '(none)' : items.join(', '));
   const rows: Array<[string, string]> = [
     ['name', spec.name],
-    ['connection', `${connectUri} (domain type ${spec.virtType})`],
-    ['template', `${plan.template.name} (${plan.template.disk}, sealed, read-only)`],
+    ['connection', connectionRow(spec, options)],
+    [
+      'template',
+      `${plan.template.name} (${plan.template.disk}, sealed, read-only` +
+        `${options.templateSource !== undefined ? `; from ${tildePath(options.templateSource)}` : ''})`,
+    ],
     ['install', 'none (an overlay of the template)'],
     ['memory', `${spec.memoryMb} MiB`],
     ['vCPUs', String(spec.vcpus)],

@@ -4,6 +4,7 @@ import { VmpError } from '../util/errors.js';
 import { commandsFor, loadCommands } from './commands/index.js';
 import { restoreTypedNumbers } from './raw-numbers.js';
 import { usageProblem } from './usage.js';
+import { CONNECT_OPTION } from './connect-option.js';
 
 /**
  * Parses argv and runs one command. Returns the exit code instead of calling
@@ -25,6 +26,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .scriptName('vm-provisioner')
     .usage('$0 <command> [options]\n\nOne hardware-isolated libvirt VM per application.')
     .strict()
+    .option('connect', CONNECT_OPTION)
     .demandCommand(1, 'Name a command; see --help.')
     .recommendCommands()
     .help()

@@ -40,6 +40,7 @@ const MISSING: Record<string, string> = {
   'set name': 'name the VM or template to change',
   'set key': 'name the setting to change (see vm-provisioner get NAME)',
   'apply file': 'name the TOML file that declares the VMs',
+  'logs name': 'name the VM whose log to show',
 };
 
 export function missingMessage(command: CommandInfo, positional: string): string {

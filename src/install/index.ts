@@ -10,7 +10,7 @@ export {
   type StageOptions,
 } from './initrd.js';
 export { followFile, type FollowOptions } from './log-follower.js';
-export { installLogDir, installLogPath } from './logs.js';
+export { consoleLogPath, ensureLogDir, installLogDir, installLogPath } from './logs.js';
 export {
   ChecksumMismatchError,
   defaultTreeUrl,

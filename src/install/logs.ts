@@ -1,3 +1,4 @@
+import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { InputError } from '../util/errors.js';
@@ -13,6 +14,23 @@ export function installLogDir(): string {
   const value = process.env.XDG_STATE_HOME;
   const base = value && path.isAbsolute(value) ? value : path.join(os.homedir(), '.local', 'state');
   return path.join(base, APP_DIR_NAME, 'logs');
+}
+
+/**
+ * Makes the log directory (mode 0700) before a domain whose serial console logs
+ * into it is defined: virtlogd creates the file but not its directory, so
+ * without it a start by virsh or virt-manager would fail.
+ */
+export async function ensureLogDir(): Promise<void> {
+  await fs.mkdir(installLogDir(), { recursive: true, mode: 0o700 });
+}
+
+/**
+ * `<installLogDir()>/<vmName>-console.log`: an installed VM's serial console,
+ * written by virtlogd (the domain's `<serial><log file=... append='on'/>`).
+ */
+export function consoleLogPath(vmName: string): string {
+  return installLogPath(vmName).replace(/-install\.log$/, '-console.log');
 }
 
 /** `<installLogDir()>/<vmName>-install.log`; the name must be a plain file-name-safe VM name. */

@@ -15,9 +15,38 @@ export {
 
 export const DEFAULT_URI = 'qemu:///system';
 
-/** As virsh: `--connect`, else LIBVIRT_DEFAULT_URI, else (our default) the system daemon. */
-export function resolveUri(connect?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return validateConnectUri(connect || env.LIBVIRT_DEFAULT_URI || DEFAULT_URI);
+/** Where the connection URI came from, as the plan shows it. */
+export type UriSource = '--connect' | 'LIBVIRT_DEFAULT_URI' | 'defaults file' | 'built-in default';
+
+/**
+ * As virsh: `--connect`, else LIBVIRT_DEFAULT_URI, else (ours) the `connect`
+ * of the user's defaults file, else the system daemon.
+ */
+export function resolveConnection(
+  connect?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  fromDefaults?: string,
+): { uri: string; source: UriSource } {
+  if (connect) return { uri: validateConnectUri(connect), source: '--connect' };
+  if (env.LIBVIRT_DEFAULT_URI) {
+    return { uri: validateConnectUri(env.LIBVIRT_DEFAULT_URI), source: 'LIBVIRT_DEFAULT_URI' };
+  }
+  if (fromDefaults) return { uri: validateConnectUri(fromDefaults), source: 'defaults file' };
+  return { uri: DEFAULT_URI, source: 'built-in default' };
+}
+
+/** The URI alone; see resolveConnection. */
+export function resolveUri(
+  connect?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  fromDefaults?: string,
+): string {
+  return resolveConnection(connect, env, fromDefaults).uri;
+}
+
+/** True when neither --connect nor LIBVIRT_DEFAULT_URI decides, so the defaults file is worth reading. */
+export function needsDefaultsForUri(connect?: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  return !connect && !env.LIBVIRT_DEFAULT_URI;
 }
 
 export type Backend = 'auto' | 'binding' | 'virsh';

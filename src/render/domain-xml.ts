@@ -42,6 +42,12 @@ export interface DomainXmlOptions {
   configDiskPath?: string;
   /** Present for the install phase only. */
   install?: InstallBoot;
+  /**
+   * An installed VM's serial console log (absolute path), kept by virtlogd and
+   * appended to across boots; `logs NAME --console` reads it. The install
+   * phase logs to `install.consoleLog` instead.
+   */
+  consoleLog?: string;
   /** An installed VM booted from a kernel and initrd instead of its disk's boot loader. */
   boot?: DirectBoot;
   /**
@@ -122,6 +128,7 @@ function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
     ['kernel path', options.install?.kernel],
     ['initrd path', options.install?.initrd],
     ['console log path', options.install?.consoleLog],
+    ['console log path', options.consoleLog],
     ['kernel path', options.boot?.kernel],
     ['initrd path', options.boot?.initrd],
     ...(options.ownedFiles ?? []).map((file): [string, string] => ['owned file path', file]),
@@ -234,11 +241,19 @@ export function usbController(): Device {
   return { tag: 'controller', node: { '@type': 'usb', '@model': 'qemu-xhci', '@ports': 15 } };
 }
 
+/** The libvirt network that network mode `default` attaches to (libvirt's own NAT network). */
+export const DEFAULT_MODE_NETWORK = 'default';
+
 export function networkInterface(mode: VmSpec['networkMode']): Device[] {
   const model = { '@type': 'virtio' };
   switch (mode) {
     case 'default':
-      return [{ tag: 'interface', node: { '@type': 'network', source: { '@network': 'default' }, model } }];
+      return [
+        {
+          tag: 'interface',
+          node: { '@type': 'network', source: { '@network': DEFAULT_MODE_NETWORK }, model },
+        },
+      ];
     case 'user':
       return [{ tag: 'interface', node: { '@type': 'user', model } }];
     case 'none':
@@ -246,10 +261,13 @@ export function networkInterface(mode: VmSpec['networkMode']): Device[] {
   }
 }
 
-/** One serial port with its console; during the install it is logged to a file. */
-export function serialConsole(logFile?: string): Device[] {
+/**
+ * One serial port with its console, logged to a file by virtlogd: afresh for
+ * the install (`append` off), across boots for an installed VM (on).
+ */
+export function serialConsole(logFile?: string, append = false): Device[] {
   const serial: XmlNode = { '@type': 'pty', target: { '@port': 0 } };
-  if (logFile) serial.log = { '@file': logFile, '@append': 'off' };
+  if (logFile) serial.log = { '@file': logFile, '@append': append ? 'on' : 'off' };
   return [
     { tag: 'serial', node: serial },
     { tag: 'console', node: { '@type': 'pty', target: { '@type': 'serial', '@port': 0 } } },
@@ -374,7 +392,9 @@ export function devicesFor(spec: VmSpec, options: DomainXmlOptions): Device[] {
     ...(options.template ? [privateDisk(options.template.privateDisk)] : []),
     usbController(),
     ...networkInterface(spec.networkMode),
-    ...serialConsole(options.install?.consoleLog),
+    ...(options.install
+      ? serialConsole(options.install.consoleLog)
+      : serialConsole(options.consoleLog, true)),
     spiceAgentChannel(),
     guestAgentChannel(),
     // Installers and templates never resume from saved state with an agent to wake.

@@ -1,3 +1,4 @@
+import { consoleLogPath } from '../install/logs.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { configDiskFiles, type ConfigDiskFile } from '../configdisk/layout.js';
@@ -65,7 +66,11 @@ export function renderVmFiles(
     ...(options.location !== undefined ? { installTree: options.location } : {}),
     ...(template ? { template } : {}),
   });
-  const domainXml = renderDomainXml(spec, { diskPath: diskPathOf(spec), version: packageVersion() });
+  const domainXml = renderDomainXml(spec, {
+    diskPath: diskPathOf(spec),
+    consoleLog: consoleLogPath(spec.name),
+    version: packageVersion(),
+  });
   return { kickstart, domainXml };
 }
 
@@ -134,6 +139,7 @@ export function renderImportDomainXml(
     diskPath: diskPathOf(spec),
     configDiskPath: paths.configDisk,
     ...(boot ? { boot, ownedFiles: [boot.kernel, boot.initrd] } : {}),
+    consoleLog: consoleLogPath(spec.name),
     version,
   });
 }

@@ -5,6 +5,8 @@ import {
   defaultTreeUrl,
   fetchInstallMedia,
   installKernelCmdline,
+  consoleLogPath,
+  ensureLogDir,
   installLogPath,
   monitorInstall,
   removeInstallBoot,
@@ -262,7 +264,10 @@ export async function createVm(
       const installMs = now() - started;
 
       emit({ type: 'step', step: 'define', message: 'Defining the installed VM (boots from its disk)' });
-      await hypervisor.define(renderDomainXml(spec, { diskPath, version: options.version, uuid }));
+      await ensureLogDir();
+      await hypervisor.define(
+        renderDomainXml(spec, { diskPath, consoleLog: consoleLogPath(name), version: options.version, uuid }),
+      );
       checkCancelled();
 
       emit({ type: 'step', step: 'config', message: `Saving ${configStore.pathOf(name)}` });

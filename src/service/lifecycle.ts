@@ -12,7 +12,14 @@ import {
 } from '../secrets/credentials.js';
 import { diskPathOf, importedVmPaths } from '../spec/defaults.js';
 import type { VmSpec } from '../spec/types.js';
-import { AlreadyExistsError, InputError, NotFoundError, TimeoutError, VmpError } from '../util/errors.js';
+import {
+  AlreadyExistsError,
+  InputError,
+  NotFoundError,
+  NotRunningError,
+  TimeoutError,
+  VmpError,
+} from '../util/errors.js';
 import { renderImportDomainXml, vmConfigDiskFiles } from './artifacts.js';
 import type { LockingConfigStore } from './create.js';
 import {
@@ -34,6 +41,9 @@ import type { VolumeStore } from '../storage/volumes.js';
 import { abandonCreate, pathExists, type UndoStep } from './undo.js';
 import { ensureWakePipe, wakeAgent } from './state.js';
 import { requireOurVm } from './inventory.js';
+import { checkNetworksForStart, type NetworkProbe } from './networks.js';
+import { networksOfDomainXml } from '../libvirt/networks.js';
+import { consoleLogPath, ensureLogDir, installLogDir } from '../install/logs.js';
 
 /**
  * VM lifecycle over the ports: every function takes the adapters it needs, so
@@ -57,6 +67,7 @@ export async function startVm(
   hypervisor: Hypervisor,
   name: string,
   volumes?: VolumeStore,
+  networkProbe?: NetworkProbe,
 ): Promise<StartResult> {
   const description = await requireOurVm(hypervisor, name);
   if (description.role === 'template') {
@@ -66,6 +77,12 @@ export async function startVm(
   }
   const { state } = await hypervisor.info(name);
   const alreadyRunning = state !== 'shut off' && state !== 'crashed';
+  if (!alreadyRunning) {
+    const xml = await hypervisor.xml(name);
+    // Before anything is reset or started: libvirt would fail the start with its raw message.
+    await checkNetworksForStart(hypervisor.uri, name, networksOfDomainXml(xml), networkProbe);
+    await ensureConsoleLog(xml);
+  }
   const resumed = !alreadyRunning && (await hypervisor.hasManagedSave(name));
   let keptRootForSnapshots = false;
   // A cold start of an app VM on a template begins from the template's disk again; a saved one resumes as it was.
@@ -90,6 +107,19 @@ export async function startVm(
     resumed,
     ...(keptRootForSnapshots ? { keptRootForSnapshots } : {}),
   };
+}
+
+/**
+ * The console log file (the domain's serial `<log file>`, under our state
+ * directory) exists before virtlogd opens it: made by us, it is the user's
+ * (mode 0600) and `logs --console` can read it even when a system virtlogd
+ * appends to it; a missing directory would fail the start.
+ */
+async function ensureConsoleLog(xml: string): Promise<void> {
+  const file = /<serial\b[\s\S]*?<log\b[^>]*\bfile=(['"])([^'"]+)\1[\s\S]*?<\/serial>/.exec(xml)?.[2];
+  if (file === undefined || path.resolve(path.dirname(file)) !== installLogDir()) return;
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await (await fs.open(file, 'a', 0o600)).close();
 }
 
 /** A graphical session to show a viewer in: X11 or Wayland. */
@@ -225,10 +255,17 @@ export async function destroyVm(deps: DestroyDeps, name: string): Promise<Destro
     if ((await hypervisor.info(name)).state !== 'shut off') await hardStop(hypervisor, name);
     await hypervisor.undefine(name);
     // Disks, then the files our metadata says the VM owns (a direct-boot kernel and initrd), then the wake FIFOs
-    // and the display socket.
+    // the display socket and its console log (a new VM of this name must not append to it).
     const wake = description.wakePipe ? [`${description.wakePipe}.in`, `${description.wakePipe}.out`] : [];
     const display = description.display ? [description.display.socket] : [];
-    for (const file of [...description.disks.map((d) => d.file), ...description.files, ...wake, ...display]) {
+    const consoleLog = consoleLogPath(name);
+    for (const file of [
+      ...description.disks.map((d) => d.file),
+      ...description.files,
+      ...wake,
+      ...display,
+      consoleLog,
+    ]) {
       if (!path.isAbsolute(file)) continue;
       try {
         await fs.rm(file);
@@ -250,6 +287,14 @@ export async function destroyVm(deps: DestroyDeps, name: string): Promise<Destro
 
 export async function consoleVm(hypervisor: Hypervisor, name: string): Promise<number> {
   await requireOurVm(hypervisor, name);
+  // virsh console on an inactive domain prints libvirt's (and, through polkit, its agent's) noise
+  // instead of saying the one thing that matters.
+  const { state } = await hypervisor.info(name);
+  if (state === 'shut off' || state === 'crashed') {
+    throw new NotRunningError(
+      `console: '${name}' is not running; start it with: vm-provisioner start ${name}`,
+    );
+  }
   return hypervisor.console(name);
 }
 
@@ -354,6 +399,7 @@ export async function createFromDisk(
         undo.push(removeFile(owned.initrd));
       }
       await next('domain', [{ kind: 'domain', name }]);
+      await ensureLogDir();
       await hypervisor.define(xml);
       undo.push({ what: `domain '${name}'`, run: () => hypervisor.undefine(name) });
       await next('config', [{ kind: 'config', path: configStore.pathOf(name) }]);

@@ -1,3 +1,4 @@
+import { consoleLogPath, ensureLogDir } from '../install/logs.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { buildConfigDisk } from '../configdisk/image.js';
@@ -326,6 +327,7 @@ export async function planOnTemplate(
     template: { name: template.name, disk: template.disk, privateDisk: paths.private },
     ...(template.description.boot ? { boot: template.description.boot } : {}),
     pendingFlatpaks,
+    consoleLog: consoleLogPath(spec.name),
     version,
   });
   return { template, backing, paths, pendingFlatpaks, xml };
@@ -396,6 +398,7 @@ export async function createFromTemplate(
       await volumes.createBlank(paths.private, spec.diskSizeGb * GIB);
       await next('domain', [{ kind: 'domain', name }]);
       undo.push({ what: `domain '${name}'`, run: () => hypervisor.undefine(name).catch(ignoreNotFound) });
+      await ensureLogDir();
       await hypervisor.define(xml);
       await next('config', [{ kind: 'config', path: configStore.pathOf(name) }]);
       await configStore.write(spec, { exclusive: true });

@@ -11,6 +11,7 @@ import {
   flatpakLaunchCommand,
   NO_INSTALLER_MIN_MEMORY_MB,
 } from './defaults.js';
+import { type DefaultsFileText, parseDefaults, readDefaultsFile, recheckDefault } from './defaults-file.js';
 import { autoName, chooseFreeName } from './naming.js';
 import { describeSource, parseSpecFields } from './toml.js';
 import type { VmSpec } from './types.js';
@@ -43,7 +44,8 @@ import {
 
 /**
  * Turns `create`'s flags and an optional --config TOML file into one
- * validated VmSpec: defaults < config file < flags. Lists given as flags
+ * validated VmSpec: built-in defaults < the user's defaults.toml < (an app
+ * VM's template) < config file < flags. Lists given as flags
  * replace the file's list rather than extend it.
  */
 
@@ -89,7 +91,12 @@ export interface CreateFlags {
 
 /** What `create` does besides the spec itself. */
 export interface CreateOptions {
+  /** The connection really used (--connect, LIBVIRT_DEFAULT_URI, defaults.toml, qemu:///system). */
   connectUri: string;
+  /** Where connectUri came from, as the plan shows it. */
+  connectSource?: string;
+  /** Where the spec's template came from, when it came from the defaults file (its path, for the plan). */
+  templateSource?: string;
   /** Absolute path of an existing disk image to boot instead of installing. */
   importDisk?: string;
   /** With importDisk: direct kernel boot from copies of these files (absolute paths), with this command line. */
@@ -125,12 +132,20 @@ export interface BuildOptions {
   now?: Date;
   /** Settings that stand in for the defaults: an app VM takes its template's. */
   base?: Partial<VmSpec>;
+  /** The user's defaults file (defaults-file.ts): above the built-in defaults, below everything else. */
+  defaults?: DefaultsFileText;
+  /** The connection in use (resolved); decides the default VM directory. Default: --connect or qemu:///system. */
+  connectUri?: string;
+  /** False for templates: the defaults file's `template` names what app VMs are made on, not a template's base. */
+  templateFromDefaults?: boolean;
 }
 
 export interface BuiltSpec {
   spec: VmSpec;
   /** True when neither the flags nor the config file named the VM. */
   nameGenerated: boolean;
+  /** The defaults file's path when the spec's template came from it. */
+  templateFromDefaults?: string;
 }
 
 function limitsFor(flags: CreateFlags, host: HostResources): ResourceLimits {
@@ -165,8 +180,13 @@ export function buildSpecWithMeta(
 ): BuiltSpec {
   const host = options.host ?? hostResources();
   const limits = limitsFor(flags, host);
-  const connectUri = flagValue('connect', flags.connect, validateConnectUri) ?? DEFAULT_CONNECT_URI;
+  const connectUri =
+    options.connectUri ?? flagValue('connect', flags.connect, validateConnectUri) ?? DEFAULT_CONNECT_URI;
   // The installer's memory floor is checked once the whole spec is known: the file may name a template.
+  const userDefaults =
+    options.defaults === undefined
+      ? undefined
+      : parseDefaults(options.defaults, { ...limits, minMemoryMb: NO_INSTALLER_MIN_MEMORY_MB });
   const fromFile =
     configFileText === undefined
       ? {}
@@ -174,7 +194,22 @@ export function buildSpecWithMeta(
           ...limits,
           minMemoryMb: NO_INSTALLER_MIN_MEMORY_MB,
         });
-  const template = flagValue('template', flags.template, validateVmName) ?? fromFile.template;
+  // `--no-template` (false) says: no template, not even the defaults file's.
+  const noTemplate = (flags.template as unknown) === false;
+  const explicitTemplate = noTemplate
+    ? undefined
+    : (flagValue('template', flags.template, validateVmName) ?? fromFile.template);
+  // The defaults file's template is for a plain `create`: not for an import, an install from a tree, a template.
+  const defaultTemplate =
+    explicitTemplate === undefined &&
+    !noTemplate &&
+    options.templateFromDefaults !== false &&
+    flags.import === undefined &&
+    flags.location === undefined &&
+    flags.kernel === undefined
+      ? userDefaults?.spec.template
+      : undefined;
+  const template = explicitTemplate ?? defaultTemplate;
   const noInstaller = flags.import !== undefined || template !== undefined;
   const memoryLimits = noInstaller ? { ...limits, minMemoryMb: NO_INSTALLER_MIN_MEMORY_MB } : limits;
 
@@ -198,8 +233,10 @@ export function buildSpecWithMeta(
     validateHostPath('--vm-dir directory', typeof v === 'string' ? path.resolve(v) : v),
   );
 
+  const { template: _fromDefaults, ...defaultSettings } = userDefaults?.spec ?? {};
   const spec = defaultSpec(name, {
     vmDir: defaultVmDir(connectUri),
+    ...defaultSettings,
     ...options.base,
     ...fromFile,
     name,
@@ -225,9 +262,25 @@ export function buildSpecWithMeta(
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined) (spec as unknown as Record<string, unknown>)[key] = value;
   }
+  if (template === undefined) delete spec.template;
+  // The defaults file's memory was checked with the lowest floor; if it is what this VM gets,
+  // the installer's floor applies too, and the message names the file's line.
+  if (
+    userDefaults?.spec.memoryMb !== undefined &&
+    spec.memoryMb === userDefaults.spec.memoryMb &&
+    flags.memory === undefined &&
+    fromFile.memoryMb === undefined &&
+    options.base?.memoryMb === undefined
+  ) {
+    recheckDefault(userDefaults, 'memory_mb', () => validateMemoryMb(spec.memoryMb, memoryLimits));
+  }
   // Every field again, with the host limits: catches config-file defaults
   // that only fail in combination (and is cheap insurance against a missed flag).
-  return { spec: validateSpec(spec, memoryLimits), nameGenerated: givenName === undefined };
+  return {
+    spec: validateSpec(spec, memoryLimits),
+    nameGenerated: givenName === undefined,
+    ...(defaultTemplate !== undefined && userDefaults ? { templateFromDefaults: userDefaults.source } : {}),
+  };
 }
 
 /** defaults < --config file text < flags, every field validated. Throws InputError on bad input. */
@@ -334,6 +387,13 @@ export interface PreparedCreate {
   nameGenerated: boolean;
 }
 
+/** Where create's connection came from: resolved by the CLI (cli/hypervisor.ts), which reads the environment. */
+export interface ResolvedConnection {
+  uri: string;
+  /** As the plan shows it. */
+  shown: string;
+}
+
 export interface PrepareDeps {
   store: Pick<ConfigStore, 'exists'>;
   /** Extra "is this name in use" check, e.g. an existing libvirt domain. */
@@ -342,6 +402,12 @@ export interface PrepareDeps {
   now?: Date;
   cwd?: string;
   base?: Partial<VmSpec>;
+  /** The user's defaults file; undefined = read $XDG_CONFIG_HOME/vm-provisioner/defaults.toml, null = none. */
+  defaults?: DefaultsFileText | null;
+  /** The connection really used; default: --connect, else qemu:///system (no environment). */
+  connection?: ResolvedConnection;
+  /** See BuildOptions.templateFromDefaults. */
+  templateFromDefaults?: boolean;
 }
 
 /**
@@ -349,14 +415,22 @@ export interface PrepareDeps {
  * file, the spec, a free name, the --import disk's existence. Reads only.
  */
 export async function prepareCreate(flags: CreateFlags, deps: PrepareDeps): Promise<PreparedCreate> {
-  const options = buildCreateOptions(flags, deps.cwd);
+  const built0 = buildCreateOptions(flags, deps.cwd);
+  const options: CreateOptions = deps.connection
+    ? { ...built0, connectUri: deps.connection.uri, connectSource: deps.connection.shown }
+    : built0;
+  const defaults = deps.defaults === undefined ? await readDefaultsFile() : (deps.defaults ?? undefined);
   const configText = options.configFile === undefined ? undefined : await readConfigFile(options.configFile);
   const built = buildSpecWithMeta(flags, configText, {
     ...(options.configFile !== undefined ? { configFile: options.configFile } : {}),
     ...(deps.host ? { host: deps.host } : {}),
     ...(deps.now ? { now: deps.now } : {}),
     ...(deps.base ? { base: deps.base } : {}),
+    ...(defaults ? { defaults } : {}),
+    ...(deps.templateFromDefaults === false ? { templateFromDefaults: false } : {}),
+    connectUri: options.connectUri,
   });
+  if (built.templateFromDefaults !== undefined) options.templateSource = built.templateFromDefaults;
   for (const [what, file] of Object.entries({
     '--import disk': options.importDisk,
     '--kernel file': options.importBoot?.kernel,

@@ -17,7 +17,7 @@ export function formatPlan(spec: VmSpec, options: CreateOptions, configPath?: st
     : `Fedora ${spec.fedoraRelease} ${spec.arch} from ${options.location ?? 'the release mirror'}`;
   const rows: Array<[string, string]> = [
     ['name', spec.name],
-    ['connection', `${options.connectUri} (domain type ${spec.virtType})`],
+    ['connection', connectionRow(spec, options)],
     ['release', `Fedora ${spec.fedoraRelease} (${spec.arch})`],
     ['install', install],
     ['memory', `${spec.memoryMb} MiB`],
@@ -50,6 +50,15 @@ export function formatPlan(spec: VmSpec, options: CreateOptions, configPath?: st
     ? `Plan for VM "${spec.name}" (dry run: no VM, disk, keyring entry or config is made)`
     : `Plan for VM "${spec.name}"`;
   return `${header}\n${body}\n`;
+}
+
+/** The plan's connection: the URI really used, where it came from, the domain type. */
+export function connectionRow(
+  spec: Pick<VmSpec, 'virtType'>,
+  options: Pick<CreateOptions, 'connectUri' | 'connectSource'>,
+): string {
+  const from = options.connectSource !== undefined ? `from ${options.connectSource}, ` : '';
+  return `${options.connectUri} (${from}domain type ${spec.virtType})`;
 }
 
 /** Where the plan shows a path relative to the user's home as ~/..., for reading only. */

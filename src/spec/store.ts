@@ -5,6 +5,7 @@ import type { ConfigStore } from '../service/ports.js';
 import { AlreadyExistsError, InputError, NotFoundError, VmpError } from '../util/errors.js';
 import { FileTooLargeError, NotRegularFileError, readRegularFileBounded } from '../util/bounded-read.js';
 import { configDir } from '../util/paths.js';
+import { DEFAULTS_FILE_NAME } from './defaults-file.js';
 import { describeSource, specFromToml, specToToml } from './toml.js';
 import type { VmSpec } from './types.js';
 import { validateVmName, VM_NAME_RULE } from './validate.js';
@@ -181,7 +182,13 @@ export class FileConfigStore implements ConfigStore {
       throw err;
     }
     const files = entries
-      .filter((f) => f.endsWith('.toml') && !f.startsWith('.') && f !== PREDECESSOR_PASSWORD_FILE)
+      .filter(
+        (f) =>
+          f.endsWith('.toml') &&
+          !f.startsWith('.') &&
+          f !== PREDECESSOR_PASSWORD_FILE &&
+          f !== DEFAULTS_FILE_NAME,
+      )
       .sort();
     const result: Array<{ name: string; spec?: VmSpec; error?: string }> = [];
     for (const file of files) {

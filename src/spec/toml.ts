@@ -44,8 +44,8 @@ const STORED_LIMITS: ResourceLimits = { minMemoryMb: NO_INSTALLER_MIN_MEMORY_MB 
 
 type Field = keyof VmSpec;
 
-interface KeyDef {
-  field: Field;
+export interface KeyDef<F extends string = Field> {
+  field: F;
   kind: 'string' | 'integer' | 'boolean' | 'list';
   /** `shown`: the value's source text, for messages about numbers (see parseWholeNumber). */
   check: (value: unknown, limits: ResourceLimits, shown?: string) => unknown;
@@ -154,7 +154,8 @@ export function numberTextOf(text: string, key: string, line: number | undefined
 /** A UTF-8 byte-order mark; editors on Windows put one at the start of a file. */
 const BOM = '\ufeff';
 
-function at(source: string, line: number | undefined): string {
+/** `file:line`, or the file alone when the line is unknown. */
+export function at(source: string, line: number | undefined): string {
   return line === undefined ? `${describeSource(source)}` : `${describeSource(source)}:${line}`;
 }
 
@@ -217,11 +218,27 @@ export function parseSpecFields(
   source: string,
   limits: ResourceLimits = {},
 ): Partial<VmSpec> {
+  return parseKeyedToml(withBom, source, limits, TOML_KEYS).fields as Partial<VmSpec>;
+}
+
+/**
+ * A strict TOML document of the given keys: each value type-checked and
+ * validated, every error one line naming file:line, the key and the rule.
+ * `hint` names a key for an unknown one (e.g. a misremembered spelling).
+ */
+export function parseKeyedToml<F extends string>(
+  withBom: string,
+  source: string,
+  limits: ResourceLimits,
+  keys: Readonly<Record<string, KeyDef<F>>>,
+  hint: (key: string) => string | undefined = () => undefined,
+): { fields: Partial<Record<F, unknown>>; lines: Partial<Record<F, number>> } {
   // A leading BOM is accepted and dropped (docs/spec.md): it is an editor's
   // encoding marker, not content, and TOML 1.0 does not allow it.
   const text = withBom.startsWith(BOM) ? withBom.slice(BOM.length) : withBom;
   const doc = parseTomlText(text, source);
-  const fields: Partial<Record<Field, unknown>> = {};
+  const fields: Partial<Record<F, unknown>> = {};
+  const lines: Partial<Record<F, number>> = {};
   for (const [key, value] of Object.entries(doc)) {
     const line = lineOfKey(text, key);
     if (SECRET_KEYS.has(key)) {
@@ -230,10 +247,12 @@ export function parseSpecFields(
           '(passwords live only in the OS keyring)',
       );
     }
-    const def = Object.prototype.hasOwnProperty.call(TOML_KEYS, key) ? TOML_KEYS[key] : undefined;
+    const def = Object.prototype.hasOwnProperty.call(keys, key) ? keys[key] : undefined;
     if (def === undefined) {
+      const suggestion = hint(key);
       throw new InputError(
-        `${at(source, line)}: unknown key ${describeValue(key)} (see docs/spec.md for the keys)`,
+        `${at(source, line)}: unknown key ${describeValue(key)} ` +
+          `(${suggestion !== undefined ? `did you mean ${suggestion}? ` : ''}see docs/spec.md for the keys)`,
       );
     }
     const numeric = typeof value === 'number' || typeof value === 'bigint';
@@ -250,8 +269,9 @@ export function parseSpecFields(
       if (err instanceof InputError) throw new InputError(`${at(source, line)}: ${key}: ${err.message}`);
       throw err;
     }
+    if (line !== undefined) lines[def.field] = line;
   }
-  return fields as Partial<VmSpec>;
+  return { fields, lines };
 }
 
 /**

@@ -92,9 +92,11 @@ export const VM_NAME_RULE =
  * Names that fit the grammar but are not VMs: `vm-passwords.toml` in the
  * config directory is the predecessor's plaintext password file, so a VM of
  * that name would be listed, read, overwritten and deleted in its place.
+ * `defaults.toml` there is the user's defaults file (spec/defaults-file.ts).
  */
 export const RESERVED_VM_NAMES: ReadonlyMap<string, string> = new Map([
   ['vm-passwords', "is reserved: vm-passwords.toml is the predecessor's password file, not a VM"],
+  ['defaults', 'is reserved: defaults.toml is your defaults file, not a VM'],
 ]);
 
 /** A libvirt domain name that is also a valid hostname label and a safe file name. */

@@ -11,6 +11,11 @@ function xdg(envVar: string, fallback: string[]): string {
 
 export const APP_DIR_NAME = 'vm-provisioner';
 
+/** $XDG_CONFIG_HOME itself (default ~/.config): systemd's user units live under it too. */
+export function xdgConfigHome(): string {
+  return xdg('XDG_CONFIG_HOME', ['.config']);
+}
+
 export function configDir(): string {
   return path.join(xdg('XDG_CONFIG_HOME', ['.config']), APP_DIR_NAME);
 }

@@ -163,6 +163,24 @@ describeWith(probe, 'end-to-end app VM')('app VM from create --import, on a real
     expect(virsh('domdisplay', name).trim()).toMatch(/^spice:\/\/127\.0\.0\.1:\d+\/?$/);
   }, 300_000);
 
+  test("logs --console: the guest's serial console, as virtlogd wrote it", async () => {
+    // The guest's getty on ttyS0 prints its login prompt once the system is up.
+    const shown = await host.until(
+      async () => {
+        const r = await host.cli(['logs', name, '--console'], 30_000);
+        return r.code === 0 && /login:/.test(r.stdout) ? r : undefined;
+      },
+      `a login prompt in logs ${name} --console`,
+      60_000,
+    );
+    expect(shown.stderr).toBe('');
+    // Nothing the guest wrote can drive the host's terminal: no escape or other control characters.
+    // eslint-disable-next-line no-control-regex
+    expect(shown.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/);
+    // Without a flag: the console log, since it exists.
+    expect((await host.cli(['logs', name], 30_000)).stdout).toMatch(/login:/);
+  }, 120_000);
+
   test('closing the window inside the guest reaches the proxy as window-destroyed', async () => {
     expect(xterm).toBeDefined();
     const id = `0x${xterm!.id.toString(16)}`;

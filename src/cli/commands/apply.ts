@@ -1,13 +1,13 @@
 import path from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { openHypervisor, resolveUri } from '../../libvirt/index.js';
+import { openHypervisor } from '../../libvirt/index.js';
 import { formatPlan, formatStep, planApply, runApply } from '../../service/apply.js';
 import { parseApplyFile } from '../../spec/apply-file.js';
 import { hostResources, readConfigFile } from '../../spec/build.js';
 import { LibvirtVolumeStore } from '../../storage/volumes.js';
 import { InputError } from '../../util/errors.js';
 import { packageVersion } from '../../util/package-info.js';
-import { withConnectOption } from '../hypervisor.js';
+import { resolveConnectionFor, withConnectOption } from '../hypervisor.js';
 import { prefsDeps } from '../prefs-deps.js';
 
 interface ApplyArgs {
@@ -55,7 +55,7 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
     });
     const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
     const hypervisor = await openHypervisor({
-      uri: resolveUri(argv.connect),
+      uri: (await resolveConnectionFor(argv.connect)).uri,
       // A template import copies its disk through libvirt.
       timeouts: { call: 300_000, save: 300_000 },
     });

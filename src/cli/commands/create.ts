@@ -1,10 +1,11 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { followFile } from '../../install/index.js';
-import { openHypervisor, resolveUri } from '../../libvirt/index.js';
+import { openHypervisor } from '../../libvirt/index.js';
 import { testStopPoint } from '../../service/journal.js';
 import { createFromDisk } from '../../service/lifecycle.js';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { createVm, DEFAULT_INSTALL_TIMEOUT_MINUTES } from '../../service/create.js';
+import { checkNetworkForCreate } from '../../service/networks.js';
 import type { Hypervisor } from '../../service/ports.js';
 import { prepareCreate, type CreateFlags, type CreateOptions } from '../../spec/build.js';
 import type { VmSpec } from '../../spec/types.js';
@@ -12,8 +13,8 @@ import { InputError } from '../../util/errors.js';
 import { packageVersion } from '../../util/package-info.js';
 import { CreateProgress } from '../create-progress.js';
 import { createOnTemplate } from '../create-on-template.js';
+import { type Connection, resolveConnectionFor } from '../hypervisor.js';
 import {
-  DEFAULT_CONNECT_URI,
   DEFAULT_DISK_GB,
   DEFAULT_MEMORY_MB,
   DEFAULT_VCPUS,
@@ -106,11 +107,12 @@ export const createCommand: CommandModule<object, CreateFlags> = {
         type: 'string',
         describe: 'with --dry-run: write the kickstart, domain XML and plan to this directory',
       })
-      .option('connect', { type: 'string', describe: 'libvirt URI', defaultDescription: DEFAULT_CONNECT_URI })
       .option('import', { type: 'string', describe: 'boot this existing disk image instead of installing' })
       .option('template', {
         type: 'string',
-        describe: "make the VM on this template: an overlay of its disk, no install (see 'template list')",
+        describe:
+          "make the VM on this template: an overlay of its disk, no install (see 'template list'); " +
+          '--no-template: install, even if defaults.toml names a template',
       })
       .option('kernel', {
         type: 'string',
@@ -137,24 +139,23 @@ export const createCommand: CommandModule<object, CreateFlags> = {
   handler: async (argv: ArgumentsCamelCase<CreateFlags & { installTimeout?: string | string[] }>) => {
     const store = new FileConfigStore();
     const installTimeoutMinutes = parseInstallTimeout(argv.installTimeout);
-    if (argv.template !== undefined) {
-      await createOnTemplate(argv, store, onInterrupt);
+    // As virsh: --connect, else LIBVIRT_DEFAULT_URI; then the defaults file's connect, else qemu:///system.
+    const connection = await resolveConnectionFor(argv.connect);
+    // Validation first, touching nothing: bad input and a missing --yes fail without libvirt.
+    // It also says whether this is an app VM on a template (--template, or the defaults file's).
+    const checked = await prepareCreate(argv, { store, connection });
+    if (checked.spec.template !== undefined) {
+      await createOnTemplate(argv, store, onInterrupt, connection);
       return;
     }
     if (argv.import !== undefined && argv.dryRun !== true) {
-      await importVm(argv, store);
+      await importVm(argv, store, connection);
       return;
     }
     let hypervisor: Hypervisor | undefined;
-    // As virsh: an explicit --connect wins, else LIBVIRT_DEFAULT_URI, else qemu:///system.
-    const connect = async (uri: string): Promise<Hypervisor> =>
-      (hypervisor ??= await openHypervisor({
-        uri: argv.connect !== undefined ? resolveUri(uri) : resolveUri(),
-        timeouts: CREATE_TIMEOUTS,
-      }));
+    const connect = async (): Promise<Hypervisor> =>
+      (hypervisor ??= await openHypervisor({ uri: connection.uri, timeouts: CREATE_TIMEOUTS }));
     try {
-      // Validation first, touching nothing: bad input and a missing --yes fail without libvirt.
-      const checked = await prepareCreate(argv, { store });
       if (checked.options.dryRun) {
         const { spec, options } = checked;
         const plan = formatPlan(spec, options, tildePath(store.pathOf(spec.name)));
@@ -177,15 +178,17 @@ export const createCommand: CommandModule<object, CreateFlags> = {
       // Again, so that a generated name also steps around domains libvirt already has.
       const { spec, options } = await prepareCreate(argv, {
         store,
-        isTaken: async (name: string) => (await connect(checked.options.connectUri)).exists(name),
+        connection,
+        isTaken: async (name: string) => (await connect()).exists(name),
       });
       const plan = formatPlan(spec, options, tildePath(store.pathOf(spec.name)));
       process.stdout.write(plan);
+      await checkNetworkForCreate(options.connectUri, spec.networkMode);
       if (!options.yes && !(await confirmPlan(spec.name))) {
         process.stdout.write('Nothing was created.\n');
         return;
       }
-      const hv = await connect(options.connectUri);
+      const hv = await connect();
       const agentBundle = await loadAgentBundle();
       await runCreate(hv, store, spec, options, agentBundle, installTimeoutMinutes);
     } finally {
@@ -358,22 +361,26 @@ async function echoLog(file: string, signal: AbortSignal, write: (text: string) 
 }
 
 /** `create --import DISK`: a VM from an existing bootable qcow2 (copied into --vm-dir), no install. */
-async function importVm(argv: ArgumentsCamelCase<CreateFlags>, store: FileConfigStore): Promise<void> {
+async function importVm(
+  argv: ArgumentsCamelCase<CreateFlags>,
+  store: FileConfigStore,
+  connection: Connection,
+): Promise<void> {
   // Bad input fails here, before libvirt or the keyring is touched.
-  const { options: early } = await prepareCreate(argv, { store });
+  const { options: early } = await prepareCreate(argv, { store, connection });
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   if (!early.yes && !interactive) {
     throw new InputError('create needs confirmation: pass --yes when not running on a terminal');
   }
-  // As virsh: an explicit --connect wins, else LIBVIRT_DEFAULT_URI, else qemu:///system.
-  const uri = argv.connect !== undefined ? resolveUri(early.connectUri) : resolveUri();
-  const hypervisor = await openHypervisor({ uri, timeouts: CREATE_TIMEOUTS });
+  const hypervisor = await openHypervisor({ uri: early.connectUri, timeouts: CREATE_TIMEOUTS });
   try {
     const { spec, options } = await prepareCreate(argv, {
       store,
+      connection,
       isTaken: (name) => hypervisor.exists(name),
     });
     process.stdout.write(formatPlan(spec, options, tildePath(store.pathOf(spec.name))));
+    await checkNetworkForCreate(options.connectUri, spec.networkMode);
     if (!options.yes && !(await confirmPlan(spec.name))) {
       process.stdout.write('Nothing was created.\n');
       return;

@@ -8,10 +8,9 @@ import {
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from '../../proxy/server.js';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { startProxy } from '../../service/proxy.js';
-import { DEFAULT_CONNECT_URI } from '../../spec/defaults.js';
 import { FileConfigStore } from '../../spec/store.js';
-import { validateConnectUri } from '../../spec/validate.js';
 import { InputError } from '../../util/errors.js';
+import { resolveConnectionFor } from '../hypervisor.js';
 
 interface ProxyFlags {
   listen?: string[];
@@ -56,7 +55,6 @@ export const proxyCommand: CommandModule<object, ProxyFlags> = {
         describe: 'libvirt network whose bridge VMs use',
         defaultDescription: 'default',
       })
-      .option('connect', { type: 'string', describe: 'libvirt URI', defaultDescription: DEFAULT_CONNECT_URI })
       .option('socket', {
         type: 'string',
         describe: 'control socket path',
@@ -80,7 +78,7 @@ export const proxyCommand: CommandModule<object, ProxyFlags> = {
     if (!NETWORK_NAME.test(network)) {
       throw new InputError(`--network ${JSON.stringify(network)} is invalid: use 1-64 of A-Z a-z 0-9 _ . -`);
     }
-    const connectUri = argv.connect === undefined ? DEFAULT_CONNECT_URI : validateConnectUri(argv.connect);
+    const connectUri = (await resolveConnectionFor(argv.connect)).uri;
     const log = (line: string): void => {
       process.stderr.write(`${line}\n`);
     };

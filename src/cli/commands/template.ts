@@ -1,5 +1,5 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { openHypervisor, resolveUri } from '../../libvirt/index.js';
+import { openHypervisor } from '../../libvirt/index.js';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { destroyVm } from '../../service/lifecycle.js';
 import { loadAgentBundle } from '../../service/artifacts.js';
@@ -12,11 +12,12 @@ import {
   type TemplateSummary,
 } from '../../service/templates.js';
 import { prepareCreate, type CreateFlags } from '../../spec/build.js';
+import { checkNetworkForCreate } from '../../service/networks.js';
 import { FileConfigStore } from '../../spec/store.js';
 import { LibvirtVolumeStore } from '../../storage/volumes.js';
 import { InputError } from '../../util/errors.js';
 import { packageVersion } from '../../util/package-info.js';
-import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
+import { resolveConnectionFor, vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
 import { parseInstallTimeout, runCreate } from './create.js';
 import { formatColumns } from '../../util/table.js';
 
@@ -75,14 +76,20 @@ const createSub: CommandModule<object, TemplateFlags> = {
     const installTimeoutMinutes = parseInstallTimeout(argv.installTimeout);
     // A template launches nothing itself: its Flatpaks are installed for the app VMs made on it.
     const flags: CreateFlags = { ...argv, name: vmName(argv.name), autostartApp: [], yes: true };
-    const { options: early } = await prepareCreate(flags, { store });
+    const connection = await resolveConnectionFor(argv.connect);
+    const prepDeps = { store, connection, templateFromDefaults: false };
+    const { options: early } = await prepareCreate(flags, prepDeps);
     const hypervisor = await openHypervisor({
-      uri: argv.connect !== undefined ? resolveUri(early.connectUri) : resolveUri(),
+      uri: early.connectUri,
       timeouts: { call: 300_000, save: 300_000 },
     });
     try {
-      const { spec, options } = await prepareCreate(flags, { store, isTaken: (n) => hypervisor.exists(n) });
+      const { spec, options } = await prepareCreate(flags, {
+        ...prepDeps,
+        isTaken: (n) => hypervisor.exists(n),
+      });
       if (spec.name !== flags.name) throw new InputError(`the name '${flags.name}' is taken`);
+      await checkNetworkForCreate(options.connectUri, spec.networkMode);
       await runCreate(hypervisor, store, spec, options, await loadAgentBundle(), installTimeoutMinutes, true);
     } finally {
       await hypervisor.close();
@@ -121,14 +128,20 @@ const importSub: CommandModule<object, TemplateFlags> = {
       autostartApp: [],
       yes: true,
     };
-    const { options: early } = await prepareCreate(flags, { store });
+    const connection = await resolveConnectionFor(argv.connect);
+    const prepDeps = { store, connection, templateFromDefaults: false };
+    const { options: early } = await prepareCreate(flags, prepDeps);
     const hypervisor = await openHypervisor({
-      uri: argv.connect !== undefined ? resolveUri(early.connectUri) : resolveUri(),
+      uri: early.connectUri,
       timeouts: { call: 300_000, save: 300_000 },
     });
     try {
-      const { spec, options } = await prepareCreate(flags, { store, isTaken: (n) => hypervisor.exists(n) });
+      const { spec, options } = await prepareCreate(flags, {
+        ...prepDeps,
+        isTaken: (n) => hypervisor.exists(n),
+      });
       if (spec.name !== name) throw new InputError(`the name '${name}' is taken`);
+      await checkNetworkForCreate(options.connectUri, spec.networkMode);
       const controller = new AbortController();
       const abort = (): void => controller.abort();
       process.once('SIGINT', abort);
@@ -244,7 +257,7 @@ const updateSub: CommandModule<object, UpdateArgs> = {
         `invalid --timeout ${JSON.stringify(argv.timeout)}: a whole number of minutes from 1 to 1440`,
       );
     }
-    const hypervisor = await openHypervisor({ uri: resolveUri(argv.connect) });
+    const hypervisor = await openHypervisor({ uri: (await resolveConnectionFor(argv.connect)).uri });
     try {
       const result = await updateTemplate(
         {

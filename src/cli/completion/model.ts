@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { CONNECT_OPTION } from '../connect-option.js';
 
 /**
  * The command tree as data, read from the same CommandModules yargs runs (and
@@ -200,6 +201,8 @@ export function describeCommand(module: CommandModule<any, any>, parent: string[
   const recorded = record(module.builder);
   const subcommands = recorded.commands.map((sub) => describeCommand(sub, path));
   const options = [...recorded.options.entries()].map(([key, o]) => toOption(key, o));
+  // run.ts declares --connect/-c once, globally: every command takes it, as virsh's -c.
+  if (!options.some((o) => o.name === 'connect')) options.push(connectOption());
   options.push(HELP);
   return {
     path,
@@ -214,6 +217,10 @@ export function describeCommand(module: CommandModule<any, any>, parent: string[
   };
 }
 
+function connectOption(): OptionInfo {
+  return toOption('connect', CONNECT_OPTION as Record<string, unknown>);
+}
+
 /** The whole tool: the top level holds the commands and the options yargs adds there. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function describeCli(commands: CommandModule<any, any>[]): CommandInfo {
@@ -223,7 +230,11 @@ export function describeCli(commands: CommandModule<any, any>[]): CommandInfo {
     hidden: false,
     args: '',
     positionals: [],
-    options: [HELP, { ...HELP, name: 'version', aliases: [], describe: 'Show version number' }],
+    options: [
+      connectOption(),
+      HELP,
+      { ...HELP, name: 'version', aliases: [], describe: 'Show version number' },
+    ],
     examples: [],
     subcommands: commands.map((c) => describeCommand(c)),
   };

@@ -1,4 +1,5 @@
-import { describeDomain, openHypervisor, resolveUri } from '../../libvirt/index.js';
+import { describeDomain, openHypervisor } from '../../libvirt/index.js';
+import { resolveConnectionFor } from '../hypervisor.js';
 import { ourDomains } from '../../service/lifecycle.js';
 import type { Hypervisor } from '../../service/ports.js';
 import { validateVmName } from '../../spec/validate.js';
@@ -24,7 +25,8 @@ export async function completionNames(
 ): Promise<string[]> {
   const limits = { call: deadlineMs, save: deadlineMs, connect: deadlineMs };
   const lookup = async (): Promise<string[]> => {
-    const hypervisor = await openHypervisor({ uri: resolveUri(connect), timeouts: limits });
+    const { uri } = await resolveConnectionFor(connect);
+    const hypervisor = await openHypervisor({ uri, timeouts: limits });
     try {
       return await namesFrom(hypervisor, kind, vm);
     } finally {

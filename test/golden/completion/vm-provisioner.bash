@@ -4,73 +4,88 @@
 
 _vm_provisioner_subcommands() {
   case "$1" in
-    '') printf '%s\n' 'create' 'template' 'start' 'stop' 'pause' 'resume' 'snapshot' 'list' 'get' 'set' 'apply' 'destroy' 'gc' 'console' 'passwords' 'proxy' 'windows' 'clipboard' 'completion' 'help' 'version' ;;
+    '') printf '%s\n' 'create' 'template' 'start' 'stop' 'pause' 'resume' 'snapshot' 'list' 'get' 'set' 'apply' 'destroy' 'gc' 'console' 'logs' 'passwords' 'proxy' 'service' 'windows' 'clipboard' 'completion' 'help' 'version' ;;
     'template') printf '%s\n' 'create' 'import' 'list' 'update' 'destroy' ;;
     'snapshot') printf '%s\n' 'create' 'list' 'revert' 'delete' ;;
+    'service') printf '%s\n' 'install' ;;
   esac
 }
 
 _vm_provisioner_flags() {
   case "$1" in
-    '') printf '%s\n' '--help' '-h' '--version' ;;
-    'create') printf '%s\n' '--name' '--system' '--flatpak' '--autostart-app' '--memory' '--vcpus' '--disk' '--fedora-release' '--arch' '--virt-type' '--network' '--on-stop' '--label' '--display' '--graphics' '--config' '--vm-dir' '--output' '--connect' '--import' '--template' '--kernel' '--initrd' '--kernel-args' '--location' '--force' '--yes' '-y' '--dry-run' '--install-timeout' '--verbose' '--help' '-h' ;;
-    'template') printf '%s\n' '--help' '-h' ;;
-    'template create') printf '%s\n' '--connect' '--memory' '--vcpus' '--virt-type' '--network' '--vm-dir' '--config' '--system' '--flatpak' '--fedora-release' '--arch' '--disk' '--location' '--install-timeout' '--yes' '-y' '--verbose' '--help' '-h' ;;
-    'template import') printf '%s\n' '--connect' '--memory' '--vcpus' '--virt-type' '--network' '--vm-dir' '--config' '--kernel' '--initrd' '--kernel-args' '--help' '-h' ;;
-    'template list') printf '%s\n' '--connect' '--json' '--help' '-h' ;;
-    'template update') printf '%s\n' '--connect' '--timeout' '--help' '-h' ;;
-    'template destroy') printf '%s\n' '--connect' '--help' '-h' ;;
-    'start') printf '%s\n' '--connect' '--viewer' '--no-viewer' '--seamless' '--no-seamless' '--seamless-timeout' '--help' '-h' ;;
-    'stop') printf '%s\n' '--connect' '--timeout' '--force' '--save' '--no-save' '--help' '-h' ;;
-    'pause') printf '%s\n' '--connect' '--help' '-h' ;;
-    'resume') printf '%s\n' '--connect' '--help' '-h' ;;
-    'snapshot') printf '%s\n' '--help' '-h' ;;
-    'snapshot create') printf '%s\n' '--connect' '--memory' '--help' '-h' ;;
-    'snapshot list') printf '%s\n' '--connect' '--json' '--help' '-h' ;;
-    'snapshot revert') printf '%s\n' '--connect' '--force' '--help' '-h' ;;
-    'snapshot delete') printf '%s\n' '--connect' '--help' '-h' ;;
-    'list') printf '%s\n' '--connect' '--json' '--help' '-h' ;;
-    'get') printf '%s\n' '--connect' '--json' '--help' '-h' ;;
-    'set') printf '%s\n' '--connect' '--force' '--help' '-h' ;;
-    'apply') printf '%s\n' '--connect' '--dry-run' '--prune' '--yes' '-y' '--force' '--help' '-h' ;;
-    'destroy') printf '%s\n' '--connect' '--yes' '-y' '--help' '-h' ;;
-    'gc') printf '%s\n' '--help' '-h' ;;
-    'console') printf '%s\n' '--connect' '--help' '-h' ;;
-    'passwords') printf '%s\n' '--json' '--help' '-h' ;;
-    'proxy') printf '%s\n' '--listen' '--port' '--network' '--connect' '--socket' '--heartbeat-interval' '--help' '-h' ;;
-    'windows') printf '%s\n' '--json' '--follow' '-f' '--socket' '--help' '-h' ;;
-    'clipboard') printf '%s\n' '--socket' '--help' '-h' ;;
-    'completion') printf '%s\n' '--help' '-h' ;;
-    'help') printf '%s\n' '--help' '-h' ;;
-    'version') printf '%s\n' '--help' '-h' ;;
+    '') printf '%s\n' '--connect' '-c' '--help' '-h' '--version' ;;
+    'create') printf '%s\n' '--name' '--system' '--flatpak' '--autostart-app' '--memory' '--vcpus' '--disk' '--fedora-release' '--arch' '--virt-type' '--network' '--on-stop' '--label' '--display' '--graphics' '--config' '--vm-dir' '--output' '--import' '--template' '--kernel' '--initrd' '--kernel-args' '--location' '--force' '--yes' '-y' '--dry-run' '--install-timeout' '--verbose' '--connect' '-c' '--help' '-h' ;;
+    'template') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
+    'template create') printf '%s\n' '--memory' '--vcpus' '--virt-type' '--network' '--vm-dir' '--config' '--system' '--flatpak' '--fedora-release' '--arch' '--disk' '--location' '--install-timeout' '--yes' '-y' '--verbose' '--connect' '-c' '--help' '-h' ;;
+    'template import') printf '%s\n' '--memory' '--vcpus' '--virt-type' '--network' '--vm-dir' '--config' '--kernel' '--initrd' '--kernel-args' '--connect' '-c' '--help' '-h' ;;
+    'template list') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
+    'template update') printf '%s\n' '--timeout' '--connect' '-c' '--help' '-h' ;;
+    'template destroy') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
+    'start') printf '%s\n' '--viewer' '--no-viewer' '--seamless' '--no-seamless' '--seamless-timeout' '--connect' '-c' '--help' '-h' ;;
+    'stop') printf '%s\n' '--timeout' '--force' '--save' '--no-save' '--connect' '-c' '--help' '-h' ;;
+    'pause') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
+    'resume') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
+    'snapshot') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
+    'snapshot create') printf '%s\n' '--memory' '--connect' '-c' '--help' '-h' ;;
+    'snapshot list') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
+    'snapshot revert') printf '%s\n' '--force' '--connect' '-c' '--help' '-h' ;;
+    'snapshot delete') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
+    'list') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
+    'get') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
+    'set') printf '%s\n' '--force' '--connect' '-c' '--help' '-h' ;;
+    'apply') printf '%s\n' '--dry-run' '--prune' '--yes' '-y' '--force' '--connect' '-c' '--help' '-h' ;;
+    'destroy') printf '%s\n' '--yes' '-y' '--connect' '-c' '--help' '-h' ;;
+    'gc') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
+    'console') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
+    'logs') printf '%s\n' '--install' '--console' '--follow' '-f' '--connect' '-c' '--help' '-h' ;;
+    'passwords') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
+    'proxy') printf '%s\n' '--listen' '--port' '--network' '--socket' '--heartbeat-interval' '--connect' '-c' '--help' '-h' ;;
+    'service') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
+    'service install') printf '%s\n' '--dry-run' '--connect' '-c' '--help' '-h' ;;
+    'windows') printf '%s\n' '--json' '--follow' '-f' '--socket' '--connect' '-c' '--help' '-h' ;;
+    'clipboard') printf '%s\n' '--socket' '--connect' '-c' '--help' '-h' ;;
+    'completion') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
+    'help') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
+    'version') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
   esac
 }
 
 _vm_provisioner_value_flags() {
   case "$1" in
-    'create') printf '%s\n' '--name' '--system' '--flatpak' '--autostart-app' '--memory' '--vcpus' '--disk' '--fedora-release' '--arch' '--virt-type' '--network' '--on-stop' '--label' '--display' '--graphics' '--config' '--vm-dir' '--output' '--connect' '--import' '--template' '--kernel' '--initrd' '--kernel-args' '--location' '--install-timeout' ;;
-    'template create') printf '%s\n' '--connect' '--memory' '--vcpus' '--virt-type' '--network' '--vm-dir' '--config' '--system' '--flatpak' '--fedora-release' '--arch' '--disk' '--location' '--install-timeout' ;;
-    'template import') printf '%s\n' '--connect' '--memory' '--vcpus' '--virt-type' '--network' '--vm-dir' '--config' '--kernel' '--initrd' '--kernel-args' ;;
-    'template list') printf '%s\n' '--connect' ;;
-    'template update') printf '%s\n' '--connect' '--timeout' ;;
-    'template destroy') printf '%s\n' '--connect' ;;
-    'start') printf '%s\n' '--connect' '--seamless-timeout' ;;
-    'stop') printf '%s\n' '--connect' '--timeout' ;;
-    'pause') printf '%s\n' '--connect' ;;
-    'resume') printf '%s\n' '--connect' ;;
-    'snapshot create') printf '%s\n' '--connect' ;;
-    'snapshot list') printf '%s\n' '--connect' ;;
-    'snapshot revert') printf '%s\n' '--connect' ;;
-    'snapshot delete') printf '%s\n' '--connect' ;;
-    'list') printf '%s\n' '--connect' ;;
-    'get') printf '%s\n' '--connect' ;;
-    'set') printf '%s\n' '--connect' ;;
-    'apply') printf '%s\n' '--connect' ;;
-    'destroy') printf '%s\n' '--connect' ;;
-    'console') printf '%s\n' '--connect' ;;
-    'proxy') printf '%s\n' '--listen' '--port' '--network' '--connect' '--socket' '--heartbeat-interval' ;;
-    'windows') printf '%s\n' '--socket' ;;
-    'clipboard') printf '%s\n' '--socket' ;;
+    '') printf '%s\n' '--connect' '-c' ;;
+    'create') printf '%s\n' '--name' '--system' '--flatpak' '--autostart-app' '--memory' '--vcpus' '--disk' '--fedora-release' '--arch' '--virt-type' '--network' '--on-stop' '--label' '--display' '--graphics' '--config' '--vm-dir' '--output' '--import' '--template' '--kernel' '--initrd' '--kernel-args' '--location' '--install-timeout' '--connect' '-c' ;;
+    'template') printf '%s\n' '--connect' '-c' ;;
+    'template create') printf '%s\n' '--memory' '--vcpus' '--virt-type' '--network' '--vm-dir' '--config' '--system' '--flatpak' '--fedora-release' '--arch' '--disk' '--location' '--install-timeout' '--connect' '-c' ;;
+    'template import') printf '%s\n' '--memory' '--vcpus' '--virt-type' '--network' '--vm-dir' '--config' '--kernel' '--initrd' '--kernel-args' '--connect' '-c' ;;
+    'template list') printf '%s\n' '--connect' '-c' ;;
+    'template update') printf '%s\n' '--timeout' '--connect' '-c' ;;
+    'template destroy') printf '%s\n' '--connect' '-c' ;;
+    'start') printf '%s\n' '--seamless-timeout' '--connect' '-c' ;;
+    'stop') printf '%s\n' '--timeout' '--connect' '-c' ;;
+    'pause') printf '%s\n' '--connect' '-c' ;;
+    'resume') printf '%s\n' '--connect' '-c' ;;
+    'snapshot') printf '%s\n' '--connect' '-c' ;;
+    'snapshot create') printf '%s\n' '--connect' '-c' ;;
+    'snapshot list') printf '%s\n' '--connect' '-c' ;;
+    'snapshot revert') printf '%s\n' '--connect' '-c' ;;
+    'snapshot delete') printf '%s\n' '--connect' '-c' ;;
+    'list') printf '%s\n' '--connect' '-c' ;;
+    'get') printf '%s\n' '--connect' '-c' ;;
+    'set') printf '%s\n' '--connect' '-c' ;;
+    'apply') printf '%s\n' '--connect' '-c' ;;
+    'destroy') printf '%s\n' '--connect' '-c' ;;
+    'gc') printf '%s\n' '--connect' '-c' ;;
+    'console') printf '%s\n' '--connect' '-c' ;;
+    'logs') printf '%s\n' '--connect' '-c' ;;
+    'passwords') printf '%s\n' '--connect' '-c' ;;
+    'proxy') printf '%s\n' '--listen' '--port' '--network' '--socket' '--heartbeat-interval' '--connect' '-c' ;;
+    'service') printf '%s\n' '--connect' '-c' ;;
+    'service install') printf '%s\n' '--connect' '-c' ;;
+    'windows') printf '%s\n' '--socket' '--connect' '-c' ;;
+    'clipboard') printf '%s\n' '--socket' '--connect' '-c' ;;
+    'completion') printf '%s\n' '--connect' '-c' ;;
+    'help') printf '%s\n' '--connect' '-c' ;;
+    'version') printf '%s\n' '--connect' '-c' ;;
   esac
 }
 
@@ -115,6 +130,7 @@ _vm_provisioner_positional() {
     'apply|0') printf '%s\n' 'file' ;;
     'destroy|0') printf '%s\n' 'vm' ;;
     'console|0') printf '%s\n' 'vm' ;;
+    'logs|0') printf '%s\n' 'vm' ;;
     'passwords|0') printf '%s\n' 'vm' ;;
     'windows|0') printf '%s\n' 'vm' ;;
     'clipboard|0') printf '%s\n' 'choices copy paste' ;;

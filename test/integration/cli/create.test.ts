@@ -126,7 +126,7 @@ test("the seed's multi-valued, repeated flags", () => {
   expect(r.stdout).toContain('flatpak apps:    a.b.C, d.e.F');
   expect(r.stdout).toContain('autostart apps:  kitty');
   expect(r.stdout).toContain('release:         Fedora 42 (x86_64)');
-  expect(r.stdout).toContain('connection:      qemu:///session (domain type qemu)');
+  expect(r.stdout).toContain('connection:      qemu:///session (from --connect, domain type qemu)');
   expect(r.stdout).toContain(`${home}/.local/share/libvirt/images/vmp-t-spec-dev.qcow2 (30 GB, qcow2)`);
   expect(written()).toEqual([]);
 });

@@ -53,9 +53,11 @@ function probeSystemdAnalyze(): Probe {
 describeWith(probeSystemdAnalyze(), 'proxy systemd unit')('systemd/vm-provisioner-proxy.service', () => {
   const unit = 'systemd/vm-provisioner-proxy.service';
 
-  test('runs `vm-provisioner proxy`, restarts on failure, and passes systemd-analyze verify', () => {
+  test('runs the proxy by absolute paths (no PATH lookup), restarts on failure, and passes systemd-analyze verify', () => {
     const text = readFileSync(unit, 'utf8');
-    expect(text).toMatch(/^ExecStart=\/usr\/bin\/env vm-provisioner proxy$/m);
+    expect(text).toMatch(
+      /^ExecStart=\/usr\/bin\/node \/usr\/local\/lib\/node_modules\/vm-provisioner\/dist\/src\/cli\/main\.js proxy$/m,
+    );
     expect(text).toMatch(/^Restart=on-failure$/m);
     expect(text).toMatch(/^WantedBy=default\.target$/m);
     // Unknown keys are only warned about on stderr (exit 0), so stderr must be empty too.

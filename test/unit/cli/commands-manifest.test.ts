@@ -35,3 +35,9 @@ test('no command, an unknown one or an option first: all of them (help, "did you
     expect(commandsFor(argv)).toBe(commands);
   }
 });
+
+test("the global --connect's help names libvirt's default URI as src/libvirt does", async () => {
+  const { CONNECT_OPTION } = await import('../../../src/cli/connect-option.js');
+  const { DEFAULT_URI } = await import('../../../src/libvirt/index.js');
+  expect(CONNECT_OPTION.defaultDescription).toMatch(new RegExp(`, else ${DEFAULT_URI}$`));
+});

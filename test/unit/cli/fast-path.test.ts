@@ -1,5 +1,6 @@
 import yargs from 'yargs';
 import { commands } from '../../../src/cli/commands/index.js';
+import { CONNECT_OPTION } from '../../../src/cli/connect-option.js';
 import { simpleLine, SIMPLE_LINES } from '../../../src/cli/fast-path.js';
 
 /**
@@ -10,7 +11,8 @@ import { simpleLine, SIMPLE_LINES } from '../../../src/cli/fast-path.js';
 test.each(Object.keys(SIMPLE_LINES))('the %s shape is its yargs definition', async (name) => {
   const module = await commands.find((c) => c.name === name)!.load();
   const shape = SIMPLE_LINES[name]!;
-  const parser = yargs([]);
+  // The global options run.ts declares for every command (--connect/-c).
+  const parser = yargs([]).option('connect', CONNECT_OPTION);
   (module.builder as (y: typeof parser) => unknown)(parser);
   // getOptions is yargs' own (untyped) view of what the builder declared.
   const options = (
@@ -23,7 +25,9 @@ test.each(Object.keys(SIMPLE_LINES))('the %s shape is its yargs definition', asy
       };
     }
   ).getOptions();
-  const own = (keys: string[]): string[] => keys.filter((k) => !['help', 'version'].includes(k)).sort();
+  // Short aliases (-c) are not simple: a line with one takes the yargs path (tested below).
+  const own = (keys: string[]): string[] =>
+    keys.filter((k) => !['help', 'version'].includes(k) && k.length > 1).sort();
   expect(own(options.boolean)).toEqual(Object.keys(shape.booleans).sort());
   expect(own(options.string).filter((k) => !shape.positionals.includes(k))).toEqual(
     [...shape.strings].sort(),
@@ -71,6 +75,7 @@ test.each([
 test.each([
   [['list']], // the table: colours, left to yargs
   [['list', '--json', '--json']],
+  [['list', '--json', '-c', 'test:///default']], // a short alias: yargs reads it
   [['list', '--json=true']],
   [['list', '--json', '--connect']],
   [['list', '--json', '--connect', '--x']],

@@ -10,6 +10,7 @@ import { testSpec } from '../../support/spec-fixture.js';
 
 const base: DomainXmlOptions = {
   diskPath: '/var/lib/vm-provisioner/firefox/firefox.qcow2',
+  consoleLog: '/home/user/.local/state/vm-provisioner/logs/firefox-vm-console.log',
   version: '0.1.0',
 };
 
@@ -63,6 +64,8 @@ const variants: Array<[string, Partial<VmSpec>, Partial<DomainXmlOptions>]> = [
       diskPath: '/var/lib/vm-provisioner/debian-base.qcow2',
       configDiskPath: '/var/lib/vm-provisioner/debian-base-config.img',
       seal: { mtimeNs: '1796416023764538841', sizeBytes: 1141374976, origin: 'import' },
+      // A template's console is not logged: it is booted only by template update.
+      consoleLog: undefined,
     },
   ],
   [
