@@ -11,6 +11,7 @@ import {
 import { writeDryRunFiles } from '../service/artifacts.js';
 import { prepareCreate, type CreateFlags } from '../spec/build.js';
 import { tildePath } from '../spec/plan.js';
+import { syncLaunchersQuietly } from '../service/launchers.js';
 import type { FileConfigStore } from '../spec/store.js';
 import type { VmSpec } from '../spec/types.js';
 import { LibvirtVolumeStore } from '../storage/volumes.js';
@@ -134,6 +135,8 @@ export async function createOnTemplate(
         `  password:    in the keyring (vm-provisioner passwords ${spec.name})\n` +
         `Start it with: vm-provisioner start ${spec.name}\n`,
     );
+    // Best effort: a launcher problem never fails the create (the line says what happened).
+    process.stdout.write(`${await syncLaunchersQuietly({ hypervisor })}\n`);
     testStopPoint('reported');
   } finally {
     await hypervisor.close();

@@ -4,11 +4,13 @@ import { consoleCommand } from './console.js';
 import { createCommand } from './create.js';
 import { destroyCommand } from './destroy.js';
 import { gcCommand } from './gc.js';
+import { launchersCommand } from './launchers.js';
 import { listCommand } from './list.js';
 import { pauseCommand } from './pause.js';
 import { passwordsCommand } from './passwords.js';
 import { proxyCommand } from './proxy.js';
 import { resumeCommand } from './resume.js';
+import { runCommand } from './run.js';
 import { snapshotCommand } from './snapshot.js';
 import { startCommand } from './start.js';
 import { stopCommand } from './stop.js';
@@ -36,4 +38,6 @@ export const commands: CommandModule<any, any>[] = [
   proxyCommand,
   windowsCommand,
   clipboardCommand,
+  runCommand,
+  launchersCommand,
 ];
