@@ -175,7 +175,8 @@ export function renderLauncher(input: LauncherInput, slug: string): Launcher {
   const lines = [
     '[Desktop Entry]',
     'Type=Application',
-    'Version=1.5',
+    // 1.4: what desktop-file-validate 0.26 (Debian 12) knows; nothing here is newer than 1.0.
+    'Version=1.4',
     `Name=${input.vm}: ${name}`,
     `Comment=${name} in the VM ${input.vm} (label ${input.label}), started or resumed as needed`,
     `Icon=${checkHostPath('icon', input.iconPath)}`,
