@@ -289,6 +289,34 @@ describeWith(probe, 'run through the proxy to a real agent')('vm-provisioner run
     await log.waitFor((e) => e.type === 'agent-connected', `reconnect; log: ${agentLog}`, 20_000, from);
   });
 
+  test('when run starts the VM it opens the SPICE viewer, whose window title starts with [NAME]', async () => {
+    virsh('destroy', VM);
+    const r = await runCli(
+      ['run', VM, '--', 'xterm', '-T', 'vmp-with-viewer'],
+      { ...env, DISPLAY: x.display },
+      60_000,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    pidOf(r.stdout);
+    const viewer = /; viewer pid (\d+)\n$/.exec(r.stdout);
+    expect(viewer).not.toBeNull();
+    started.push(Number(viewer![1]));
+    expect(fs.readFileSync(`/proc/${viewer![1]}/cmdline`, 'utf8').split('\0').slice(0, -1)).toEqual([
+      'remote-viewer',
+      '--title',
+      `[${VM}]`,
+      '--',
+      expect.stringMatching(/^spice:\/\/127\.0\.0\.1:\d+$/),
+    ]);
+    // remote-viewer appends the monitor number: "[NAME] (1)".
+    await session.until(
+      async () => (await session.xdotool('search', '--name', `^\\[${VM}\\]`)).trim() !== '',
+      'the viewer window titled [NAME]',
+      20_000,
+    );
+  });
+
   test('a VM that is shut off is started by run, then the command runs', async () => {
     virsh('destroy', VM);
     const from = log.mark;
