@@ -20,7 +20,13 @@ import { bundleAgent } from '../../support/agent-bundle.js';
 import { CLI, runCli } from '../../support/cli.js';
 import { EventLog } from '../../support/events.js';
 import { qemuImgCreate, removeDomain, testVmName, virsh } from '../../support/libvirt-fixture.js';
-import { describeWith, LIBVIRT_TEST_URI, probeLibvirt, probeXDisplay } from '../../support/services.js';
+import {
+  describeWith,
+  LIBVIRT_TEST_URI,
+  probeLibvirt,
+  probeSecretService,
+  probeXDisplay,
+} from '../../support/services.js';
 import { testSpec } from '../../support/spec-fixture.js';
 import { XSession } from '../../support/xsession.js';
 
@@ -81,6 +87,9 @@ describeWith(probe, 'run through the proxy to a real agent')('vm-provisioner run
       XDG_DATA_HOME: path.join(tmp, 'data'),
       LIBVIRT_DEFAULT_URI: LIBVIRT_TEST_URI,
       NO_COLOR: '1',
+      ...(process.env.DBUS_SESSION_BUS_ADDRESS
+        ? { DBUS_SESSION_BUS_ADDRESS: process.env.DBUS_SESSION_BUS_ADDRESS }
+        : {}),
     };
     // The VM: a real domain of ours, running (its firmware finds nothing to boot and waits).
     const disk = path.join(tmp, `${VM}.qcow2`);
@@ -327,5 +336,41 @@ describeWith(probe, 'run through the proxy to a real agent')('vm-provisioner run
     pidOf(r.stdout);
     await windowTitled('vmp-after-start', from);
     expect(virsh('domstate', VM).trim()).toBe('running');
+  });
+
+  test("launchers sync (the CLI) writes the VM's launcher, running this install's CLI by absolute path", async () => {
+    const r = await runCli(['launchers', 'sync'], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      /^launchers: \d+ written, \d+ unchanged, 0 removed \(.*\/data\/applications\)\n$/,
+    );
+    const entry = fs.readFileSync(
+      path.join(tmp, 'data', 'applications', `vm-provisioner-${VM}_xterm.desktop`),
+      'utf8',
+    );
+    const argv = parseExecLine(/^Exec=(.*)$/m.exec(entry)![1]!);
+    expect(argv).toEqual([
+      process.execPath,
+      CLI,
+      'run',
+      VM,
+      '--',
+      'xterm',
+      '-T',
+      'vmp-from-launcher',
+      '-name',
+      'vmp-launcher',
+    ]);
+  });
+
+  describeWith(probeSecretService(), 'destroy needs the keyring')('destroy', () => {
+    test("destroy removes the VM's launchers, and says so on one line", async () => {
+      const r = await runCli(['destroy', VM, '--yes'], env, 60_000);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^${VM}: destroyed \\(.*\\)\nlaunchers: 0 written, 2 removed\n$`));
+      expect(fs.readdirSync(path.join(tmp, 'data', 'applications'))).toEqual([]);
+      expect(fs.readdirSync(path.join(tmp, 'data', 'icons', 'hicolor', 'scalable', 'apps'))).toEqual([]);
+    });
   });
 });
