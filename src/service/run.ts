@@ -70,6 +70,15 @@ export interface RunOptions {
   waitMs?: number;
 }
 
+/** Fails fast (ServiceUnavailableError, naming how to start it) when no proxy answers: before a VM is started for nothing. */
+export async function requireProxy(options: RunOptions = {}): Promise<void> {
+  await controlRequest(
+    'status',
+    {},
+    { ...(options.socketPath ? { socketPath: options.socketPath } : {}), timeoutMs: 10_000 },
+  );
+}
+
 /** Asks the proxy to have the VM's agent start argv; resolves with the guest pid. */
 export async function runInVm(name: string, argv: string[], options: RunOptions = {}): Promise<number> {
   const waitMs = options.waitMs ?? DEFAULT_RUN_WAIT_MS;

@@ -1,6 +1,12 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { hasGraphicalSession, openViewer } from '../../service/lifecycle.js';
-import { DEFAULT_RUN_WAIT_MS, ensureRunning, runInVm, validateRunArgv } from '../../service/run.js';
+import {
+  DEFAULT_RUN_WAIT_MS,
+  ensureRunning,
+  requireProxy,
+  runInVm,
+  validateRunArgv,
+} from '../../service/run.js';
 import { FileConfigStore } from '../../spec/store.js';
 import { parseWholeNumber } from '../../spec/validate.js';
 import { LibvirtVolumeStore } from '../../storage/volumes.js';
@@ -61,6 +67,8 @@ export const runCommand: CommandModule<object, RunArgs> = {
     const seconds = parseWholeNumber('--timeout', argv.timeout, 's');
     if (seconds < 1 || seconds > 600)
       throw new InputError(`invalid --timeout ${seconds} s: must be 1 to 600`);
+    const socket = argv.socket ? { socketPath: argv.socket } : {};
+    await requireProxy(socket);
     const ready = await withHypervisor(argv.connect, (hypervisor) =>
       ensureRunning(hypervisor, name, new LibvirtVolumeStore(hypervisor.uri)),
     );
@@ -72,10 +80,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
         viewer = `; viewer pid ${await openViewer(ready.spiceUri, name)}`;
       }
     }
-    const pid = await runInVm(name, command, {
-      waitMs: seconds * 1000,
-      ...(argv.socket ? { socketPath: argv.socket } : {}),
-    });
+    const pid = await runInVm(name, command, { waitMs: seconds * 1000, ...socket });
     process.stdout.write(
       `${name}: started ${command[0]} (pid ${pid} in the VM)${HOW[ready.readiness]}${viewer}\n`,
     );

@@ -338,6 +338,17 @@ describeWith(probe, 'run through the proxy to a real agent')('vm-provisioner run
     expect(virsh('domstate', VM).trim()).toBe('running');
   });
 
+  test('with no proxy answering, run fails on one line and does not start the VM for nothing', async () => {
+    virsh('destroy', VM);
+    const socket = path.join(tmp, 'no-proxy.sock');
+    const r = await runCli(['run', VM, '--socket', socket, '--', 'xterm'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(`^error: the window proxy is not running \\(no answer on ${socket}: [^\n]*\n$`),
+    );
+    expect(virsh('domstate', VM).trim()).toBe('shut off');
+  });
+
   test("launchers sync (the CLI) writes the VM's launcher, running this install's CLI by absolute path", async () => {
     const r = await runCli(['launchers', 'sync'], env);
     expect(r.stderr).toBe('');
