@@ -115,7 +115,9 @@ export const messageArbs: Record<Message['type'], fc.Arbitrary<Message>> = {
     requestId: u32,
     argv: fc
       .tuple(
-        fc.stringMatching(/^(?:\/[A-Za-z0-9_][A-Za-z0-9_.+-]{0,20}){1,4}$|^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,30}$/),
+        fc.stringMatching(
+          /^(?:\/[A-Za-z0-9_][A-Za-z0-9_.+-]{0,20}){1,4}$|^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,30}$/,
+        ),
         fc.array(argText(200), { maxLength: MAX_EXEC_ARGS - 1 }),
       )
       .map(([program, args]) => [program, ...args]),
