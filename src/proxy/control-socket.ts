@@ -287,7 +287,11 @@ export class ControlServer {
         ) {
           throw new BadRequest(`waitMs must be a whole number of milliseconds from 0 to ${MAX_RUN_WAIT_MS}`);
         }
-        const started = await this.proxy.exec(vm, req.argv as string[], { waitMs });
+        const since = req.connectedSince ?? 0;
+        if (typeof since !== 'number' || !Number.isSafeInteger(since) || since < 0) {
+          throw new BadRequest('connectedSince must be a time in milliseconds since the epoch');
+        }
+        const started = await this.proxy.exec(vm, req.argv as string[], { waitMs, connectedSinceMs: since });
         return { pid: started.pid };
       }
       default:

@@ -116,6 +116,8 @@ class AgentConnection {
   private lastHeard = Date.now();
   private lastSent = Date.now();
   private heartbeatSeq = 0;
+  /** When the handshake succeeded (ms since the epoch); 0 before. */
+  authenticatedAt = 0;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   readonly pending = new Map<number, PendingClipboard>();
@@ -283,6 +285,7 @@ class AgentConnection {
     clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
     this.state = 'ready';
+    this.authenticatedAt = Date.now();
     this.send({
       type: 'welcome',
       mac: computeAuthMac(this.secret!, 'proxy', ctx),
@@ -697,19 +700,27 @@ export class ProxyServer extends EventEmitter {
    * (a VM just started or resumed connects within seconds; the wait ends the
    * moment it authenticates, not on a poll).
    */
-  private async connectionWithin(vmName: string, waitMs: number): Promise<AgentConnection> {
+  private async connectionWithin(vmName: string, waitMs: number, sinceMs = 0): Promise<AgentConnection> {
+    const fresh = (conn: AgentConnection | undefined): conn is AgentConnection =>
+      conn !== undefined && conn.authenticatedAt >= sinceMs;
     const now = this.current.get(vmName);
-    if (now || waitMs <= 0) return this.connectionFor(vmName);
+    if (fresh(now)) return now;
+    if (waitMs <= 0) return this.connectionFor(vmName);
     await new Promise<void>((resolve, reject) => {
       const onEvent = (event: ProxyEvent): void => {
         if (event.vm !== vmName || event.type !== 'agent-connected') return;
+        if (!fresh(this.current.get(vmName))) return;
         clearTimeout(timer);
         this.off('event', onEvent);
         resolve();
       };
       const timer = setTimeout(() => {
         this.off('event', onEvent);
-        const seen = this.table.has(vmName) ? 'is not connected' : 'has not connected';
+        const seen = !this.table.has(vmName)
+          ? 'has not connected'
+          : this.current.has(vmName)
+            ? 'has not connected again since the VM was started or resumed'
+            : 'is not connected';
         reject(
           new ProxyRequestError('not_connected', `the agent in VM "${vmName}" ${seen} (waited ${waitMs} ms)`),
         );
@@ -722,16 +733,19 @@ export class ProxyServer extends EventEmitter {
   /**
    * Starts `argv` in the VM's graphical session through its agent (EXEC);
    * resolves with the guest pid once the agent says it started. Waits up to
-   * `waitMs` for the agent to connect first.
+   * `waitMs` for the agent to connect first; with `connectedSinceMs`, for a
+   * connection authenticated at or after that time (ms since the epoch): a VM
+   * just started or resumed may still have a connection from before, which
+   * looks alive until its agent, woken, replaces it or a heartbeat runs out.
    */
   async exec(
     vmName: string,
     argv: string[],
-    options: { waitMs?: number; timeoutMs?: number } = {},
+    options: { waitMs?: number; timeoutMs?: number; connectedSinceMs?: number } = {},
   ): Promise<ExecStarted> {
     const problem = execArgvProblem(argv);
     if (problem) throw new ProxyRequestError('bad_request', problem);
-    const conn = await this.connectionWithin(vmName, options.waitMs ?? 0);
+    const conn = await this.connectionWithin(vmName, options.waitMs ?? 0, options.connectedSinceMs ?? 0);
     if (conn.protocolVersion < EXEC_MIN_VERSION) {
       throw new ProxyRequestError(
         'refused',

@@ -68,6 +68,12 @@ export interface RunOptions {
   socketPath?: string;
   /** How long to wait for the VM's agent to connect. */
   waitMs?: number;
+  /**
+   * Only a connection the agent made at or after this time (ms since the
+   * epoch) will do: set when `run` started, resumed or unpaused the VM, whose
+   * connection from before may still look alive at the proxy.
+   */
+  connectedSince?: number;
 }
 
 /** Fails fast (ServiceUnavailableError, naming how to start it) when no proxy answers: before a VM is started for nothing. */
@@ -84,7 +90,7 @@ export async function runInVm(name: string, argv: string[], options: RunOptions 
   const waitMs = options.waitMs ?? DEFAULT_RUN_WAIT_MS;
   const { pid } = await controlRequest<{ pid: number }>(
     'run',
-    { vm: name, argv, waitMs },
+    { vm: name, argv, waitMs, ...(options.connectedSince ? { connectedSince: options.connectedSince } : {}) },
     // The proxy answers within the wait plus its own EXEC deadline (10 s).
     { ...(options.socketPath ? { socketPath: options.socketPath } : {}), timeoutMs: waitMs + 15_000 },
   );

@@ -69,6 +69,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
       throw new InputError(`invalid --timeout ${seconds} s: must be 1 to 600`);
     const socket = argv.socket ? { socketPath: argv.socket } : {};
     await requireProxy(socket);
+    const before = Date.now();
     const ready = await withHypervisor(argv.connect, (hypervisor) =>
       ensureRunning(hypervisor, name, new LibvirtVolumeStore(hypervisor.uri)),
     );
@@ -80,7 +81,11 @@ export const runCommand: CommandModule<object, RunArgs> = {
         viewer = `; viewer pid ${await openViewer(ready.spiceUri, name)}`;
       }
     }
-    const pid = await runInVm(name, command, { waitMs: seconds * 1000, ...socket });
+    const pid = await runInVm(name, command, {
+      waitMs: seconds * 1000,
+      ...socket,
+      ...(ready.readiness !== 'running' ? { connectedSince: before } : {}),
+    });
     process.stdout.write(
       `${name}: started ${command[0]} (pid ${pid} in the VM)${HOW[ready.readiness]}${viewer}\n`,
     );

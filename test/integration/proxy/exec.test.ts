@@ -132,6 +132,35 @@ test('EXEC waits for an agent that connects within the wait, and fails clearly w
   await expect(proxy.exec(`${PREFIX}nobody`, ['xterm'])).rejects.toMatchObject({ code: 'not_found' });
 });
 
+test('with connectedSinceMs, only a connection made since then gets the EXEC: an older one is passed over', async () => {
+  const old = await agent(`${PREFIX}a`);
+  const oldSeen = answering(old, (m) => ({
+    type: 'exec-result',
+    requestId: m.requestId,
+    status: 0,
+    pid: 1,
+    message: '',
+  }));
+  const since = Date.now() + 1;
+  await new Promise((r) => setTimeout(r, 5));
+  const pending = proxy.exec(`${PREFIX}a`, ['xterm'], { waitMs: 5000, connectedSinceMs: since });
+  const renewed = await agent(`${PREFIX}a`);
+  answering(renewed, (m) => ({
+    type: 'exec-result',
+    requestId: m.requestId,
+    status: 0,
+    pid: 2,
+    message: '',
+  }));
+  await expect(pending).resolves.toEqual({ pid: 2 });
+  expect(oldSeen.filter((m) => m.type === 'exec')).toEqual([]);
+  await expect(
+    proxy.exec(`${PREFIX}a`, ['xterm'], { waitMs: 200, connectedSinceMs: Date.now() + 60_000 }),
+  ).rejects.toThrow(
+    `the agent in VM "${PREFIX}a" has not connected again since the VM was started or resumed (waited 200 ms)`,
+  );
+});
+
 test('a bad argv never leaves the proxy', async () => {
   const a = await agent(`${PREFIX}a`);
   const seen = answering(a, () => null);
