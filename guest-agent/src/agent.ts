@@ -14,14 +14,18 @@ export type AgentOutbound =
   | { type: 'window-list'; windows: WindowInfo[]; focused: number | null }
   | { type: 'window-event'; event: WindowEvent }
   | { type: 'clipboard-content'; requestId: number; text: string }
-  | { type: 'clipboard-result'; requestId: number; status: ClipboardResultStatus; message: string };
+  | { type: 'clipboard-result'; requestId: number; status: ClipboardResultStatus; message: string }
+  | { type: 'exec-result'; requestId: number; status: ExecResultStatus; pid: number; message: string };
+
+export type ExecResultStatus = 'started' | 'refused' | 'failed';
 
 export type ClipboardResultStatus = 'ok' | 'refused' | 'empty' | 'too-large' | 'failed';
 
 /** What the proxy asks of the agent. */
 export type AgentInbound =
   | { type: 'clipboard-read'; requestId: number }
-  | { type: 'clipboard-write'; requestId: number; mimeType: string; data: Buffer };
+  | { type: 'clipboard-write'; requestId: number; mimeType: string; data: Buffer }
+  | { type: 'exec'; requestId: number; argv: string[] };
 
 export interface AgentLink {
   send(message: AgentOutbound): void;
@@ -44,9 +48,16 @@ export interface TooLarge {
   tooLarge: true;
 }
 
+/** Starts a command in the session (guest-agent/src/exec.ts); resolves with its pid. */
+export interface ExecPort {
+  start(argv: string[]): Promise<number>;
+}
+
 export interface AgentOptions {
   tracker: WindowTracker;
   clipboard: ClipboardPort;
+  /** Without it, every EXEC is answered REFUSED. */
+  exec?: ExecPort;
   connect: LinkFactory;
   backoff?: Backoff;
   log?: (line: string) => void;
@@ -150,6 +161,7 @@ export class GuestAgent {
   }
 
   private async answer(link: AgentLink, m: AgentInbound): Promise<void> {
+    if (m.type === 'exec') return this.runCommand(link, m.requestId, m.argv);
     const result = (status: ClipboardResultStatus, message = ''): void =>
       link.send({ type: 'clipboard-result', requestId: m.requestId, status, message });
     try {
@@ -174,6 +186,26 @@ export class GuestAgent {
       result('ok');
     } catch (err) {
       result((err as Partial<TooLarge>).tooLarge ? 'too-large' : 'failed', (err as Error).message);
+    }
+  }
+
+  /** The link's codec has checked argv against the protocol's grammar and limits already. */
+  private async runCommand(link: AgentLink, requestId: number, argv: string[]): Promise<void> {
+    const reply = (status: ExecResultStatus, pid: number, message: string): void =>
+      link.send({ type: 'exec-result', requestId, status, pid, message });
+    if (!this.opts.exec) return reply('refused', 0, 'this agent does not run commands');
+    try {
+      const pid = await this.opts.exec.start(argv);
+      this.log(`started ${argv[0]} (pid ${pid}) for the host`);
+      reply('started', pid, '');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      this.log(`could not start ${argv[0]}: ${e.code ?? e.message}`);
+      reply(
+        'failed',
+        0,
+        `cannot start ${argv[0]}: ${e.code === 'ENOENT' ? 'no such program' : (e.code ?? e.message)}`,
+      );
     }
   }
 }

@@ -1,6 +1,7 @@
 /**
  * vm-guest-agent: runs inside each VM as a systemd user unit. Watches the X11
- * session, streams window events to the host proxy, serves clipboard requests.
+ * session, streams window events to the host proxy, serves clipboard requests,
+ * starts the commands the host asks for (`vm-provisioner run`).
  * Settings: docs/guest-interface.md (agent.conf / VMP_* environment).
  *
  * Exit codes: 0 on SIGTERM/SIGINT, 2 for a bad config or secret (restarting
@@ -11,6 +12,7 @@ import { GuestAgent } from './agent.js';
 import { Backoff } from './backoff.js';
 import { X11Clipboard } from './clipboard.js';
 import { ConfigError, loadAgentConfig, readSecret } from './config.js';
+import { SessionExec } from './exec.js';
 import { connectProxyLink } from './proxy-link.js';
 import { AGENT_VERSION } from './version.js';
 import { WindowTracker } from './window-tracker.js';
@@ -63,6 +65,7 @@ async function main(): Promise<number> {
   const agent = new GuestAgent({
     tracker,
     clipboard,
+    exec: new SessionExec(cfg.display),
     log,
     connect: () =>
       connectProxyLink({

@@ -2,6 +2,8 @@ import {
   AgentClient,
   ClipboardStatus,
   ErrorCode,
+  EXEC_MIN_VERSION,
+  ExecStatus,
   MAX_AGENT_VERSION_BYTES,
   MAX_CLASS_BYTES,
   MAX_ERROR_MESSAGE_BYTES,
@@ -10,12 +12,18 @@ import {
   type Message,
   type WindowInfo as WireWindow,
 } from '../../src/protocol/index.js';
-import type { AgentInbound, AgentLink, AgentOutbound, ClipboardResultStatus } from './agent.js';
+import type {
+  AgentInbound,
+  AgentLink,
+  AgentOutbound,
+  ClipboardResultStatus,
+  ExecResultStatus,
+} from './agent.js';
 import type { WindowInfo } from './window-tracker.js';
 
 /**
  * An `AgentLink` over the window protocol (docs/protocol.md): window events
- * out, clipboard requests in. Everything on the wire (codec, handshake,
+ * out, clipboard requests and commands to start (EXEC) in. Everything on the wire (codec, handshake,
  * heartbeats) is src/protocol's, shared with the proxy.
  */
 
@@ -97,11 +105,28 @@ class ProxyLink implements AgentLink {
       case 'clipboard-data':
         this.handler({ type: 'clipboard-write', requestId: m.requestId, mimeType: m.mimeType, data: m.data });
         break;
+      case 'exec':
+        // Only an authenticated link delivers messages at all (AgentClient emits after WELCOME).
+        if (this.client.version < EXEC_MIN_VERSION) {
+          this.client.fail(
+            ErrorCode.PROTOCOL_ERROR,
+            `exec is not part of protocol version ${this.client.version}`,
+          );
+          break;
+        }
+        this.handler({ type: 'exec', requestId: m.requestId, argv: m.argv });
+        break;
       default:
         this.client.fail(ErrorCode.PROTOCOL_ERROR, `unexpected ${m.type} from the proxy`);
     }
   }
 }
+
+const EXEC_STATUS_CODES: Record<ExecResultStatus, number> = {
+  started: ExecStatus.STARTED,
+  refused: ExecStatus.REFUSED,
+  failed: ExecStatus.FAILED,
+};
 
 const STATUS_CODES: Record<ClipboardResultStatus, number> = {
   ok: ClipboardStatus.OK,
@@ -137,6 +162,16 @@ export function toWire(out: AgentOutbound): Message[] {
           type: 'clipboard-result',
           requestId: out.requestId,
           status: STATUS_CODES[out.status],
+          message: clip(out.message, MAX_ERROR_MESSAGE_BYTES),
+        },
+      ];
+    case 'exec-result':
+      return [
+        {
+          type: 'exec-result',
+          requestId: out.requestId,
+          status: EXEC_STATUS_CODES[out.status],
+          pid: out.pid,
           message: clip(out.message, MAX_ERROR_MESSAGE_BYTES),
         },
       ];

@@ -14,6 +14,7 @@ import { checkNetworkForCreate } from '../service/networks.js';
 import { prepareCreate, type CreateFlags, type CreateOptions } from '../spec/build.js';
 import { connectionRow, tildePath } from '../spec/plan.js';
 import type { Connection } from './hypervisor.js';
+import { syncLaunchersQuietly } from '../service/launchers.js';
 import type { FileConfigStore } from '../spec/store.js';
 import type { VmSpec } from '../spec/types.js';
 import { LibvirtVolumeStore } from '../storage/volumes.js';
@@ -129,6 +130,8 @@ export async function createOnTemplate(
         `  password:    in the keyring (vm-provisioner passwords ${spec.name})\n` +
         `Start it with: vm-provisioner start ${spec.name}\n`,
     );
+    // Best effort: a launcher problem never fails the create (the line says what happened).
+    process.stdout.write(`${await syncLaunchersQuietly({ hypervisor })}\n`);
     testStopPoint('reported');
   } finally {
     await hypervisor.close();

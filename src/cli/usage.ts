@@ -41,6 +41,8 @@ const MISSING: Record<string, string> = {
   'set key': 'name the setting to change (see vm-provisioner get NAME)',
   'apply file': 'name the TOML file that declares the VMs',
   'logs name': 'name the VM whose log to show',
+  'run name': 'name the VM to run the command in',
+  'launchers action': 'say sync',
 };
 
 export function missingMessage(command: CommandInfo, positional: string): string {

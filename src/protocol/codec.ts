@@ -1,4 +1,6 @@
 import {
+  EXEC_FORBIDDEN_CHARS,
+  EXEC_PROGRAM_PATTERN,
   FRAME_HEADER_BYTES,
   HELLO_MAGIC,
   MAC_BYTES,
@@ -6,6 +8,10 @@ import {
   MAX_CLASS_BYTES,
   MAX_CLIPBOARD_BYTES,
   MAX_ERROR_MESSAGE_BYTES,
+  MAX_EXEC_ARG_BYTES,
+  MAX_EXEC_ARGS,
+  MAX_EXEC_ARGV_BYTES,
+  MAX_EXEC_PROGRAM_BYTES,
   MAX_FRAME_PAYLOAD,
   MAX_MIME_BYTES,
   MAX_PAYLOAD_BY_CODE,
@@ -241,6 +247,38 @@ function checkVmName(name: string): void {
   }
 }
 
+/**
+ * Why `argv` may not be sent in (or accepted from) an EXEC, or null when it
+ * may: 1 to MAX_EXEC_ARGS elements, argv[0] a program name or an absolute
+ * path of such names, no element with a control character (NUL included) or
+ * over MAX_EXEC_ARG_BYTES, all together at most MAX_EXEC_ARGV_BYTES of UTF-8.
+ * The proxy's control socket, the CLI and both ends of the link apply this one rule.
+ */
+export function execArgvProblem(argv: unknown): string | null {
+  if (!Array.isArray(argv)) return 'argv must be a list of strings';
+  if (argv.length === 0) return 'argv is empty: name a program';
+  if (argv.length > MAX_EXEC_ARGS) return `argv has ${argv.length} elements; the limit is ${MAX_EXEC_ARGS}`;
+  let total = 0;
+  for (const [i, arg] of (argv as unknown[]).entries()) {
+    if (typeof arg !== 'string') return `argv[${i}] is not a string`;
+    if (LONE_SURROGATE.test(arg)) return `argv[${i}] is not well-formed Unicode`;
+    const bytes = Buffer.byteLength(arg, 'utf8');
+    if (bytes > MAX_EXEC_ARG_BYTES) return `argv[${i}] is ${bytes} bytes; the limit is ${MAX_EXEC_ARG_BYTES}`;
+    if (EXEC_FORBIDDEN_CHARS.test(arg)) return `argv[${i}] contains a control character (NUL included)`;
+    total += bytes;
+  }
+  if (total > MAX_EXEC_ARGV_BYTES)
+    return `argv is ${total} bytes in all; the limit is ${MAX_EXEC_ARGV_BYTES}`;
+  const program = argv[0] as string;
+  if (Buffer.byteLength(program, 'utf8') > MAX_EXEC_PROGRAM_BYTES || !EXEC_PROGRAM_PATTERN.test(program)) {
+    return (
+      'argv[0] must be a program name or an absolute path of such names ' +
+      `(A-Z a-z 0-9 _ . + -, not starting with . + or -, at most ${MAX_EXEC_PROGRAM_BYTES} bytes)`
+    );
+  }
+  return null;
+}
+
 /** Encodes one message as a complete frame (header + payload). Throws ProtocolError on an invalid message. */
 export function encodeMessage(message: Message): Buffer {
   const w = new Writer();
@@ -324,6 +362,20 @@ export function encodeMessage(message: Message): Buffer {
     case 'clipboard-result':
       w.u32(message.requestId, 'requestId');
       w.u8(message.status, 'status');
+      w.string(message.message, MAX_ERROR_MESSAGE_BYTES, 'message');
+      break;
+    case 'exec': {
+      const problem = execArgvProblem(message.argv);
+      if (problem) throw new ProtocolError(`exec: ${problem}`);
+      w.u32(message.requestId, 'requestId');
+      w.u16(message.argv.length, 'argc');
+      for (const arg of message.argv) w.string(arg, MAX_EXEC_ARG_BYTES, 'argv element');
+      break;
+    }
+    case 'exec-result':
+      w.u32(message.requestId, 'requestId');
+      w.u8(message.status, 'status');
+      w.u32(message.pid, 'pid');
       w.string(message.message, MAX_ERROR_MESSAGE_BYTES, 'message');
       break;
     default: {
@@ -449,6 +501,29 @@ export function decodePayload(code: number, payload: Buffer): Message {
         type: 'clipboard-result',
         requestId: r.u32('requestId'),
         status: r.u8('status'),
+        message: r.string(MAX_ERROR_MESSAGE_BYTES, 'message'),
+      };
+      break;
+    case MessageType.EXEC: {
+      const requestId = r.u32('requestId');
+      const argc = r.u16('argc');
+      // Checked before reading: a claimed count never drives a loop past the limit.
+      if (argc === 0 || argc > MAX_EXEC_ARGS) {
+        throw new ProtocolError(`exec: argc is ${argc}; it must be 1 to ${MAX_EXEC_ARGS}`);
+      }
+      const argv: string[] = [];
+      for (let i = 0; i < argc; i++) argv.push(r.string(MAX_EXEC_ARG_BYTES, `argv[${i}]`));
+      const problem = execArgvProblem(argv);
+      if (problem) throw new ProtocolError(`exec: ${problem}`);
+      message = { type: 'exec', requestId, argv };
+      break;
+    }
+    case MessageType.EXEC_RESULT:
+      message = {
+        type: 'exec-result',
+        requestId: r.u32('requestId'),
+        status: r.u8('status'),
+        pid: r.u32('pid'),
         message: r.string(MAX_ERROR_MESSAGE_BYTES, 'message'),
       };
       break;

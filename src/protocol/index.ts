@@ -11,6 +11,7 @@ export {
   decodeFrame,
   checkDeclaredLength,
   asProtocolError,
+  execArgvProblem,
   type DecodeResult,
 } from './codec.js';
 export { FrameDecoder } from './frame-decoder.js';

@@ -7,8 +7,10 @@
  */
 
 /** Highest protocol version this code speaks, and the lowest it still accepts. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const MIN_PROTOCOL_VERSION = 1;
+/** The first version with EXEC and EXEC_RESULT (version 1 is the same protocol without them). */
+export const EXEC_MIN_VERSION = 2;
 
 /** The TCP port agents connect to on the host. */
 export const DEFAULT_PROXY_PORT = 9999;
@@ -35,6 +37,20 @@ export const MAX_SNAPSHOT_WINDOWS = 512;
 export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;
 
+/** EXEC limits: how many argv elements, how long each (UTF-8 bytes), and all of them together. */
+export const MAX_EXEC_ARGS = 64;
+export const MAX_EXEC_ARG_BYTES = 4096;
+export const MAX_EXEC_ARGV_BYTES = 16384;
+/**
+ * EXEC's program (argv[0]): a bare name looked up on the agent's PATH, or an
+ * absolute path whose segments are such names (so no `.` or `..`), at most 255 bytes.
+ */
+export const EXEC_PROGRAM_PATTERN = /^(?:(?:\/[A-Za-z0-9_][A-Za-z0-9_.+-]*)+|[A-Za-z0-9_][A-Za-z0-9_.+-]*)$/;
+export const MAX_EXEC_PROGRAM_BYTES = 255;
+/** What no EXEC argument may contain: NUL, the other C0 controls, DEL and the C1 controls. */
+// eslint-disable-next-line no-control-regex
+export const EXEC_FORBIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
 /** Same grammar as a VM name everywhere else (src/spec/validate.ts): a hostname label. */
 export const VM_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -58,6 +74,8 @@ export const MessageType = {
   CLIPBOARD_REQUEST: 0x20,
   CLIPBOARD_DATA: 0x21,
   CLIPBOARD_RESULT: 0x22,
+  EXEC: 0x30,
+  EXEC_RESULT: 0x31,
 } as const;
 export type MessageTypeCode = (typeof MessageType)[keyof typeof MessageType];
 
@@ -82,6 +100,14 @@ export const ClipboardStatus = {
   TOO_LARGE: 3,
   FAILED: 4,
 } as const;
+/** Outcome codes of EXEC_RESULT. */
+export const ExecStatus = {
+  STARTED: 0,
+  REFUSED: 1,
+  FAILED: 2,
+} as const;
+export type ExecStatusValue = (typeof ExecStatus)[keyof typeof ExecStatus];
+
 export type ClipboardStatusValue = (typeof ClipboardStatus)[keyof typeof ClipboardStatus];
 
 /** Everything the proxy knows about one guest window (cf. Qubes' MSG_CREATE/MSG_CONFIGURE/MSG_WMNAME/MSG_WMCLASS). */
@@ -201,6 +227,20 @@ export interface ClipboardResultMessage {
   status: number;
   message: string;
 }
+export interface ExecMessage {
+  type: 'exec';
+  requestId: number;
+  /** The command, argv[0] first: never a shell string (see EXEC in docs/protocol.md). */
+  argv: string[];
+}
+export interface ExecResultMessage {
+  type: 'exec-result';
+  requestId: number;
+  status: number;
+  /** The started process's id in the guest; 0 unless status is STARTED. */
+  pid: number;
+  message: string;
+}
 
 export type Message =
   | HelloMessage
@@ -220,7 +260,9 @@ export type Message =
   | WindowListMessage
   | ClipboardRequestMessage
   | ClipboardDataMessage
-  | ClipboardResultMessage;
+  | ClipboardResultMessage
+  | ExecMessage
+  | ExecResultMessage;
 
 export type MessageName = Message['type'];
 
@@ -272,6 +314,8 @@ export const MESSAGE_CODES: Readonly<Record<MessageName, MessageTypeCode>> = {
   'clipboard-request': MessageType.CLIPBOARD_REQUEST,
   'clipboard-data': MessageType.CLIPBOARD_DATA,
   'clipboard-result': MessageType.CLIPBOARD_RESULT,
+  exec: MessageType.EXEC,
+  'exec-result': MessageType.EXEC_RESULT,
 };
 
 export const MESSAGE_NAMES: ReadonlyMap<number, MessageName> = new Map(
@@ -305,4 +349,6 @@ export const MAX_PAYLOAD_BY_CODE: ReadonlyMap<number, number> = new Map<number, 
   [MessageType.CLIPBOARD_REQUEST, 4],
   [MessageType.CLIPBOARD_DATA, 4 + 2 + MAX_MIME_BYTES + 4 + MAX_CLIPBOARD_BYTES],
   [MessageType.CLIPBOARD_RESULT, 4 + 1 + 2 + MAX_ERROR_MESSAGE_BYTES],
+  [MessageType.EXEC, 4 + 2 + 2 * MAX_EXEC_ARGS + MAX_EXEC_ARGV_BYTES],
+  [MessageType.EXEC_RESULT, 4 + 1 + 4 + 2 + MAX_ERROR_MESSAGE_BYTES],
 ]);

@@ -1,14 +1,14 @@
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { MAX_CLIPBOARD_BYTES, MAX_MIME_BYTES, VM_NAME_PATTERN } from '../protocol/index.js';
+import { execArgvProblem, MAX_CLIPBOARD_BYTES, MAX_MIME_BYTES, VM_NAME_PATTERN } from '../protocol/index.js';
 import { runtimeDir } from '../util/paths.js';
 import { ProxyRequestError, type ProxyEvent, type ProxyServer } from './server.js';
 
 /**
  * The proxy's local control socket: newline-delimited JSON over a Unix socket
  * that only the proxy's user can open (directory 0700, socket 0600). Serves
- * `status`, `windows`, `follow` and the clipboard (docs/protocol.md).
+ * `status`, `windows`, `follow`, the clipboard and `run` (docs/protocol.md).
  */
 
 export const CONTROL_SOCKET_NAME = 'proxy.sock';
@@ -16,6 +16,8 @@ export const CONTROL_SOCKET_NAME = 'proxy.sock';
 export const MAX_CONTROL_LINE = 1024 * 1024;
 /** A control connection that neither follows nor asks anything for this long is closed. */
 export const CONTROL_IDLE_TIMEOUT_MS = 60_000;
+/** Longest a `run` request may wait for its VM's agent to connect (a cold boot under emulation). */
+export const MAX_RUN_WAIT_MS = 600_000;
 /** A follower that stops reading is dropped rather than buffered for. */
 export const MAX_FOLLOWER_BUFFER = 4 * 1024 * 1024;
 
@@ -114,8 +116,10 @@ export class ControlServer {
       this.followers.delete(socket);
     };
     socket.setEncoding('utf8');
+    // Requests still being answered (a `run` waiting for its VM's agent) keep the connection.
+    let answering = 0;
     socket.setTimeout(CONTROL_IDLE_TIMEOUT_MS, () => {
-      if (!following) socket.destroy();
+      if (!following && answering === 0) socket.destroy();
     });
     socket.on('data', (chunk: string) => {
       buffer += chunk;
@@ -124,12 +128,13 @@ export class ControlServer {
         const line = buffer.slice(0, nl);
         buffer = buffer.slice(nl + 1);
         if (line.trim() === '') continue;
+        answering++;
         void this.handleLine(socket, line, (listener) => {
           stopFollowing();
           following = listener;
           this.followers.add(socket);
           this.proxy.on('event', listener);
-        });
+        }).finally(() => answering--);
       }
       if (buffer.length > MAX_CONTROL_LINE) {
         this.reply(socket, null, {
@@ -268,6 +273,26 @@ export class ControlServer {
         }
         await this.proxy.sendClipboard(vm, { mimeType: req.mimeType, data });
         return {};
+      }
+      case 'run': {
+        const vm = requiredVm(req.vm);
+        const problem = execArgvProblem(req.argv);
+        if (problem) throw new BadRequest(problem);
+        const waitMs = req.waitMs ?? 0;
+        if (
+          typeof waitMs !== 'number' ||
+          !Number.isInteger(waitMs) ||
+          waitMs < 0 ||
+          waitMs > MAX_RUN_WAIT_MS
+        ) {
+          throw new BadRequest(`waitMs must be a whole number of milliseconds from 0 to ${MAX_RUN_WAIT_MS}`);
+        }
+        const since = req.connectedSince ?? 0;
+        if (typeof since !== 'number' || !Number.isSafeInteger(since) || since < 0) {
+          throw new BadRequest('connectedSince must be a time in milliseconds since the epoch');
+        }
+        const started = await this.proxy.exec(vm, req.argv as string[], { waitMs, connectedSinceMs: since });
+        return { pid: started.pid };
       }
       default:
         throw new BadRequest(`unknown op ${JSON.stringify(req.op ?? null)}`);

@@ -7,6 +7,9 @@ import {
   computeAuthMac,
   encodeMessage,
   ErrorCode,
+  EXEC_MIN_VERSION,
+  execArgvProblem,
+  ExecStatus,
   FrameDecoder,
   heartbeatSchedule,
   isWindowEvent,
@@ -40,6 +43,8 @@ export interface ProxyServerOptions {
   /** Silence longer than this closes a connection; default 3 heartbeat intervals. */
   heartbeatTimeoutMs?: number;
   handshakeTimeoutMs?: number;
+  /** How long an EXEC may wait for the agent's EXEC_RESULT. Default 10 s. */
+  execTimeoutMs?: number;
   /** Deadline for lookupSecret and clipboardAllowed. */
   lookupTimeoutMs?: number;
   clipboardTimeoutMs?: number;
@@ -51,6 +56,7 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000;
 export const DEFAULT_CLIPBOARD_TIMEOUT_MS = 5_000;
+export const DEFAULT_EXEC_TIMEOUT_MS = 10_000;
 /** A peer that does not read: close rather than buffer without bound. */
 export const MAX_OUTGOING_BUFFER = 4 * 1024 * 1024;
 export const AGENT_VERSION_UNKNOWN = '';
@@ -76,6 +82,11 @@ export class ProxyRequestError extends Error {
     super(message);
     this.name = 'ProxyRequestError';
   }
+}
+
+/** A command the agent started (EXEC_RESULT STARTED). */
+export interface ExecStarted {
+  pid: number;
 }
 
 type ConnState = 'hello' | 'looking-up' | 'challenged' | 'ready' | 'closed';
@@ -105,9 +116,15 @@ class AgentConnection {
   private lastHeard = Date.now();
   private lastSent = Date.now();
   private heartbeatSeq = 0;
+  /** When the handshake succeeded (ms since the epoch); 0 before. */
+  authenticatedAt = 0;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   readonly pending = new Map<number, PendingClipboard>();
+  readonly pendingExec = new Map<
+    number,
+    { resolve(v: ExecStarted): void; reject(err: Error): void; timer: NodeJS.Timeout }
+  >();
 
   constructor(
     private readonly server: ProxyServer,
@@ -126,6 +143,11 @@ class AgentConnection {
     });
     socket.on('error', (err) => this.close(`socket error: ${err.message}`));
     socket.on('close', () => this.close('connection closed'));
+  }
+
+  /** The protocol version this connection speaks (chosen at CHALLENGE). */
+  get protocolVersion(): number {
+    return this.version;
   }
 
   /** A method, not a field read, so TypeScript does not narrow across calls that may close. */
@@ -263,6 +285,7 @@ class AgentConnection {
     clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
     this.state = 'ready';
+    this.authenticatedAt = Date.now();
     this.send({
       type: 'welcome',
       mac: computeAuthMac(this.secret!, 'proxy', ctx),
@@ -323,9 +346,49 @@ class AgentConnection {
         }
         return;
       }
+      case 'exec-result': {
+        // Only an answer to a request of ours, on a link where EXEC exists, is an EXEC_RESULT.
+        if (this.version < EXEC_MIN_VERSION) {
+          this.fail(ErrorCode.PROTOCOL_ERROR, `exec-result is not part of protocol version ${this.version}`);
+          return;
+        }
+        const waiter = this.pendingExec.get(message.requestId);
+        if (!waiter) return; // late (we gave up) or unsolicited: dropped
+        clearTimeout(waiter.timer);
+        this.pendingExec.delete(message.requestId);
+        if (message.status === ExecStatus.STARTED) {
+          waiter.resolve({ pid: message.pid });
+        } else {
+          const code = message.status === ExecStatus.REFUSED ? 'refused' : 'failed';
+          const detail = message.message ? `: ${message.message}` : '';
+          waiter.reject(
+            new ProxyRequestError(
+              code,
+              `the agent in ${this.vmName} answered ${execStatusName(message.status)}${detail}`,
+            ),
+          );
+        }
+        return;
+      }
       default:
         this.fail(ErrorCode.PROTOCOL_ERROR, `${message.type} is not something an agent may send`);
     }
+  }
+
+  exec(requestId: number, argv: string[], timeoutMs: number): Promise<ExecStarted> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingExec.delete(requestId);
+        reject(
+          new ProxyRequestError(
+            'timeout',
+            `the agent in ${this.vmName} did not answer the command within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      this.pendingExec.set(requestId, { resolve, reject, timer });
+      this.send({ type: 'exec', requestId, argv });
+    });
   }
 
   private settle(requestId: number): void {
@@ -382,6 +445,13 @@ class AgentConnection {
       waiter.reject(new ProxyRequestError('not_connected', `the agent in ${this.vmName} disconnected`));
       this.pending.delete(id);
     }
+    for (const [id, waiter] of this.pendingExec) {
+      clearTimeout(waiter.timer);
+      waiter.reject(
+        new ProxyRequestError('not_connected', `the agent in ${this.vmName} disconnected before answering`),
+      );
+      this.pendingExec.delete(id);
+    }
     this.socket.end();
     // Give the ERROR frame a moment to leave, then make sure the socket is gone.
     setTimeout(() => this.socket.destroy(), 200).unref();
@@ -394,6 +464,11 @@ function clipboardStatusName(status: number): string {
   return names[status] ?? `status ${status}`;
 }
 
+function execStatusName(status: number): string {
+  const names: Record<number, string> = { 1: 'REFUSED', 2: 'FAILED' };
+  return names[status] ?? `status ${status}`;
+}
+
 export class ProxyServer extends EventEmitter {
   readonly table = new WindowTable();
   readonly heartbeatIntervalMs: number;
@@ -403,6 +478,7 @@ export class ProxyServer extends EventEmitter {
   readonly handshakeTimeoutMs: number;
   private readonly lookupTimeoutMs: number;
   private readonly clipboardTimeoutMs: number;
+  private readonly execTimeoutMs: number;
   private readonly servers: net.Server[] = [];
   private readonly connections = new Set<AgentConnection>();
   private readonly current = new Map<string, AgentConnection>();
@@ -420,6 +496,7 @@ export class ProxyServer extends EventEmitter {
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
     this.clipboardTimeoutMs = options.clipboardTimeoutMs ?? DEFAULT_CLIPBOARD_TIMEOUT_MS;
+    this.execTimeoutMs = options.execTimeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
     this.logLine = options.log ?? ((line) => process.stderr.write(`${line}\n`));
   }
 
@@ -616,6 +693,66 @@ export class ProxyServer extends EventEmitter {
     const conn = this.connectionFor(vmName);
     const requestId = this.requestId();
     await conn.clipboard('paste', requestId, { type: 'clipboard-data', requestId, ...content }, timeoutMs);
+  }
+
+  /**
+   * The VM's current authenticated connection, waiting up to `waitMs` for one
+   * (a VM just started or resumed connects within seconds; the wait ends the
+   * moment it authenticates, not on a poll).
+   */
+  private async connectionWithin(vmName: string, waitMs: number, sinceMs = 0): Promise<AgentConnection> {
+    const fresh = (conn: AgentConnection | undefined): conn is AgentConnection =>
+      conn !== undefined && conn.authenticatedAt >= sinceMs;
+    const now = this.current.get(vmName);
+    if (fresh(now)) return now;
+    if (waitMs <= 0) return this.connectionFor(vmName);
+    await new Promise<void>((resolve, reject) => {
+      const onEvent = (event: ProxyEvent): void => {
+        if (event.vm !== vmName || event.type !== 'agent-connected') return;
+        if (!fresh(this.current.get(vmName))) return;
+        clearTimeout(timer);
+        this.off('event', onEvent);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.off('event', onEvent);
+        const seen = !this.table.has(vmName)
+          ? 'has not connected'
+          : this.current.has(vmName)
+            ? 'has not connected again since the VM was started or resumed'
+            : 'is not connected';
+        reject(
+          new ProxyRequestError('not_connected', `the agent in VM "${vmName}" ${seen} (waited ${waitMs} ms)`),
+        );
+      }, waitMs);
+      this.on('event', onEvent);
+    });
+    return this.connectionFor(vmName);
+  }
+
+  /**
+   * Starts `argv` in the VM's graphical session through its agent (EXEC);
+   * resolves with the guest pid once the agent says it started. Waits up to
+   * `waitMs` for the agent to connect first; with `connectedSinceMs`, for a
+   * connection authenticated at or after that time (ms since the epoch): a VM
+   * just started or resumed may still have a connection from before, which
+   * looks alive until its agent, woken, replaces it or a heartbeat runs out.
+   */
+  async exec(
+    vmName: string,
+    argv: string[],
+    options: { waitMs?: number; timeoutMs?: number; connectedSinceMs?: number } = {},
+  ): Promise<ExecStarted> {
+    const problem = execArgvProblem(argv);
+    if (problem) throw new ProxyRequestError('bad_request', problem);
+    const conn = await this.connectionWithin(vmName, options.waitMs ?? 0, options.connectedSinceMs ?? 0);
+    if (conn.protocolVersion < EXEC_MIN_VERSION) {
+      throw new ProxyRequestError(
+        'refused',
+        `the agent in VM "${vmName}" speaks protocol version ${conn.protocolVersion}, which cannot run commands; update its guest agent`,
+      );
+    }
+    return conn.exec(this.requestId(), argv, options.timeoutMs ?? this.execTimeoutMs);
   }
 
   /** Stops listening, tells every agent, and closes all connections. */

@@ -1,5 +1,6 @@
 import type { Label } from '../spec/types.js';
 import { checkVmName } from '../render/grammar.js';
+import { LABEL_COLOURS } from '../render/label-colours.js';
 import { InputError } from '../util/errors.js';
 
 /**
@@ -8,20 +9,8 @@ import { InputError } from '../util/errors.js';
  * windows. Pure; ./launch.ts runs it.
  */
 
-/**
- * Qubes' label colours (its Tango palette), as xpra draws them: a 5-pixel
- * border inside every window of the VM, at xpra 3.1's fixed 60 % opacity.
- */
-export const LABEL_RGB: Readonly<Record<Label, string>> = {
-  red: '#cc0000',
-  orange: '#f57900',
-  yellow: '#edd400',
-  green: '#73d216',
-  blue: '#3465a4',
-  purple: '#75507b',
-  gray: '#555753',
-  black: '#000000',
-};
+/** The label colour xpra draws as a 5-pixel border inside every window of the VM, at xpra 3.1's fixed 60 % opacity. */
+export const LABEL_RGB = LABEL_COLOURS;
 
 export const BORDER_WIDTH = 5;
 /** xpra 3.1's WindowBorder alpha: the border is the label colour at this opacity over the window. */

@@ -127,13 +127,22 @@ export function hasGraphicalSession(env: NodeJS.ProcessEnv = process.env): boole
   return Boolean(env.DISPLAY || env.WAYLAND_DISPLAY);
 }
 
+/**
+ * remote-viewer's arguments: the window title starts with `[NAME]`, as every
+ * host window of the VM does (remote-viewer appends the monitor number,
+ * `[NAME] (1)`); `--` keeps the URI from ever being read as an option.
+ */
+export function viewerArgv(spiceUri: string, name: string): string[] {
+  return ['--title', `[${name}]`, '--', spiceUri];
+}
+
 /** Starts remote-viewer detached from us (it outlives the CLI); resolves with its pid once spawned. */
 export async function openViewer(
   spiceUri: string,
-  title: string,
+  name: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
-  const child = execa('remote-viewer', ['--title', title, '--', spiceUri], {
+  const child = execa('remote-viewer', viewerArgv(spiceUri, name), {
     env,
     detached: true,
     stdio: 'ignore',

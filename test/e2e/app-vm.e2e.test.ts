@@ -195,6 +195,28 @@ describeWith(probe, 'end-to-end app VM')('app VM from create --import, on a real
     expect((await host.windowsOf(name)).find((w) => w.id === xterm!.id)).toBeUndefined();
   }, 120_000);
 
+  test('run starts a command in the running guest through its agent; its window reaches the proxy', async () => {
+    const from = follow.events.length;
+    const result = await host.cli(
+      ['run', name, '--', 'xterm', '-name', 'vmp-e2e-run', '-T', 'vmp e2e run'],
+      60_000,
+    );
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(result.stdout).toMatch(new RegExp(`^${name}: started xterm \\(pid \\d+ in the VM\\)\\n$`));
+    const pid = /\(pid (\d+) in the VM\)/.exec(result.stdout)![1]!;
+    const isRun = (w: WindowView): boolean => w.wmInstance === 'vmp-e2e-run';
+    await host.until(
+      () => follow.events.slice(from).find((e) => showsWindow(e, name, isRun)),
+      'the xterm started by run at the proxy',
+      60_000,
+    );
+    // The pid is the guest's: the process runs there, as the auto-login user, in that user's home.
+    const cwd = await host.guestExec(name, '/usr/bin/readlink', [`/proc/${pid}/cwd`]);
+    expect(cwd.code).toBe(0);
+    expect(cwd.stdout.trim()).toMatch(/^\/home\/[a-z_][a-z0-9_-]*$/);
+    expect((await host.guestExec(name, '/bin/kill', [pid])).code).toBe(0);
+  }, 120_000);
+
   test('stop and destroy leave nothing behind', async () => {
     const stopped = await host.cli(['stop', name, '--timeout', '60', '--force'], 180_000);
     expect(stopped.code).toBe(0);

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import {
   MAX_CLASS_BYTES,
   MAX_ERROR_MESSAGE_BYTES,
+  MAX_EXEC_ARGS,
   MAX_TITLE_BYTES,
   NONCE_BYTES,
   MAC_BYTES,
@@ -21,6 +22,11 @@ const text = (maxBytes: number) =>
   fc
     .string({ unit: 'grapheme', maxLength: Math.min(maxBytes, 200) })
     .filter((s) => Buffer.byteLength(s, 'utf8') <= maxBytes);
+
+/** Text with no control character (what an EXEC argument may hold). */
+const argText = (maxBytes: number) =>
+  // eslint-disable-next-line no-control-regex
+  text(maxBytes).map((s) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '_'));
 
 export const vmNameArb = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/);
 
@@ -102,6 +108,25 @@ export const messageArbs: Record<Message['type'], fc.Arbitrary<Message>> = {
     type: fc.constant('clipboard-result' as const),
     requestId: u32,
     status: fc.integer({ min: 0, max: 255 }),
+    message: text(MAX_ERROR_MESSAGE_BYTES),
+  }),
+  exec: fc.record({
+    type: fc.constant('exec' as const),
+    requestId: u32,
+    argv: fc
+      .tuple(
+        fc.stringMatching(
+          /^(?:\/[A-Za-z0-9_][A-Za-z0-9_.+-]{0,20}){1,4}$|^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,30}$/,
+        ),
+        fc.array(argText(200), { maxLength: MAX_EXEC_ARGS - 1 }),
+      )
+      .map(([program, args]) => [program, ...args]),
+  }),
+  'exec-result': fc.record({
+    type: fc.constant('exec-result' as const),
+    requestId: u32,
+    status: fc.integer({ min: 0, max: 255 }),
+    pid: u32,
     message: text(MAX_ERROR_MESSAGE_BYTES),
   }),
 };

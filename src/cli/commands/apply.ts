@@ -60,7 +60,12 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       timeouts: { call: 300_000, save: 300_000 },
     });
     try {
-      const deps = { ...prefsDeps(hypervisor), volumes: new LibvirtVolumeStore(hypervisor.uri) };
+      // Launchers are synced once at the end (made, changed and removed VMs alike), not after each change.
+      const deps = {
+        ...prefsDeps(hypervisor),
+        afterChange: undefined,
+        volumes: new LibvirtVolumeStore(hypervisor.uri),
+      };
       const version = packageVersion();
       const plan = await planApply(deps, parsed, { prune: argv.prune, version, host, force: argv.force });
       process.stdout.write(`Plan for ${argv.file} at ${hypervisor.uri}:\n${formatPlan(plan)}`);
@@ -97,6 +102,8 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       } finally {
         process.off('SIGINT', abort);
         process.off('SIGTERM', abort);
+        const { syncLaunchersQuietly } = await import('../../service/launchers.js');
+        process.stdout.write(`${await syncLaunchersQuietly({ hypervisor })}\n`);
       }
       process.stdout.write(`applied ${argv.file}\n`);
     } finally {

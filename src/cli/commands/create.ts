@@ -23,6 +23,7 @@ import {
 } from '../../spec/defaults.js';
 import { formatPlan, tildePath } from '../../spec/plan.js';
 import { DEFAULT_FEDORA_RELEASE, FEDORA_RELEASES } from '../../spec/releases.js';
+import { syncLaunchersQuietly } from '../../service/launchers.js';
 import { FileConfigStore } from '../../spec/store.js';
 import { sealTemplate } from '../../service/templates.js';
 import { DEFAULT_DISPLAY, DEFAULT_LABEL, LABELS } from '../../spec/validate.js';
@@ -292,6 +293,8 @@ export async function runCreate(
           ? `Make app VMs on it with: vm-provisioner create --template ${result.name} --flatpak ID\n`
           : `Start it with: vm-provisioner start ${result.name}\n`),
     );
+    // Best effort: a launcher problem never fails the create (the line says what happened).
+    process.stdout.write(`${await syncLaunchersQuietly({ hypervisor })}\n`);
     testStopPoint('reported');
   } finally {
     verboseLog.abort();
@@ -411,6 +414,8 @@ async function importVm(
         `  password:    in the keyring (vm-provisioner passwords ${spec.name})\n` +
         `Start it with: vm-provisioner start ${spec.name}\n`,
     );
+    // Best effort: a launcher problem never fails the create (the line says what happened).
+    process.stdout.write(`${await syncLaunchersQuietly({ hypervisor })}\n`);
     testStopPoint('reported');
   } finally {
     await hypervisor.close();

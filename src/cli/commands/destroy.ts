@@ -2,6 +2,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { readJournal } from '../../service/journal.js';
 import { destroyVm, requireOurVm } from '../../service/lifecycle.js';
+import { syncLaunchersQuietly } from '../../service/launchers.js';
 import { FileConfigStore } from '../../spec/store.js';
 import { InputError } from '../../util/errors.js';
 import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
@@ -70,6 +71,8 @@ export const destroyCommand: CommandModule<object, DestroyArgs> = {
         `${report.secretsDeleted} keyring entr${report.secretsDeleted === 1 ? 'y' : 'ies'}`,
       ].filter(Boolean);
       process.stdout.write(`${name}: destroyed (${parts.join(', ')})\n`);
+      // Best effort: a launcher problem never fails the destroy (the line says what happened).
+      process.stdout.write(`${await syncLaunchersQuietly({ hypervisor })}\n`);
     });
   },
 };

@@ -4,7 +4,7 @@
 
 _vm_provisioner_subcommands() {
   case "$1" in
-    '') printf '%s\n' 'create' 'template' 'start' 'stop' 'pause' 'resume' 'snapshot' 'list' 'get' 'set' 'apply' 'destroy' 'gc' 'console' 'logs' 'passwords' 'proxy' 'service' 'windows' 'clipboard' 'completion' 'help' 'version' ;;
+    '') printf '%s\n' 'create' 'template' 'start' 'stop' 'pause' 'resume' 'run' 'snapshot' 'list' 'get' 'set' 'apply' 'destroy' 'gc' 'console' 'logs' 'passwords' 'proxy' 'service' 'windows' 'clipboard' 'launchers' 'completion' 'help' 'version' ;;
     'template') printf '%s\n' 'create' 'import' 'list' 'update' 'destroy' ;;
     'snapshot') printf '%s\n' 'create' 'list' 'revert' 'delete' ;;
     'service') printf '%s\n' 'install' ;;
@@ -25,6 +25,7 @@ _vm_provisioner_flags() {
     'stop') printf '%s\n' '--timeout' '--force' '--save' '--no-save' '--connect' '-c' '--help' '-h' ;;
     'pause') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'resume') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
+    'run') printf '%s\n' '--timeout' '--viewer' '--no-viewer' '--socket' '--connect' '-c' '--help' '-h' ;;
     'snapshot') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'snapshot create') printf '%s\n' '--memory' '--connect' '-c' '--help' '-h' ;;
     'snapshot list') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
@@ -44,6 +45,7 @@ _vm_provisioner_flags() {
     'service install') printf '%s\n' '--dry-run' '--connect' '-c' '--help' '-h' ;;
     'windows') printf '%s\n' '--json' '--follow' '-f' '--socket' '--connect' '-c' '--help' '-h' ;;
     'clipboard') printf '%s\n' '--socket' '--connect' '-c' '--help' '-h' ;;
+    'launchers') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'completion') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'help') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'version') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
@@ -64,6 +66,7 @@ _vm_provisioner_value_flags() {
     'stop') printf '%s\n' '--timeout' '--connect' '-c' ;;
     'pause') printf '%s\n' '--connect' '-c' ;;
     'resume') printf '%s\n' '--connect' '-c' ;;
+    'run') printf '%s\n' '--timeout' '--socket' '--connect' '-c' ;;
     'snapshot') printf '%s\n' '--connect' '-c' ;;
     'snapshot create') printf '%s\n' '--connect' '-c' ;;
     'snapshot list') printf '%s\n' '--connect' '-c' ;;
@@ -83,6 +86,7 @@ _vm_provisioner_value_flags() {
     'service install') printf '%s\n' '--connect' '-c' ;;
     'windows') printf '%s\n' '--socket' '--connect' '-c' ;;
     'clipboard') printf '%s\n' '--socket' '--connect' '-c' ;;
+    'launchers') printf '%s\n' '--connect' '-c' ;;
     'completion') printf '%s\n' '--connect' '-c' ;;
     'help') printf '%s\n' '--connect' '-c' ;;
     'version') printf '%s\n' '--connect' '-c' ;;
@@ -104,6 +108,7 @@ _vm_provisioner_option_values() {
     'template import|--config') printf '%s\n' 'file' ;;
     'template import|--kernel') printf '%s\n' 'file' ;;
     'template import|--initrd') printf '%s\n' 'file' ;;
+    'run|--socket') printf '%s\n' 'file' ;;
     'proxy|--socket') printf '%s\n' 'file' ;;
     'windows|--socket') printf '%s\n' 'file' ;;
     'clipboard|--socket') printf '%s\n' 'file' ;;
@@ -119,6 +124,7 @@ _vm_provisioner_positional() {
     'stop|0') printf '%s\n' 'vm' ;;
     'pause|0') printf '%s\n' 'vm' ;;
     'resume|0') printf '%s\n' 'vm' ;;
+    'run|0') printf '%s\n' 'vm' ;;
     'snapshot create|0') printf '%s\n' 'vm' ;;
     'snapshot list|0') printf '%s\n' 'vm' ;;
     'snapshot revert|0') printf '%s\n' 'vm' ;;
@@ -135,6 +141,7 @@ _vm_provisioner_positional() {
     'windows|0') printf '%s\n' 'vm' ;;
     'clipboard|0') printf '%s\n' 'choices copy paste' ;;
     'clipboard|1') printf '%s\n' 'vm' ;;
+    'launchers|0') printf '%s\n' 'choices sync' ;;
     'completion|0') printf '%s\n' 'choices bash zsh fish' ;;
   esac
 }

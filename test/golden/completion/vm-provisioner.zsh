@@ -6,7 +6,7 @@
 
 _vm_provisioner_subcommands() {
   case "$1" in
-    '') printf '%s\n' 'create:Create an app VM: Fedora + i3, the given packages and Flatpaks, auto-launched' 'template:Templates: one installed base, app VMs on it in about a second (create, import, list, update, destroy)' 'start:Boot a VM (or resume its saved state) and show it: a SPICE viewer, or its app windows on the host' 'stop:Shut a VM down (ACPI; hard with --force or your consent), or with --save keep its memory so start resumes it' 'pause:Freeze a running VM in memory (its vCPUs stop; resume continues it)' 'resume:Continue a paused VM; its guest agent is told at once' 'snapshot:Snapshots of a VM'\''s disks (and memory): create, list, revert, delete' 'list:List the VMs vm-provisioner made (state, memory, vCPUs, apps)' 'get:Show a VM'\''s or template'\''s settings (memory_mb, vcpus, auto_launch_apps, label, network_mode, display, on_stop)' 'set:Change a VM'\''s or template'\''s setting: memory_mb, vcpus, auto_launch_apps, label, network_mode, display, on_stop' 'apply:Make the templates and app VMs a TOML file declares, and change those that differ (docs/apply.md)' 'destroy:Delete a VM: its domain, disks and other files, config file and keyring entries (stops it first); also an unfinished create' 'gc:Remove what unfinished (crashed or killed) creates left behind; running creates are left alone' 'console:Attach this terminal to a VM'\''s serial console (leave with Ctrl+])' 'logs:Show a VM'\''s serial console log (by virtlogd) or its install log; --follow keeps reading' 'passwords:Show the login password of every VM, or of one VM, from the OS keyring' 'proxy:Run the window proxy: accept guest agents on TCP 9999, serve windows and clipboard locally' 'service:Install the window proxy as a systemd user service of this install' 'windows:List the app windows of every VM (or one) from the window proxy; --follow streams changes' 'clipboard:Copy a VM'\''s clipboard to the host (copy) or the host'\''s clipboard into a VM (paste)' 'completion:Print a shell completion script for bash, zsh or fish (commands, flags, VM/template/snapshot names)' 'help:Show the help of the tool or of a command (as COMMAND --help)' 'version:Print vm-provisioner'\''s version (as --version)' ;;
+    '') printf '%s\n' 'create:Create an app VM: Fedora + i3, the given packages and Flatpaks, auto-launched' 'template:Templates: one installed base, app VMs on it in about a second (create, import, list, update, destroy)' 'start:Boot a VM (or resume its saved state) and show it: a SPICE viewer, or its app windows on the host' 'stop:Shut a VM down (ACPI; hard with --force or your consent), or with --save keep its memory so start resumes it' 'pause:Freeze a running VM in memory (its vCPUs stop; resume continues it)' 'resume:Continue a paused VM; its guest agent is told at once' 'run:Run a command (an argv, not a shell string) in a VM'\''s session, starting or resuming the VM if needed' 'snapshot:Snapshots of a VM'\''s disks (and memory): create, list, revert, delete' 'list:List the VMs vm-provisioner made (state, memory, vCPUs, apps)' 'get:Show a VM'\''s or template'\''s settings (memory_mb, vcpus, auto_launch_apps, label, network_mode, display, on_stop)' 'set:Change a VM'\''s or template'\''s setting: memory_mb, vcpus, auto_launch_apps, label, network_mode, display, on_stop' 'apply:Make the templates and app VMs a TOML file declares, and change those that differ (docs/apply.md)' 'destroy:Delete a VM: its domain, disks and other files, config file and keyring entries (stops it first); also an unfinished create' 'gc:Remove what unfinished (crashed or killed) creates left behind; running creates are left alone' 'console:Attach this terminal to a VM'\''s serial console (leave with Ctrl+])' 'logs:Show a VM'\''s serial console log (by virtlogd) or its install log; --follow keeps reading' 'passwords:Show the login password of every VM, or of one VM, from the OS keyring' 'proxy:Run the window proxy: accept guest agents on TCP 9999, serve windows and clipboard locally' 'service:Install the window proxy as a systemd user service of this install' 'windows:List the app windows of every VM (or one) from the window proxy; --follow streams changes' 'clipboard:Copy a VM'\''s clipboard to the host (copy) or the host'\''s clipboard into a VM (paste)' 'launchers:Write a desktop launcher for each VM'\''s apps (and remove those of VMs that are gone)' 'completion:Print a shell completion script for bash, zsh or fish (commands, flags, VM/template/snapshot names)' 'help:Show the help of the tool or of a command (as COMMAND --help)' 'version:Print vm-provisioner'\''s version (as --version)' ;;
     'template') printf '%s\n' 'create:Install a template with the Fedora kickstart pipeline, then seal it' 'import:Make a template from an installed qcow2 image (with the config-disk loader in it)' 'list:List templates: state, disk size and the app VMs built on each' 'update:Boot the template, run dnf/flatpak updates (or -- CMD...), shut it down and seal it again' 'destroy:Delete a template that no app VM uses: its domain, disk, config and keyring entries' ;;
     'snapshot') printf '%s\n' 'create:Snapshot the disks of a stopped VM, or with --memory the disks and memory of a running one' 'list:List a VM'\''s snapshots' 'revert:Go back to a snapshot (a running, paused or saved VM needs --force: its state is lost)' 'delete:Delete a snapshot (the VM as it is now stays)' ;;
     'service') printf '%s\n' 'install:Write and enable the window proxy'\''s systemd user unit (vm-provisioner-proxy.service) for this install' ;;
@@ -27,6 +27,7 @@ _vm_provisioner_flags() {
     'stop') printf '%s\n' '--timeout:seconds to wait for the guest to power off' '--force:stop it hard, without asking, if it has not powered off by then' '--save:save its memory to disk (libvirt managed save) instead; --no-save shuts down. Default: the VM'\''s on_stop' '--no-save:save its memory to disk (libvirt managed save) instead; --no-save shuts down. Default: the VM'\''s on_stop' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'pause') printf '%s\n' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'resume') printf '%s\n' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
+    'run') printf '%s\n' '--timeout:seconds to wait for the VM'\''s agent to connect' '--viewer:open the SPICE viewer when run starts or resumes the VM; --no-viewer to skip' '--no-viewer:open the SPICE viewer when run starts or resumes the VM; --no-viewer to skip' '--socket:the proxy'\''s control socket' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'snapshot') printf '%s\n' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'snapshot create') printf '%s\n' '--memory:running VM: keep its memory too, so revert resumes it as it ran' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'snapshot list') printf '%s\n' '--json:print a JSON array' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
@@ -46,6 +47,7 @@ _vm_provisioner_flags() {
     'service install') printf '%s\n' '--dry-run:print the unit and exit; write nothing' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'windows') printf '%s\n' '--json:print JSON (with --follow: one event per line)' '--follow:stream window events until interrupted' '-f:stream window events until interrupted' '--socket:the proxy'\''s control socket' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'clipboard') printf '%s\n' '--socket:the proxy'\''s control socket' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
+    'launchers') printf '%s\n' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'completion') printf '%s\n' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'help') printf '%s\n' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'version') printf '%s\n' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
@@ -66,6 +68,7 @@ _vm_provisioner_value_flags() {
     'stop') printf '%s\n' '--timeout' '--connect' '-c' ;;
     'pause') printf '%s\n' '--connect' '-c' ;;
     'resume') printf '%s\n' '--connect' '-c' ;;
+    'run') printf '%s\n' '--timeout' '--socket' '--connect' '-c' ;;
     'snapshot') printf '%s\n' '--connect' '-c' ;;
     'snapshot create') printf '%s\n' '--connect' '-c' ;;
     'snapshot list') printf '%s\n' '--connect' '-c' ;;
@@ -85,6 +88,7 @@ _vm_provisioner_value_flags() {
     'service install') printf '%s\n' '--connect' '-c' ;;
     'windows') printf '%s\n' '--socket' '--connect' '-c' ;;
     'clipboard') printf '%s\n' '--socket' '--connect' '-c' ;;
+    'launchers') printf '%s\n' '--connect' '-c' ;;
     'completion') printf '%s\n' '--connect' '-c' ;;
     'help') printf '%s\n' '--connect' '-c' ;;
     'version') printf '%s\n' '--connect' '-c' ;;
@@ -106,6 +110,7 @@ _vm_provisioner_option_values() {
     'template import|--config') printf '%s\n' 'file' ;;
     'template import|--kernel') printf '%s\n' 'file' ;;
     'template import|--initrd') printf '%s\n' 'file' ;;
+    'run|--socket') printf '%s\n' 'file' ;;
     'proxy|--socket') printf '%s\n' 'file' ;;
     'windows|--socket') printf '%s\n' 'file' ;;
     'clipboard|--socket') printf '%s\n' 'file' ;;
@@ -121,6 +126,7 @@ _vm_provisioner_positional() {
     'stop|0') printf '%s\n' 'vm' ;;
     'pause|0') printf '%s\n' 'vm' ;;
     'resume|0') printf '%s\n' 'vm' ;;
+    'run|0') printf '%s\n' 'vm' ;;
     'snapshot create|0') printf '%s\n' 'vm' ;;
     'snapshot list|0') printf '%s\n' 'vm' ;;
     'snapshot revert|0') printf '%s\n' 'vm' ;;
@@ -137,6 +143,7 @@ _vm_provisioner_positional() {
     'windows|0') printf '%s\n' 'vm' ;;
     'clipboard|0') printf '%s\n' 'choices copy paste' ;;
     'clipboard|1') printf '%s\n' 'vm' ;;
+    'launchers|0') printf '%s\n' 'choices sync' ;;
     'completion|0') printf '%s\n' 'choices bash zsh fish' ;;
   esac
 }

@@ -255,7 +255,15 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         expect({ code: set.code, stderr: set.stderr }).toEqual({ code: 0, stderr: '' });
         expect(tomlOf(vm)).toContain(`${key} = "${value}"`);
         expect(virsh('dumpxml', vm, '--inactive')).toBe(xmlBefore);
+        // A label change re-tints the VM's launcher icons at once (docs/launchers.md); other keys leave them.
+        expect(set.stdout.includes('launchers:')).toBe(key === 'label');
       }
+      const icons = path.join(at('home'), '.local', 'share', 'icons', 'hicolor', 'scalable', 'apps');
+      const icon = fs
+        .readdirSync(icons)
+        .find((f) => f.startsWith(`vm-provisioner-${vm}_`) && f.endsWith('.svg'));
+      expect(icon).toBeDefined();
+      expect(fs.readFileSync(path.join(icons, icon!), 'utf8')).toContain('#cc0000');
       const listed = JSON.parse((await cli(['list', '--json'])).stdout) as Array<Record<string, unknown>>;
       expect(listed.find((v) => v.name === vm)).toMatchObject({
         label: 'red',

@@ -251,7 +251,11 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         expect(xml).toContain('<vmp:app>org.mozilla.firefox</vmp:app>');
         expect(xml).toContain(`<source file='${path.join(dirs.vms, `${name}.qcow2`)}'`);
         expect(xml).toMatch(/<on_reboot>restart<\/on_reboot>/);
-        expect(xml).not.toMatch(/<log file=/);
+        // The install's console log is not the installed VM's: that one gets its own (logs --console).
+        expect(xml).not.toContain('-install.log');
+        expect(xml).toContain(
+          `<log file='${path.join(dirs.state, 'vm-provisioner', 'logs', `${name}-console.log`)}' append='on'/>`,
+        );
         expect((await virsh('domstate', name)).trim()).toBe('shut off');
 
         // The disk: a new 10 GB qcow2.

@@ -171,7 +171,17 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
           );
           expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
           expect(result.stdout).toContain(`Created VM "${name}" on template "${template}"`);
+          // create syncs the launchers: this VM's xterm gets its entry and icon (the template none).
+          expect(result.stdout).toMatch(/^launchers: 2 written, 0 removed$/m);
         }
+        const launchers = fs.readdirSync(at('home', '.local', 'share', 'applications')).sort();
+        expect(launchers).toEqual(apps.map((n) => `vm-provisioner-${n}_xterm.desktop`).sort());
+        expect(
+          fs.readFileSync(
+            at('home', '.local', 'share', 'icons', 'hicolor', 'scalable', 'apps', `vm-provisioner-${apps[1]}_xterm.svg`),
+            'utf8',
+          ),
+        ).toContain('fill="#cc0000"');
         for (const name of apps) {
           const xml = virsh('dumpxml', name, '--inactive');
           const description = describeDomain(xml);
@@ -348,8 +358,10 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         for (const name of apps) {
           const destroyed = await cli(['destroy', name, '--yes']);
           expect(destroyed.code).toBe(0);
+          expect(destroyed.stdout).toMatch(/^launchers: 0 written, 2 removed$/m);
           expectNothingLeftOf(name);
         }
+        expect(fs.readdirSync(at('home', '.local', 'share', 'applications'))).toEqual([]);
         expect(sha256(templateDisk(template))).toBe(checksum);
         expect(fs.readdirSync(vms()).sort()).toEqual([`${template}-config.img`, `${template}.qcow2`]);
         const gone = await cli(['template', 'destroy', template]);
