@@ -65,6 +65,13 @@ export interface DomainXmlOptions {
   seal?: TemplateSeal;
   /** Flatpaks the VM installs at its first boot (per user, on its private volume), until it reports them done. */
   pendingFlatpaks?: string[];
+  /**
+   * The host user who attaches the seamless client: libvirt makes the display
+   * channel's socket theirs (a DAC seclabel on its source), so a user of
+   * qemu:///system who is not root can narrow it to 0600 and connect to it.
+   * Absent: QEMU's user owns it, as libvirt does by default.
+   */
+  displayOwner?: { uid: number; gid: number };
   /** vm-provisioner version recorded in the metadata. */
   version: string;
   /**
@@ -325,12 +332,24 @@ export const UNIX_SOCKET_PATH_MAX = 107;
  * needed and every attach is a fresh stream. `start --seamless` narrows it to
  * mode 0600 before anyone connects.
  */
-export function displayChannel(socketPath: string): Device {
+export function displayChannel(socketPath: string, owner?: { uid: number; gid: number }): Device {
+  for (const id of owner ? [owner.uid, owner.gid] : []) {
+    if (!Number.isSafeInteger(id) || id < 0) {
+      throw new InputError(`display socket owner ${String(id)} is invalid: must be a uid or gid (a whole number)`);
+    }
+  }
+  const source: XmlNode = owner
+    ? {
+        '@mode': 'bind',
+        '@path': socketPath,
+        seclabel: { '@model': 'dac', '@relabel': 'yes', label: `+${owner.uid}:+${owner.gid}` },
+      }
+    : { '@mode': 'bind', '@path': socketPath };
   return {
     tag: 'channel',
     node: {
       '@type': 'unix',
-      source: { '@mode': 'bind', '@path': socketPath },
+      source,
       target: { '@type': 'virtio', '@name': DISPLAY_CHANNEL_NAME },
     },
   };
@@ -402,7 +421,7 @@ export function devicesFor(spec: VmSpec, options: DomainXmlOptions): Device[] {
     // Nor do they show app windows seamlessly.
     ...(options.install || options.seal
       ? []
-      : [displayChannel(displaySocketPath(options.diskPath, spec.name))]),
+      : [displayChannel(displaySocketPath(options.diskPath, spec.name), options.displayOwner)]),
     usbTablet(),
     spiceGraphics(),
     ...(spec.enableAudio ? sound(spec.arch) : []),

@@ -130,6 +130,7 @@ export function renderImportDomainXml(
   spec: VmSpec,
   importBoot: CreateOptions['importBoot'],
   version: string,
+  displayOwner?: { uid: number; gid: number },
 ): string {
   const paths = importedVmPaths(spec);
   const boot = importBoot
@@ -140,6 +141,7 @@ export function renderImportDomainXml(
     configDiskPath: paths.configDisk,
     ...(boot ? { boot, ownedFiles: [boot.kernel, boot.initrd] } : {}),
     consoleLog: consoleLogPath(spec.name),
+    ...(displayOwner ? { displayOwner } : {}),
     version,
   });
 }

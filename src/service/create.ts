@@ -39,6 +39,7 @@ import { renderVmFiles } from './artifacts.js';
 import type { ConfigStore, Hypervisor } from './ports.js';
 import { Journal, journalDir as defaultJournalDir, refuseUnfinished, testStopPoint } from './journal.js';
 import { credentialEntries } from './lifecycle.js';
+import { displayOwnerOption } from '../seamless/owner.js';
 import { pathExists, undoAll, type UndoStep } from './undo.js';
 
 /**
@@ -266,7 +267,13 @@ export async function createVm(
       emit({ type: 'step', step: 'define', message: 'Defining the installed VM (boots from its disk)' });
       await ensureLogDir();
       await hypervisor.define(
-        renderDomainXml(spec, { diskPath, consoleLog: consoleLogPath(name), version: options.version, uuid }),
+        renderDomainXml(spec, {
+          diskPath,
+          consoleLog: consoleLogPath(name),
+          ...displayOwnerOption(hypervisor.uri),
+          version: options.version,
+          uuid,
+        }),
       );
       checkCancelled();
 

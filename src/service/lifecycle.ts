@@ -37,6 +37,7 @@ import {
 import { AGENT_SECRET_SERVICE, PASSWORD_SERVICE } from './ports.js';
 import type { ConfigStore, DomainState, Hypervisor, SecretStore } from './ports.js';
 import { ensureTemplateUnused, resetAppVmRoot } from './templates.js';
+import { displayOwnerOption } from '../seamless/owner.js';
 import type { VolumeStore } from '../storage/volumes.js';
 import { abandonCreate, pathExists, type UndoStep } from './undo.js';
 import { ensureWakePipe, wakeAgent } from './state.js';
@@ -371,7 +372,12 @@ export async function createFromDisk(
       }
     }
     // Rendered before anything is made: a value that breaks a grammar costs nothing.
-    const xml = renderImportDomainXml(spec, options.boot, options.version);
+    const xml = renderImportDomainXml(
+      spec,
+      options.boot,
+      options.version,
+      displayOwnerOption(hypervisor.uri).displayOwner,
+    );
 
     const journal = await Journal.begin({
       vm: name,

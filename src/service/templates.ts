@@ -1,4 +1,5 @@
 import { consoleLogPath, ensureLogDir } from '../install/logs.js';
+import { displayOwnerOption } from '../seamless/owner.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { buildConfigDisk } from '../configdisk/image.js';
@@ -328,6 +329,7 @@ export async function planOnTemplate(
     ...(template.description.boot ? { boot: template.description.boot } : {}),
     pendingFlatpaks,
     consoleLog: consoleLogPath(spec.name),
+    ...displayOwnerOption(hypervisor.uri),
     version,
   });
   return { template, backing, paths, pendingFlatpaks, xml };

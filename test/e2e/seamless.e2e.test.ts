@@ -140,6 +140,8 @@ describeWith(probe, 'end-to-end seamless windows')(
       const socket = fs.readdirSync(host.vmDir).find((f) => f.endsWith('-display.sock'));
       expect(socket).toBe(`${name}-display.sock`);
       expect(fs.statSync(`${host.vmDir}/${socket}`).mode & 0o777).toBe(0o600);
+      // The CLI's user owns it (the channel's DAC seclabel), not QEMU's: a non-root user can attach too.
+      expect(fs.statSync(`${host.vmDir}/${socket}`).uid).toBe(process.getuid!());
 
       window = await hostWindow();
       const title = await desktop.property(window, '_NET_WM_NAME');

@@ -295,6 +295,9 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
 
         const started = await cli(['start', name, '--no-viewer']);
         expect({ code: started.code, stderr: started.stderr }).toEqual({ code: 0, stderr: '' });
+        // libvirt made the seamless display socket the CLI user's (its DAC seclabel), not QEMU's user's.
+        expect(fs.statSync(own(name, '-display.sock')).uid).toBe(process.getuid!());
+        expect(virsh('dumpxml', name)).toContain(`<label>+${process.getuid!()}:+${process.getgid!()}</label>`);
         virsh('destroy', name);
 
         // The root's write is gone: its clusters read the template's bytes (zeros at 8M) again.
