@@ -335,7 +335,9 @@ export const UNIX_SOCKET_PATH_MAX = 107;
 export function displayChannel(socketPath: string, owner?: { uid: number; gid: number }): Device {
   for (const id of owner ? [owner.uid, owner.gid] : []) {
     if (!Number.isSafeInteger(id) || id < 0) {
-      throw new InputError(`display socket owner ${String(id)} is invalid: must be a uid or gid (a whole number)`);
+      throw new InputError(
+        `display socket owner ${String(id)} is invalid: must be a uid or gid (a whole number)`,
+      );
     }
   }
   const source: XmlNode = owner
