@@ -144,8 +144,18 @@ describeWith(probe, 'end-to-end seamless windows')(
       expect(fs.statSync(`${host.vmDir}/${socket}`).uid).toBe(process.getuid!());
 
       window = await hostWindow();
-      const title = await desktop.property(window, '_NET_WM_NAME');
-      expect(title).toMatch(new RegExp(`= "\\[${name}\\] .*@${name}`)); // bash titles it user@HOST
+      const shown = window;
+      // The window maps titled by its program (`xterm`); bash retitles it user@HOST once its prompt is up.
+      const titled = new RegExp(`= "\\[${name}\\] .*@${name}`);
+      const title = await host.until(
+        async () => {
+          const now = await desktop.property(shown, '_NET_WM_NAME');
+          return titled.test(now) ? now : undefined;
+        },
+        `the host window titled [${name}] user@${name}`,
+        60_000,
+      );
+      expect(title).toMatch(titled);
       expect(await desktop.property(window, 'WM_CLASS')).toContain('"XTerm"');
       // A top-level window the host's window manager manages, not a child of a viewer.
       expect(await desktop.clientList()).toContain(window);
