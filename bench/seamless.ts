@@ -60,39 +60,10 @@ async function main(): Promise<void> {
   const windowPattern = `^\\[${name}\\] `;
   const pids: number[] = [];
   try {
-    const created = await host.cli(
-      [
-        'create',
-        '--import',
-        image.disk,
-        '--kernel',
-        image.kernel,
-        '--initrd',
-        image.initrd,
-        '--kernel-args',
-        image.kernelArgs,
-        '--virt-type',
-        'qemu',
-        '--network',
-        'none',
-        '--memory',
-        '2048',
-        '--vcpus',
-        '2',
-        '--name',
-        name,
-        '--vm-dir',
-        host.vmDir,
-        '--autostart-app',
-        'xterm',
-        '--label',
-        'red',
-        '--display',
-        'seamless',
-        '--yes',
-      ],
-      300_000,
-    );
+    const created = await host.createVm(name, image, ['xterm'], {
+      network: 'none',
+      extraArgs: ['--label', 'red', '--display', 'seamless'],
+    });
     if (created.code !== 0) throw new Error(`create failed: ${created.stderr}`);
 
     /** Runs `start` at t0 and returns the seconds until the VM's window is mapped on the host. */

@@ -94,39 +94,10 @@ describeWith(probe, 'end-to-end seamless windows')(
     }
 
     test('display = "seamless" with --network none: start shows the xterm as its own host window, titled and bordered', async () => {
-      const created = await host.cli(
-        [
-          'create',
-          '--import',
-          image.disk,
-          '--kernel',
-          image.kernel,
-          '--initrd',
-          image.initrd,
-          '--kernel-args',
-          image.kernelArgs,
-          '--virt-type',
-          'qemu',
-          '--network',
-          'none',
-          '--memory',
-          '2048',
-          '--vcpus',
-          '2',
-          '--name',
-          name,
-          '--vm-dir',
-          host.vmDir,
-          '--autostart-app',
-          'xterm',
-          '--label',
-          LABEL,
-          '--display',
-          'seamless',
-          '--yes',
-        ],
-        300_000,
-      );
+      const created = await host.createVm(name, image, ['xterm'], {
+        network: 'none',
+        extraArgs: ['--label', LABEL, '--display', 'seamless'],
+      });
       expect({ code: created.code, stderr: created.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
       const xml = virsh('dumpxml', name, '--inactive');
       expect(xml).not.toContain('<interface');

@@ -175,7 +175,13 @@ export class AppVmHost {
     image: GuestImage,
     apps: string[],
     // Knobs for bench/app-vm-boot-trace.ts experiments; the test and the bench take the defaults.
-    tuning: { vcpus?: number; extraKernelArgs?: string; extraArgs?: string[] } = {},
+    // `network: 'none'` for the seamless display, which needs no NIC.
+    tuning: {
+      vcpus?: number;
+      extraKernelArgs?: string;
+      extraArgs?: string[];
+      network?: 'user' | 'none';
+    } = {},
   ): Promise<CliResult> {
     const kernelArgs = tuning.extraKernelArgs
       ? `${image.kernelArgs} ${tuning.extraKernelArgs}`
@@ -194,7 +200,7 @@ export class AppVmHost {
         '--virt-type',
         'qemu',
         '--network',
-        'user',
+        tuning.network ?? 'user',
         '--memory',
         '2048',
         '--vcpus',
