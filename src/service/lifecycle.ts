@@ -119,7 +119,7 @@ export async function startVm(
 async function ensureConsoleLog(xml: string): Promise<void> {
   const file = /<serial\b[\s\S]*?<log\b[^>]*\bfile=(['"])([^'"]+)\1[\s\S]*?<\/serial>/.exec(xml)?.[2];
   if (file === undefined || path.resolve(path.dirname(file)) !== installLogDir()) return;
-  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await ensureLogDir();
   await (await fs.open(file, 'a', 0o600)).close();
 }
 
