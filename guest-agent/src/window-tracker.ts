@@ -57,6 +57,12 @@ interface Tracked {
 
 export class WindowTracker {
   private readonly tracked = new Map<number, Tracked>();
+  /**
+   * Windows being read for the first time. Their events already reach us (describe selects before it
+   * reads) but they are not tracked yet: a retitle or move then must not be dropped, or a title a
+   * shell sets just as its terminal maps would be lost for good.
+   */
+  private readonly describing = new Set<number>();
   /** Ancestor window -> client windows below it. */
   private readonly byAncestor = new Map<number, Set<number>>();
   private readonly listeners = new Set<WindowListener>();
@@ -147,9 +153,10 @@ export class WindowTracker {
           if (ev.atom === this.atoms._NET_CLIENT_LIST) void this.enqueue(() => this.refreshClientList(true));
           else if (ev.atom === this.atoms._NET_ACTIVE_WINDOW)
             void this.enqueue(() => this.refreshActive(true));
-        } else if (ev.wid !== undefined && this.tracked.has(ev.wid)) {
+        } else if (ev.wid !== undefined && this.isWatched(ev.wid)) {
           if (ev.atom === this.atoms._NET_WM_NAME || ev.atom === Atom.WM_NAME) {
             const id = ev.wid;
+            // Queued behind the read in progress, so it runs once the window is tracked.
             void this.enqueue(() => this.refreshTitle(id));
           }
         }
@@ -158,7 +165,7 @@ export class WindowTracker {
       case 'DestroyNotify': {
         // Faster than waiting for the WM to rewrite _NET_CLIENT_LIST.
         const id = ev.wid;
-        if (id !== undefined && this.tracked.has(id)) void this.enqueue(async () => this.remove(id));
+        if (id !== undefined && this.isWatched(id)) void this.enqueue(async () => this.remove(id));
         break;
       }
       case 'ConfigureNotify':
@@ -182,8 +189,12 @@ export class WindowTracker {
     }
   }
 
+  private isWatched(wid: number): boolean {
+    return this.tracked.has(wid) || this.describing.has(wid);
+  }
+
   private markGeometryDirty(wid: number): void {
-    if (this.tracked.has(wid)) this.dirtyGeometry.add(wid);
+    if (this.isWatched(wid)) this.dirtyGeometry.add(wid);
     for (const client of this.byAncestor.get(wid) ?? []) this.dirtyGeometry.add(client);
     if (this.dirtyGeometry.size === 0 || this.geometryFlushQueued) return;
     // A drag produces a burst of ConfigureNotify; one flush answers all of them.
@@ -213,7 +224,13 @@ export class WindowTracker {
     const present = new Set(ids);
     for (const id of [...this.tracked.keys()]) if (!present.has(id)) this.remove(id);
     const fresh = ids.filter((id) => !this.tracked.has(id));
-    const added = await Promise.all(fresh.map((id) => this.describe(id)));
+    for (const id of fresh) this.describing.add(id);
+    let added: (Tracked | null)[];
+    try {
+      added = await Promise.all(fresh.map((id) => this.describe(id)));
+    } finally {
+      for (const id of fresh) this.describing.delete(id);
+    }
     fresh.forEach((id, i) => {
       const t = added[i];
       if (!t) return; // gone before we could read it

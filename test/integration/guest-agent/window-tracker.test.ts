@@ -197,6 +197,72 @@ describeWith(probe, 'guest-agent window tracker under Xvfb + i3')(
       }, 'tracked position to match xwininfo after the restart');
     });
 
+    test('a retitle that lands while the tracker is still reading a new window is reported, not lost', async () => {
+      // A shell retitles its terminal just as it maps (Debian's bash: user@HOST). The tracker hears of
+      // the window, selects its events and reads it; a retitle between that read and the window being
+      // tracked must still come out as a title event. The tracker's connection is wrapped so the
+      // retitle lands exactly there: right after the tracker read the old title, and delivered to the
+      // tracker's connection before that read returns.
+      const app = await XConn.connect(probe.display);
+      const raw = await XConn.connect(probe.display);
+      let racer: WindowTracker | undefined;
+      try {
+        const [netName, utf8] = await Promise.all([
+          app.internAtom('_NET_WM_NAME'),
+          app.internAtom('UTF8_STRING'),
+        ]);
+        let target = 0;
+        let retitled = false;
+        const wrapped = new Proxy(raw, {
+          get(t, prop) {
+            if (prop === 'getProperty') {
+              return async (wid: number, atom: number, type?: number) => {
+                const reply = await t.getProperty(wid, atom, type);
+                if (wid === target && atom === netName && !retitled) {
+                  retitled = true;
+                  await app.changeProperty(0, target, netName, utf8, 8, Buffer.from('after', 'utf8'));
+                  await app.sync();
+                  // Its PropertyNotify precedes this reply on the tracker's connection.
+                  await t.sync();
+                }
+                return reply;
+              };
+            }
+            const v: unknown = Reflect.get(t, prop, t);
+            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+          },
+        });
+        racer = await WindowTracker.start(wrapped, (err) => errors.push(err));
+        const seen = new EventLog<WindowEvent>();
+        racer.onWindowEvent(seen.push);
+        const win = app.client.AllocID();
+        await new Promise<void>((resolve, reject) =>
+          app.client.CreateWindow(win, app.root, 10, 10, 300, 200, 0, 0, 1, 0, {}, (err) =>
+            err ? reject(err) : resolve(),
+          ),
+        );
+        await app.changeProperty(0, win, netName, utf8, 8, Buffer.from('before', 'utf8'));
+        target = win;
+        app.client.MapWindow(win);
+        const made = await seen.waitFor((e) => e.kind === 'created' && e.window.id === win, 'created');
+        // The race was hit: the read saw the old title.
+        expect(retitled).toBe(true);
+        expect(made.window.title).toBe('before');
+        const titled = await seen.waitFor(
+          (e) => e.kind === 'title' && e.window.id === win,
+          'the retitle that landed mid-read',
+        );
+        expect(titled.window.title).toBe('after');
+        expect(racer.windows().find((w) => w.id === win)?.title).toBe('after');
+        await app.destroyWindow(win);
+        await seen.waitFor((e) => e.kind === 'destroyed' && e.window.id === win, 'destroyed');
+      } finally {
+        racer?.stop();
+        raw.close();
+        app.close();
+      }
+    });
+
     test('a window made with the X protocol directly: UTF-8 title, WM_CLASS and WM_TRANSIENT_FOR are read; destroying it is seen', async () => {
       const app = await XConn.connect(probe.display);
       try {
