@@ -141,19 +141,30 @@ describeWith(probe, 'end-to-end app VM')('app VM from create --import, on a real
     // Debian's bash titles the xterm user@HOST: the host name the config disk gave this VM.
     const id = xterm!.id;
     const titled = (w: WindowView): boolean => w.id === id && w.title.includes(`@${name}`);
-    await host.until(
-      () =>
-        follow.events.find(
-          (e) =>
-            (e.vm === name &&
-              e.type === 'title-changed' &&
-              e.id === id &&
-              String(e.title).includes(`@${name}`)) ||
-            showsWindow(e, name, titled),
-        ),
-      `the xterm's title to name the VM's host name ${name}`,
-      60_000,
-    );
+    await host
+      .until(
+        () =>
+          follow.events.find(
+            (e) =>
+              (e.vm === name &&
+                e.type === 'title-changed' &&
+                e.id === id &&
+                String(e.title).includes(`@${name}`)) ||
+              showsWindow(e, name, titled),
+          ),
+        `the xterm's title to name the VM's host name ${name}`,
+        60_000,
+      )
+      .catch(async (err: unknown) => {
+        const titles = follow.events
+          .filter((e) => e.vm === name && e.type === 'title-changed' && e.id === id)
+          .map((e) => String(e.title));
+        process.stderr.write(
+          `the xterm's title as listed: ${JSON.stringify(xterm!.title)}; retitles seen: ${JSON.stringify(titles)}\n` +
+            `the guest's terminals:\n${await host.guestTerminalReport(name)}\n`,
+        );
+        throw err;
+      });
     expect(host.proxyOutput).toMatch(new RegExp(`agent ${name} connected from 127\\.0\\.0\\.1`));
     expect(
       follow.events.find(

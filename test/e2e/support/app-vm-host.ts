@@ -303,6 +303,26 @@ export class AppVmHost {
     throw new Error(`guest-exec ${file} in ${name} did not finish within ${timeoutMs / 1000} s`);
   }
 
+  /**
+   * What the guest says about its terminals, for a failure message: its host name as the kernel has
+   * it, the session user's processes, and each bash's TERM. Never throws: a failing report must not
+   * hide the failure it explains.
+   */
+  async guestTerminalReport(name: string): Promise<string> {
+    const script = [
+      'echo "hostname: $(cat /proc/sys/kernel/hostname) (/etc/hostname: $(cat /etc/hostname))"',
+      'ps -o pid,etimes,stat,wchan:20,args -u user',
+      'for p in $(pgrep -u user -x bash); do echo "bash $p: $(tr "\\0" "\\n" </proc/$p/environ | grep -E "^(TERM|HOME|SHELL)=" | tr "\\n" " ")"; done',
+      'ls -la /home/user',
+    ].join('\n');
+    try {
+      const r = await this.guestExec(name, '/bin/sh', ['-c', script]);
+      return `${r.stdout}${r.stderr}`;
+    } catch (err) {
+      return `(the QEMU guest agent did not answer: ${(err as Error).message})`;
+    }
+  }
+
   /** Polls `check` until it returns a value (test side only; the product never polls). */
   async until<T>(
     check: () => T | undefined | false | Promise<T | undefined | false>,
