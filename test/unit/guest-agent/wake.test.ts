@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +42,40 @@ describe('watchWake', () => {
       `wake channel ${fifo}: the host end is not connected; a resume is noticed at the next heartbeat`,
     ]);
     watch.stop();
+  });
+
+  test('a process watching a port the host never writes to still exits at once when told to stop', async () => {
+    // The port stays open and silent (a FIFO with a writer that never writes): a guest shutdown's SIGTERM
+    // must not wait on the pending read (an fs.read did, until systemd's 90 s stop timeout).
+    const fifo = path.join(dir, 'port');
+    execFileSync('mkfifo', [fifo]);
+    const writer = spawn('/bin/sh', ['-c', `exec sleep 60 > '${fifo}'`], { stdio: 'ignore' });
+    try {
+      const script = [
+        `import { watchWake } from ${JSON.stringify(path.resolve('guest-agent/src/wake.ts'))};`,
+        `const watch = watchWake(() => {}, (l) => console.log(l), ${JSON.stringify(fifo)});`,
+        `setTimeout(() => { watch.stop(); process.exit(0); }, 300);`,
+      ].join('\n');
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const code = await new Promise<number | null>((resolve) => {
+        const timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          resolve(null);
+        }, 15_000);
+        child.on('exit', (c) => {
+          clearTimeout(timer);
+          resolve(c);
+        });
+      });
+      expect({ code, output }).toEqual({ code: 0, output: '' });
+    } finally {
+      writer.kill('SIGKILL');
+    }
   });
 
   test('a guest without the port logs once and carries on', async () => {
