@@ -17,7 +17,11 @@ import { DEFAULT_RUN_WAIT_MS, type RunOptions } from './run.js';
 
 /** Typed by the user, checked: an absolute path to a regular file of at most MAX_FILE_BYTES, not a symlink. */
 export async function checkHostFile(file: unknown): Promise<string> {
-  const shown = describeValue(file);
+  // The whole path, escaped (JSON: control characters and NUL as \t, \u0000...): its last segment matters.
+  const shown =
+    typeof file === 'string'
+      ? JSON.stringify(file.length > 1024 ? `${file.slice(0, 1024)}...` : file)
+      : describeValue(file);
   const bad = (rule: string): InputError => new InputError(`invalid file ${shown}: ${rule}`);
   if (typeof file !== 'string' || file === '') throw bad('name a file');
   if (file.includes('\0')) throw bad('a path cannot contain a NUL byte');
