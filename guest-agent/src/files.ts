@@ -179,7 +179,11 @@ export class FileSession {
         pid = await this.ports.open(file);
       } catch (err) {
         await removeOpenDir(dir);
-        throw err;
+        const e = err as NodeJS.ErrnoException;
+        throw new Error(
+          `cannot start xdg-open: ${e.code === 'ENOENT' ? 'no such program' : (e.code ?? e.message)}`,
+          { cause: err },
+        );
       }
       this.ports.log(`opened ${file} (${data.length} bytes) for the host (pid ${pid})`);
       if (writeback && !this.closed) {
@@ -187,11 +191,7 @@ export class FileSession {
       }
       this.result(transferId, 'ok', pid, file, '');
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      const what =
-        e.code === 'ENOENT' && t.kind !== FileKind.COPY
-          ? 'cannot start xdg-open: no such program'
-          : (e.message ?? String(err));
+      const what = (err as Error).message ?? String(err);
       this.ports.log(`could not take ${t.name} from the host: ${what}`);
       this.result(transferId, 'failed', 0, '', what);
     }
