@@ -1,4 +1,5 @@
 import { Backoff } from './backoff.js';
+import { FileSession, type FileInbound, type FileOutbound } from './files.js';
 import type { WindowEvent, WindowInfo, WindowTracker } from './window-tracker.js';
 
 /**
@@ -15,7 +16,8 @@ export type AgentOutbound =
   | { type: 'window-event'; event: WindowEvent }
   | { type: 'clipboard-content'; requestId: number; text: string }
   | { type: 'clipboard-result'; requestId: number; status: ClipboardResultStatus; message: string }
-  | { type: 'exec-result'; requestId: number; status: ExecResultStatus; pid: number; message: string };
+  | { type: 'exec-result'; requestId: number; status: ExecResultStatus; pid: number; message: string }
+  | { type: 'file'; message: FileOutbound };
 
 export type ExecResultStatus = 'started' | 'refused' | 'failed';
 
@@ -25,11 +27,16 @@ export type ClipboardResultStatus = 'ok' | 'refused' | 'empty' | 'too-large' | '
 export type AgentInbound =
   | { type: 'clipboard-read'; requestId: number }
   | { type: 'clipboard-write'; requestId: number; mimeType: string; data: Buffer }
-  | { type: 'exec'; requestId: number; argv: string[] };
+  | { type: 'exec'; requestId: number; argv: string[] }
+  | { type: 'file'; message: FileInbound };
 
 export interface AgentLink {
   send(message: AgentOutbound): void;
   onMessage(handler: (message: AgentInbound) => void): void;
+  /** Resolves once the link has room for more output (large transfers wait on it). */
+  drained(): Promise<void>;
+  /** Ends the link with a protocol error (the peer broke the protocol). */
+  fail(reason: string): void;
   /** Resolves when the link ends, from either side, for any reason. */
   readonly closed: Promise<void>;
   close(): void;
@@ -58,6 +65,8 @@ export interface AgentOptions {
   clipboard: ClipboardPort;
   /** Without it, every EXEC is answered REFUSED. */
   exec?: ExecPort;
+  /** Where files from the host go (guest-agent/src/files.ts); without it, every file is refused. */
+  files?: { home: string; openRoot: string };
   connect: LinkFactory;
   backoff?: Backoff;
   log?: (line: string) => void;
@@ -147,7 +156,16 @@ export class GuestAgent {
     this.backoff.reset();
     this.log(`connected to the proxy (link ${this.connections})`);
     const { tracker } = this.opts;
-    link.onMessage((m) => void this.answer(link, m));
+    const files = this.fileSession(link);
+    link.onMessage((m) => {
+      if (m.type !== 'file') return void this.answer(link, m);
+      if (!files) return this.refuseFile(link, m.message);
+      try {
+        files.handle(m.message);
+      } catch (err) {
+        link.fail((err as Error).message);
+      }
+    });
     // Snapshot and subscription in one synchronous step: no event falls between them.
     link.send({ type: 'window-list', windows: tracker.windows(), focused: tracker.focusedWindow() });
     const unsubscribe = tracker.onWindowEvent((event) => link.send({ type: 'window-event', event }));
@@ -155,12 +173,41 @@ export class GuestAgent {
       await link.closed;
     } finally {
       unsubscribe();
+      files?.close();
       this.link = null;
       this.log('proxy link closed');
     }
   }
 
-  private async answer(link: AgentLink, m: AgentInbound): Promise<void> {
+  private fileSession(link: AgentLink): FileSession | undefined {
+    const { files, exec } = this.opts;
+    if (!files || !exec) return undefined;
+    return new FileSession({
+      ...files,
+      open: (file) => exec.start(['xdg-open', file]),
+      send: (message) => link.send({ type: 'file', message }),
+      drained: () => link.drained(),
+      log: this.log,
+    });
+  }
+
+  /** An agent without a place for files answers each FILE_END with REFUSED. */
+  private refuseFile(link: AgentLink, m: FileInbound): void {
+    if (m.type !== 'file-end') return;
+    link.send({
+      type: 'file',
+      message: {
+        type: 'file-result',
+        transferId: m.transferId,
+        status: 1,
+        pid: 0,
+        path: '',
+        message: 'this agent does not take files',
+      },
+    });
+  }
+
+  private async answer(link: AgentLink, m: Exclude<AgentInbound, { type: 'file' }>): Promise<void> {
     if (m.type === 'exec') return this.runCommand(link, m.requestId, m.argv);
     const result = (status: ClipboardResultStatus, message = ''): void =>
       link.send({ type: 'clipboard-result', requestId: m.requestId, status, message });

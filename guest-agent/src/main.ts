@@ -1,7 +1,8 @@
 /**
  * vm-guest-agent: runs inside each VM as a systemd user unit. Watches the X11
  * session, streams window events to the host proxy, serves clipboard requests,
- * starts the commands the host asks for (`vm-provisioner run`).
+ * starts the commands the host asks for (`vm-provisioner run`), takes the
+ * files it sends (`open`, `copy-to-vm`).
  * Settings: docs/guest-interface.md (agent.conf / VMP_* environment).
  *
  * Exit codes: 0 on SIGTERM/SIGINT, 2 for a bad config or secret (restarting
@@ -13,6 +14,7 @@ import { Backoff } from './backoff.js';
 import { X11Clipboard } from './clipboard.js';
 import { ConfigError, loadAgentConfig, readSecret } from './config.js';
 import { SessionExec } from './exec.js';
+import { defaultFileLocations } from './files.js';
 import { connectProxyLink } from './proxy-link.js';
 import { AGENT_VERSION } from './version.js';
 import { WindowTracker } from './window-tracker.js';
@@ -66,6 +68,7 @@ async function main(): Promise<number> {
     tracker,
     clipboard,
     exec: new SessionExec(cfg.display),
+    files: defaultFileLocations(),
     log,
     connect: () =>
       connectProxyLink({

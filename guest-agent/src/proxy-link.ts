@@ -4,6 +4,7 @@ import {
   ErrorCode,
   EXEC_MIN_VERSION,
   ExecStatus,
+  FILE_MIN_VERSION,
   MAX_AGENT_VERSION_BYTES,
   MAX_CLASS_BYTES,
   MAX_ERROR_MESSAGE_BYTES,
@@ -97,6 +98,25 @@ class ProxyLink implements AgentLink {
     this.client.close('closed by the agent');
   }
 
+  fail(reason: string): void {
+    this.client.fail(ErrorCode.PROTOCOL_ERROR, reason);
+  }
+
+  drained(): Promise<void> {
+    const socket = this.client.socket;
+    // Well under the 4 MiB at which a peer that does not read is dropped.
+    if (this.client.isClosed || socket.writableLength < 1024 * 1024) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.once('drain', done);
+      socket.once('close', done);
+    });
+  }
+
   private receive(m: Message): void {
     switch (m.type) {
       case 'clipboard-request':
@@ -115,6 +135,19 @@ class ProxyLink implements AgentLink {
           break;
         }
         this.handler({ type: 'exec', requestId: m.requestId, argv: m.argv });
+        break;
+      case 'file-begin':
+      case 'file-data':
+      case 'file-end':
+      case 'file-close':
+        if (this.client.version < FILE_MIN_VERSION) {
+          this.client.fail(
+            ErrorCode.PROTOCOL_ERROR,
+            `${m.type} is not part of protocol version ${this.client.version}`,
+          );
+          break;
+        }
+        this.handler({ type: 'file', message: m });
         break;
       default:
         this.client.fail(ErrorCode.PROTOCOL_ERROR, `unexpected ${m.type} from the proxy`);
@@ -174,6 +207,12 @@ export function toWire(out: AgentOutbound): Message[] {
           pid: out.pid,
           message: clip(out.message, MAX_ERROR_MESSAGE_BYTES),
         },
+      ];
+    case 'file':
+      return [
+        out.message.type === 'file-result'
+          ? { ...out.message, message: clip(out.message.message, MAX_ERROR_MESSAGE_BYTES) }
+          : out.message,
       ];
     case 'window-event': {
       const w = out.event.window;

@@ -12,6 +12,13 @@ import {
   MAX_EXEC_ARGS,
   MAX_EXEC_ARGV_BYTES,
   MAX_EXEC_PROGRAM_BYTES,
+  MAX_FILE_BYTES,
+  MAX_FILE_CHUNK_BYTES,
+  MAX_FILE_NAME_BYTES,
+  MAX_GUEST_PATH_BYTES,
+  SHA256_BYTES,
+  FileKind,
+  type FileKindValue,
   MAX_FRAME_PAYLOAD,
   MAX_MIME_BYTES,
   MAX_PAYLOAD_BY_CODE,
@@ -279,6 +286,37 @@ export function execArgvProblem(argv: unknown): string | null {
   return null;
 }
 
+/**
+ * Why `name` may not be a file's name in the guest, or null when it may: one
+ * path segment of 1 to MAX_FILE_NAME_BYTES bytes of well-formed UTF-8, with no
+ * `/`, no control character (NUL included), and not starting with `.` (so
+ * never `.` or `..`, and never a hidden file). The CLI, the proxy and both
+ * ends of the link apply this one rule; a name that breaks it is refused,
+ * never rewritten.
+ */
+export function fileNameProblem(name: unknown): string | null {
+  if (typeof name !== 'string') return 'the name must be a string';
+  if (name === '') return 'the name is empty';
+  if (LONE_SURROGATE.test(name)) return 'the name is not well-formed Unicode';
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes > MAX_FILE_NAME_BYTES) return `the name is ${bytes} bytes; the limit is ${MAX_FILE_NAME_BYTES}`;
+  if (EXEC_FORBIDDEN_CHARS.test(name)) return 'the name contains a control character (NUL included)';
+  if (name.includes('/')) return "the name contains '/'";
+  if (name.startsWith('.')) return "the name starts with '.'";
+  return null;
+}
+
+const FILE_KINDS = new Set<number>(Object.values(FileKind));
+
+function checkFileBegin(kind: number, size: number, name: string): void {
+  if (!FILE_KINDS.has(kind)) throw new ProtocolError(`file-begin: unknown kind ${kind}`);
+  if (size > MAX_FILE_BYTES) {
+    throw new ProtocolError(`file-begin: size ${size} is over the ${MAX_FILE_BYTES}-byte limit`);
+  }
+  const problem = fileNameProblem(name);
+  if (problem) throw new ProtocolError(`file-begin: ${problem}`);
+}
+
 /** Encodes one message as a complete frame (header + payload). Throws ProtocolError on an invalid message. */
 export function encodeMessage(message: Message): Buffer {
   const w = new Writer();
@@ -377,6 +415,39 @@ export function encodeMessage(message: Message): Buffer {
       w.u8(message.status, 'status');
       w.u32(message.pid, 'pid');
       w.string(message.message, MAX_ERROR_MESSAGE_BYTES, 'message');
+      break;
+    case 'file-begin':
+      checkInt(message.size, 0, MAX_FILE_BYTES, 'size');
+      checkFileBegin(message.kind, message.size, message.name);
+      w.u32(message.transferId, 'transferId');
+      w.u8(message.kind, 'kind');
+      w.u32(message.size, 'size');
+      w.string(message.name, MAX_FILE_NAME_BYTES, 'name');
+      break;
+    case 'file-data':
+    case 'writeback-data':
+      w.u32(message.transferId, 'transferId');
+      w.bytes(message.data, MAX_FILE_CHUNK_BYTES, 'data');
+      break;
+    case 'file-end':
+    case 'writeback-end':
+      w.u32(message.transferId, 'transferId');
+      w.fixed(message.sha256, SHA256_BYTES, 'sha256');
+      break;
+    case 'file-result':
+      w.u32(message.transferId, 'transferId');
+      w.u8(message.status, 'status');
+      w.u32(message.pid, 'pid');
+      w.string(message.path, MAX_GUEST_PATH_BYTES, 'path');
+      w.string(message.message, MAX_ERROR_MESSAGE_BYTES, 'message');
+      break;
+    case 'file-close':
+      w.u32(message.transferId, 'transferId');
+      break;
+    case 'writeback-begin':
+      checkInt(message.size, 0, MAX_FILE_BYTES, 'size');
+      w.u32(message.transferId, 'transferId');
+      w.u32(message.size, 'size');
       break;
     default: {
       const never: never = message;
@@ -527,6 +598,53 @@ export function decodePayload(code: number, payload: Buffer): Message {
         message: r.string(MAX_ERROR_MESSAGE_BYTES, 'message'),
       };
       break;
+    case MessageType.FILE_BEGIN: {
+      const transferId = r.u32('transferId');
+      const kind = r.u8('kind');
+      const size = r.u32('size');
+      const fileName = r.string(MAX_FILE_NAME_BYTES, 'name');
+      checkFileBegin(kind, size, fileName);
+      message = { type: 'file-begin', transferId, kind: kind as FileKindValue, size, name: fileName };
+      break;
+    }
+    case MessageType.FILE_DATA:
+    case MessageType.WRITEBACK_DATA:
+      message = {
+        type: name as 'file-data' | 'writeback-data',
+        transferId: r.u32('transferId'),
+        data: r.bytes(MAX_FILE_CHUNK_BYTES, 'data'),
+      };
+      break;
+    case MessageType.FILE_END:
+    case MessageType.WRITEBACK_END:
+      message = {
+        type: name as 'file-end' | 'writeback-end',
+        transferId: r.u32('transferId'),
+        sha256: r.fixed(SHA256_BYTES, 'sha256'),
+      };
+      break;
+    case MessageType.FILE_RESULT:
+      message = {
+        type: 'file-result',
+        transferId: r.u32('transferId'),
+        status: r.u8('status'),
+        pid: r.u32('pid'),
+        path: r.string(MAX_GUEST_PATH_BYTES, 'path'),
+        message: r.string(MAX_ERROR_MESSAGE_BYTES, 'message'),
+      };
+      break;
+    case MessageType.FILE_CLOSE:
+      message = { type: 'file-close', transferId: r.u32('transferId') };
+      break;
+    case MessageType.WRITEBACK_BEGIN: {
+      const transferId = r.u32('transferId');
+      const size = r.u32('size');
+      if (size > MAX_FILE_BYTES) {
+        throw new ProtocolError(`writeback-begin: size ${size} is over the ${MAX_FILE_BYTES}-byte limit`);
+      }
+      message = { type: 'writeback-begin', transferId, size };
+      break;
+    }
     default:
       throw new ProtocolError(`unknown message type 0x${code.toString(16)}`);
   }

@@ -12,6 +12,7 @@ export {
   checkDeclaredLength,
   asProtocolError,
   execArgvProblem,
+  fileNameProblem,
   type DecodeResult,
 } from './codec.js';
 export { FrameDecoder } from './frame-decoder.js';

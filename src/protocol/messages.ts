@@ -7,10 +7,12 @@
  */
 
 /** Highest protocol version this code speaks, and the lowest it still accepts. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 export const MIN_PROTOCOL_VERSION = 1;
 /** The first version with EXEC and EXEC_RESULT (version 1 is the same protocol without them). */
 export const EXEC_MIN_VERSION = 2;
+/** The first version with the file messages (0x40-0x47: `open`, `copy-to-vm`, writeback). */
+export const FILE_MIN_VERSION = 3;
 
 /** The TCP port agents connect to on the host. */
 export const DEFAULT_PROXY_PORT = 9999;
@@ -51,6 +53,16 @@ export const MAX_EXEC_PROGRAM_BYTES = 255;
 // eslint-disable-next-line no-control-regex
 export const EXEC_FORBIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
+/** Largest file `open` and `copy-to-vm` send, and the largest version a writeback returns (64 MiB). */
+export const MAX_FILE_BYTES = 64 * 1024 * 1024;
+/** Largest FILE_DATA / WRITEBACK_DATA chunk (256 KiB). */
+export const MAX_FILE_CHUNK_BYTES = 256 * 1024;
+/** Longest file name (one path segment) and longest guest path a FILE_RESULT reports, in UTF-8 bytes. */
+export const MAX_FILE_NAME_BYTES = 255;
+export const MAX_GUEST_PATH_BYTES = 4096;
+/** SHA-256 digests in FILE_END and WRITEBACK_END. */
+export const SHA256_BYTES = 32;
+
 /** Same grammar as a VM name everywhere else (src/spec/validate.ts): a hostname label. */
 export const VM_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -76,6 +88,14 @@ export const MessageType = {
   CLIPBOARD_RESULT: 0x22,
   EXEC: 0x30,
   EXEC_RESULT: 0x31,
+  FILE_BEGIN: 0x40,
+  FILE_DATA: 0x41,
+  FILE_END: 0x42,
+  FILE_RESULT: 0x43,
+  FILE_CLOSE: 0x44,
+  WRITEBACK_BEGIN: 0x45,
+  WRITEBACK_DATA: 0x46,
+  WRITEBACK_END: 0x47,
 } as const;
 export type MessageTypeCode = (typeof MessageType)[keyof typeof MessageType];
 
@@ -106,6 +126,23 @@ export const ExecStatus = {
   REFUSED: 1,
   FAILED: 2,
 } as const;
+/** What a FILE_BEGIN asks the agent to do with the file. */
+export const FileKind = {
+  /** copy-to-vm: a new file in ~/Incoming/host/, never overwriting one. */
+  COPY: 1,
+  /** open: a read-only copy in a fresh directory, opened with xdg-open. */
+  OPEN: 2,
+  /** open --writeback: a writable copy, watched, each saved version sent back. */
+  OPEN_WRITEBACK: 3,
+} as const;
+export type FileKindValue = (typeof FileKind)[keyof typeof FileKind];
+/** Outcome codes of FILE_RESULT. */
+export const FileStatus = {
+  OK: 0,
+  REFUSED: 1,
+  FAILED: 2,
+} as const;
+
 export type ExecStatusValue = (typeof ExecStatus)[keyof typeof ExecStatus];
 
 export type ClipboardStatusValue = (typeof ClipboardStatus)[keyof typeof ClipboardStatus];
@@ -242,6 +279,56 @@ export interface ExecResultMessage {
   message: string;
 }
 
+export interface FileBeginMessage {
+  type: 'file-begin';
+  transferId: number;
+  kind: FileKindValue;
+  /** Exactly how many bytes the FILE_DATA frames will carry (≤ MAX_FILE_BYTES). */
+  size: number;
+  /** The file's name in the guest: one path segment (fileNameProblem). */
+  name: string;
+}
+export interface FileDataMessage {
+  type: 'file-data';
+  transferId: number;
+  data: Buffer;
+}
+export interface FileEndMessage {
+  type: 'file-end';
+  transferId: number;
+  /** SHA-256 of all the transfer's bytes. */
+  sha256: Buffer;
+}
+export interface FileResultMessage {
+  type: 'file-result';
+  transferId: number;
+  status: number;
+  /** The opener's pid for OPEN and OPEN_WRITEBACK; 0 otherwise. */
+  pid: number;
+  /** Where the file is in the guest; empty unless status is OK. */
+  path: string;
+  message: string;
+}
+export interface FileCloseMessage {
+  type: 'file-close';
+  transferId: number;
+}
+export interface WritebackBeginMessage {
+  type: 'writeback-begin';
+  transferId: number;
+  size: number;
+}
+export interface WritebackDataMessage {
+  type: 'writeback-data';
+  transferId: number;
+  data: Buffer;
+}
+export interface WritebackEndMessage {
+  type: 'writeback-end';
+  transferId: number;
+  sha256: Buffer;
+}
+
 export type Message =
   | HelloMessage
   | ChallengeMessage
@@ -262,7 +349,15 @@ export type Message =
   | ClipboardDataMessage
   | ClipboardResultMessage
   | ExecMessage
-  | ExecResultMessage;
+  | ExecResultMessage
+  | FileBeginMessage
+  | FileDataMessage
+  | FileEndMessage
+  | FileResultMessage
+  | FileCloseMessage
+  | WritebackBeginMessage
+  | WritebackDataMessage
+  | WritebackEndMessage;
 
 export type MessageName = Message['type'];
 
@@ -316,7 +411,27 @@ export const MESSAGE_CODES: Readonly<Record<MessageName, MessageTypeCode>> = {
   'clipboard-result': MessageType.CLIPBOARD_RESULT,
   exec: MessageType.EXEC,
   'exec-result': MessageType.EXEC_RESULT,
+  'file-begin': MessageType.FILE_BEGIN,
+  'file-data': MessageType.FILE_DATA,
+  'file-end': MessageType.FILE_END,
+  'file-result': MessageType.FILE_RESULT,
+  'file-close': MessageType.FILE_CLOSE,
+  'writeback-begin': MessageType.WRITEBACK_BEGIN,
+  'writeback-data': MessageType.WRITEBACK_DATA,
+  'writeback-end': MessageType.WRITEBACK_END,
 };
+
+/** The file messages, each only valid on a link of version FILE_MIN_VERSION or later. */
+export const FILE_MESSAGE_TYPES: ReadonlySet<MessageName> = new Set<MessageName>([
+  'file-begin',
+  'file-data',
+  'file-end',
+  'file-result',
+  'file-close',
+  'writeback-begin',
+  'writeback-data',
+  'writeback-end',
+]);
 
 export const MESSAGE_NAMES: ReadonlyMap<number, MessageName> = new Map(
   Object.entries(MESSAGE_CODES).map(([name, code]) => [code, name as MessageName]),
@@ -351,4 +466,12 @@ export const MAX_PAYLOAD_BY_CODE: ReadonlyMap<number, number> = new Map<number, 
   [MessageType.CLIPBOARD_RESULT, 4 + 1 + 2 + MAX_ERROR_MESSAGE_BYTES],
   [MessageType.EXEC, 4 + 2 + 2 * MAX_EXEC_ARGS + MAX_EXEC_ARGV_BYTES],
   [MessageType.EXEC_RESULT, 4 + 1 + 4 + 2 + MAX_ERROR_MESSAGE_BYTES],
+  [MessageType.FILE_BEGIN, 4 + 1 + 4 + 2 + MAX_FILE_NAME_BYTES],
+  [MessageType.FILE_DATA, 4 + 4 + MAX_FILE_CHUNK_BYTES],
+  [MessageType.FILE_END, 4 + SHA256_BYTES],
+  [MessageType.FILE_RESULT, 4 + 1 + 4 + 2 + MAX_GUEST_PATH_BYTES + 2 + MAX_ERROR_MESSAGE_BYTES],
+  [MessageType.FILE_CLOSE, 4],
+  [MessageType.WRITEBACK_BEGIN, 4 + 4],
+  [MessageType.WRITEBACK_DATA, 4 + 4 + MAX_FILE_CHUNK_BYTES],
+  [MessageType.WRITEBACK_END, 4 + SHA256_BYTES],
 ]);

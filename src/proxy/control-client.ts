@@ -195,3 +195,69 @@ export async function followEvents(options: FollowOptions): Promise<void> {
     socket.write(`${JSON.stringify({ id: 1, op: 'follow', ...(options.vm ? { vm: options.vm } : {}) })}\n`);
   });
 }
+
+export interface AttachedOptions<T> extends ControlClientOptions {
+  /** The answer; after it, the connection carries `{"event": ...}` lines until either side ends it. */
+  onResult(result: T): void;
+  onEvent(event: unknown): void;
+  /** Detaches (closes the connection, which ends the session at the proxy) and resolves. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A request whose answer starts a session bound to the connection (`file-open`
+ * with writeback): resolves when the proxy ends it or the signal aborts;
+ * rejects with the request's error, or when the proxy goes away.
+ */
+export async function attachedRequest<T>(
+  op: string,
+  fields: Record<string, unknown>,
+  options: AttachedOptions<T>,
+): Promise<void> {
+  const socketPath = options.socketPath ?? defaultControlSocketPath();
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS;
+  const socket = await connect(socketPath, timeoutMs);
+  return new Promise<void>((resolve, reject) => {
+    let answered = false;
+    let failed = false;
+    const timer = setTimeout(() => {
+      failed = true;
+      socket.destroy();
+      reject(new TimeoutError(`the window proxy did not answer "${op}" within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onAbort = (): void => {
+      socket.destroy();
+    };
+    if (options.signal?.aborted) {
+      clearTimeout(timer);
+      socket.destroy();
+      return resolve();
+    }
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    onLines(socket, (value) => {
+      const line = value as Response & { event?: unknown };
+      if (line.event !== undefined) {
+        if (answered) options.onEvent(line.event);
+      } else if (line.id === 1 && !answered) {
+        clearTimeout(timer);
+        if (!line.ok) {
+          failed = true;
+          socket.destroy();
+          reject(errorFromResponse(line.error ?? { code: 'failed', message: 'unknown error' }));
+          return;
+        }
+        answered = true;
+        options.onResult(line.result as T);
+      }
+    });
+    socket.once('close', () => {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (failed) return;
+      if (answered || options.signal?.aborted) return resolve();
+      reject(new ServiceUnavailableError(`the window proxy closed the connection during "${op}"`));
+    });
+    socket.once('error', () => undefined);
+    socket.write(`${JSON.stringify({ id: 1, op, ...fields })}\n`);
+  });
+}

@@ -3,7 +3,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { execArgvProblem, MAX_CLIPBOARD_BYTES, MAX_MIME_BYTES, VM_NAME_PATTERN } from '../protocol/index.js';
 import { runtimeDir } from '../util/paths.js';
-import { ProxyRequestError, type ProxyEvent, type ProxyServer } from './server.js';
+import { HostFileError, readHostFile } from './host-file.js';
+import { ProxyRequestError, type ProxyEvent, type ProxyServer, type WritebackEvent } from './server.js';
 
 /**
  * The proxy's local control socket: newline-delimited JSON over a Unix socket
@@ -115,11 +116,13 @@ export class ControlServer {
       following = undefined;
       this.followers.delete(socket);
     };
+    // Sessions bound to this connection (`file-open` with writeback): ended when it closes.
+    const attached = new Set<() => void>();
     socket.setEncoding('utf8');
     // Requests still being answered (a `run` waiting for its VM's agent) keep the connection.
     let answering = 0;
     socket.setTimeout(CONTROL_IDLE_TIMEOUT_MS, () => {
-      if (!following && answering === 0) socket.destroy();
+      if (!following && answering === 0 && attached.size === 0) socket.destroy();
     });
     socket.on('data', (chunk: string) => {
       buffer += chunk;
@@ -129,12 +132,20 @@ export class ControlServer {
         buffer = buffer.slice(nl + 1);
         if (line.trim() === '') continue;
         answering++;
-        void this.handleLine(socket, line, (listener) => {
-          stopFollowing();
-          following = listener;
-          this.followers.add(socket);
-          this.proxy.on('event', listener);
-        }).finally(() => answering--);
+        void this.handleLine(
+          socket,
+          line,
+          (listener) => {
+            stopFollowing();
+            following = listener;
+            this.followers.add(socket);
+            this.proxy.on('event', listener);
+          },
+          (end) => {
+            if (socket.destroyed) return end();
+            attached.add(end);
+          },
+        ).finally(() => answering--);
       }
       if (buffer.length > MAX_CONTROL_LINE) {
         this.reply(socket, null, {
@@ -147,6 +158,8 @@ export class ControlServer {
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
+      for (const end of attached) end();
+      attached.clear();
       stopFollowing();
       this.clients.delete(socket);
     });
@@ -169,6 +182,7 @@ export class ControlServer {
     socket: net.Socket,
     line: string,
     follow: (listener: (event: ProxyEvent) => void) => void,
+    attach: (end: () => void) => void,
   ): Promise<void> {
     let id: Json = null;
     try {
@@ -183,10 +197,11 @@ export class ControlServer {
       }
       const req = request as Record<string, unknown>;
       id = (req.id ?? null) as Json;
-      const result = await this.dispatch(socket, req, follow);
+      const result = await this.dispatch(socket, req, follow, attach);
       this.reply(socket, id, { result });
     } catch (err) {
-      if (err instanceof BadRequest) this.reply(socket, id, { code: 'bad_request', message: err.message });
+      if (err instanceof BadRequest || err instanceof HostFileError)
+        this.reply(socket, id, { code: 'bad_request', message: err.message });
       else if (err instanceof ProxyRequestError)
         this.reply(socket, id, { code: err.code, message: err.message });
       else this.reply(socket, id, { code: 'failed', message: (err as Error).message ?? String(err) });
@@ -197,6 +212,7 @@ export class ControlServer {
     socket: net.Socket,
     req: Record<string, unknown>,
     follow: (listener: (event: ProxyEvent) => void) => void,
+    attach: (end: () => void) => void,
   ): Promise<Json> {
     switch (req.op) {
       case 'status':
@@ -278,21 +294,37 @@ export class ControlServer {
         const vm = requiredVm(req.vm);
         const problem = execArgvProblem(req.argv);
         if (problem) throw new BadRequest(problem);
-        const waitMs = req.waitMs ?? 0;
-        if (
-          typeof waitMs !== 'number' ||
-          !Number.isInteger(waitMs) ||
-          waitMs < 0 ||
-          waitMs > MAX_RUN_WAIT_MS
-        ) {
-          throw new BadRequest(`waitMs must be a whole number of milliseconds from 0 to ${MAX_RUN_WAIT_MS}`);
-        }
-        const since = req.connectedSince ?? 0;
-        if (typeof since !== 'number' || !Number.isSafeInteger(since) || since < 0) {
-          throw new BadRequest('connectedSince must be a time in milliseconds since the epoch');
-        }
+        const { waitMs, since } = waitFields(req);
         const started = await this.proxy.exec(vm, req.argv as string[], { waitMs, connectedSinceMs: since });
         return { pid: started.pid };
+      }
+      case 'file-copy':
+      case 'file-open': {
+        const vm = requiredVm(req.vm);
+        const { waitMs, since } = waitFields(req);
+        if (typeof req.path !== 'string') throw new BadRequest('path must be an absolute path');
+        const writeback = req.writeback ?? false;
+        if (typeof writeback !== 'boolean') throw new BadRequest('writeback must be true or false');
+        if (writeback && req.op !== 'file-open') throw new BadRequest('only file-open takes writeback');
+        // The proxy reads the file itself, through one descriptor it checked (regular, no symlink, size).
+        const file = await readHostFile(req.path);
+        // Writeback events go to this connection until it closes; the last one ends it from our side.
+        const onWriteback = (event: WritebackEvent): void => {
+          if (socket.destroyed) return;
+          socket.write(`${JSON.stringify({ event })}\n`);
+          if (event.type !== 'written') socket.end();
+        };
+        const session = await this.proxy.sendFile(vm, file, {
+          kind: req.op === 'file-copy' ? 'copy' : 'open',
+          writeback,
+          onWriteback,
+          waitMs,
+          connectedSinceMs: since,
+        });
+        if (writeback) attach(() => session.close());
+        return req.op === 'file-copy'
+          ? { guestPath: session.path }
+          : { guestPath: session.path, pid: session.pid };
       }
       default:
         throw new BadRequest(`unknown op ${JSON.stringify(req.op ?? null)}`);
@@ -306,6 +338,19 @@ export class ControlServer {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     await fs.rm(this.socketPath, { force: true });
   }
+}
+
+/** `waitMs` and `connectedSince` of `run` and the file ops. */
+function waitFields(req: Record<string, unknown>): { waitMs: number; since: number } {
+  const waitMs = req.waitMs ?? 0;
+  if (typeof waitMs !== 'number' || !Number.isInteger(waitMs) || waitMs < 0 || waitMs > MAX_RUN_WAIT_MS) {
+    throw new BadRequest(`waitMs must be a whole number of milliseconds from 0 to ${MAX_RUN_WAIT_MS}`);
+  }
+  const since = req.connectedSince ?? 0;
+  if (typeof since !== 'number' || !Number.isSafeInteger(since) || since < 0) {
+    throw new BadRequest('connectedSince must be a time in milliseconds since the epoch');
+  }
+  return { waitMs, since };
 }
 
 function optionalVm(value: unknown): string | undefined {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   BadMagicError,
   ClipboardStatus,
@@ -10,10 +10,14 @@ import {
   EXEC_MIN_VERSION,
   execArgvProblem,
   ExecStatus,
+  FILE_MIN_VERSION,
+  FileKind,
+  FileStatus,
   FrameDecoder,
   heartbeatSchedule,
   isWindowEvent,
   MAX_CLIPBOARD_BYTES,
+  MAX_FILE_CHUNK_BYTES,
   MIN_PROTOCOL_VERSION,
   newNonce,
   PROTOCOL_VERSION,
@@ -22,6 +26,7 @@ import {
   type Message,
   type WindowEventMessage,
 } from '../protocol/index.js';
+import { replaceHostFile, type HostFile } from './host-file.js';
 import { MAX_WINDOWS_PER_VM, WindowTable, type VmStatusView } from './window-table.js';
 import type { ListenAddress } from './listen-addresses.js';
 import { formatAddress } from './listen-addresses.js';
@@ -45,6 +50,8 @@ export interface ProxyServerOptions {
   handshakeTimeoutMs?: number;
   /** How long an EXEC may wait for the agent's EXEC_RESULT. Default 10 s. */
   execTimeoutMs?: number;
+  /** How long after FILE_END the agent has to answer FILE_RESULT. Default 30 s. */
+  fileTimeoutMs?: number;
   /** Deadline for lookupSecret and clipboardAllowed. */
   lookupTimeoutMs?: number;
   clipboardTimeoutMs?: number;
@@ -57,6 +64,11 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000;
 export const DEFAULT_CLIPBOARD_TIMEOUT_MS = 5_000;
 export const DEFAULT_EXEC_TIMEOUT_MS = 10_000;
+export const DEFAULT_FILE_TIMEOUT_MS = 30_000;
+/** Output queued to an agent past which a file transfer waits for the socket to drain. */
+const FILE_SEND_HIGH_WATER = 1024 * 1024;
+/** Closed writeback transfers whose late messages (already on the wire) are dropped rather than fatal. */
+const CLOSED_WRITEBACKS_KEPT = 64;
 /** A peer that does not read: close rather than buffer without bound. */
 export const MAX_OUTGOING_BUFFER = 4 * 1024 * 1024;
 export const AGENT_VERSION_UNKNOWN = '';
@@ -87,6 +99,31 @@ export class ProxyRequestError extends Error {
 /** A command the agent started (EXEC_RESULT STARTED). */
 export interface ExecStarted {
   pid: number;
+}
+
+/** A file the agent stored (FILE_RESULT OK). */
+export interface FileStored {
+  /** Where it is in the guest. */
+  path: string;
+  /** The opener's pid in the guest (`open`); 0 for a copy. */
+  pid: number;
+}
+
+/** What happens to an `open --writeback` session; `refused` and `ended` are its last event. */
+export type WritebackEvent =
+  | { type: 'written'; bytes: number }
+  | { type: 'refused'; message: string }
+  | { type: 'ended'; reason: string };
+
+export interface FileSession extends FileStored {
+  /** Stops the writeback (FILE_CLOSE); a no-op for copies and read-only opens. */
+  close(): void;
+}
+
+interface WritebackSink {
+  onVersion(data: Buffer): void;
+  onEnd(reason: string): void;
+  receiving?: { size: number; received: number; chunks: Buffer[] };
 }
 
 type ConnState = 'hello' | 'looking-up' | 'challenged' | 'ready' | 'closed';
@@ -125,6 +162,21 @@ class AgentConnection {
     number,
     { resolve(v: ExecStarted): void; reject(err: Error): void; timer: NodeJS.Timeout }
   >();
+
+  readonly pendingFile = new Map<
+    number,
+    {
+      writeback?: WritebackSink;
+      resolve(v: FileStored): void;
+      reject(err: Error): void;
+      timer?: NodeJS.Timeout;
+    }
+  >();
+  /** Transfers opened with writeback whose FILE_RESULT was OK: the only ids WRITEBACK_* may name. */
+  private readonly writebacks = new Map<number, WritebackSink>();
+  private readonly closedWritebacks: number[] = [];
+  /** File transfers go one at a time on a link: the agent holds each in memory until FILE_END. */
+  private fileQueue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly server: ProxyServer,
@@ -370,9 +422,182 @@ class AgentConnection {
         }
         return;
       }
+      case 'file-result':
+      case 'writeback-begin':
+      case 'writeback-data':
+      case 'writeback-end':
+        if (this.version < FILE_MIN_VERSION) {
+          this.fail(
+            ErrorCode.PROTOCOL_ERROR,
+            `${message.type} is not part of protocol version ${this.version}`,
+          );
+          return;
+        }
+        if (message.type === 'file-result') return this.onFileResult(message);
+        return this.onWriteback(message);
       default:
         this.fail(ErrorCode.PROTOCOL_ERROR, `${message.type} is not something an agent may send`);
     }
+  }
+
+  private onFileResult(message: Extract<Message, { type: 'file-result' }>): void {
+    const waiter = this.pendingFile.get(message.transferId);
+    if (!waiter) return; // late (we gave up) or unsolicited: dropped
+    clearTimeout(waiter.timer);
+    this.pendingFile.delete(message.transferId);
+    if (message.status === FileStatus.OK) {
+      if (waiter.writeback) this.writebacks.set(message.transferId, waiter.writeback);
+      waiter.resolve({ path: message.path, pid: message.pid });
+      return;
+    }
+    const names: Record<number, string> = { 1: 'REFUSED', 2: 'FAILED' };
+    const detail = message.message ? `: ${message.message}` : '';
+    waiter.reject(
+      new ProxyRequestError(
+        message.status === FileStatus.REFUSED ? 'refused' : 'failed',
+        `the agent in ${this.vmName} answered ${names[message.status] ?? `status ${message.status}`}${detail}`,
+      ),
+    );
+  }
+
+  /**
+   * What a guest sends back is untrusted: only for a transfer this proxy opened
+   * with writeback, one version at a time, never more bytes than announced
+   * (itself at most the file size limit), and matching its SHA-256.
+   */
+  private onWriteback(
+    message: Extract<Message, { type: 'writeback-begin' | 'writeback-data' | 'writeback-end' }>,
+  ): void {
+    const id = message.transferId;
+    const sink = this.writebacks.get(id);
+    if (!sink) {
+      if (this.closedWritebacks.includes(id)) return; // sent before our FILE_CLOSE reached the agent
+      this.fail(
+        ErrorCode.PROTOCOL_ERROR,
+        `${message.type} for transfer ${id}, which was not opened with writeback`,
+      );
+      return;
+    }
+    const r = sink.receiving;
+    switch (message.type) {
+      case 'writeback-begin':
+        if (r)
+          return this.fail(ErrorCode.PROTOCOL_ERROR, `writeback-begin inside a writeback of transfer ${id}`);
+        sink.receiving = { size: message.size, received: 0, chunks: [] };
+        return;
+      case 'writeback-data':
+        if (!r)
+          return this.fail(ErrorCode.PROTOCOL_ERROR, `writeback-data outside a writeback of transfer ${id}`);
+        if (r.received + message.data.length > r.size) {
+          return this.fail(
+            ErrorCode.PROTOCOL_ERROR,
+            `writeback of transfer ${id} is over its announced ${r.size} bytes`,
+          );
+        }
+        r.received += message.data.length;
+        r.chunks.push(message.data);
+        return;
+      case 'writeback-end': {
+        if (!r)
+          return this.fail(ErrorCode.PROTOCOL_ERROR, `writeback-end outside a writeback of transfer ${id}`);
+        sink.receiving = undefined;
+        if (r.received !== r.size) {
+          return this.fail(
+            ErrorCode.PROTOCOL_ERROR,
+            `writeback of transfer ${id} ended at ${r.received} of ${r.size} bytes`,
+          );
+        }
+        const data = Buffer.concat(r.chunks, r.size);
+        if (!createHash('sha256').update(data).digest().equals(message.sha256)) {
+          return this.fail(
+            ErrorCode.PROTOCOL_ERROR,
+            `writeback of transfer ${id} does not match its SHA-256`,
+          );
+        }
+        sink.onVersion(data);
+        return;
+      }
+    }
+  }
+
+  /** Ends a writeback: tells the agent (FILE_CLOSE) and drops what it may still have on the wire. */
+  closeWriteback(transferId: number): void {
+    if (!this.writebacks.delete(transferId)) return;
+    this.closedWritebacks.push(transferId);
+    if (this.closedWritebacks.length > CLOSED_WRITEBACKS_KEPT) this.closedWritebacks.shift();
+    this.send({ type: 'file-close', transferId });
+  }
+
+  /** Sends one file (FILE_BEGIN, FILE_DATA..., FILE_END) and waits for the agent's FILE_RESULT. */
+  sendFile(
+    transferId: number,
+    kind: number,
+    name: string,
+    data: Buffer,
+    timeoutMs: number,
+    writeback?: WritebackSink,
+  ): Promise<FileStored> {
+    const run = this.fileQueue.then(() => this.transfer(transferId, kind, name, data, timeoutMs, writeback));
+    this.fileQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async transfer(
+    transferId: number,
+    kind: number,
+    name: string,
+    data: Buffer,
+    timeoutMs: number,
+    writeback?: WritebackSink,
+  ): Promise<FileStored> {
+    const gone = (): ProxyRequestError =>
+      new ProxyRequestError(
+        'not_connected',
+        `the agent in ${this.vmName} disconnected before the file was sent`,
+      );
+    if (this.isClosed()) throw gone();
+    const answer = new Promise<FileStored>((resolve, reject) => {
+      this.pendingFile.set(transferId, { resolve, reject, ...(writeback ? { writeback } : {}) });
+    });
+    answer.catch(() => undefined);
+    this.send({ type: 'file-begin', transferId, kind: kind as 1 | 2 | 3, size: data.length, name });
+    for (let at = 0; at < data.length; at += MAX_FILE_CHUNK_BYTES) {
+      await this.drained();
+      if (this.isClosed()) throw gone();
+      this.send({
+        type: 'file-data',
+        transferId,
+        data: data.subarray(at, Math.min(at + MAX_FILE_CHUNK_BYTES, data.length)),
+      });
+    }
+    this.send({ type: 'file-end', transferId, sha256: createHash('sha256').update(data).digest() });
+    const waiter = this.pendingFile.get(transferId);
+    if (waiter) {
+      waiter.timer = setTimeout(() => {
+        this.pendingFile.delete(transferId);
+        waiter.reject(
+          new ProxyRequestError(
+            'timeout',
+            `the agent in ${this.vmName} did not confirm the file within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+    }
+    return answer;
+  }
+
+  /** Resolves once the socket has room again (or is gone): a large file never trips the 4 MiB limit. */
+  private drained(): Promise<void> {
+    if (this.isClosed() || this.socket.writableLength < FILE_SEND_HIGH_WATER) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.once('drain', done);
+      this.socket.once('close', done);
+    });
   }
 
   exec(requestId: number, argv: string[], timeoutMs: number): Promise<ExecStarted> {
@@ -452,6 +677,20 @@ class AgentConnection {
       );
       this.pendingExec.delete(id);
     }
+    for (const [id, waiter] of this.pendingFile) {
+      clearTimeout(waiter.timer);
+      waiter.reject(
+        new ProxyRequestError(
+          'not_connected',
+          `the agent in ${this.vmName} disconnected before confirming the file`,
+        ),
+      );
+      this.pendingFile.delete(id);
+    }
+    for (const [id, sink] of this.writebacks) {
+      this.writebacks.delete(id);
+      sink.onEnd(`the agent in ${this.vmName} disconnected (${reason})`);
+    }
     this.socket.end();
     // Give the ERROR frame a moment to leave, then make sure the socket is gone.
     setTimeout(() => this.socket.destroy(), 200).unref();
@@ -479,6 +718,7 @@ export class ProxyServer extends EventEmitter {
   private readonly lookupTimeoutMs: number;
   private readonly clipboardTimeoutMs: number;
   private readonly execTimeoutMs: number;
+  private readonly fileTimeoutMs: number;
   private readonly servers: net.Server[] = [];
   private readonly connections = new Set<AgentConnection>();
   private readonly current = new Map<string, AgentConnection>();
@@ -497,6 +737,7 @@ export class ProxyServer extends EventEmitter {
     this.lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
     this.clipboardTimeoutMs = options.clipboardTimeoutMs ?? DEFAULT_CLIPBOARD_TIMEOUT_MS;
     this.execTimeoutMs = options.execTimeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+    this.fileTimeoutMs = options.fileTimeoutMs ?? DEFAULT_FILE_TIMEOUT_MS;
     this.logLine = options.log ?? ((line) => process.stderr.write(`${line}\n`));
   }
 
@@ -753,6 +994,76 @@ export class ProxyServer extends EventEmitter {
       );
     }
     return conn.exec(this.requestId(), argv, options.timeoutMs ?? this.execTimeoutMs);
+  }
+
+  /**
+   * Sends a host file (already read and checked, src/proxy/host-file.ts) to
+   * the VM's agent: a copy into ~/Incoming/host (`copy`), or a copy opened with
+   * the guest's default handler (`open`). With `writeback`, each version the
+   * guest saves replaces exactly that host file, atomically and only if it did
+   * not change on the host meanwhile; `onWriteback` hears of each, and of the
+   * end (a refusal ends the session too). Waits for the agent as `exec` does.
+   */
+  async sendFile(
+    vmName: string,
+    file: HostFile,
+    options: {
+      kind: 'copy' | 'open';
+      writeback?: boolean;
+      onWriteback?: (event: WritebackEvent) => void;
+      waitMs?: number;
+      timeoutMs?: number;
+      connectedSinceMs?: number;
+    },
+  ): Promise<FileSession> {
+    const conn = await this.connectionWithin(vmName, options.waitMs ?? 0, options.connectedSinceMs ?? 0);
+    if (conn.protocolVersion < FILE_MIN_VERSION) {
+      throw new ProxyRequestError(
+        'refused',
+        `the agent in VM "${vmName}" speaks protocol version ${conn.protocolVersion}, which cannot take files; update its guest agent`,
+      );
+    }
+    const transferId = this.requestId();
+    const kind =
+      options.kind === 'copy' ? FileKind.COPY : options.writeback ? FileKind.OPEN_WRITEBACK : FileKind.OPEN;
+    const notify = options.onWriteback ?? (() => undefined);
+    let sink: WritebackSink | undefined;
+    if (kind === FileKind.OPEN_WRITEBACK) {
+      let identity = file.identity;
+      let chain = Promise.resolve();
+      let over = false;
+      const end = (event: WritebackEvent): void => {
+        if (over) return;
+        over = true;
+        notify(event);
+      };
+      sink = {
+        onVersion: (data) => {
+          // One replacement at a time, in the order the guest saved them.
+          chain = chain.then(async () => {
+            if (over) return;
+            try {
+              identity = await replaceHostFile(file.path, identity, file.mode, data);
+              this.log(`agent ${vmName}: wrote ${data.length} bytes back to ${file.path}`);
+              notify({ type: 'written', bytes: data.length });
+            } catch (err) {
+              end({ type: 'refused', message: (err as Error).message });
+              conn.closeWriteback(transferId);
+            }
+          });
+        },
+        onEnd: (reason) => void chain.then(() => end({ type: 'ended', reason })),
+      };
+    }
+    const stored = await conn.sendFile(
+      transferId,
+      kind,
+      file.name,
+      file.data,
+      options.timeoutMs ?? this.fileTimeoutMs,
+      sink,
+    );
+    return { ...stored, close: () => conn.closeWriteback(transferId) };
   }
 
   /** Stops listening, tells every agent, and closes all connections. */

@@ -3,6 +3,10 @@ import {
   MAX_CLASS_BYTES,
   MAX_ERROR_MESSAGE_BYTES,
   MAX_EXEC_ARGS,
+  MAX_FILE_BYTES,
+  MAX_GUEST_PATH_BYTES,
+  SHA256_BYTES,
+  FileKind,
   MAX_TITLE_BYTES,
   NONCE_BYTES,
   MAC_BYTES,
@@ -128,6 +132,50 @@ export const messageArbs: Record<Message['type'], fc.Arbitrary<Message>> = {
     status: fc.integer({ min: 0, max: 255 }),
     pid: u32,
     message: text(MAX_ERROR_MESSAGE_BYTES),
+  }),
+  'file-begin': fc.record({
+    type: fc.constant('file-begin' as const),
+    transferId: u32,
+    kind: fc.constantFrom(FileKind.COPY, FileKind.OPEN, FileKind.OPEN_WRITEBACK),
+    size: fc.integer({ min: 0, max: MAX_FILE_BYTES }),
+    // A file name: no '/', no control character, not starting with '.'.
+    name: argText(200)
+      .map((s) => s.replace(/\//g, '_').replace(/^\./, '_'))
+      .filter((s) => s !== '' && Buffer.byteLength(s, 'utf8') <= 255),
+  }),
+  'file-data': fc.record({
+    type: fc.constant('file-data' as const),
+    transferId: u32,
+    data: fc.uint8Array({ maxLength: 4096 }).map((a) => Buffer.from(a)),
+  }),
+  'file-end': fc.record({
+    type: fc.constant('file-end' as const),
+    transferId: u32,
+    sha256: bytes(SHA256_BYTES),
+  }),
+  'file-result': fc.record({
+    type: fc.constant('file-result' as const),
+    transferId: u32,
+    status: fc.integer({ min: 0, max: 255 }),
+    pid: u32,
+    path: text(MAX_GUEST_PATH_BYTES),
+    message: text(MAX_ERROR_MESSAGE_BYTES),
+  }),
+  'file-close': fc.record({ type: fc.constant('file-close' as const), transferId: u32 }),
+  'writeback-begin': fc.record({
+    type: fc.constant('writeback-begin' as const),
+    transferId: u32,
+    size: fc.integer({ min: 0, max: MAX_FILE_BYTES }),
+  }),
+  'writeback-data': fc.record({
+    type: fc.constant('writeback-data' as const),
+    transferId: u32,
+    data: fc.uint8Array({ maxLength: 4096 }).map((a) => Buffer.from(a)),
+  }),
+  'writeback-end': fc.record({
+    type: fc.constant('writeback-end' as const),
+    transferId: u32,
+    sha256: bytes(SHA256_BYTES),
   }),
 };
 

@@ -4,7 +4,7 @@
 
 _vm_provisioner_subcommands() {
   case "$1" in
-    '') printf '%s\n' 'create' 'template' 'start' 'stop' 'pause' 'resume' 'run' 'snapshot' 'list' 'get' 'set' 'apply' 'destroy' 'gc' 'console' 'logs' 'passwords' 'proxy' 'service' 'windows' 'clipboard' 'launchers' 'completion' 'help' 'version' ;;
+    '') printf '%s\n' 'create' 'template' 'start' 'stop' 'pause' 'resume' 'run' 'open' 'copy-to-vm' 'snapshot' 'list' 'get' 'set' 'apply' 'destroy' 'gc' 'console' 'logs' 'passwords' 'proxy' 'service' 'windows' 'clipboard' 'launchers' 'completion' 'help' 'version' ;;
     'template') printf '%s\n' 'create' 'import' 'list' 'update' 'destroy' ;;
     'snapshot') printf '%s\n' 'create' 'list' 'revert' 'delete' ;;
     'service') printf '%s\n' 'install' ;;
@@ -26,6 +26,8 @@ _vm_provisioner_flags() {
     'pause') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'resume') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'run') printf '%s\n' '--timeout' '--viewer' '--no-viewer' '--socket' '--connect' '-c' '--help' '-h' ;;
+    'open') printf '%s\n' '--timeout' '--socket' '--writeback' '--connect' '-c' '--help' '-h' ;;
+    'copy-to-vm') printf '%s\n' '--timeout' '--socket' '--connect' '-c' '--help' '-h' ;;
     'snapshot') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'snapshot create') printf '%s\n' '--memory' '--connect' '-c' '--help' '-h' ;;
     'snapshot list') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
@@ -67,6 +69,8 @@ _vm_provisioner_value_flags() {
     'pause') printf '%s\n' '--connect' '-c' ;;
     'resume') printf '%s\n' '--connect' '-c' ;;
     'run') printf '%s\n' '--timeout' '--socket' '--connect' '-c' ;;
+    'open') printf '%s\n' '--timeout' '--socket' '--connect' '-c' ;;
+    'copy-to-vm') printf '%s\n' '--timeout' '--socket' '--connect' '-c' ;;
     'snapshot') printf '%s\n' '--connect' '-c' ;;
     'snapshot create') printf '%s\n' '--connect' '-c' ;;
     'snapshot list') printf '%s\n' '--connect' '-c' ;;
@@ -109,6 +113,8 @@ _vm_provisioner_option_values() {
     'template import|--kernel') printf '%s\n' 'file' ;;
     'template import|--initrd') printf '%s\n' 'file' ;;
     'run|--socket') printf '%s\n' 'file' ;;
+    'open|--socket') printf '%s\n' 'file' ;;
+    'copy-to-vm|--socket') printf '%s\n' 'file' ;;
     'proxy|--socket') printf '%s\n' 'file' ;;
     'windows|--socket') printf '%s\n' 'file' ;;
     'clipboard|--socket') printf '%s\n' 'file' ;;
@@ -125,6 +131,9 @@ _vm_provisioner_positional() {
     'pause|0') printf '%s\n' 'vm' ;;
     'resume|0') printf '%s\n' 'vm' ;;
     'run|0') printf '%s\n' 'vm' ;;
+    'open|0') printf '%s\n' 'vm' ;;
+    'open|1') printf '%s\n' 'file' ;;
+    'copy-to-vm|0') printf '%s\n' 'vm' ;;
     'snapshot create|0') printf '%s\n' 'vm' ;;
     'snapshot list|0') printf '%s\n' 'vm' ;;
     'snapshot revert|0') printf '%s\n' 'vm' ;;

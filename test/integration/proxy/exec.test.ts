@@ -5,6 +5,7 @@ import {
   encodeMessage,
   ExecStatus,
   newNonce,
+  PROTOCOL_VERSION,
   type Message,
 } from '../../../src/protocol/index.js';
 import { ProxyServer, ProxyRequestError } from '../../../src/proxy/server.js';
@@ -12,7 +13,7 @@ import { RawPeer, waitFor } from '../../support/fake-agent.js';
 
 /**
  * The proxy's side of EXEC over real TCP on loopback: agents are played by
- * the protocol's own client (version 2) and by a raw version-1 peer.
+ * the protocol's own client (its newest version) and by a raw version-1 peer.
  */
 
 const PREFIX = 'vmp-t-proto-exec-';
@@ -75,7 +76,7 @@ test("EXEC goes to the VM's agent and its STARTED answer resolves with the pid",
   }));
   await expect(proxy.exec(`${PREFIX}a`, ['xterm', '-T', 'x y'])).resolves.toEqual({ pid: 321 });
   expect(seen).toEqual([{ type: 'exec', requestId: expect.any(Number), argv: ['xterm', '-T', 'x y'] }]);
-  expect(a.version).toBe(2);
+  expect(a.version).toBe(PROTOCOL_VERSION);
 });
 
 test("REFUSED and FAILED answers become refused and failed errors with the agent's message; the link stays", async () => {

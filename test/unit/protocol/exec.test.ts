@@ -56,8 +56,8 @@ describe('EXEC on the wire', () => {
     expect(decodeFrame(frame)).toEqual({ ok: true, message: m });
   });
 
-  test('this code speaks version 2, the first with EXEC; version 1 is still accepted', () => {
-    expect(PROTOCOL_VERSION).toBe(2);
+  test('this code speaks version 3; version 2 was the first with EXEC; version 1 is still accepted', () => {
+    expect(PROTOCOL_VERSION).toBe(3);
     expect(EXEC_MIN_VERSION).toBe(2);
   });
 
