@@ -1,13 +1,11 @@
 import chalk from 'chalk';
-import fs from 'node:fs/promises';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { Label } from '../../spec/types.js';
 import { DEFAULT_DISPLAY, DEFAULT_LABEL } from '../../spec/validate.js';
 import { listVms, type VmSummary } from '../../service/inventory.js';
-import { FileConfigStore } from '../../spec/store.js';
+import { listSettings } from '../../spec/list-settings.js';
 import { withConnectOption, withHypervisor } from '../hypervisor.js';
 import { formatColumns } from '../../util/table.js';
-import { mapPooled } from '../../util/pool.js';
 
 interface ListArgs {
   json: boolean;
@@ -78,22 +76,8 @@ export async function listedVms(connect: string | undefined): Promise<VmSummary[
       );
     }
     // on_stop, label and display live in the VM's config file; a VM without a readable one has the defaults.
-    // One look at the directory instead of a lookup per VM.
-    const store = new FileConfigStore();
-    const files = new Set(
-      await fs.readdir(store.dir).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return [];
-        throw err;
-      }),
-    );
-    await mapPooled(found, 8, async (vm) => {
-      const spec = files.has(`${vm.name}.toml`)
-        ? await store.read(vm.name).catch(() => undefined)
-        : undefined;
-      vm.onStop = spec?.onStop ?? 'shutdown';
-      vm.label = spec?.label ?? DEFAULT_LABEL;
-      vm.display = spec?.display ?? DEFAULT_DISPLAY;
-    });
+    const settings = await listSettings(found.map((vm) => vm.name));
+    for (const vm of found) Object.assign(vm, settings.get(vm.name));
     return found;
   });
 }

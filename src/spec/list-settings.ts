@@ -1,0 +1,189 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { InputError } from '../util/errors.js';
+import { cacheDir, configDir } from '../util/paths.js';
+import { mapPooled } from '../util/pool.js';
+import type { DisplayMode, Label, OnStop } from './types.js';
+import { DEFAULT_DISPLAY, DEFAULT_LABEL, DISPLAY_MODES, LABELS, ON_STOP_MODES } from './validate.js';
+
+/**
+ * The settings `list` shows from each VM's config file (on_stop, label,
+ * display), with a cache that spares it parsing and validating every TOML file
+ * on each run: about 100 ms for 200 VMs in a cold process, most of `list`'s
+ * time (docs/architecture.md, "Start-up").
+ *
+ * The cache never answers for a file that may have changed. An entry is keyed
+ * by the file's device, inode, size, mtime and ctime (nanoseconds), read with
+ * one stat per VM on every run; any difference and the file is read again.
+ * As in git's index, a file whose mtime or ctime lies within RACY_MS of the
+ * moment it was read is not cached at all: the kernel stamps files with a
+ * coarse clock (and some file systems with whole seconds), so an edit of the
+ * same size within the same tick would otherwise keep its old stamp.
+ *
+ * It holds the three settings and the stamps only: no other config value, and
+ * a config never holds a password (those are in the keyring). A cache that
+ * cannot be read or does not have exactly the expected shape is ignored and
+ * rewritten; one that cannot be written costs the next run its speed only.
+ */
+
+export interface ListSettings {
+  onStop: OnStop;
+  label: Label;
+  display: DisplayMode;
+}
+
+/** What a VM without a readable config shows. */
+export const DEFAULT_LIST_SETTINGS: Readonly<ListSettings> = {
+  onStop: 'shutdown',
+  label: DEFAULT_LABEL,
+  display: DEFAULT_DISPLAY,
+};
+
+export const LIST_SETTINGS_CACHE_FILE = 'list-settings.json';
+const CACHE_VERSION = 1;
+/** A file stamped this close to the moment it was read may still change within its stamp (see above). */
+export const RACY_MS = 2000;
+/** Config files read at once on a cache miss. */
+const READS_IN_FLIGHT = 8;
+
+interface CacheEntry extends ListSettings {
+  /** `dev:ino:size:mtimeNs:ctimeNs` of the file the settings were read from. */
+  stamp: string;
+}
+
+interface CacheFile {
+  version: number;
+  /** The config directory the entries describe: a cache for another one is ignored. */
+  dir: string;
+  entries: Record<string, CacheEntry>;
+}
+
+export interface ListSettingsOptions {
+  configDir?: string;
+  cacheFile?: string;
+  /** The clock the racy check compares stamps with (tests). */
+  now?: () => number;
+}
+
+export function defaultCacheFile(): string {
+  return path.join(cacheDir(), LIST_SETTINGS_CACHE_FILE);
+}
+
+/**
+ * The settings of each named VM, from its config file when it has a readable
+ * one, the defaults otherwise: what FileConfigStore.read would give, without
+ * reading files that have not changed since the last run.
+ */
+export async function listSettings(
+  names: readonly string[],
+  options: ListSettingsOptions = {},
+): Promise<Map<string, ListSettings>> {
+  const dir = options.configDir ?? configDir();
+  const cacheFile = options.cacheFile ?? defaultCacheFile();
+  const now = options.now ?? Date.now;
+  const result = new Map<string, ListSettings>();
+  let files: Set<string>;
+  try {
+    files = new Set(fs.readdirSync(dir));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    files = new Set();
+  }
+  const cached = readCache(cacheFile, dir);
+  const kept: Record<string, CacheEntry> = {};
+  const misses: Array<{ name: string; stamp: string; stampedMs: number }> = [];
+  // Synchronous stats: one short syscall each, where a promise per file costs more than the call.
+  for (const name of names) {
+    const file = `${name}.toml`;
+    const stat = files.has(file)
+      ? fs.statSync(path.join(dir, file), { bigint: true, throwIfNoEntry: false })
+      : undefined;
+    if (!stat) {
+      result.set(name, { ...DEFAULT_LIST_SETTINGS });
+      continue;
+    }
+    const stamp = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+    const hit = cached?.entries[name];
+    if (hit && hit.stamp === stamp) {
+      result.set(name, { onStop: hit.onStop, label: hit.label, display: hit.display });
+      kept[name] = hit;
+      continue;
+    }
+    const stampedMs = Number((stat.mtimeNs > stat.ctimeNs ? stat.mtimeNs : stat.ctimeNs) / 1_000_000n);
+    misses.push({ name, stamp, stampedMs });
+  }
+  if (misses.length > 0) {
+    // Loaded on a miss only: the TOML parser and the config validation are most of what this spares.
+    const { FileConfigStore } = await import('./store.js');
+    const store = new FileConfigStore(dir);
+    await mapPooled(misses, READS_IN_FLIGHT, async ({ name, stamp, stampedMs }) => {
+      const readAtMs = now();
+      let settings: ListSettings;
+      let cacheable: boolean;
+      try {
+        const spec = await store.read(name);
+        settings = {
+          onStop: spec.onStop ?? DEFAULT_LIST_SETTINGS.onStop,
+          label: spec.label ?? DEFAULT_LIST_SETTINGS.label,
+          display: spec.display ?? DEFAULT_LIST_SETTINGS.display,
+        };
+        cacheable = true;
+      } catch (err) {
+        settings = { ...DEFAULT_LIST_SETTINGS };
+        // A file that is not a valid config stays invalid until it changes; anything else
+        // (it vanished, an I/O or permission error) may pass, so it is asked again next time.
+        cacheable = err instanceof InputError;
+      }
+      result.set(name, settings);
+      if (cacheable && readAtMs - stampedMs >= RACY_MS) kept[name] = { stamp, ...settings };
+    });
+  }
+  const unchanged =
+    cached !== undefined &&
+    Object.keys(kept).length === Object.keys(cached.entries).length &&
+    Object.keys(kept).every((name) => cached.entries[name] === kept[name]);
+  if (!unchanged) writeCache(cacheFile, { version: CACHE_VERSION, dir, entries: kept });
+  return result;
+}
+
+function readCache(file: string, dir: string): CacheFile | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    // Missing or corrupt: rebuilt by this run.
+    return undefined;
+  }
+  return isCacheFile(parsed, dir) ? parsed : undefined;
+}
+
+function isCacheFile(value: unknown, dir: string): value is CacheFile {
+  if (typeof value !== 'object' || value === null) return false;
+  const { version, dir: cachedDir, entries } = value as Partial<CacheFile>;
+  if (version !== CACHE_VERSION || cachedDir !== dir) return false;
+  if (typeof entries !== 'object' || entries === null || Array.isArray(entries)) return false;
+  return Object.values(entries).every(
+    (entry: Partial<CacheEntry>) =>
+      typeof entry === 'object' &&
+      entry !== null &&
+      Object.keys(entry).length === 4 &&
+      typeof entry.stamp === 'string' &&
+      (ON_STOP_MODES as readonly unknown[]).includes(entry.onStop) &&
+      (LABELS as readonly unknown[]).includes(entry.label) &&
+      (DISPLAY_MODES as readonly unknown[]).includes(entry.display),
+  );
+}
+
+/** Atomically (a private temp file renamed over it); a failure leaves the old cache or none. */
+function writeCache(file: string, content: CacheFile): void {
+  // Unique to this process (and created exclusively): node:crypto would cost a few ms to load.
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(tmp, `${JSON.stringify(content)}\n`, { mode: 0o600, flag: 'wx' });
+    fs.renameSync(tmp, file);
+  } catch {
+    // A read-only or full cache directory: list works, only slower next time.
+    fs.rmSync(tmp, { force: true });
+  }
+}
