@@ -183,7 +183,11 @@ function writeCache(file: string, content: CacheFile): void {
     fs.writeFileSync(tmp, `${JSON.stringify(content)}\n`, { mode: 0o600, flag: 'wx' });
     fs.renameSync(tmp, file);
   } catch {
-    // A read-only or full cache directory: list works, only slower next time.
-    fs.rmSync(tmp, { force: true });
+    // A read-only or full cache directory, or a file in its place: list works, only slower next time.
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      // Nothing was written there.
+    }
   }
 }

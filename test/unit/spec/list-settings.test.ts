@@ -138,3 +138,10 @@ test('a cache that cannot be written costs nothing but speed', async () => {
   expect((await read(['vm-a']))['vm-a']!.label).toBe('green');
   expect(fs.readdirSync(path.dirname(cacheFile))).toEqual(['list-settings.json']);
 });
+
+test('a file where the cache directory should be costs nothing but speed', async () => {
+  writeConfig('vm-a', { label: 'green' });
+  fs.writeFileSync(path.dirname(cacheFile), '');
+  expect((await read(['vm-a']))['vm-a']!.label).toBe('green');
+  expect(fs.readFileSync(path.dirname(cacheFile), 'utf8')).toBe('');
+});
