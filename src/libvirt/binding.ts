@@ -1,6 +1,6 @@
 import type { Domain, Hypervisor as NativeHypervisor } from '@unraid/libvirt';
 import type { DomainDetails, DomainInfo, DomainState } from '../service/ports.js';
-import { TimeoutError } from '../util/errors.js';
+import { NotFoundError, TimeoutError } from '../util/errors.js';
 import { withTimeout } from '../util/timeout.js';
 import { libvirtError } from './errors.js';
 import { DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
@@ -113,37 +113,37 @@ export class BindingHypervisor extends VirshHypervisor {
   /**
    * One listing, then each domain's definition and info through the handle it returned: a lookup by
    * name per call doubled the calls (each a hop to a libuv thread, and a round trip to libvirtd).
-   * All at once: the binding queues them on libuv's threads, and the domain's name is in its XML.
+   * All at once, the binding queues them on libuv's threads; the domain's name is in its XML. One
+   * deadline for the whole listing: a timer per call cost more than the calls on a local driver.
    */
   override async listDomainDetails(): Promise<DomainDetails[]> {
     if (this.poisoned) return super.listDomainDetails();
-    const domains = await this.call('list domains', () => this.native.connectListAllDomains());
-    const details = await Promise.all(
-      domains.map(async (domain) => {
-        try {
-          const [inactiveXml, info] = await Promise.all([
+    return this.call('list domains with their definitions', async () => {
+      const domains = await this.native.connectListAllDomains();
+      const details = await Promise.all(
+        domains.map(async (domain): Promise<DomainDetails | undefined> => {
+          try {
             // 2 = VIR_DOMAIN_XML_INACTIVE
-            this.call('read a domain definition', () => domain.getXMLDesc(2)),
-            this.call('read a domain info', () => domain.getInfo()),
-          ]);
-          const details: DomainDetails = {
-            inactiveXml,
-            info: {
-              state: STATE_NAMES[info.state] ?? 'no state',
-              maxMemoryKiB: info.maxMem,
-              memoryKiB: info.memory,
-              vcpus: info.nrVirtCpu,
-            },
-          };
-          return details;
-        } catch (err) {
-          // Undefined by someone else while we were listing.
-          if ((err as Error).name === 'NotFoundError') return undefined;
-          throw err;
-        }
-      }),
-    );
-    return details.filter((d): d is DomainDetails => d !== undefined);
+            const [inactiveXml, info] = await Promise.all([domain.getXMLDesc(2), domain.getInfo()]);
+            return {
+              inactiveXml,
+              info: {
+                state: STATE_NAMES[info.state] ?? 'no state',
+                maxMemoryKiB: info.maxMem,
+                memoryKiB: info.memory,
+                vcpus: info.nrVirtCpu,
+              },
+            };
+          } catch (err) {
+            // Undefined by someone else while we were listing.
+            const message = err instanceof Error ? err.message : String(err);
+            if (libvirtError('read a domain', message) instanceof NotFoundError) return undefined;
+            throw err;
+          }
+        }),
+      );
+      return details.filter((d): d is DomainDetails => d !== undefined);
+    });
   }
 
   override async listManagedSaved(): Promise<string[]> {
