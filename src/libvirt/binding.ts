@@ -1,11 +1,9 @@
-import type { Domain, Hypervisor as NativeHypervisor } from '@unraid/libvirt';
 import type { DomainDetails, DomainInfo, DomainState } from '../service/ports.js';
 import { NotFoundError, TimeoutError } from '../util/errors.js';
 import { withTimeout } from '../util/timeout.js';
 import { libvirtError } from './errors.js';
+import { loadAddon, type BindingConnection, type BindingDomain, type BindingModule } from './native-addon.js';
 import { DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
-
-type BindingModule = Pick<typeof import('@unraid/libvirt'), 'Hypervisor'>;
 
 /** virDomainState numbering, as the binding returns it. */
 const STATE_NAMES: Record<number, DomainState> = {
@@ -32,18 +30,22 @@ export async function loadBinding(): Promise<BindingModule | undefined> {
 }
 
 /**
- * The package's entry point also loads its XML helpers (xml2js and its
- * dependencies: about 60 ms, longer than `list` takes without them), which we
- * never use: import the module of its Hypervisor class alone, from beside the
- * entry point, and the entry point only if that file is not there.
+ * The package's native addon, through native-addon.ts rather than the package's own JavaScript
+ * (its entry point also loads XML helpers, xml2js and its dependencies, about 60 ms; its Hypervisor
+ * class alone, about 8 ms of ES modules). Should the package lay its files out otherwise, the module
+ * of its Hypervisor class beside the entry point, else the entry point.
  */
 async function importHypervisorClass(): Promise<BindingModule> {
+  // The package exports its entry point to import alone: resolve it as import does.
+  const entry = import.meta.resolve('@unraid/libvirt');
   try {
-    // The package exports its entry point to import alone: resolve it as import does.
-    const entry = import.meta.resolve('@unraid/libvirt');
-    return (await import(new URL('./hypervisor.js', entry).href)) as BindingModule;
+    return loadAddon(entry);
   } catch {
-    return import('@unraid/libvirt');
+    try {
+      return (await import(new URL('./hypervisor.js', entry).href)) as BindingModule;
+    } catch {
+      return (await import('@unraid/libvirt')) as BindingModule;
+    }
   }
 }
 
@@ -61,7 +63,7 @@ export class BindingHypervisor extends VirshHypervisor {
   private constructor(
     uri: string,
     timeouts: Timeouts,
-    private readonly native: NativeHypervisor,
+    private readonly native: BindingConnection,
   ) {
     super(uri, timeouts);
   }
@@ -98,7 +100,7 @@ export class BindingHypervisor extends VirshHypervisor {
     }
   }
 
-  private lookup(operation: string, name: string): Promise<Domain> {
+  private lookup(operation: string, name: string): Promise<BindingDomain> {
     return this.call(operation, () => this.native.domainLookupByName(name));
   }
 

@@ -1,0 +1,90 @@
+import { createRequire } from 'node:module';
+
+/**
+ * The @unraid/libvirt native addon, loaded without the package's JavaScript
+ * wrapper. The wrapper only forwards each call (turning the addon's string
+ * rejections into errors); loading its ES modules cost `list` about 8 ms of
+ * its start-up (docs/benchmarks.md, "CLI start-up"). This file is that
+ * forwarding for the calls binding.ts makes, with the same names and
+ * signatures, so either can serve BindingHypervisor.
+ */
+
+/** The part of the package's Domain class that binding.ts uses. */
+export interface BindingDomain {
+  getName(): Promise<string>;
+  getXMLDesc(flags?: number): Promise<string>;
+  getInfo(): Promise<{ state: number; maxMem: number; memory: number; nrVirtCpu: number }>;
+  create(): Promise<void>;
+  shutdown(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/** The part of the package's Hypervisor class that binding.ts uses. */
+export interface BindingConnection {
+  connectOpen(): Promise<void>;
+  connectClose(): Promise<void>;
+  connectListAllDomains(flags?: number): Promise<BindingDomain[]>;
+  domainLookupByName(name: string): Promise<BindingDomain>;
+  domainDefineXML(xml: string): Promise<BindingDomain>;
+}
+
+export interface BindingModule {
+  Hypervisor: new (options: { uri: string }) => BindingConnection;
+}
+
+/** What the addon's Hypervisor object offers; each call returns a promise, or throws a string. */
+interface Addon {
+  Hypervisor: new (options: { uri: string }) => Record<string, (...args: unknown[]) => Promise<unknown>>;
+}
+
+/** The addon rejects with libvirt's message as a string: an Error, as the wrapper makes it. */
+async function forward<T>(call: () => Promise<unknown>): Promise<T> {
+  try {
+    return (await call()) as T;
+  } catch (err) {
+    throw err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+/** VIR_CONNECT_LIST_DOMAINS_ACTIVE | _INACTIVE: every domain, as the wrapper's default. */
+const ALL_DOMAINS = 3;
+
+/** The addon beside the package's entry point (`build/Release/libvirt.node`), as its wrapper requires it. */
+export function loadAddon(entry: string): BindingModule {
+  const addon = createRequire(entry)(new URL('../build/Release/libvirt.node', entry).pathname) as Addon;
+  class Connection implements BindingConnection {
+    private readonly native: Record<string, (...args: unknown[]) => Promise<unknown>>;
+    constructor(options: { uri: string }) {
+      this.native = new addon.Hypervisor(options);
+    }
+    private call<T>(method: string, ...args: unknown[]): Promise<T> {
+      return forward<T>(() => this.native[method]!(...args));
+    }
+    private domain(native: unknown): BindingDomain {
+      return {
+        getName: () => this.call('domainGetName', native),
+        getXMLDesc: (flags = 0) => this.call('domainGetXMLDesc', native, flags),
+        getInfo: () => this.call('domainGetInfo', native),
+        create: () => this.call('domainCreate', native),
+        shutdown: () => this.call('domainShutdown', native),
+        destroy: () => this.call('domainDestroy', native),
+      };
+    }
+    connectOpen(): Promise<void> {
+      return this.call('connectOpen');
+    }
+    connectClose(): Promise<void> {
+      return this.call('connectClose');
+    }
+    async connectListAllDomains(flags = ALL_DOMAINS): Promise<BindingDomain[]> {
+      return (await this.call<unknown[]>('connectListAllDomains', flags)).map((d) => this.domain(d));
+    }
+    async domainLookupByName(name: string): Promise<BindingDomain> {
+      return this.domain(await this.call('domainLookupByName', name));
+    }
+    async domainDefineXML(xml: string): Promise<BindingDomain> {
+      return this.domain(await this.call('domainDefineXML', xml));
+    }
+  }
+  return { Hypervisor: Connection };
+}
