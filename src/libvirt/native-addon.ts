@@ -34,7 +34,7 @@ export interface BindingModule {
 
 /** What the addon's Hypervisor object offers; each call returns a promise, or throws a string. */
 interface Addon {
-  Hypervisor: new (options: { uri: string }) => Record<string, (...args: unknown[]) => Promise<unknown>>;
+  Hypervisor: new (options: { uri: string }) => NativeConnection;
 }
 
 /** The addon rejects with libvirt's message as a string: an Error, as the wrapper makes it. */
@@ -49,26 +49,47 @@ async function forward<T>(call: () => Promise<unknown>): Promise<T> {
 /** VIR_CONNECT_LIST_DOMAINS_ACTIVE | _INACTIVE: every domain, as the wrapper's default. */
 const ALL_DOMAINS = 3;
 
+type NativeConnection = Record<string, (...args: unknown[]) => Promise<unknown>>;
+
+/** A domain handle: the connection's calls on it (one class, not closures per domain: `list` makes hundreds). */
+class Domain implements BindingDomain {
+  constructor(
+    private readonly connection: NativeConnection,
+    private readonly native: unknown,
+  ) {}
+  private call<T>(method: string, ...args: unknown[]): Promise<T> {
+    return forward<T>(() => this.connection[method]!(this.native, ...args));
+  }
+  getName(): Promise<string> {
+    return this.call('domainGetName');
+  }
+  getXMLDesc(flags = 0): Promise<string> {
+    return this.call('domainGetXMLDesc', flags);
+  }
+  getInfo(): Promise<{ state: number; maxMem: number; memory: number; nrVirtCpu: number }> {
+    return this.call('domainGetInfo');
+  }
+  create(): Promise<void> {
+    return this.call('domainCreate');
+  }
+  shutdown(): Promise<void> {
+    return this.call('domainShutdown');
+  }
+  destroy(): Promise<void> {
+    return this.call('domainDestroy');
+  }
+}
+
 /** The addon beside the package's entry point (`build/Release/libvirt.node`), as its wrapper requires it. */
 export function loadAddon(entry: string): BindingModule {
   const addon = createRequire(entry)(new URL('../build/Release/libvirt.node', entry).pathname) as Addon;
   class Connection implements BindingConnection {
-    private readonly native: Record<string, (...args: unknown[]) => Promise<unknown>>;
+    private readonly native: NativeConnection;
     constructor(options: { uri: string }) {
       this.native = new addon.Hypervisor(options);
     }
     private call<T>(method: string, ...args: unknown[]): Promise<T> {
       return forward<T>(() => this.native[method]!(...args));
-    }
-    private domain(native: unknown): BindingDomain {
-      return {
-        getName: () => this.call('domainGetName', native),
-        getXMLDesc: (flags = 0) => this.call('domainGetXMLDesc', native, flags),
-        getInfo: () => this.call('domainGetInfo', native),
-        create: () => this.call('domainCreate', native),
-        shutdown: () => this.call('domainShutdown', native),
-        destroy: () => this.call('domainDestroy', native),
-      };
     }
     connectOpen(): Promise<void> {
       return this.call('connectOpen');
@@ -77,13 +98,15 @@ export function loadAddon(entry: string): BindingModule {
       return this.call('connectClose');
     }
     async connectListAllDomains(flags = ALL_DOMAINS): Promise<BindingDomain[]> {
-      return (await this.call<unknown[]>('connectListAllDomains', flags)).map((d) => this.domain(d));
+      return (await this.call<unknown[]>('connectListAllDomains', flags)).map(
+        (d) => new Domain(this.native, d),
+      );
     }
     async domainLookupByName(name: string): Promise<BindingDomain> {
-      return this.domain(await this.call('domainLookupByName', name));
+      return new Domain(this.native, await this.call('domainLookupByName', name));
     }
     async domainDefineXML(xml: string): Promise<BindingDomain> {
-      return this.domain(await this.call('domainDefineXML', xml));
+      return new Domain(this.native, await this.call('domainDefineXML', xml));
     }
   }
   return { Hypervisor: Connection };

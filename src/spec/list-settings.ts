@@ -69,48 +69,72 @@ export function defaultCacheFile(): string {
   return path.join(cacheDir(), LIST_SETTINGS_CACHE_FILE);
 }
 
+/** The config directory's `*.toml` files as stat saw them, with the cache: what listSettings compares. */
+export interface ConfigStamps {
+  dir: string;
+  cacheFile: string;
+  cached: CacheFile | undefined;
+  /** Per VM name (the file name without `.toml`), its file's stamp and when it was last changed. */
+  files: Map<string, { stamp: string; stampedMs: number }>;
+}
+
+/**
+ * Stats every config file and reads the cache; it needs no VM names, so `list` runs it while libvirt
+ * opens the connection on libuv's threads (src/cli/commands/list.ts).
+ */
+export function stampConfigs(options: ListSettingsOptions = {}): ConfigStamps {
+  const dir = options.configDir ?? configDir();
+  const cacheFile = options.cacheFile ?? defaultCacheFile();
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    entries = [];
+  }
+  const files = new Map<string, { stamp: string; stampedMs: number }>();
+  // Synchronous stats: one short syscall each, where a promise per file costs more than the call.
+  for (const entry of entries) {
+    if (!entry.endsWith('.toml')) continue;
+    const stat = fs.statSync(path.join(dir, entry), { bigint: true, throwIfNoEntry: false });
+    if (!stat) continue;
+    files.set(entry.slice(0, -'.toml'.length), {
+      stamp: `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`,
+      stampedMs: Number((stat.mtimeNs > stat.ctimeNs ? stat.mtimeNs : stat.ctimeNs) / 1_000_000n),
+    });
+  }
+  return { dir, cacheFile, cached: readCache(cacheFile, dir), files };
+}
+
 /**
  * The settings of each named VM, from its config file when it has a readable
  * one, the defaults otherwise: what FileConfigStore.read would give, without
- * reading files that have not changed since the last run.
+ * reading files that have not changed since the last run (`stamps`: taken now
+ * unless given).
  */
 export async function listSettings(
   names: readonly string[],
   options: ListSettingsOptions = {},
+  stamps: ConfigStamps = stampConfigs(options),
 ): Promise<Map<string, ListSettings>> {
-  const dir = options.configDir ?? configDir();
-  const cacheFile = options.cacheFile ?? defaultCacheFile();
+  const { dir, cacheFile, cached } = stamps;
   const now = options.now ?? Date.now;
   const result = new Map<string, ListSettings>();
-  let files: Set<string>;
-  try {
-    files = new Set(fs.readdirSync(dir));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    files = new Set();
-  }
-  const cached = readCache(cacheFile, dir);
   const kept: Record<string, CacheEntry> = {};
   const misses: Array<{ name: string; stamp: string; stampedMs: number }> = [];
-  // Synchronous stats: one short syscall each, where a promise per file costs more than the call.
   for (const name of names) {
-    const file = `${name}.toml`;
-    const stat = files.has(file)
-      ? fs.statSync(path.join(dir, file), { bigint: true, throwIfNoEntry: false })
-      : undefined;
-    if (!stat) {
+    const file = stamps.files.get(name);
+    if (!file) {
       result.set(name, { ...DEFAULT_LIST_SETTINGS });
       continue;
     }
-    const stamp = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
     const hit = cached?.entries[name];
-    if (hit && hit.stamp === stamp) {
+    if (hit && hit.stamp === file.stamp) {
       result.set(name, { onStop: hit.onStop, label: hit.label, display: hit.display });
       kept[name] = hit;
       continue;
     }
-    const stampedMs = Number((stat.mtimeNs > stat.ctimeNs ? stat.mtimeNs : stat.ctimeNs) / 1_000_000n);
-    misses.push({ name, stamp, stampedMs });
+    misses.push({ name, ...file });
   }
   if (misses.length > 0) {
     // Loaded on a miss only: the TOML parser and the config validation are most of what this spares.

@@ -1,6 +1,6 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { listVms, type VmSummary } from '../../service/inventory.js';
-import { listSettings } from '../../spec/list-settings.js';
+import { listSettings, stampConfigs, type ConfigStamps } from '../../spec/list-settings.js';
 import { withConnectOption, withHypervisor } from '../hypervisor.js';
 
 interface ListArgs {
@@ -21,6 +21,20 @@ export const listCommand: CommandModule<object, ListArgs> = {
 
 /** What `list` shows: our VMs with their config's settings. Also run by the CLI's fast path (src/cli/fast-path.ts). */
 export async function listedVms(connect: string | undefined): Promise<VmSummary[]> {
+  // The config files are stat'ed and the cache read while libvirt opens the connection on one of
+  // libuv's threads (it parses a test:/// file there, or waits for the daemon): setImmediate runs
+  // once the open has been started, the binding's dlopen and connectOpen being promise steps.
+  const stamping = new Promise<ConfigStamps>((resolve, reject) => {
+    setImmediate(() => {
+      try {
+        resolve(stampConfigs());
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
+  // Awaited below, after the connection: its failure is the one to report.
+  stamping.catch(() => undefined);
   return withHypervisor(connect, async (hypervisor) => {
     const found = await listVms(hypervisor);
     // A running VM may have finished installing its pending Flatpaks: ask its guest, briefly.
@@ -34,7 +48,11 @@ export async function listedVms(connect: string | undefined): Promise<VmSummary[
       );
     }
     // on_stop, label and display live in the VM's config file; a VM without a readable one has the defaults.
-    const settings = await listSettings(found.map((vm) => vm.name));
+    const settings = await listSettings(
+      found.map((vm) => vm.name),
+      {},
+      await stamping,
+    );
     for (const vm of found) Object.assign(vm, settings.get(vm.name));
     return found;
   });
