@@ -14,7 +14,7 @@ import { DEFAULT_DISPLAY, DEFAULT_LABEL, DISPLAY_MODES, LABELS, ON_STOP_MODES } 
  *
  * The cache never answers for a file that may have changed. An entry is keyed
  * by the file's device, inode, size, mtime and ctime (nanoseconds), read with
- * one stat per VM on every run; any difference and the file is read again.
+ * one stat per config file on every run; any difference and the file is read again.
  * As in git's index, a file whose mtime or ctime lies within RACY_MS of the
  * moment it was read is not cached at all: the kernel stamps files with a
  * coarse clock (and some file systems with whole seconds), so an edit of the
@@ -120,7 +120,8 @@ export async function listSettings(
   const { dir, cacheFile, cached } = stamps;
   const now = options.now ?? Date.now;
   const result = new Map<string, ListSettings>();
-  const kept: Record<string, CacheEntry> = {};
+  // No prototype: a key is a VM name, whatever it is.
+  const kept: Record<string, CacheEntry> = Object.create(null) as Record<string, CacheEntry>;
   const misses: Array<{ name: string; stamp: string; stampedMs: number }> = [];
   for (const name of names) {
     const file = stamps.files.get(name);
@@ -128,7 +129,7 @@ export async function listSettings(
       result.set(name, { ...DEFAULT_LIST_SETTINGS });
       continue;
     }
-    const hit = cached?.entries[name];
+    const hit = cached && Object.hasOwn(cached.entries, name) ? cached.entries[name] : undefined;
     if (hit && hit.stamp === file.stamp) {
       result.set(name, { onStop: hit.onStop, label: hit.label, display: hit.display });
       kept[name] = hit;
