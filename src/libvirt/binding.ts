@@ -1,3 +1,7 @@
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { DomainDetails, DomainInfo, DomainState } from '../service/ports.js';
 import { NotFoundError, TimeoutError } from '../util/errors.js';
 import { withTimeout } from '../util/timeout.js';
@@ -36,16 +40,32 @@ export async function loadBinding(): Promise<BindingModule | undefined> {
  * of its Hypervisor class beside the entry point, else the entry point.
  */
 async function importHypervisorClass(): Promise<BindingModule> {
-  // The package exports its entry point to import alone: resolve it as import does.
-  const entry = import.meta.resolve('@unraid/libvirt');
   try {
-    return loadAddon(entry);
-  } catch {
+    const entry = packageEntry();
     try {
-      return (await import(new URL('./hypervisor.js', entry).href)) as BindingModule;
+      return loadAddon(entry);
     } catch {
-      return (await import('@unraid/libvirt')) as BindingModule;
+      return (await import(new URL('./hypervisor.js', entry).href)) as BindingModule;
     }
+  } catch {
+    return (await import('@unraid/libvirt')) as BindingModule;
+  }
+}
+
+/**
+ * The package's entry point as `import` resolves it (it exports that alone). Where there is no
+ * import.meta.resolve (jest's ES modules), the first node_modules on the lookup path that holds it.
+ */
+function packageEntry(): string {
+  try {
+    return import.meta.resolve('@unraid/libvirt');
+  } catch {
+    const require = createRequire(import.meta.url);
+    for (const dir of require.resolve.paths('@unraid/libvirt') ?? []) {
+      const entry = path.join(dir, '@unraid', 'libvirt', 'dist', 'index.js');
+      if (fs.existsSync(entry)) return pathToFileURL(entry).href;
+    }
+    throw new Error('@unraid/libvirt is not installed');
   }
 }
 
