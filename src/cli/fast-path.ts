@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { commands } from './commands/index.js';
-import { lookUpHelp, yargsSpeaksEnglish, type HelpBook } from './help-book.js';
+import { lookUpHelp, mayAskForHelp, yargsSpeaksEnglish, type HelpBook } from './help-book.js';
 
 /**
  * Command lines answered without loading yargs (about 50 ms of start-up on its
@@ -19,7 +19,7 @@ import { lookUpHelp, yargsSpeaksEnglish, type HelpBook } from './help-book.js';
  * narrow terminal), returns undefined and goes through yargs as before.
  */
 export async function fastPath(argv: readonly string[]): Promise<number | undefined> {
-  const help = yargsSpeaksEnglish(process.env) ? readHelpBook() : undefined;
+  const help = yargsSpeaksEnglish(process.env) && mayAskForHelp(argv) ? readHelpBook() : undefined;
   if (help) {
     const text = lookUpHelp(help, argv, process.stdout.isTTY ? process.stdout.columns : undefined);
     if (text !== undefined) {

@@ -97,6 +97,19 @@ export async function collectHelp(run: Run): Promise<HelpBook> {
 }
 
 /**
+ * False for a line that lookUpHelp answers with undefined whatever the book
+ * holds (no help asked for), so the fast path need not read the book at all.
+ */
+export function mayAskForHelp(argv: readonly string[]): boolean {
+  return (
+    (argv.length === 1 && argv[0] === '--version') ||
+    argv[0] === 'help' ||
+    argv.at(-1) === '--help' ||
+    argv.at(-1) === '-h'
+  );
+}
+
+/**
  * What the book says to print for this command line, or undefined when yargs
  * must answer it (any other flag or word, an unknown command, a terminal too
  * narrow for the collected width).
@@ -106,7 +119,7 @@ export function lookUpHelp(
   argv: readonly string[],
   columns: number | undefined,
 ): string | undefined {
-  if (columns !== undefined && columns < HELP_WIDTH) return undefined;
+  if (!mayAskForHelp(argv) || (columns !== undefined && columns < HELP_WIDTH)) return undefined;
   if (argv.length === 1 && argv[0] === '--version') return book.version;
   // run.ts reads `help CMD...` as `CMD... --help`; so does the book.
   const words = argv[0] === 'help' ? [...argv.slice(1), '--help'] : [...argv];

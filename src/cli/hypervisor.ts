@@ -7,8 +7,6 @@ import {
   type UriSource,
 } from '../libvirt/index.js';
 import type { Hypervisor } from '../service/ports.js';
-import { loadUserDefaults } from '../spec/defaults-file.js';
-import { tildePath } from '../spec/plan.js';
 import { singleValue, validateConnectUri, validateVmName } from '../spec/validate.js';
 
 export { CONNECT_OPTION } from './connect-option.js';
@@ -39,11 +37,14 @@ export async function resolveConnectionFor(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Connection> {
   const given = connect === undefined ? undefined : validateConnectUri(singleValue('connect', connect));
-  const defaults = needsDefaultsForUri(given, env) ? await loadUserDefaults() : undefined;
+  // Loaded only when read: the defaults file's TOML parser is most of what `list --json --connect` would load.
+  const defaults = needsDefaultsForUri(given, env)
+    ? await (await import('../spec/defaults-file.js')).loadUserDefaults()
+    : undefined;
   const { uri, source } = resolveConnection(given, env, defaults?.connect);
   const shown =
     source === 'defaults file' && defaults
-      ? tildePath(defaults.source)
+      ? (await import('../spec/plan.js')).tildePath(defaults.source)
       : source === 'built-in default'
         ? 'default'
         : source;

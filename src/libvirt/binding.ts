@@ -1,11 +1,13 @@
-import type { Domain, Hypervisor as NativeHypervisor } from '@unraid/libvirt';
-import type { DomainInfo, DomainState } from '../service/ports.js';
-import { TimeoutError } from '../util/errors.js';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { DomainDetails, DomainInfo, DomainState } from '../service/ports.js';
+import { NotFoundError, TimeoutError } from '../util/errors.js';
 import { withTimeout } from '../util/timeout.js';
 import { libvirtError } from './errors.js';
+import { loadAddon, type BindingConnection, type BindingDomain, type BindingModule } from './native-addon.js';
 import { DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
-
-type BindingModule = Pick<typeof import('@unraid/libvirt'), 'Hypervisor'>;
 
 /** virDomainState numbering, as the binding returns it. */
 const STATE_NAMES: Record<number, DomainState> = {
@@ -32,18 +34,38 @@ export async function loadBinding(): Promise<BindingModule | undefined> {
 }
 
 /**
- * The package's entry point also loads its XML helpers (xml2js and its
- * dependencies: about 60 ms, longer than `list` takes without them), which we
- * never use: import the module of its Hypervisor class alone, from beside the
- * entry point, and the entry point only if that file is not there.
+ * The package's native addon, through native-addon.ts rather than the package's own JavaScript
+ * (its entry point also loads XML helpers, xml2js and its dependencies, about 60 ms; its Hypervisor
+ * class alone, about 8 ms of ES modules). Should the package lay its files out otherwise, the module
+ * of its Hypervisor class beside the entry point, else the entry point.
  */
 async function importHypervisorClass(): Promise<BindingModule> {
   try {
-    // The package exports its entry point to import alone: resolve it as import does.
-    const entry = import.meta.resolve('@unraid/libvirt');
-    return (await import(new URL('./hypervisor.js', entry).href)) as BindingModule;
+    const entry = packageEntry();
+    try {
+      return loadAddon(entry);
+    } catch {
+      return (await import(new URL('./hypervisor.js', entry).href)) as BindingModule;
+    }
   } catch {
-    return import('@unraid/libvirt');
+    return (await import('@unraid/libvirt')) as BindingModule;
+  }
+}
+
+/**
+ * The package's entry point as `import` resolves it (it exports that alone). Where there is no
+ * import.meta.resolve (jest's ES modules), the first node_modules on the lookup path that holds it.
+ */
+function packageEntry(): string {
+  try {
+    return import.meta.resolve('@unraid/libvirt');
+  } catch {
+    const require = createRequire(import.meta.url);
+    for (const dir of require.resolve.paths('@unraid/libvirt') ?? []) {
+      const entry = path.join(dir, '@unraid', 'libvirt', 'dist', 'index.js');
+      if (fs.existsSync(entry)) return pathToFileURL(entry).href;
+    }
+    throw new Error('@unraid/libvirt is not installed');
   }
 }
 
@@ -61,7 +83,7 @@ export class BindingHypervisor extends VirshHypervisor {
   private constructor(
     uri: string,
     timeouts: Timeouts,
-    private readonly native: NativeHypervisor,
+    private readonly native: BindingConnection,
   ) {
     super(uri, timeouts);
   }
@@ -98,7 +120,7 @@ export class BindingHypervisor extends VirshHypervisor {
     }
   }
 
-  private lookup(operation: string, name: string): Promise<Domain> {
+  private lookup(operation: string, name: string): Promise<BindingDomain> {
     return this.call(operation, () => this.native.domainLookupByName(name));
   }
 
@@ -107,6 +129,42 @@ export class BindingHypervisor extends VirshHypervisor {
     return this.call('list domains', async () => {
       const domains = await this.native.connectListAllDomains();
       return Promise.all(domains.map((domain) => domain.getName()));
+    });
+  }
+
+  /**
+   * One listing, then each domain's definition and info through the handle it returned: a lookup by
+   * name per call doubled the calls (each a hop to a libuv thread, and a round trip to libvirtd).
+   * All at once, the binding queues them on libuv's threads; the domain's name is in its XML. One
+   * deadline for the whole listing: a timer per call cost more than the calls on a local driver.
+   */
+  override async listDomainDetails(): Promise<DomainDetails[]> {
+    if (this.poisoned) return super.listDomainDetails();
+    return this.call('list domains with their definitions', async () => {
+      const domains = await this.native.connectListAllDomains();
+      const details = await Promise.all(
+        domains.map(async (domain): Promise<DomainDetails | undefined> => {
+          try {
+            // 2 = VIR_DOMAIN_XML_INACTIVE
+            const [inactiveXml, info] = await Promise.all([domain.getXMLDesc(2), domain.getInfo()]);
+            return {
+              inactiveXml,
+              info: {
+                state: STATE_NAMES[info.state] ?? 'no state',
+                maxMemoryKiB: info.maxMem,
+                memoryKiB: info.memory,
+                vcpus: info.nrVirtCpu,
+              },
+            };
+          } catch (err) {
+            // Undefined by someone else while we were listing.
+            const message = err instanceof Error ? err.message : String(err);
+            if (libvirtError('read a domain', message) instanceof NotFoundError) return undefined;
+            throw err;
+          }
+        }),
+      );
+      return details.filter((d): d is DomainDetails => d !== undefined);
     });
   }
 

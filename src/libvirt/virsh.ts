@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
+import { createRequire } from 'node:module';
 import type {
+  DomainDetails,
   DomainEvent,
   DomainEventStream,
   DomainInfo,
@@ -11,6 +11,7 @@ import type {
   Hypervisor,
 } from '../service/ports.js';
 import { InputError, NotFoundError, ServiceUnavailableError, TimeoutError } from '../util/errors.js';
+import { mapPooled } from '../util/pool.js';
 import { libvirtError, virshMessage } from './errors.js';
 
 /** Deadlines per kind of call; saving memory to disk is the slow one. */
@@ -26,6 +27,16 @@ export interface Timeouts {
   connect?: number;
 }
 export const DEFAULT_TIMEOUTS: Timeouts = { call: 30_000, save: 300_000 };
+
+/**
+ * node:child_process and node:readline, loaded at the first event stream (synchronously, as
+ * `events` is): `list` and `start` through the binding never use them, and loading them cost
+ * every command a few milliseconds of start-up (docs/architecture.md, "Start-up").
+ */
+const loadBuiltin = createRequire(import.meta.url);
+
+/** Per-domain calls in flight at once when listing (see mapPooled): each is a virsh process here. */
+const DOMAIN_CALLS_IN_FLIGHT = 4;
 
 /** A healthy libvirtd answers `virsh uri` in well under a second, even on a loaded host. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
@@ -166,6 +177,21 @@ export class VirshHypervisor implements Hypervisor {
       .split('\n')
       .map((line) => line.trim())
       .filter((line) => line.length > 0);
+  }
+
+  async listDomainDetails(): Promise<DomainDetails[]> {
+    const details = await mapPooled(await this.listDomains(), DOMAIN_CALLS_IN_FLIGHT, async (name) => {
+      try {
+        const inactiveXml = await this.xml(name, { inactive: true });
+        const { name: _, ...info } = await this.info(name);
+        return { inactiveXml, info };
+      } catch (err) {
+        // Undefined by someone else while we were listing.
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      }
+    });
+    return details.filter((d): d is DomainDetails => d !== undefined);
   }
 
   async exists(name: string): Promise<boolean> {
@@ -321,6 +347,8 @@ export class VirshHypervisor implements Hypervisor {
     const args = ['--connect', this.uri, 'event', '--event', 'lifecycle', '--loop'];
     if (domain !== undefined) args.push('--domain', domain);
     // node's spawn, not execa: this is synchronous, and execa is loaded only when a call needs it.
+    const { spawn } = loadBuiltin('node:child_process') as typeof import('node:child_process');
+    const readline = loadBuiltin('node:readline') as typeof import('node:readline');
     const child = spawn('virsh', args, {
       env: { ...process.env, LC_ALL: 'C' },
       stdio: ['ignore', 'pipe', 'ignore'],

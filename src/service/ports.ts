@@ -46,6 +46,12 @@ export interface DomainInfo {
   vcpus: number;
 }
 
+/** One domain as `listDomainDetails` gives it: its inactive XML (which names it) and its info. */
+export interface DomainDetails {
+  inactiveXml: string;
+  info: Omit<DomainInfo, 'name'>;
+}
+
 /** One line of `virsh event`: a lifecycle change of one domain. */
 export interface DomainEvent {
   domain: string;
@@ -72,6 +78,11 @@ export interface Hypervisor {
   readonly backend: 'binding' | 'virsh';
   /** Names of every domain, running or not, ours or not. */
   listDomains(): Promise<string[]>;
+  /**
+   * Every domain's persistent definition and info, in as few calls as the backend allows (`list`);
+   * a domain undefined meanwhile is left out.
+   */
+  listDomainDetails(): Promise<DomainDetails[]>;
   exists(name: string): Promise<boolean>;
   /** Defines (persistently) a domain from XML. AlreadyExistsError if the name is taken. */
   define(xml: string): Promise<void>;

@@ -1,55 +1,11 @@
-import chalk from 'chalk';
-import fs from 'node:fs/promises';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import type { Label } from '../../spec/types.js';
-import { DEFAULT_DISPLAY, DEFAULT_LABEL } from '../../spec/validate.js';
 import { listVms, type VmSummary } from '../../service/inventory.js';
-import { FileConfigStore } from '../../spec/store.js';
+import { listSettings, stampConfigs, type ConfigStamps } from '../../spec/list-settings.js';
 import { withConnectOption, withHypervisor } from '../hypervisor.js';
-import { formatColumns } from '../../util/table.js';
-import { mapPooled } from '../../util/pool.js';
 
 interface ListArgs {
   json: boolean;
   connect: string | undefined;
-}
-
-/** Terminal colours for Qubes' labels; `gray` and `black` are what a terminal can show of them. */
-const LABEL_COLOURS: Record<Label, (text: string) => string> = {
-  red: chalk.red,
-  orange: chalk.hex('#ff8c00'),
-  yellow: chalk.yellow,
-  green: chalk.green,
-  blue: chalk.blue,
-  purple: chalk.magenta,
-  gray: chalk.gray,
-  black: chalk.black.bgWhite,
-};
-
-/** The label as a coloured dot before its name when the terminal has colour, the name alone otherwise. */
-export function formatLabel(label: Label): string {
-  return chalk.level > 0 ? `${LABEL_COLOURS[label]('\u25cf')} ${label}` : label;
-}
-
-export function formatVmTable(vms: VmSummary[]): string {
-  const rows = [
-    ['NAME', 'STATE', 'LABEL', 'MEMORY', 'VCPUS', 'TEMPLATE', 'ON STOP', 'DISPLAY', 'APPS'],
-    ...vms.map((vm) => [
-      vm.name,
-      vm.state === 'saved' && vm.savedBytes !== undefined
-        ? `saved (${Math.round(vm.savedBytes / 1024 / 1024)} MiB)`
-        : vm.state,
-      formatLabel(vm.label ?? DEFAULT_LABEL),
-      `${vm.memoryMb} MiB`,
-      String(vm.vcpus),
-      vm.template ?? '-',
-      vm.onStop ?? 'shutdown',
-      vm.display ?? DEFAULT_DISPLAY,
-      (vm.apps.join(', ') || '-') +
-        (vm.pendingFlatpaks.length > 0 ? ` (pending install: ${vm.pendingFlatpaks.join(', ')})` : ''),
-    ]),
-  ];
-  return formatColumns(rows);
 }
 
 export const listCommand: CommandModule<object, ListArgs> = {
@@ -65,6 +21,20 @@ export const listCommand: CommandModule<object, ListArgs> = {
 
 /** What `list` shows: our VMs with their config's settings. Also run by the CLI's fast path (src/cli/fast-path.ts). */
 export async function listedVms(connect: string | undefined): Promise<VmSummary[]> {
+  // The config files are stat'ed and the cache read while libvirt opens the connection on one of
+  // libuv's threads (it parses a test:/// file there, or waits for the daemon): setImmediate runs
+  // once the open has been started, the binding's dlopen and connectOpen being promise steps.
+  const stamping = new Promise<ConfigStamps>((resolve, reject) => {
+    setImmediate(() => {
+      try {
+        resolve(stampConfigs());
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
+  // Awaited below, after the connection: its failure is the one to report.
+  stamping.catch(() => undefined);
   return withHypervisor(connect, async (hypervisor) => {
     const found = await listVms(hypervisor);
     // A running VM may have finished installing its pending Flatpaks: ask its guest, briefly.
@@ -78,32 +48,24 @@ export async function listedVms(connect: string | undefined): Promise<VmSummary[
       );
     }
     // on_stop, label and display live in the VM's config file; a VM without a readable one has the defaults.
-    // One look at the directory instead of a lookup per VM.
-    const store = new FileConfigStore();
-    const files = new Set(
-      await fs.readdir(store.dir).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return [];
-        throw err;
-      }),
+    const settings = await listSettings(
+      found.map((vm) => vm.name),
+      {},
+      await stamping,
     );
-    await mapPooled(found, 8, async (vm) => {
-      const spec = files.has(`${vm.name}.toml`)
-        ? await store.read(vm.name).catch(() => undefined)
-        : undefined;
-      vm.onStop = spec?.onStop ?? 'shutdown';
-      vm.label = spec?.label ?? DEFAULT_LABEL;
-      vm.display = spec?.display ?? DEFAULT_DISPLAY;
-    });
+    for (const vm of found) Object.assign(vm, settings.get(vm.name));
     return found;
   });
 }
 
-export function printVms(vms: VmSummary[], json: boolean): void {
+export async function printVms(vms: VmSummary[], json: boolean): Promise<void> {
   if (json) {
     process.stdout.write(`${JSON.stringify(vms, null, 2)}\n`);
   } else if (vms.length === 0) {
     process.stdout.write('no VMs\n');
   } else {
+    // The table (and chalk, a few ms to load) only when asked for: `list --json` is the fast path.
+    const { formatVmTable } = await import('./list-table.js');
     process.stdout.write(`${formatVmTable(vms)}\n`);
   }
 }

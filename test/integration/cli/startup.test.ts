@@ -4,6 +4,7 @@ import path from 'node:path';
 import { capture, HELP_WIDTH } from '../../../src/cli/help-book.js';
 import { runCli as runInProcess } from '../../../src/cli/run.js';
 import { defaultSpec } from '../../../src/spec/defaults.js';
+import { RACY_MS } from '../../../src/spec/list-settings.js';
 import { specToToml } from '../../../src/spec/toml.js';
 import { runCli } from '../../support/cli.js';
 import { fixtureDomainName, testDriverXml } from '../../support/test-driver-file.js';
@@ -117,6 +118,51 @@ describe(`list --json of ${VMS} domains on a test:/// file`, () => {
     const viaYargs = await runCli(['list', '--json=true', `--connect=${uri()}`], env);
     expect(fast.code).toBe(0);
     expect(viaYargs).toEqual(fast);
+  });
+
+  test('never stale: a changed config shows at once, a deleted VM goes, a corrupt cache is rebuilt', async () => {
+    // A directory of its own: this test edits configs and the cache.
+    const own = fs.mkdtempSync(path.join(os.tmpdir(), 'vmp-t-listcache-'));
+    try {
+      const configs = path.join(own, 'config', 'vm-provisioner');
+      fs.mkdirSync(configs, { recursive: true });
+      const names = [0, 1, 2].map((i) => fixtureDomainName('vmp-t-many', i));
+      for (const name of names) {
+        fs.writeFileSync(path.join(configs, `${name}.toml`), specToToml(defaultSpec(name, { label: 'green' })));
+      }
+      const ownEnv = { ...env, HOME: own, XDG_CONFIG_HOME: path.join(own, 'config') };
+      const cacheFile = path.join(own, '.cache', 'vm-provisioner', 'list-settings.json');
+      const list = async (domains: number): Promise<Array<Record<string, unknown>>> => {
+        fs.writeFileSync(path.join(own, 'domains.xml'), testDriverXml(domains, 'vmp-t-many'));
+        const r = await runCli(['list', '--json', '--connect', `test://${path.join(own, 'domains.xml')}`], ownEnv);
+        expect(r).toMatchObject({ code: 0, stderr: '' });
+        return JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+      };
+      const labels = async (domains: number): Promise<unknown[]> => (await list(domains)).map((vm) => vm.label);
+
+      // Files this fresh are not cached (RACY_MS): let them age so the runs below use the cache.
+      await new Promise((resolve) => setTimeout(resolve, RACY_MS + 200));
+      expect(await labels(3)).toEqual(['green', 'green', 'green']);
+      const cachedNames = (): string[] =>
+        Object.keys((JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as { entries: object }).entries);
+      expect(cachedNames()).toEqual(names);
+      // Edited in place, same size: shown at once.
+      const first = path.join(configs, `${names[0]}.toml`);
+      fs.writeFileSync(first, fs.readFileSync(first, 'utf8').replace('"green"', '"black"'));
+      expect(await labels(3)).toEqual(['black', 'green', 'green']);
+      // A config removed: the defaults.
+      fs.rmSync(path.join(configs, `${names[1]}.toml`));
+      expect(await labels(3)).toEqual(['black', 'gray', 'green']);
+      // A VM undefined: gone from the list (and from the cache).
+      expect((await list(2)).map((vm) => vm.name)).toEqual(names.slice(0, 2));
+      expect(cachedNames()).not.toContain(names[2]);
+      // A corrupt cache: ignored, the same list, and rewritten whole.
+      fs.writeFileSync(cacheFile, '{"version":1,"dir":');
+      expect(await labels(3)).toEqual(['black', 'gray', 'green']);
+      expect(() => JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as unknown).not.toThrow();
+    } finally {
+      fs.rmSync(own, { recursive: true, force: true });
+    }
   });
 
   test('a bad URI is the same one-line error, exit 2, on both paths', async () => {

@@ -80,6 +80,16 @@ describeWith(probeLibvirt(), 'libvirt adapter')('libvirt adapter', () => {
       const description = describeDomain(await hv.xml(name, { inactive: true }));
       expect(description).toMatchObject({ name, ours: true, version: '0.0.0-test', phase: 'installed' });
       expect(description.disks).toEqual([{ file: path.join(dir, `${name}.qcow2`), readonly: false }]);
+      // What `list` reads of every domain at once: the same definition and info.
+      const listed = (await hv.listDomainDetails()).filter(
+        (d) => describeDomain(d.inactiveXml).name === name,
+      );
+      expect(listed).toEqual([
+        {
+          inactiveXml: await hv.xml(name, { inactive: true }),
+          info: { state: 'shut off', maxMemoryKiB: 256 * 1024, memoryKiB: info.memoryKiB, vcpus: 1 },
+        },
+      ]);
     });
 
     test('defining the same name again is AlreadyExistsError', async () => {

@@ -6,6 +6,7 @@ import {
   HELP_WIDTH,
   listedCommands,
   lookUpHelp,
+  mayAskForHelp,
   yargsSpeaksEnglish,
   type HelpBook,
 } from '../../../src/cli/help-book.js';
@@ -75,6 +76,10 @@ test('yargs answers what the book does not cover', () => {
   expect(lookUpHelp(book, ['help', 'nothing'], undefined)).toBeUndefined();
   expect(lookUpHelp(book, [], undefined)).toBeUndefined();
   expect(lookUpHelp(book, ['list'], undefined)).toBeUndefined();
+  // Lines the fast path answers without reading the book at all.
+  for (const line of [['list', '--json'], ['list'], [], ['start', 'x', '--no-viewer'], ['--version', 'x']]) {
+    expect(mayAskForHelp(line)).toBe(false);
+  }
   expect(lookUpHelp(book, ['--version'], undefined)).toBe(book.version);
 });
 
