@@ -117,8 +117,15 @@ export interface PrepareOptions {
   log?: (line: string) => void;
 }
 
-/** A spare PCIe root port in the clone source: a clone's NIC is hot-plugged into it after the restore. */
-const SPARE_ROOT_PORT = "<controller type='pci' model='pcie-root-port'/>";
+/**
+ * Root ports for the clone source, more than its devices take: libvirt puts each PCIe device on a free
+ * root port and adds ports only when none is free, so those left over stay empty in the saved state,
+ * and a clone's NIC is hot-plugged into one of them after the restore (q35's root complex itself
+ * takes no hot-plug). The root complex is named first: libvirt numbers controllers without an index in
+ * order, and index 0 must be it.
+ */
+const SPARE_ROOT_PORTS = 16;
+const ROOT_PORTS = `<controller type='pci' index='0' model='pcie-root'/>${"<controller type='pci' model='pcie-root-port'/>".repeat(SPARE_ROOT_PORTS)}`;
 
 /**
  * Boots the clone source on `templateName`, waits for its agent's ready line
@@ -176,7 +183,7 @@ export async function prepareReadyState(
       ...(template.description.boot ? { boot: template.description.boot } : {}),
       version: options.version,
       uuid: randomUUID(),
-    }).replace('</devices>', `  ${SPARE_ROOT_PORT}\n  </devices>`);
+    }).replace('</devices>', `  ${ROOT_PORTS}\n  </devices>`);
     made.push(() => removeFiles([`${paths.wakeBase}.in`, `${paths.wakeBase}.out`, paths.displaySocket]));
     await ensureWakePipe({ wakePipe: paths.wakeBase });
     const xmlFile = `${paths.saveImage}.xml`;
