@@ -112,7 +112,7 @@ async function main(): Promise<void> {
         gone,
       });
       console.log(
-        `clone ${i + 1}: xterm at the proxy ${s.toFixed(2)} s (restore ${(result.timings.restoreMs / 1000).toFixed(2)} s, startClone ${(result.timings.totalMs / 1000).toFixed(2)} s), QEMU RSS ${rss ?? '?'} MiB, overlays ${(disk / 2 ** 20).toFixed(1)} MiB, removed in ${gone.toFixed(2)} s`,
+        `clone ${i + 1}: xterm at the proxy ${s.toFixed(2)} s (checks ${(result.timings.checkMs / 1000).toFixed(2)} s, restore ${(result.timings.restoreMs / 1000).toFixed(2)} s, NIC ${(result.timings.nicMs / 1000).toFixed(2)} s, startClone ${(result.timings.totalMs / 1000).toFixed(2)} s), QEMU RSS ${rss ?? '?'} MiB, overlays ${(disk / 2 ** 20).toFixed(1)} MiB, removed in ${gone.toFixed(2)} s`,
       );
     }
 
