@@ -16,7 +16,7 @@ import { SessionExec } from './exec.js';
 import { connectProxyLink } from './proxy-link.js';
 import { AGENT_VERSION } from './version.js';
 import { WindowTracker } from './window-tracker.js';
-import { applyIdentity, awaitIdentity } from './identity.js';
+import { applyIdentity, awaitIdentity, CLONE_BACKOFF } from './identity.js';
 import { WAKE_PORT, watchWake } from './wake.js';
 import { XConn } from './xconn.js';
 
@@ -75,6 +75,7 @@ async function main(): Promise<number> {
   }
   const key = secret!;
   const agent = new GuestAgent({
+    ...(cfg.awaitIdentity ? { backoff: new Backoff(CLONE_BACKOFF) } : {}),
     tracker,
     clipboard,
     exec: new SessionExec(cfg.display),
