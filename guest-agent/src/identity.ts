@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
 import {
@@ -57,6 +58,8 @@ export class IdentityLines {
  * has one opener at a time).
  */
 export async function awaitIdentity(port: string, log: (line: string) => void): Promise<CloneIdentity> {
+  // Dirty pages saved in the ready state would be written out again by every clone, into its overlay.
+  await flushFileSystems(log);
   const handle = await fs.open(port, constants.O_RDWR);
   try {
     await handle.write(Buffer.from(IDENTITY_READY_LINE, 'ascii'));
@@ -73,6 +76,15 @@ export async function awaitIdentity(port: string, log: (line: string) => void): 
   } finally {
     await handle.close();
   }
+}
+
+async function flushFileSystems(log: (line: string) => void): Promise<void> {
+  await new Promise<void>((resolve) => {
+    execFile('sync', [], { timeout: 60_000 }, (err) => {
+      if (err) log(`sync before the ready state failed: ${err.message}`);
+      resolve();
+    });
+  });
 }
 
 /**
