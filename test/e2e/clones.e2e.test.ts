@@ -160,6 +160,12 @@ describeWith(probeE2e(), 'end-to-end clones')(
           return r.stdout.split('\n');
         }),
       );
+      // What the guest did after its restore, for the record (the bench times it): the NIC and the agent.
+      const report = await host.guestExec(clones[0]!, '/bin/sh', [
+        '-c',
+        "dmesg | grep -iE 'virtio_net|eth0|pcieport|pciehp' | tail -8; journalctl -b -o short-monotonic --no-pager -n 12 _COMM=node 2>/dev/null || true",
+      ]);
+      process.stderr.write(`e2e clones: ${clones[0]} after its restore:\n${report.stdout}${report.stderr}\n`);
       expect(seen.map((lines) => lines.slice(0, 2))).toEqual(clones.map((name) => [name, name]));
       const machineIds = seen.map((lines) => lines[2]);
       expect(new Set(machineIds).size).toBe(2);
