@@ -18,13 +18,22 @@ export interface AgentConfig {
   secretFile: string;
   /** X display to watch; VMP_DISPLAY, else $DISPLAY, else `:0`. */
   display: string;
+  /** A clone source: connect nowhere until an identity arrives on the wake channel (guest-agent/src/identity.ts). */
+  awaitIdentity: boolean;
 }
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-const KEYS = ['VMP_VM_NAME', 'VMP_PROXY_HOST', 'VMP_PROXY_PORT', 'VMP_SECRET_FILE', 'VMP_DISPLAY'] as const;
+const KEYS = [
+  'VMP_VM_NAME',
+  'VMP_PROXY_HOST',
+  'VMP_PROXY_PORT',
+  'VMP_SECRET_FILE',
+  'VMP_DISPLAY',
+  'VMP_AWAIT_IDENTITY',
+] as const;
 type Key = (typeof KEYS)[number];
 
 const RULES: Record<Key, { re: RegExp; rule: string }> = {
@@ -39,6 +48,7 @@ const RULES: Record<Key, { re: RegExp; rule: string }> = {
   VMP_PROXY_PORT: { re: /^[1-9][0-9]{0,4}$/, rule: 'an integer from 1 to 65535' },
   VMP_SECRET_FILE: { re: /^\/[A-Za-z0-9._/-]{1,4095}$/, rule: 'an absolute path of A-Z a-z 0-9 . _ - /' },
   VMP_DISPLAY: { re: /^[A-Za-z0-9._/-]*:[0-9]{1,5}(\.[0-9]{1,3})?$/, rule: 'an X display such as :0' },
+  VMP_AWAIT_IDENTITY: { re: /^[01]$/, rule: '0 or 1' },
 };
 
 /** Parses agent.conf text: KEY=value lines, `#` comments, blank lines. Unknown keys are an error. */
@@ -83,6 +93,7 @@ export function resolveAgentConfig(
     proxyPort: port,
     secretFile: need('VMP_SECRET_FILE'),
     display: check('VMP_DISPLAY', display),
+    awaitIdentity: check('VMP_AWAIT_IDENTITY', get('VMP_AWAIT_IDENTITY') ?? '0') === '1',
   };
 }
 

@@ -18,7 +18,8 @@ import { defaultFileLocations } from './files.js';
 import { connectProxyLink } from './proxy-link.js';
 import { AGENT_VERSION } from './version.js';
 import { WindowTracker } from './window-tracker.js';
-import { watchWake } from './wake.js';
+import { applyIdentity, awaitIdentity, CLONE_BACKOFF } from './identity.js';
+import { WAKE_PORT, watchWake } from './wake.js';
 import { XConn } from './xconn.js';
 
 const log = (line: string): void => {
@@ -49,10 +50,11 @@ async function connectX(display: string): Promise<XConn> {
 
 async function main(): Promise<number> {
   let config;
-  let secret: Buffer;
+  let secret: Buffer | undefined;
   try {
     config = loadAgentConfig(process.env);
-    secret = readSecret(config.secretFile);
+    // A clone source's secret is in every clone's memory: it is never used, so not even read.
+    if (!config.awaitIdentity) secret = readSecret(config.secretFile);
   } catch (err) {
     if (err instanceof ConfigError) {
       log(`error: ${err.message}`);
@@ -60,11 +62,22 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  const cfg = config;
+  let cfg = config;
   const conn = await connectX(cfg.display);
   const tracker = await WindowTracker.start(conn, (err) => log(`X: ${err.message}`));
   const clipboard = await X11Clipboard.create(conn, MAX_CLIPBOARD_BYTES);
+  if (cfg.awaitIdentity) {
+    // The ready state every clone is restored from: idle here until the host names this clone.
+    log('clone source: waiting for an identity on the wake channel; connecting nowhere until then');
+    const identity = await awaitIdentity(WAKE_PORT, log);
+    await applyIdentity(identity, log);
+    cfg = { ...cfg, vmName: identity.name };
+    secret = Buffer.from(identity.secret, 'hex');
+    log(`identity received: this clone is VM ${identity.name}`);
+  }
+  const key = secret!;
   const agent = new GuestAgent({
+    ...(cfg.awaitIdentity ? { backoff: new Backoff(CLONE_BACKOFF) } : {}),
     tracker,
     clipboard,
     exec: new SessionExec(cfg.display),
@@ -75,7 +88,7 @@ async function main(): Promise<number> {
         host: cfg.proxyHost,
         port: cfg.proxyPort,
         vmName: cfg.vmName,
-        secret,
+        secret: key,
         agentVersion: AGENT_VERSION,
         log,
       }),

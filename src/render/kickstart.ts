@@ -60,6 +60,10 @@ export const TEMPLATE_GUEST_FILES: ReadonlyArray<readonly [string, string, strin
     '/etc/udev/rules.d/61-vm-provisioner-display.rules',
     '0644',
   ],
+  // A restored clone's host name and machine ID (docs/protocol.md, "Identity of a clone").
+  ['guest-agent/config-disk/vmp-apply-identity', '/usr/local/lib/vm-provisioner/vmp-apply-identity', '0755'],
+  ['systemd/vmp-apply-identity.path', '/etc/systemd/system/vmp-apply-identity.path', '0644'],
+  ['systemd/vmp-apply-identity.service', '/etc/systemd/system/vmp-apply-identity.service', '0644'],
 ];
 
 /** What a template adds to %packages for seamless windows: xpra's server on an Xvfb display, and xauth for its cookie. */
@@ -70,6 +74,7 @@ function templateSteps(): string {
     'install -d -m 0755 /usr/local/lib/vm-provisioner /etc/systemd/system /etc/systemd/user /etc/udev/rules.d',
     ...TEMPLATE_GUEST_FILES.map(([from, to, mode]) => writeFileStep(to, mode, loadTemplate(from))),
     'systemctl enable vm-provisioner-config.service',
+    'systemctl enable vmp-apply-identity.path',
     'systemctl --global enable vm-flatpak-install.service',
     'systemctl --global enable vm-display-bridge.service',
   ].join('\n');

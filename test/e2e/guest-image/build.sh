@@ -41,6 +41,9 @@ PROJECT_FILES=(
   'systemd/vm-display-bridge.service:/etc/systemd/user/vm-display-bridge.service:0644'
   'systemd/vm-seamless-xpra.service:/etc/systemd/user/vm-seamless-xpra.service:0644'
   'guest-agent/udev/61-vm-provisioner-display.rules:/etc/udev/rules.d/61-vm-provisioner-display.rules:0644'
+  'guest-agent/config-disk/vmp-apply-identity:/usr/local/lib/vm-provisioner/vmp-apply-identity:0755'
+  'systemd/vmp-apply-identity.path:/etc/systemd/system/vmp-apply-identity.path:0644'
+  'systemd/vmp-apply-identity.service:/etc/systemd/system/vmp-apply-identity.service:0644'
 )
 
 log() { printf '[guest-image] %s\n' "$*" >&2; }
@@ -389,6 +392,7 @@ build_stage2() {
   enable_unit "$ROOT" /etc/systemd/system/vm-provisioner-config.service
   enable_unit "$ROOT" /etc/systemd/user/vm-flatpak-install.service
   enable_unit "$ROOT" /etc/systemd/user/vm-display-bridge.service
+  enable_unit "$ROOT" /etc/systemd/system/vmp-apply-identity.path
   printf '%s' "$STAGE2_INPUT" >"$ROOT/etc/vmp-guest-image"
 
   extract_vmlinux "$ROOT/boot/vmlinuz-"* "$out/vmlinux"

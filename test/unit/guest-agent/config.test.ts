@@ -35,7 +35,15 @@ describe('agent.conf', () => {
       proxyPort: 9999,
       secretFile: '/etc/vm-provisioner/agent.secret',
       display: ':0',
+      awaitIdentity: false,
     });
+  });
+
+  test('VMP_AWAIT_IDENTITY=1 makes a clone source; anything but 0 or 1 is refused', () => {
+    expect(resolveAgentConfig(parseAgentConf(`${CONF}VMP_AWAIT_IDENTITY=1\n`), {}).awaitIdentity).toBe(true);
+    expect(() => resolveAgentConfig(parseAgentConf(`${CONF}VMP_AWAIT_IDENTITY=yes\n`), {})).toThrow(
+      'VMP_AWAIT_IDENTITY "yes" must be 0 or 1',
+    );
   });
 
   test('VMP_* environment variables override the file; DISPLAY is the fallback display', () => {

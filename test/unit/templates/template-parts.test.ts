@@ -144,6 +144,7 @@ describe('what an app VM on a template receives', () => {
       expect(app).not.toContain(`cat > ${to} `);
     }
     expect(template).toContain('systemctl enable vm-provisioner-config.service');
+    expect(template).toContain('systemctl enable vmp-apply-identity.path');
     expect(template).toContain('systemctl --global enable vm-flatpak-install.service');
     expect(template).toContain('systemctl --global enable vm-display-bridge.service');
     for (const pkg of SEAMLESS_PACKAGES) {
