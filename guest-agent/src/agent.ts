@@ -79,6 +79,15 @@ export class GuestAgent {
   private loop: Promise<void> | null = null;
   /** The next attempt goes without the backoff delay (set by `reconnectNow`). */
   private immediate = false;
+  /** Ends the current `serve` at once on a resume, without waiting for the old link to close. */
+  private leave: (() => void) | null = null;
+  /** The link a resume left behind (most likely dead): closed once the new one has sent its window list. */
+  private stale: AgentLink | null = null;
+  /**
+   * Log lines held back while a resume's reconnect is on its way: under emulation each line wakes the
+   * guest's journald, whose code, like all code after a restore, is translated again first.
+   */
+  private held: string[] | null = null;
   private readonly backoff: Backoff;
   private readonly log: (line: string) => void;
   /** Number of links that came up; a test and a log line can tell a reconnect happened. */
@@ -100,21 +109,44 @@ export class GuestAgent {
   async stop(): Promise<void> {
     this.stopped = true;
     this.link?.close();
+    this.retireStale();
     this.wake?.();
     await this.loop;
   }
 
   /**
    * The VM has just resumed: the link, if any, is most likely dead (its QEMU
-   * process was saved and replaced) or stale. Drop it and connect again at
-   * once; the new link starts with the window list, as every link does.
+   * process was saved and replaced) or stale. Connect again at once; the new
+   * link starts with the window list, as every link does. Everything else
+   * waits until that list is sent: closing the old link (a FIN into a
+   * connection the new QEMU does not know) and the log lines.
    */
   reconnectNow(reason: string): void {
     if (this.stopped) return;
-    this.log(`${reason}: reconnecting now`);
+    this.hold(`${reason}: reconnecting now`);
     this.immediate = true;
-    this.link?.close();
+    this.leave?.();
     this.wake?.();
+  }
+
+  /** Logs now, or after the resume's window list when one is on its way. */
+  private note(line: string): void {
+    if (this.held) this.held.push(line);
+    else this.log(line);
+  }
+
+  private hold(line: string): void {
+    (this.held ??= []).push(line);
+  }
+
+  /** The resume's reconnect is through (or failed): close what it left behind, then log. */
+  private retireStale(): void {
+    const stale = this.stale;
+    this.stale = null;
+    stale?.close();
+    const held = this.held ?? [];
+    this.held = null;
+    for (const line of held) this.log(line);
   }
 
   private async run(): Promise<void> {
@@ -127,6 +159,7 @@ export class GuestAgent {
         }
         await this.serve(link);
       } catch (err) {
+        this.retireStale();
         this.log(`proxy link failed: ${(err as Error).message}`);
       }
       if (this.stopped) break;
@@ -154,7 +187,6 @@ export class GuestAgent {
     this.immediate = false;
     this.connections++;
     this.backoff.reset();
-    this.log(`connected to the proxy (link ${this.connections})`);
     const { tracker } = this.opts;
     const files = this.fileSession(link);
     link.onMessage((m) => {
@@ -169,13 +201,28 @@ export class GuestAgent {
     // Snapshot and subscription in one synchronous step: no event falls between them.
     link.send({ type: 'window-list', windows: tracker.windows(), focused: tracker.focusedWindow() });
     const unsubscribe = tracker.onWindowEvent((event) => link.send({ type: 'window-event', event }));
+    this.retireStale();
+    this.log(`connected to the proxy (link ${this.connections})`);
+    let resumed = false;
     try {
-      await link.closed;
+      await Promise.race([
+        link.closed,
+        new Promise<void>((resolve) => {
+          this.leave = () => {
+            resumed = true;
+            resolve();
+          };
+        }),
+      ]);
     } finally {
+      this.leave = null;
       unsubscribe();
       files?.close();
       this.link = null;
-      this.log('proxy link closed');
+      if (resumed) {
+        this.stale = link;
+        this.note('left the link from before the resume');
+      } else this.note('proxy link closed');
     }
   }
 

@@ -40,7 +40,7 @@ import { ensureTemplateUnused, resetAppVmRoot } from './templates.js';
 import { displayOwnerOption } from '../seamless/owner.js';
 import type { VolumeStore } from '../storage/volumes.js';
 import { abandonCreate, pathExists, type UndoStep } from './undo.js';
-import { ensureWakePipe, wakeAgent } from './state.js';
+import { ensureWakePipe, primeWake, wakeAgent } from './state.js';
 import { requireOurVm } from './inventory.js';
 import { checkNetworksForStart, type NetworkProbe } from './networks.js';
 import { networksOfDomainXml } from '../libvirt/networks.js';
@@ -98,9 +98,15 @@ export async function startVm(
   }
   if (!alreadyRunning) {
     await ensureWakePipe(description);
-    await hypervisor.start(name);
-    // The agent's connection died with the QEMU process that was saved; tell it now, not at its next heartbeat.
-    if (resumed) await wakeAgent(description);
+    // The agent's connection died with the QEMU process that was saved; tell it as it resumes, not at its
+    // next heartbeat: the byte waits in the FIFO for the restored guest (docs/protocol.md, "Resume").
+    const primed = resumed ? await primeWake(description) : undefined;
+    try {
+      await hypervisor.start(name);
+    } finally {
+      await primed?.close().catch(() => undefined);
+    }
+    if (resumed && !primed) await wakeAgent(description);
   }
   return {
     spiceUri: describeDomain(await hypervisor.xml(name)).spiceUri,

@@ -68,6 +68,29 @@ export async function wakeAgent(vm: Pick<DomainDescription, 'wakePipe'>): Promis
   }
 }
 
+/**
+ * For a restore from managed save: the wake byte goes into the FIFO before
+ * libvirt starts QEMU, so the guest finds it the moment it runs again instead
+ * of after libvirt's restore call has returned (docs/protocol.md, "Resume").
+ * O_RDWR opens a FIFO without a reader and without blocking (Linux); the
+ * returned handle must stay open until QEMU has opened the FIFO too (a FIFO
+ * no one holds open drops its contents), so close it once the start call has
+ * returned, whatever its outcome. Undefined when the byte could not be
+ * written: then `wakeAgent` after the start does the job.
+ */
+export async function primeWake(vm: Pick<DomainDescription, 'wakePipe'>): Promise<fs.FileHandle | undefined> {
+  if (vm.wakePipe === undefined) return undefined;
+  let handle: fs.FileHandle | undefined;
+  try {
+    handle = await fs.open(`${vm.wakePipe}.in`, constants.O_RDWR | constants.O_NONBLOCK);
+    await handle.write(Buffer.from('w'));
+    return handle;
+  } catch {
+    await handle?.close().catch(() => undefined);
+    return undefined;
+  }
+}
+
 // ---- saved state -----------------------------------------------------------
 
 export { managedSavePath, savedStateBytes } from './inventory.js';
