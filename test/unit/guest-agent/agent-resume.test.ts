@@ -42,6 +42,13 @@ class FakeLink implements AgentLink {
     this.timeline.push(`link ${this.n}: ${m.type}`);
   }
   onMessage(): void {}
+  drained(): Promise<void> {
+    return Promise.resolve();
+  }
+  fail(reason: string): void {
+    this.timeline.push(`link ${this.n}: fail ${reason}`);
+    this.close();
+  }
   close(): void {
     this.timeline.push(`link ${this.n}: close`);
     if (this.closesAtOnce) this.end();
