@@ -7,10 +7,12 @@
  */
 
 /** Highest protocol version this code speaks, and the lowest it still accepts. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 export const MIN_PROTOCOL_VERSION = 1;
 /** The first version with EXEC and EXEC_RESULT (version 1 is the same protocol without them). */
 export const EXEC_MIN_VERSION = 2;
+/** The first version with EXEC_EXITED: the agent tells when a command it started has exited. */
+export const EXEC_EXITED_MIN_VERSION = 3;
 
 /** The TCP port agents connect to on the host. */
 export const DEFAULT_PROXY_PORT = 9999;
@@ -76,6 +78,7 @@ export const MessageType = {
   CLIPBOARD_RESULT: 0x22,
   EXEC: 0x30,
   EXEC_RESULT: 0x31,
+  EXEC_EXITED: 0x32,
 } as const;
 export type MessageTypeCode = (typeof MessageType)[keyof typeof MessageType];
 
@@ -106,6 +109,12 @@ export const ExecStatus = {
   REFUSED: 1,
   FAILED: 2,
 } as const;
+/** How a command of EXEC_EXITED ended: its own exit (status 0-255) or a signal (its number). */
+export const ExecEnd = {
+  EXITED: 0,
+  SIGNALLED: 1,
+} as const;
+export type ExecEndValue = (typeof ExecEnd)[keyof typeof ExecEnd];
 export type ExecStatusValue = (typeof ExecStatus)[keyof typeof ExecStatus];
 
 export type ClipboardStatusValue = (typeof ClipboardStatus)[keyof typeof ClipboardStatus];
@@ -241,6 +250,15 @@ export interface ExecResultMessage {
   pid: number;
   message: string;
 }
+export interface ExecExitedMessage {
+  type: 'exec-exited';
+  /** The requestId of the EXEC that started the command (its exec id). */
+  requestId: number;
+  /** ExecEnd: EXITED or SIGNALLED. */
+  how: number;
+  /** The exit status (0-255) or the signal number (1-255). */
+  code: number;
+}
 
 export type Message =
   | HelloMessage
@@ -262,7 +280,8 @@ export type Message =
   | ClipboardDataMessage
   | ClipboardResultMessage
   | ExecMessage
-  | ExecResultMessage;
+  | ExecResultMessage
+  | ExecExitedMessage;
 
 export type MessageName = Message['type'];
 
@@ -316,6 +335,7 @@ export const MESSAGE_CODES: Readonly<Record<MessageName, MessageTypeCode>> = {
   'clipboard-result': MessageType.CLIPBOARD_RESULT,
   exec: MessageType.EXEC,
   'exec-result': MessageType.EXEC_RESULT,
+  'exec-exited': MessageType.EXEC_EXITED,
 };
 
 export const MESSAGE_NAMES: ReadonlyMap<number, MessageName> = new Map(
@@ -351,4 +371,5 @@ export const MAX_PAYLOAD_BY_CODE: ReadonlyMap<number, number> = new Map<number, 
   [MessageType.CLIPBOARD_RESULT, 4 + 1 + 2 + MAX_ERROR_MESSAGE_BYTES],
   [MessageType.EXEC, 4 + 2 + 2 * MAX_EXEC_ARGS + MAX_EXEC_ARGV_BYTES],
   [MessageType.EXEC_RESULT, 4 + 1 + 4 + 2 + MAX_ERROR_MESSAGE_BYTES],
+  [MessageType.EXEC_EXITED, 4 + 1 + 1],
 ]);

@@ -8,7 +8,7 @@ import { ProxyRequestError, type ProxyEvent, type ProxyServer } from './server.j
 /**
  * The proxy's local control socket: newline-delimited JSON over a Unix socket
  * that only the proxy's user can open (directory 0700, socket 0600). Serves
- * `status`, `windows`, `follow`, the clipboard and `run` (docs/protocol.md).
+ * `status`, `windows`, `follow`, the clipboard, `run` and `forget` (docs/protocol.md).
  */
 
 export const CONTROL_SOCKET_NAME = 'proxy.sock';
@@ -292,7 +292,11 @@ export class ControlServer {
           throw new BadRequest('connectedSince must be a time in milliseconds since the epoch');
         }
         const started = await this.proxy.exec(vm, req.argv as string[], { waitMs, connectedSinceMs: since });
-        return { pid: started.pid };
+        return { pid: started.pid, execId: started.execId };
+      }
+      case 'forget': {
+        const vm = requiredVm(req.vm);
+        return { forgotten: this.proxy.forget(vm) };
       }
       default:
         throw new BadRequest(`unknown op ${JSON.stringify(req.op ?? null)}`);

@@ -7,7 +7,9 @@ import {
   computeAuthMac,
   encodeMessage,
   ErrorCode,
+  EXEC_EXITED_MIN_VERSION,
   EXEC_MIN_VERSION,
+  ExecEnd,
   execArgvProblem,
   ExecStatus,
   FrameDecoder,
@@ -66,6 +68,10 @@ export type ProxyEvent = { time: string; vm: string } & (
   | WindowEventMessage
   | { type: 'agent-connected'; peer: string }
   | { type: 'agent-disconnected'; reason: string }
+  /** A command started through `exec` ended (EXEC_EXITED); execId is what `exec` resolved with. */
+  | { type: 'exec-exited'; execId: number; how: 'exited' | 'signalled'; code: number }
+  /** The VM was forgotten (`forget`): its windows are gone from the table. */
+  | { type: 'vm-forgotten' }
 );
 
 export interface ClipboardContent {
@@ -87,6 +93,8 @@ export class ProxyRequestError extends Error {
 /** A command the agent started (EXEC_RESULT STARTED). */
 export interface ExecStarted {
   pid: number;
+  /** The EXEC's request id: an `exec-exited` event with this execId says the command ended. */
+  execId: number;
 }
 
 type ConnState = 'hello' | 'looking-up' | 'challenged' | 'ready' | 'closed';
@@ -357,7 +365,7 @@ class AgentConnection {
         clearTimeout(waiter.timer);
         this.pendingExec.delete(message.requestId);
         if (message.status === ExecStatus.STARTED) {
-          waiter.resolve({ pid: message.pid });
+          waiter.resolve({ pid: message.pid, execId: message.requestId });
         } else {
           const code = message.status === ExecStatus.REFUSED ? 'refused' : 'failed';
           const detail = message.message ? `: ${message.message}` : '';
@@ -370,6 +378,14 @@ class AgentConnection {
         }
         return;
       }
+      case 'exec-exited':
+        if (this.version < EXEC_EXITED_MIN_VERSION) {
+          this.fail(ErrorCode.PROTOCOL_ERROR, `exec-exited is not part of protocol version ${this.version}`);
+          return;
+        }
+        // Not matched against pending requests: the command may outlive the link that started it.
+        this.server.onExecExited(this, message.requestId, message.how, message.code);
+        return;
       default:
         this.fail(ErrorCode.PROTOCOL_ERROR, `${message.type} is not something an agent may send`);
     }
@@ -611,6 +627,29 @@ export class ProxyServer extends EventEmitter {
     if (outcome === 'unknown-window') return;
     if (this.listenerCount('event') > 0)
       this.publish({ time: new Date().toISOString(), vm: name, ...message });
+  }
+
+  onExecExited(conn: AgentConnection, execId: number, how: number, code: number): void {
+    this.publish({
+      time: new Date().toISOString(),
+      vm: conn.vmName!,
+      type: 'exec-exited',
+      execId,
+      how: how === ExecEnd.SIGNALLED ? 'signalled' : 'exited',
+      code,
+    });
+  }
+
+  /**
+   * Forgets a VM that no longer exists (a disposable just removed): its
+   * windows leave the table and its connection, if one is left, is closed.
+   * True if the proxy knew it.
+   */
+  forget(vmName: string): boolean {
+    this.current.get(vmName)?.fail(ErrorCode.SHUTTING_DOWN, 'the VM was removed');
+    const known = this.table.forget(vmName);
+    if (known) this.publish({ time: new Date().toISOString(), vm: vmName, type: 'vm-forgotten' });
+    return known;
   }
 
   private publish(event: ProxyEvent): void {

@@ -129,6 +129,20 @@ export const messageArbs: Record<Message['type'], fc.Arbitrary<Message>> = {
     pid: u32,
     message: text(MAX_ERROR_MESSAGE_BYTES),
   }),
+  'exec-exited': fc.oneof(
+    fc.record({
+      type: fc.constant('exec-exited' as const),
+      requestId: u32,
+      how: fc.constant(0),
+      code: fc.integer({ min: 0, max: 255 }),
+    }),
+    fc.record({
+      type: fc.constant('exec-exited' as const),
+      requestId: u32,
+      how: fc.constant(1),
+      code: fc.integer({ min: 1, max: 255 }),
+    }),
+  ),
 };
 
 export const anyMessageArb: fc.Arbitrary<Message> = fc.oneof(...Object.values(messageArbs));
