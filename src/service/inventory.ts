@@ -46,6 +46,8 @@ export interface VmSummary {
   apps: string[];
   /** The template an app VM is built on. */
   template?: string;
+  /** A disposable (docs/disposables.md); listed only when asked for. */
+  disposable?: true;
   /** Flatpaks it installs at its first boot and has not been seen to have installed yet. */
   pendingFlatpaks: string[];
 }
@@ -68,10 +70,19 @@ export async function ourDomains(hypervisor: Hypervisor): Promise<DomainDescript
   return described.filter((d): d is DomainDescription => d?.ours === true);
 }
 
-/** Our VMs, sorted by name; domains we did not make, and templates, are left out. */
-export async function listVms(hypervisor: Hypervisor): Promise<VmSummary[]> {
-  // Templates are listed by `template list`: they are bases, not VMs anyone runs.
-  const domains = (await ourDomains(hypervisor)).filter((d) => d.role !== 'template');
+/**
+ * Our VMs, sorted by name; domains we did not make, and templates, are left
+ * out, and so are disposables unless `disposables` asks for them.
+ */
+export async function listVms(
+  hypervisor: Hypervisor,
+  options: { disposables?: boolean } = {},
+): Promise<VmSummary[]> {
+  // Templates are listed by `template list`: they are bases, not VMs anyone runs. Disposables are
+  // throwaway VMs that vanish on their own: shown only with `list --disposables`.
+  const domains = (await ourDomains(hypervisor)).filter(
+    (d) => d.role !== 'template' && (d.role !== 'disposable' || options.disposables === true),
+  );
   // One call for all of them: asking per domain spawned virsh once for every VM that was off.
   const withSavedState = domains.length > 0 ? new Set(await hypervisor.listManagedSaved()) : new Set();
   const summaries = await mapPooled(domains, DOMAIN_CALLS_IN_FLIGHT, async (description) => {
@@ -88,6 +99,7 @@ export async function listVms(hypervisor: Hypervisor): Promise<VmSummary[]> {
         vcpus: info.vcpus,
         apps: description.apps,
         ...(description.template ? { template: description.template.name } : {}),
+        ...(description.role === 'disposable' ? { disposable: true as const } : {}),
         pendingFlatpaks: description.pendingFlatpaks,
       };
       return summary;

@@ -11,6 +11,7 @@ import { mapPooled } from '../../util/pool.js';
 
 interface ListArgs {
   json: boolean;
+  disposables: boolean;
   connect: string | undefined;
 }
 
@@ -35,7 +36,7 @@ export function formatVmTable(vms: VmSummary[]): string {
   const rows = [
     ['NAME', 'STATE', 'LABEL', 'MEMORY', 'VCPUS', 'TEMPLATE', 'ON STOP', 'DISPLAY', 'APPS'],
     ...vms.map((vm) => [
-      vm.name,
+      vm.disposable ? `${vm.name} (disposable)` : vm.name,
       vm.state === 'saved' && vm.savedBytes !== undefined
         ? `saved (${Math.round(vm.savedBytes / 1024 / 1024)} MiB)`
         : vm.state,
@@ -58,15 +59,25 @@ export const listCommand: CommandModule<object, ListArgs> = {
   builder: (yargs: Argv<object>) =>
     withConnectOption(yargs)
       .option('json', { type: 'boolean', default: false, describe: 'print a JSON array' })
+      .option('disposables', {
+        type: 'boolean',
+        default: false,
+        describe: 'also list running disposables, marked as such (hidden otherwise)',
+      })
       .example('$0 list', '')
-      .example('$0 list --json', '') as unknown as Argv<ListArgs>,
-  handler: async (argv: ArgumentsCamelCase<ListArgs>) => printVms(await listedVms(argv.connect), argv.json),
+      .example('$0 list --json', '')
+      .example('$0 list --disposables', 'ordinary VMs and disposables') as unknown as Argv<ListArgs>,
+  handler: async (argv: ArgumentsCamelCase<ListArgs>) =>
+    printVms(await listedVms(argv.connect, { disposables: argv.disposables }), argv.json),
 };
 
 /** What `list` shows: our VMs with their config's settings. Also run by the CLI's fast path (src/cli/fast-path.ts). */
-export async function listedVms(connect: string | undefined): Promise<VmSummary[]> {
+export async function listedVms(
+  connect: string | undefined,
+  options: { disposables?: boolean } = {},
+): Promise<VmSummary[]> {
   return withHypervisor(connect, async (hypervisor) => {
-    const found = await listVms(hypervisor);
+    const found = await listVms(hypervisor, options);
     // A running VM may have finished installing its pending Flatpaks: ask its guest, briefly.
     for (const vm of found) {
       if (vm.pendingFlatpaks.length === 0 || vm.state !== 'running') continue;
