@@ -102,6 +102,7 @@ export async function runDisposable(argv: ArgumentsCamelCase<RunArgs>): Promise<
               configStore,
               credentials,
               journal: cleanup.deps,
+              volumesFor: (uri) => new LibvirtVolumeStore(uri),
               forgetAtProxy: async (name) => {
                 await controlRequest('forget', { vm: name }, { ...socket, timeoutMs: 5_000 });
               },

@@ -14,13 +14,14 @@ import {
   InputError,
   NotFoundError,
   NotRunningError,
+  VmpError,
 } from '../util/errors.js';
+import { stateDir } from '../util/paths.js';
 import { ourDomains } from './inventory.js';
 import {
   cleanUpUnfinished,
   currentProcess,
   isAlive,
-  listJournals,
   readJournal,
   type CleanupDeps,
   type ProcessIdentity,
@@ -74,6 +75,87 @@ export function nameTakenCheck(
     (await hypervisor.exists(name)) ||
     (await configStore.exists(name)) ||
     (await readJournal(name, journalDir).catch(() => 'damaged')) !== undefined;
+}
+
+// ---------------------------------------------------------------------------
+// The owner record
+
+/**
+ * A disposable's owner record, `$XDG_STATE_HOME/vm-provisioner/disposables/NAME.json`:
+ * written (exclusively: it also reserves the name) before anything of the
+ * disposable is made, and deleted after everything else is gone. While it
+ * exists, `gc` knows the disposable, and touches libvirt only then.
+ */
+export interface OwnerRecord {
+  version: 1;
+  name: string;
+  template: string;
+  connectUri: string;
+  owner: ProcessIdentity;
+  createdAt: string;
+}
+
+export function recordDir(): string {
+  return path.join(stateDir(), 'disposables');
+}
+
+function recordPath(name: string, dir: string): string {
+  if (!DISPOSABLE_NAME.test(name)) throw new InputError(`'${name}' is not a disposable's name (dispNNNN)`);
+  return path.join(dir, `${name}.json`);
+}
+
+/** Writes the record; false if one of that name exists (another disposable has the name). */
+export async function claimName(record: OwnerRecord, dir = recordDir()): Promise<boolean> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = recordPath(record.name, dir);
+  const tmp = `${file}.tmp-${process.pid}`;
+  await fs.writeFile(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+  try {
+    // link() fails if the name exists: exclusive, with the whole content already there.
+    await fs.link(tmp, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+}
+
+export async function readRecord(name: string, dir = recordDir()): Promise<OwnerRecord | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(recordPath(name, dir), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const r = JSON.parse(text) as Partial<OwnerRecord>;
+  if (
+    r.version !== 1 ||
+    r.name !== name ||
+    typeof r.connectUri !== 'string' ||
+    typeof r.owner?.pid !== 'number'
+  ) {
+    throw new VmpError(`disposable record ${recordPath(name, dir)} is damaged; remove it by hand`);
+  }
+  return r as OwnerRecord;
+}
+
+export async function listRecords(dir = recordDir()): Promise<string[]> {
+  const names = await fs.readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  return names
+    .filter((n) => n.endsWith('.json'))
+    .map((n) => n.slice(0, -'.json'.length))
+    .filter((n) => DISPOSABLE_NAME.test(n))
+    .sort();
+}
+
+async function dropRecord(name: string, dir: string): Promise<void> {
+  await fs.rm(recordPath(name, dir), { force: true });
 }
 
 /**
@@ -196,6 +278,8 @@ export interface RemoveDeps {
   credentials: CredentialStores;
   /** Tells the proxy to forget the VM's windows; best effort (the proxy may not run). */
   forgetAtProxy?: (name: string) => Promise<void>;
+  /** Where owner records live (default recordDir()). */
+  recordDir?: string;
 }
 
 export interface RemovalReport {
@@ -208,54 +292,61 @@ export interface RemovalReport {
 
 /**
  * Removes a disposable and every file of it: the domain is stopped hard
- * first and undefined LAST, so that its mark (and so `gc`'s knowledge of it)
- * outlives everything else; a removal killed half-way is finished by the next
- * one. Refuses a domain that is not a disposable of ours.
+ * first and undefined after its files, volumes, config and keyring entries,
+ * and the owner record goes last, so that a removal killed half-way is
+ * finished by the next one. Refuses a domain that is not a disposable. With
+ * no domain but an owner record (a removal killed after the undefine), the
+ * config, keyring entries and record are removed.
  */
 export async function removeDisposable(deps: RemoveDeps, name: string): Promise<RemovalReport> {
   const { hypervisor, volumes } = deps;
+  const dir = deps.recordDir ?? recordDir();
   if (!DISPOSABLE_NAME.test(name)) throw new InputError(`'${name}' is not a disposable's name (dispNNNN)`);
   const report: RemovalReport = { name, removed: [], configRemoved: false, secretsDeleted: 0 };
-  let description: DomainDescription;
-  try {
-    if (!(await hypervisor.exists(name))) throw new NotFoundError(`no VM named '${name}'`);
-    description = describeDomain(await hypervisor.xml(name, { inactive: true }));
-  } catch (err) {
-    if (err instanceof NotFoundError)
-      throw new NotFoundError(`no disposable named '${name}' (at ${hypervisor.uri})`);
-    throw err;
+  let description: DomainDescription | undefined;
+  if (await hypervisor.exists(name)) {
+    try {
+      description = describeDomain(await hypervisor.xml(name, { inactive: true }));
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
   }
-  if (!description.ours || description.role !== 'disposable') {
+  if (description && (!description.ours || description.role !== 'disposable')) {
     throw new InputError(`'${name}' is not a disposable; remove it with destroy ${name}`);
   }
-  try {
-    if ((await hypervisor.info(name)).state !== 'shut off') await hypervisor.destroy(name);
-  } catch (err) {
-    if (!(err instanceof NotRunningError) && (await hypervisor.info(name)).state !== 'shut off') throw err;
+  if (!description && !(await readRecord(name, dir))) {
+    throw new NotFoundError(`no disposable named '${name}' (at ${hypervisor.uri})`);
   }
-  const vmDir = description.disks[0] ? path.dirname(description.disks[0].file) : undefined;
-  const volumePaths = vmDir ? appVmPaths({ name, vmDir }) : undefined;
-  const asVolume = new Set(volumePaths ? [volumePaths.root, volumePaths.private] : []);
-  const wake = description.wakePipe ? [`${description.wakePipe}.in`, `${description.wakePipe}.out`] : [];
-  const display = description.display ? [description.display.socket] : [];
-  for (const file of [
-    ...description.disks.map((d) => d.file),
-    ...description.files,
-    ...wake,
-    ...display,
-    consoleLogPath(name),
-  ]) {
-    if (!path.isAbsolute(file)) continue;
-    // The overlay and the private volume go through the storage layer (a remote pool works too).
-    if (asVolume.has(file)) {
-      if (await volumes.remove(file)) report.removed.push(file);
-      continue;
-    }
+  if (description) {
     try {
-      await fs.rm(file);
-      report.removed.push(file);
+      if ((await hypervisor.info(name)).state !== 'shut off') await hypervisor.destroy(name);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (!(err instanceof NotRunningError) && (await hypervisor.info(name)).state !== 'shut off') throw err;
+    }
+    const vmDir = description.disks[0] ? path.dirname(description.disks[0].file) : undefined;
+    const volumePaths = vmDir ? appVmPaths({ name, vmDir }) : undefined;
+    const asVolume = new Set(volumePaths ? [volumePaths.root, volumePaths.private] : []);
+    const wake = description.wakePipe ? [`${description.wakePipe}.in`, `${description.wakePipe}.out`] : [];
+    const display = description.display ? [description.display.socket] : [];
+    for (const file of [
+      ...description.disks.map((d) => d.file),
+      ...description.files,
+      ...wake,
+      ...display,
+      consoleLogPath(name),
+    ]) {
+      if (!path.isAbsolute(file)) continue;
+      // The overlay and the private volume go through the storage layer (a remote pool works too).
+      if (asVolume.has(file)) {
+        if (await volumes.remove(file)) report.removed.push(file);
+        continue;
+      }
+      try {
+        await fs.rm(file);
+        report.removed.push(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
     }
   }
   if (await deps.configStore.exists(name)) {
@@ -265,52 +356,85 @@ export async function removeDisposable(deps: RemoveDeps, name: string): Promise<
   for (const store of [deps.credentials.passwords, deps.credentials.agentSecrets]) {
     if (await store.delete(name)) report.secretsDeleted += 1;
   }
-  await hypervisor.undefine(name);
+  if (description) await hypervisor.undefine(name);
+  await dropRecord(name, dir);
   await deps.forgetAtProxy?.(name).catch(() => undefined);
   return report;
 }
 
 export type SweepOutcome =
-  | { name: string; status: 'removed'; how: 'domain' | 'journal'; detail: string }
-  | { name: string; status: 'failed'; error: string };
+  { name: string; status: 'removed'; detail: string } | { name: string; status: 'failed'; error: string };
+
+export interface SweepDeps extends Omit<RemoveDeps, 'hypervisor' | 'volumes'> {
+  /** The journal cleanup's adapters; its hypervisorFor opens each record's connection. */
+  journal: CleanupDeps;
+  volumesFor(uri: string): VolumeStore;
+  /**
+   * Also look at this hypervisor's domains for disposables with a dead owner
+   * and no record (a record deleted by hand), among this user's VMs (a config
+   * file in this config store): `run --disposable` does, having it open anyway.
+   */
+  scan?: Hypervisor;
+}
 
 /**
- * Removes every disposable whose owning process is gone: marked domains, and
- * disposables whose create was killed before the domain existed (their
- * journal). Live ones are left alone. Run by `gc` and at the start of every
- * `run --disposable`.
+ * Removes every disposable whose owning process is gone, from its owner
+ * record: what its killed create journaled, then the disposable itself.
+ * Live ones are left alone. Run by `gc` and at the start of every
+ * `run --disposable`; without records (and without `scan`) it touches
+ * neither libvirt nor the keyring.
  */
 export async function sweepOrphanedDisposables(
-  deps: RemoveDeps & { journal: CleanupDeps },
+  deps: SweepDeps,
   alive: (owner: ProcessIdentity) => boolean = isAlive,
 ): Promise<SweepOutcome[]> {
+  const dir = deps.recordDir ?? recordDir();
   const outcomes: SweepOutcome[] = [];
-  for (const name of (await listJournals(deps.journal.dir)).filter((n) => DISPOSABLE_NAME.test(n))) {
+  const seen = new Set<string>();
+  for (const name of await listRecords(dir)) {
+    seen.add(name);
     try {
-      const record = await readJournal(name, deps.journal.dir);
-      if (!record || record.operation !== 'run --disposable' || alive(record.owner)) continue;
-      const cleaned = await cleanUpUnfinished(deps.journal, name);
-      outcomes.push({ name, status: 'removed', how: 'journal', detail: `${cleaned.removed.length} item(s)` });
+      const record = await readRecord(name, dir);
+      if (!record || alive(record.owner)) continue;
+      const parts: string[] = [];
+      const journal = await readJournal(name, deps.journal.dir);
+      if (journal && !alive(journal.owner)) {
+        const cleaned = await cleanUpUnfinished(deps.journal, name);
+        parts.push(`${cleaned.removed.length} item(s) of its unfinished create`);
+      }
+      const hypervisor = await deps.journal.hypervisorFor(record.connectUri);
+      const report = await removeDisposable(
+        { ...deps, hypervisor, volumes: deps.volumesFor(record.connectUri) },
+        name,
+      );
+      parts.push(describeRemoval(report));
+      outcomes.push({ name, status: 'removed', detail: parts.join('; ') });
     } catch (err) {
       outcomes.push({ name, status: 'failed', error: (err as Error).message });
     }
   }
-  for (const d of await ourDomains(deps.hypervisor)) {
-    if (!isOrphaned(d, alive)) continue;
-    try {
-      const report = await removeDisposable(deps, d.name);
-      outcomes.push({
-        name: d.name,
-        status: 'removed',
-        how: 'domain',
-        detail: `${report.removed.length} file(s), ${report.secretsDeleted} keyring entr${report.secretsDeleted === 1 ? 'y' : 'ies'}`,
-      });
-    } catch (err) {
-      if (err instanceof NotFoundError) continue; // removed by someone else meanwhile
-      outcomes.push({ name: d.name, status: 'failed', error: (err as Error).message });
+  if (deps.scan) {
+    for (const d of await ourDomains(deps.scan)) {
+      if (seen.has(d.name) || !isOrphaned(d, alive) || !(await deps.configStore.exists(d.name))) continue;
+      try {
+        const report = await removeDisposable(
+          { ...deps, hypervisor: deps.scan, volumes: deps.volumesFor(deps.scan.uri) },
+          d.name,
+        );
+        outcomes.push({ name: d.name, status: 'removed', detail: describeRemoval(report) });
+      } catch (err) {
+        if (err instanceof NotFoundError) continue; // removed by someone else meanwhile
+        outcomes.push({ name: d.name, status: 'failed', error: (err as Error).message });
+      }
     }
   }
   return outcomes;
+}
+
+/** What a removal took, in a few words. */
+export function describeRemoval(report: RemovalReport): string {
+  const n = report.secretsDeleted;
+  return `${report.removed.length} file(s)${report.configRemoved ? ', config' : ''}, ${n} keyring entr${n === 1 ? 'y' : 'ies'}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -325,7 +449,7 @@ export interface DisposableContext {
 
 export interface WithDisposableOptions {
   starter: DisposableStarter;
-  remove: RemoveDeps & { journal: CleanupDeps };
+  remove: RemoveDeps & SweepDeps;
   template: string;
   /** Aborted when the disposable must end (the CLI wires SIGINT and SIGTERM to it). */
   signal: AbortSignal;
@@ -348,51 +472,64 @@ export async function withDisposable<T>(
 ): Promise<T> {
   const log = options.log ?? (() => undefined);
   const { hypervisor, configStore } = options.remove;
-  for (const outcome of await sweepOrphanedDisposables(options.remove)) {
+  const dir = options.remove.recordDir ?? recordDir();
+  for (const outcome of await sweepOrphanedDisposables({ ...options.remove, scan: hypervisor })) {
     if (outcome.status === 'removed') log(`${outcome.name}: removed (its owner was gone; ${outcome.detail})`);
     else log(`${outcome.name}: could not remove an orphaned disposable: ${outcome.error}`);
   }
   const owner = options.owner ?? currentProcess();
-  let started: StartedDisposable | undefined;
+  const taken = nameTakenCheck(hypervisor, configStore, options.remove.journal.dir);
   let name = '';
-  for (let attempt = 0; ; attempt++) {
-    name = await pickDisposableName(nameTakenCheck(hypervisor, configStore, options.remove.journal.dir));
-    try {
-      started = await options.starter.start({
-        template: options.template,
+  // The record is the claim: written before anything is made, so a SIGKILL from here on leaves it for gc.
+  for (let tries = 0; ; tries++) {
+    name = await pickDisposableName(taken);
+    const claimed = await claimName(
+      {
+        version: 1,
         name,
+        template: options.template,
+        connectUri: hypervisor.uri,
         owner,
-        signal: options.signal,
-      });
-      break;
-    } catch (err) {
-      // Another disposable took the name between the check and the create: pick another.
-      if (err instanceof AlreadyExistsError && attempt < 3 && !options.signal.aborted) continue;
-      // A start that failed after the domain was defined (the boot itself) leaves a marked domain.
-      await removeIfOurs(options.remove, name, owner);
-      throw err;
-    }
+        createdAt: new Date().toISOString(),
+      },
+      dir,
+    );
+    if (claimed) break;
+    if (tries >= NAME_TRIES) throw new AlreadyExistsError('no free disposable name: run vm-provisioner gc');
+  }
+  let started: StartedDisposable;
+  try {
+    started = await options.starter.start({
+      template: options.template,
+      name,
+      owner,
+      signal: options.signal,
+    });
+  } catch (err) {
+    // A start that failed after the domain was defined (the boot itself) leaves a marked domain.
+    await removeDisposable(options.remove, name).catch((cleanupErr: Error) => {
+      if (!(cleanupErr instanceof NotFoundError)) log(`${name}: left for gc: ${cleanupErr.message}`);
+    });
+    throw err;
   }
   log(`${name}: disposable on template ${options.template}`);
+  let result: { value: T } | { error: unknown };
   try {
     if (options.signal.aborted) throw new CancelledError(`disposable ${name} was interrupted as it started`);
-    return await action({ name, started, signal: options.signal });
-  } finally {
+    result = { value: await action({ name, started, signal: options.signal }) };
+  } catch (error) {
+    result = { error };
+  }
+  try {
     await removeDisposable(options.remove, name);
     log(`${name}: removed`);
+  } catch (err) {
+    // `destroy NAME` was first: nothing is left to remove.
+    if (!(err instanceof NotFoundError)) throw err;
+    log(`${name}: already removed`);
   }
-}
-
-/** Removes `name` if it is a disposable this owner made (never another process's of the same name). */
-async function removeIfOurs(deps: RemoveDeps, name: string, owner: ProcessIdentity): Promise<void> {
-  try {
-    if (!(await deps.hypervisor.exists(name))) return;
-    const d = describeDomain(await deps.hypervisor.xml(name, { inactive: true }));
-    const mine = d.disposableOwner?.pid === owner.pid && d.disposableOwner.startTicks === owner.startTicks;
-    if (d.ours && d.role === 'disposable' && mine) await removeDisposable(deps, name);
-  } catch {
-    // Left for gc: the domain carries the mark and a dead owner once this process ends.
-  }
+  if ('error' in result) throw result.error;
+  return result.value;
 }
 
 // ---------------------------------------------------------------------------
