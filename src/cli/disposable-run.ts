@@ -52,7 +52,6 @@ export async function runDisposable(argv: ArgumentsCamelCase<RunArgs>): Promise<
   const seconds = runTimeoutSeconds(argv.timeout);
   const socket = argv.socket ? { socketPath: argv.socket } : {};
   const defaults = await loadUserDefaults();
-  await requireProxy(socket);
 
   // Installed before anything is made: from here on a signal ends the disposable, never the process.
   const controller = new AbortController();
@@ -80,8 +79,9 @@ export async function runDisposable(argv: ArgumentsCamelCase<RunArgs>): Promise<
           : undefined,
         templates,
       );
-      // An unknown template fails here, in one line, with nothing made.
+      // An unknown template fails here, in one line, with nothing made; then no proxy, before any VM.
       await requireTemplate(hypervisor, chosen.name);
+      await requireProxy(socket);
       const configStore = new FileConfigStore();
       const volumes = new LibvirtVolumeStore(hypervisor.uri);
       const credentials = keyringCredentialStores();
