@@ -17,7 +17,7 @@ import { requireTemplate } from '../service/templates.js';
 import { loadUserDefaults } from '../spec/defaults-file.js';
 import { FileConfigStore } from '../spec/store.js';
 import { LibvirtVolumeStore } from '../storage/volumes.js';
-import { CancelledError, InputError, ServiceUnavailableError } from '../util/errors.js';
+import { CancelledError, InputError, ServiceUnavailableError, VmpError } from '../util/errors.js';
 import { packageVersion } from '../util/package-info.js';
 import type { RunArgs } from './commands/run.js';
 import { cleanupDeps } from './commands/gc.js';
@@ -136,16 +136,17 @@ export async function runDisposable(argv: ArgumentsCamelCase<RunArgs>): Promise<
               if (argv.viewer && vm.started.spiceUri && hasGraphicalSession()) {
                 viewerPid = await openViewer(vm.started.spiceUri, vm.name);
               }
-              const started = await Promise.race([
-                startInVm(vm.name, command, {
-                  waitMs: seconds * 1000,
-                  ...socket,
-                  connectedSince: vm.started.bootedAfter,
-                }),
-                ended.then((end) =>
-                  end instanceof Error ? Promise.reject(end) : Promise.reject(new Error(describeEnd(end))),
-                ),
-              ]);
+              // Whatever ends the disposable first also abandons the wait for its agent.
+              const abandon = new AbortController();
+              void ended.then((end) =>
+                abandon.abort(end instanceof Error ? end : new VmpError(`${vm.name}: ${describeEnd(end)}`)),
+              );
+              const started = await startInVm(vm.name, command, {
+                waitMs: seconds * 1000,
+                ...socket,
+                connectedSince: vm.started.bootedAfter,
+                signal: abandon.signal,
+              });
               process.stdout.write(`${vm.name}: started ${command[0]} (pid ${started.pid} in the VM)\n`);
               const early = watch.started(started.execId);
               const end = early ?? (await ended);

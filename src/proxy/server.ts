@@ -648,7 +648,8 @@ export class ProxyServer extends EventEmitter {
   forget(vmName: string): boolean {
     this.current.get(vmName)?.fail(ErrorCode.SHUTTING_DOWN, 'the VM was removed');
     const known = this.table.forget(vmName);
-    if (known) this.publish({ time: new Date().toISOString(), vm: vmName, type: 'vm-forgotten' });
+    // Also for a VM never seen: a follower waiting for its agent learns that it will never come.
+    this.publish({ time: new Date().toISOString(), vm: vmName, type: 'vm-forgotten' });
     return known;
   }
 

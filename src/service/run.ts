@@ -74,6 +74,8 @@ export interface RunOptions {
    * connection from before may still look alive at the proxy.
    */
   connectedSince?: number;
+  /** Abandons the request (the wait for the agent included) when aborted. */
+  signal?: AbortSignal;
 }
 
 /** Fails fast (ServiceUnavailableError, naming how to start it) when no proxy answers: before a VM is started for nothing. */
@@ -104,6 +106,10 @@ export async function startInVm(
     'run',
     { vm: name, argv, waitMs, ...(options.connectedSince ? { connectedSince: options.connectedSince } : {}) },
     // The proxy answers within the wait plus its own EXEC deadline (10 s).
-    { ...(options.socketPath ? { socketPath: options.socketPath } : {}), timeoutMs: waitMs + 15_000 },
+    {
+      ...(options.socketPath ? { socketPath: options.socketPath } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      timeoutMs: waitMs + 15_000,
+    },
   );
 }

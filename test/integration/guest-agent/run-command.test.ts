@@ -273,12 +273,15 @@ describeWith(probe, 'run through the proxy to a real agent')('vm-provisioner run
     expect(killed).toMatchObject({ how: 'signalled', code: 9 });
   });
 
-  test('forget of a VM the proxy does not know answers false and publishes nothing', async () => {
+  test('forget of a VM the proxy does not know answers false; its followers still hear it is gone', async () => {
     const from = log.mark;
     await expect(
       controlRequest('forget', { vm: 'vmp-t-never-seen' }, { socketPath: control.socketPath }),
     ).resolves.toEqual({ forgotten: false });
-    expect(log.all.slice(from).filter((e) => e.type === 'vm-forgotten')).toEqual([]);
+    expect(log.all.slice(from).filter((e) => e.type === 'vm-forgotten').map((e) => e.vm)).toEqual([
+      'vmp-t-never-seen',
+    ]);
+    expect(proxy.table.has('vmp-t-never-seen')).toBe(false);
   });
 
   test('a program the guest does not have: one line, exit 1, and the link stays up', async () => {
