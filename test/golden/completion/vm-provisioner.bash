@@ -25,13 +25,13 @@ _vm_provisioner_flags() {
     'stop') printf '%s\n' '--timeout' '--force' '--save' '--no-save' '--connect' '-c' '--help' '-h' ;;
     'pause') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'resume') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
-    'run') printf '%s\n' '--timeout' '--viewer' '--no-viewer' '--socket' '--connect' '-c' '--help' '-h' ;;
+    'run') printf '%s\n' '--timeout' '--viewer' '--no-viewer' '--disposable' '--template' '--flatpak' '--socket' '--connect' '-c' '--help' '-h' ;;
     'snapshot') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'snapshot create') printf '%s\n' '--memory' '--connect' '-c' '--help' '-h' ;;
     'snapshot list') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
     'snapshot revert') printf '%s\n' '--force' '--connect' '-c' '--help' '-h' ;;
     'snapshot delete') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
-    'list') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
+    'list') printf '%s\n' '--json' '--disposables' '--connect' '-c' '--help' '-h' ;;
     'get') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
     'set') printf '%s\n' '--force' '--connect' '-c' '--help' '-h' ;;
     'apply') printf '%s\n' '--dry-run' '--prune' '--yes' '-y' '--force' '--connect' '-c' '--help' '-h' ;;
@@ -66,7 +66,7 @@ _vm_provisioner_value_flags() {
     'stop') printf '%s\n' '--timeout' '--connect' '-c' ;;
     'pause') printf '%s\n' '--connect' '-c' ;;
     'resume') printf '%s\n' '--connect' '-c' ;;
-    'run') printf '%s\n' '--timeout' '--socket' '--connect' '-c' ;;
+    'run') printf '%s\n' '--timeout' '--template' '--flatpak' '--socket' '--connect' '-c' ;;
     'snapshot') printf '%s\n' '--connect' '-c' ;;
     'snapshot create') printf '%s\n' '--connect' '-c' ;;
     'snapshot list') printf '%s\n' '--connect' '-c' ;;
@@ -108,6 +108,7 @@ _vm_provisioner_option_values() {
     'template import|--config') printf '%s\n' 'file' ;;
     'template import|--kernel') printf '%s\n' 'file' ;;
     'template import|--initrd') printf '%s\n' 'file' ;;
+    'run|--template') printf '%s\n' 'template' ;;
     'run|--socket') printf '%s\n' 'file' ;;
     'proxy|--socket') printf '%s\n' 'file' ;;
     'windows|--socket') printf '%s\n' 'file' ;;
