@@ -291,7 +291,13 @@ export class ControlServer {
         if (typeof since !== 'number' || !Number.isSafeInteger(since) || since < 0) {
           throw new BadRequest('connectedSince must be a time in milliseconds since the epoch');
         }
-        const started = await this.proxy.exec(vm, req.argv as string[], { waitMs, connectedSinceMs: since });
+        // A client that leaves (a disposable that ended, a Ctrl+C) takes its wait with it.
+        const gone = new AbortController();
+        const onClose = (): void => gone.abort();
+        socket.once('close', onClose);
+        const started = await this.proxy
+          .exec(vm, req.argv as string[], { waitMs, connectedSinceMs: since, signal: gone.signal })
+          .finally(() => socket.off('close', onClose));
         return { pid: started.pid, execId: started.execId };
       }
       case 'forget': {

@@ -740,7 +740,12 @@ export class ProxyServer extends EventEmitter {
    * (a VM just started or resumed connects within seconds; the wait ends the
    * moment it authenticates, not on a poll).
    */
-  private async connectionWithin(vmName: string, waitMs: number, sinceMs = 0): Promise<AgentConnection> {
+  private async connectionWithin(
+    vmName: string,
+    waitMs: number,
+    sinceMs = 0,
+    signal?: AbortSignal,
+  ): Promise<AgentConnection> {
     const fresh = (conn: AgentConnection | undefined): conn is AgentConnection =>
       conn !== undefined && conn.authenticatedAt >= sinceMs;
     const now = this.current.get(vmName);
@@ -752,10 +757,20 @@ export class ProxyServer extends EventEmitter {
         if (!fresh(this.current.get(vmName))) return;
         clearTimeout(timer);
         this.off('event', onEvent);
+        signal?.removeEventListener('abort', onAbort);
         resolve();
       };
+      // The asker went away: stop waiting, so that no command starts for nobody once the agent comes.
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        this.off('event', onEvent);
+        reject(new ProxyRequestError('failed', `the request for VM "${vmName}" was abandoned`));
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
       const timer = setTimeout(() => {
         this.off('event', onEvent);
+        signal?.removeEventListener('abort', onAbort);
         const seen = !this.table.has(vmName)
           ? 'has not connected'
           : this.current.has(vmName)
@@ -781,11 +796,16 @@ export class ProxyServer extends EventEmitter {
   async exec(
     vmName: string,
     argv: string[],
-    options: { waitMs?: number; timeoutMs?: number; connectedSinceMs?: number } = {},
+    options: { waitMs?: number; timeoutMs?: number; connectedSinceMs?: number; signal?: AbortSignal } = {},
   ): Promise<ExecStarted> {
     const problem = execArgvProblem(argv);
     if (problem) throw new ProxyRequestError('bad_request', problem);
-    const conn = await this.connectionWithin(vmName, options.waitMs ?? 0, options.connectedSinceMs ?? 0);
+    const conn = await this.connectionWithin(
+      vmName,
+      options.waitMs ?? 0,
+      options.connectedSinceMs ?? 0,
+      options.signal,
+    );
     if (conn.protocolVersion < EXEC_MIN_VERSION) {
       throw new ProxyRequestError(
         'refused',

@@ -162,6 +162,18 @@ test('EXEC waits for an agent that connects within the wait, and fails clearly w
   await expect(proxy.exec(`${PREFIX}nobody`, ['xterm'])).rejects.toMatchObject({ code: 'not_found' });
 });
 
+test('a wait abandoned by its asker ends at once, and the agent that connects later is sent nothing', async () => {
+  const gone = new AbortController();
+  const pending = proxy.exec(`${PREFIX}b`, ['xterm'], { waitMs: 5000, signal: gone.signal });
+  gone.abort();
+  await expect(pending).rejects.toThrow('the request for VM "vmp-t-proto-exec-b" was abandoned');
+  const b = await agent(`${PREFIX}b`);
+  const seen = answering(b, () => null);
+  await new Promise((r) => setTimeout(r, 200));
+  expect(seen.filter((m) => m.type === 'exec')).toEqual([]);
+  expect(proxy.listenerCount('event')).toBe(0);
+});
+
 test('with connectedSinceMs, only a connection made since then gets the EXEC: an older one is passed over', async () => {
   const old = await agent(`${PREFIX}a`);
   const oldSeen = answering(old, (m) => ({
