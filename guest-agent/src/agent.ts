@@ -17,7 +17,11 @@ export type AgentOutbound =
   | { type: 'clipboard-content'; requestId: number; text: string }
   | { type: 'clipboard-result'; requestId: number; status: ClipboardResultStatus; message: string }
   | { type: 'exec-result'; requestId: number; status: ExecResultStatus; pid: number; message: string }
-  | { type: 'file'; message: FileOutbound };
+  | { type: 'file'; message: FileOutbound }
+  | { type: 'exec-exited'; requestId: number; end: ExecEndInfo };
+
+/** How a started command ended: its exit status, or the signal that killed it. */
+export type ExecEndInfo = { how: 'exited'; code: number } | { how: 'signalled'; signal: number };
 
 export type ExecResultStatus = 'started' | 'refused' | 'failed';
 
@@ -55,9 +59,12 @@ export interface TooLarge {
   tooLarge: true;
 }
 
-/** Starts a command in the session (guest-agent/src/exec.ts); resolves with its pid. */
+/**
+ * Starts a command in the session (guest-agent/src/exec.ts); resolves with its
+ * pid. `onExit`, when given, is called once when the command has ended.
+ */
 export interface ExecPort {
-  start(argv: string[]): Promise<number>;
+  start(argv: string[], onExit?: (end: ExecEndInfo) => void): Promise<number>;
 }
 
 export interface AgentOptions {
@@ -289,7 +296,14 @@ export class GuestAgent {
       link.send({ type: 'exec-result', requestId, status, pid, message });
     if (!this.opts.exec) return reply('refused', 0, 'this agent does not run commands');
     try {
-      const pid = await this.opts.exec.start(argv);
+      // The exit goes out on whatever link is up when it happens (the one that asked may have been
+      // replaced by a reconnect); with none up, it is lost (docs/protocol.md, EXEC_EXITED).
+      const pid = await this.opts.exec.start(argv, (end) => {
+        this.log(
+          `${argv[0]} (for the host) ended: ${end.how === 'exited' ? `status ${end.code}` : `signal ${end.signal}`}`,
+        );
+        this.link?.send({ type: 'exec-exited', requestId, end });
+      });
       this.log(`started ${argv[0]} (pid ${pid}) for the host`);
       reply('started', pid, '');
     } catch (err) {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
-import type { ExecPort } from './agent.js';
+import type { ExecEndInfo, ExecPort } from './agent.js';
 
 /**
  * Starting a command the host asked for (EXEC, docs/protocol.md): an argv
@@ -41,7 +41,7 @@ export class SessionExec implements ExecPort {
     private readonly home: string = os.homedir(),
   ) {}
 
-  start(argv: string[]): Promise<number> {
+  start(argv: string[], onExit?: (end: ExecEndInfo) => void): Promise<number> {
     const [program, ...args] = argv;
     return new Promise((resolve, reject) => {
       // Its own session and process group: a restart of the agent's link or a signal to the
@@ -56,6 +56,12 @@ export class SessionExec implements ExecPort {
       child.once('spawn', () => {
         child.unref();
         resolve(child.pid!);
+      });
+      // Its exit is reported (EXEC_EXITED), nothing more: the agent never waits on or reads it.
+      child.once('exit', (code, signal) => {
+        if (!onExit) return;
+        if (code !== null) onExit({ how: 'exited', code });
+        else onExit({ how: 'signalled', signal: signal ? (os.constants.signals[signal] ?? 255) : 255 });
       });
       child.once('error', (err) => reject(err));
     });

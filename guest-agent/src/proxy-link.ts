@@ -2,7 +2,9 @@ import {
   AgentClient,
   ClipboardStatus,
   ErrorCode,
+  EXEC_EXITED_MIN_VERSION,
   EXEC_MIN_VERSION,
+  ExecEnd,
   ExecStatus,
   FILE_MIN_VERSION,
   MAX_AGENT_VERSION_BYTES,
@@ -85,6 +87,8 @@ class ProxyLink implements AgentLink {
   }
 
   send(out: AgentOutbound): void {
+    // A proxy of an older version knows no EXEC_EXITED: it would end the link on it.
+    if (out.type === 'exec-exited' && this.client.version < EXEC_EXITED_MIN_VERSION) return;
     for (const m of toWire(out)) {
       if (this.client.isClosed) return;
       this.client.send(m);
@@ -213,6 +217,21 @@ export function toWire(out: AgentOutbound): Message[] {
         out.message.type === 'file-result'
           ? { ...out.message, message: clip(out.message.message, MAX_ERROR_MESSAGE_BYTES) }
           : out.message,
+      ];
+    case 'exec-exited':
+      return [
+        {
+          type: 'exec-exited',
+          requestId: out.requestId,
+          how: out.end.how === 'exited' ? ExecEnd.EXITED : ExecEnd.SIGNALLED,
+          code: Math.min(
+            255,
+            Math.max(
+              out.end.how === 'exited' ? 0 : 1,
+              out.end.how === 'exited' ? out.end.code : out.end.signal,
+            ),
+          ),
+        },
       ];
     case 'window-event': {
       const w = out.event.window;

@@ -64,7 +64,12 @@ interface SimpleShape {
 
 /** The lines taken without yargs: each shape must match the command's yargs options exactly (a test checks). */
 export const SIMPLE_LINES: Record<string, SimpleShape> = {
-  list: { positionals: [], booleans: { json: false }, strings: ['connect'], required: ['json'] },
+  list: {
+    positionals: [],
+    booleans: { json: false, disposables: false },
+    strings: ['connect'],
+    required: ['json'],
+  },
   start: {
     positionals: ['name'],
     booleans: { viewer: true, seamless: undefined },

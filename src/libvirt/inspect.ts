@@ -27,8 +27,10 @@ export interface DomainDescription {
   disks: DomainDisk[];
   /** `spice://host:port` of a running domain, when SPICE has a port assigned. */
   spiceUri?: string;
-  /** `template` for a template (docs/templates.md); absent for an app VM. */
-  role?: 'template';
+  /** `template` for a template (docs/templates.md), `disposable` for a disposable (docs/disposables.md); absent for an app VM. */
+  role?: 'template' | 'disposable';
+  /** A disposable's owning CLI process, as recorded at its creation. */
+  disposableOwner?: { pid: number; startTicks: string | null; bootId: string | null };
   /** A template's disk as it was sealed. */
   seal?: { mtimeNs: string; sizeBytes: number; origin: 'install' | 'import' };
   /** An app VM built on a template: the template's name and disk (the overlay's backing file). */
@@ -112,6 +114,17 @@ export function describeDomain(xml: string): DomainDescription {
         description.files = asArray(element[prefix ? `${prefix}:file` : 'file']).map(text);
         const child = (tag: string): Node[] => asArray(element[prefix ? `${prefix}:${tag}` : tag]);
         if (element['@role'] === 'template') description.role = 'template';
+        if (element['@role'] === 'disposable') description.role = 'disposable';
+        const owner = child('disposable')[0];
+        if (owner && /^\d{1,10}$/.test(String(owner['@owner-pid'] ?? ''))) {
+          const start = owner['@owner-start'];
+          const boot = owner['@boot-id'];
+          description.disposableOwner = {
+            pid: Number(owner['@owner-pid']),
+            startTicks: typeof start === 'string' || typeof start === 'number' ? String(start) : null,
+            bootId: typeof boot === 'string' ? boot : null,
+          };
+        }
         const seal = child('seal')[0];
         if (seal && typeof seal['@mtime-ns'] === 'string') {
           description.seal = {

@@ -1,6 +1,7 @@
 import {
   EXEC_FORBIDDEN_CHARS,
   EXEC_PROGRAM_PATTERN,
+  ExecEnd,
   FRAME_HEADER_BYTES,
   HELLO_MAGIC,
   MAC_BYTES,
@@ -139,6 +140,14 @@ function checkInt(value: number, min: number, max: number, field: string): void 
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new ProtocolError(`${field} must be an integer from ${min} to ${max}, got ${String(value)}`);
   }
+}
+
+/** EXEC_EXITED: `how` is EXITED (status 0-255) or SIGNALLED (signal 1-255; 0 is no signal). */
+function checkExecEnd(how: number, code: number): void {
+  if (how !== ExecEnd.EXITED && how !== ExecEnd.SIGNALLED) {
+    throw new ProtocolError(`exec-exited: how is ${String(how)}; it must be 0 (exited) or 1 (signalled)`);
+  }
+  checkInt(code, how === ExecEnd.SIGNALLED ? 1 : 0, 255, 'exec-exited code');
 }
 
 class Reader {
@@ -449,6 +458,12 @@ export function encodeMessage(message: Message): Buffer {
       w.u32(message.transferId, 'transferId');
       w.u32(message.size, 'size');
       break;
+    case 'exec-exited':
+      checkExecEnd(message.how, message.code);
+      w.u32(message.requestId, 'requestId');
+      w.u8(message.how, 'how');
+      w.u8(message.code, 'code');
+      break;
     default: {
       const never: never = message;
       throw new ProtocolError(`unknown message ${JSON.stringify(never)}`);
@@ -643,6 +658,14 @@ export function decodePayload(code: number, payload: Buffer): Message {
         throw new ProtocolError(`writeback-begin: size ${size} is over the ${MAX_FILE_BYTES}-byte limit`);
       }
       message = { type: 'writeback-begin', transferId, size };
+      break;
+    }
+    case MessageType.EXEC_EXITED: {
+      const requestId = r.u32('requestId');
+      const how = r.u8('how');
+      const exitCode = r.u8('code');
+      checkExecEnd(how, exitCode);
+      message = { type: 'exec-exited', requestId, how, code: exitCode };
       break;
     }
     default:

@@ -13,6 +13,8 @@ export const MIN_PROTOCOL_VERSION = 1;
 export const EXEC_MIN_VERSION = 2;
 /** The first version with the file messages (0x40-0x47: `open`, `copy-to-vm`, writeback). */
 export const FILE_MIN_VERSION = 3;
+/** The first version with EXEC_EXITED: the agent tells when a command it started has exited. */
+export const EXEC_EXITED_MIN_VERSION = 3;
 
 /** The TCP port agents connect to on the host. */
 export const DEFAULT_PROXY_PORT = 9999;
@@ -96,6 +98,7 @@ export const MessageType = {
   WRITEBACK_BEGIN: 0x45,
   WRITEBACK_DATA: 0x46,
   WRITEBACK_END: 0x47,
+  EXEC_EXITED: 0x32,
 } as const;
 export type MessageTypeCode = (typeof MessageType)[keyof typeof MessageType];
 
@@ -143,6 +146,12 @@ export const FileStatus = {
   FAILED: 2,
 } as const;
 
+/** How a command of EXEC_EXITED ended: its own exit (status 0-255) or a signal (its number). */
+export const ExecEnd = {
+  EXITED: 0,
+  SIGNALLED: 1,
+} as const;
+export type ExecEndValue = (typeof ExecEnd)[keyof typeof ExecEnd];
 export type ExecStatusValue = (typeof ExecStatus)[keyof typeof ExecStatus];
 
 export type ClipboardStatusValue = (typeof ClipboardStatus)[keyof typeof ClipboardStatus];
@@ -278,6 +287,15 @@ export interface ExecResultMessage {
   pid: number;
   message: string;
 }
+export interface ExecExitedMessage {
+  type: 'exec-exited';
+  /** The requestId of the EXEC that started the command (its exec id). */
+  requestId: number;
+  /** ExecEnd: EXITED or SIGNALLED. */
+  how: number;
+  /** The exit status (0-255) or the signal number (1-255). */
+  code: number;
+}
 
 export interface FileBeginMessage {
   type: 'file-begin';
@@ -357,7 +375,8 @@ export type Message =
   | FileCloseMessage
   | WritebackBeginMessage
   | WritebackDataMessage
-  | WritebackEndMessage;
+  | WritebackEndMessage
+  | ExecExitedMessage;
 
 export type MessageName = Message['type'];
 
@@ -419,6 +438,7 @@ export const MESSAGE_CODES: Readonly<Record<MessageName, MessageTypeCode>> = {
   'writeback-begin': MessageType.WRITEBACK_BEGIN,
   'writeback-data': MessageType.WRITEBACK_DATA,
   'writeback-end': MessageType.WRITEBACK_END,
+  'exec-exited': MessageType.EXEC_EXITED,
 };
 
 /** The file messages, each only valid on a link of version FILE_MIN_VERSION or later. */
@@ -474,4 +494,5 @@ export const MAX_PAYLOAD_BY_CODE: ReadonlyMap<number, number> = new Map<number, 
   [MessageType.WRITEBACK_BEGIN, 4 + 4],
   [MessageType.WRITEBACK_DATA, 4 + 4 + MAX_FILE_CHUNK_BYTES],
   [MessageType.WRITEBACK_END, 4 + SHA256_BYTES],
+  [MessageType.EXEC_EXITED, 4 + 1 + 1],
 ]);

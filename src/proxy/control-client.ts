@@ -19,6 +19,8 @@ export interface ControlClientOptions {
   socketPath?: string;
   /** Deadline for connecting and for the answer. Default 10 s. */
   timeoutMs?: number;
+  /** Gives up at once (closing the connection) when aborted: the request rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export const DEFAULT_CONTROL_TIMEOUT_MS = 10_000;
@@ -138,6 +140,11 @@ export async function controlRequest<T>(
         ),
       );
       socket.once('error', (err) => settle(() => reject(notRunning(socketPath, err))));
+      const onAbort = (): void =>
+        settle(() => reject(options.signal?.reason ?? new VmpError(`"${op}" was abandoned`)));
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      socket.once('close', () => options.signal?.removeEventListener('abort', onAbort));
       socket.write(`${JSON.stringify({ id: 1, op, ...fields })}\n`);
     });
   } finally {

@@ -9,7 +9,7 @@ import { ProxyRequestError, type ProxyEvent, type ProxyServer, type WritebackEve
 /**
  * The proxy's local control socket: newline-delimited JSON over a Unix socket
  * that only the proxy's user can open (directory 0700, socket 0600). Serves
- * `status`, `windows`, `follow`, the clipboard and `run` (docs/protocol.md).
+ * `status`, `windows`, `follow`, the clipboard, `run` and `forget` (docs/protocol.md).
  */
 
 export const CONTROL_SOCKET_NAME = 'proxy.sock';
@@ -295,8 +295,18 @@ export class ControlServer {
         const problem = execArgvProblem(req.argv);
         if (problem) throw new BadRequest(problem);
         const { waitMs, since } = waitFields(req);
-        const started = await this.proxy.exec(vm, req.argv as string[], { waitMs, connectedSinceMs: since });
-        return { pid: started.pid };
+        // A client that leaves (a disposable that ended, a Ctrl+C) takes its wait with it.
+        const gone = new AbortController();
+        const onClose = (): void => gone.abort();
+        socket.once('close', onClose);
+        const started = await this.proxy
+          .exec(vm, req.argv as string[], { waitMs, connectedSinceMs: since, signal: gone.signal })
+          .finally(() => socket.off('close', onClose));
+        return { pid: started.pid, execId: started.execId };
+      }
+      case 'forget': {
+        const vm = requiredVm(req.vm);
+        return { forgotten: this.proxy.forget(vm) };
       }
       case 'file-copy':
       case 'file-open': {

@@ -70,6 +70,10 @@ export function formatEvent(event: ProxyEvent): string {
       return `${head} mapped ${hexId(event.id)}`;
     case 'window-unmapped':
       return `${head} unmapped ${hexId(event.id)}`;
+    case 'exec-exited':
+      return `${head} command ${event.execId} ${event.how === 'exited' ? `exited with status ${event.code}` : `killed by signal ${event.code}`}`;
+    case 'vm-forgotten':
+      return `${head} forgotten (the VM was removed)`;
     case 'window-list':
       return `${head} snapshot: ${event.windows.length} windows, focus ${event.focused === 0 ? 'none' : hexId(event.focused)}`;
   }

@@ -7,7 +7,9 @@ import {
   computeAuthMac,
   encodeMessage,
   ErrorCode,
+  EXEC_EXITED_MIN_VERSION,
   EXEC_MIN_VERSION,
+  ExecEnd,
   execArgvProblem,
   ExecStatus,
   FILE_MIN_VERSION,
@@ -78,6 +80,10 @@ export type ProxyEvent = { time: string; vm: string } & (
   | WindowEventMessage
   | { type: 'agent-connected'; peer: string }
   | { type: 'agent-disconnected'; reason: string }
+  /** A command started through `exec` ended (EXEC_EXITED); execId is what `exec` resolved with. */
+  | { type: 'exec-exited'; execId: number; how: 'exited' | 'signalled'; code: number }
+  /** The VM was forgotten (`forget`): its windows are gone from the table. */
+  | { type: 'vm-forgotten' }
 );
 
 export interface ClipboardContent {
@@ -99,6 +105,8 @@ export class ProxyRequestError extends Error {
 /** A command the agent started (EXEC_RESULT STARTED). */
 export interface ExecStarted {
   pid: number;
+  /** The EXEC's request id: an `exec-exited` event with this execId says the command ended. */
+  execId: number;
 }
 
 /** A file the agent stored (FILE_RESULT OK). */
@@ -409,7 +417,7 @@ class AgentConnection {
         clearTimeout(waiter.timer);
         this.pendingExec.delete(message.requestId);
         if (message.status === ExecStatus.STARTED) {
-          waiter.resolve({ pid: message.pid });
+          waiter.resolve({ pid: message.pid, execId: message.requestId });
         } else {
           const code = message.status === ExecStatus.REFUSED ? 'refused' : 'failed';
           const detail = message.message ? `: ${message.message}` : '';
@@ -435,6 +443,14 @@ class AgentConnection {
         }
         if (message.type === 'file-result') return this.onFileResult(message);
         return this.onWriteback(message);
+      case 'exec-exited':
+        if (this.version < EXEC_EXITED_MIN_VERSION) {
+          this.fail(ErrorCode.PROTOCOL_ERROR, `exec-exited is not part of protocol version ${this.version}`);
+          return;
+        }
+        // Not matched against pending requests: the command may outlive the link that started it.
+        this.server.onExecExited(this, message.requestId, message.how, message.code);
+        return;
       default:
         this.fail(ErrorCode.PROTOCOL_ERROR, `${message.type} is not something an agent may send`);
     }
@@ -854,6 +870,30 @@ export class ProxyServer extends EventEmitter {
       this.publish({ time: new Date().toISOString(), vm: name, ...message });
   }
 
+  onExecExited(conn: AgentConnection, execId: number, how: number, code: number): void {
+    this.publish({
+      time: new Date().toISOString(),
+      vm: conn.vmName!,
+      type: 'exec-exited',
+      execId,
+      how: how === ExecEnd.SIGNALLED ? 'signalled' : 'exited',
+      code,
+    });
+  }
+
+  /**
+   * Forgets a VM that no longer exists (a disposable just removed): its
+   * windows leave the table and its connection, if one is left, is closed.
+   * True if the proxy knew it.
+   */
+  forget(vmName: string): boolean {
+    this.current.get(vmName)?.fail(ErrorCode.SHUTTING_DOWN, 'the VM was removed');
+    const known = this.table.forget(vmName);
+    // Also for a VM never seen: a follower waiting for its agent learns that it will never come.
+    this.publish({ time: new Date().toISOString(), vm: vmName, type: 'vm-forgotten' });
+    return known;
+  }
+
   private publish(event: ProxyEvent): void {
     this.emit('event', event);
   }
@@ -941,7 +981,12 @@ export class ProxyServer extends EventEmitter {
    * (a VM just started or resumed connects within seconds; the wait ends the
    * moment it authenticates, not on a poll).
    */
-  private async connectionWithin(vmName: string, waitMs: number, sinceMs = 0): Promise<AgentConnection> {
+  private async connectionWithin(
+    vmName: string,
+    waitMs: number,
+    sinceMs = 0,
+    signal?: AbortSignal,
+  ): Promise<AgentConnection> {
     const fresh = (conn: AgentConnection | undefined): conn is AgentConnection =>
       conn !== undefined && conn.authenticatedAt >= sinceMs;
     const now = this.current.get(vmName);
@@ -953,10 +998,20 @@ export class ProxyServer extends EventEmitter {
         if (!fresh(this.current.get(vmName))) return;
         clearTimeout(timer);
         this.off('event', onEvent);
+        signal?.removeEventListener('abort', onAbort);
         resolve();
       };
+      // The asker went away: stop waiting, so that no command starts for nobody once the agent comes.
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        this.off('event', onEvent);
+        reject(new ProxyRequestError('failed', `the request for VM "${vmName}" was abandoned`));
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
       const timer = setTimeout(() => {
         this.off('event', onEvent);
+        signal?.removeEventListener('abort', onAbort);
         const seen = !this.table.has(vmName)
           ? 'has not connected'
           : this.current.has(vmName)
@@ -982,11 +1037,16 @@ export class ProxyServer extends EventEmitter {
   async exec(
     vmName: string,
     argv: string[],
-    options: { waitMs?: number; timeoutMs?: number; connectedSinceMs?: number } = {},
+    options: { waitMs?: number; timeoutMs?: number; connectedSinceMs?: number; signal?: AbortSignal } = {},
   ): Promise<ExecStarted> {
     const problem = execArgvProblem(argv);
     if (problem) throw new ProxyRequestError('bad_request', problem);
-    const conn = await this.connectionWithin(vmName, options.waitMs ?? 0, options.connectedSinceMs ?? 0);
+    const conn = await this.connectionWithin(
+      vmName,
+      options.waitMs ?? 0,
+      options.connectedSinceMs ?? 0,
+      options.signal,
+    );
     if (conn.protocolVersion < EXEC_MIN_VERSION) {
       throw new ProxyRequestError(
         'refused',

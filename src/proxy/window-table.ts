@@ -78,6 +78,11 @@ export class WindowTable {
     vm.peer = null;
   }
 
+  /** Drops everything known of the VM (it was destroyed); true if there was anything. */
+  forget(name: string): boolean {
+    return this.vms.delete(name);
+  }
+
   /** Applies one window event; says whether it named an unknown window or broke the window limit. */
   apply(name: string, message: WindowEventMessage): ApplyOutcome {
     const vm = this.state(name);

@@ -63,6 +63,11 @@ export interface DomainXmlOptions {
   template?: TemplateUse;
   /** A template itself: marked so in the metadata, with the stamp of its disk as sealed. */
   seal?: TemplateSeal;
+  /**
+   * A disposable (docs/disposables.md): marked `role="disposable"`, with the
+   * process that owns it, so that `gc` can tell a live one from one whose CLI was killed.
+   */
+  disposable?: DisposableOwner;
   /** Flatpaks the VM installs at its first boot (per user, on its private volume), until it reports them done. */
   pendingFlatpaks?: string[];
   /**
@@ -97,6 +102,15 @@ export interface TemplateSeal {
   sizeBytes: number;
   /** `install`: made by `template create` (dnf inside); `import`: an image brought in by `template import`. */
   origin: 'install' | 'import';
+}
+
+/** The CLI process a disposable belongs to (the journal's ProcessIdentity). */
+export interface DisposableOwner {
+  pid: number;
+  /** Field 22 of /proc/PID/stat, or null where unreadable. */
+  startTicks: string | null;
+  /** /proc/sys/kernel/random/boot_id, or null where unreadable. */
+  bootId: string | null;
 }
 
 /** A device: its element name and the xmlbuilder2 object for its content. */
@@ -162,6 +176,19 @@ function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
   }
   if (options.template && options.seal) {
     throw new InputError('a template is not built on another template');
+  }
+  const owner = options.disposable;
+  if (
+    owner &&
+    (!options.template ||
+      !Number.isSafeInteger(owner.pid) ||
+      owner.pid <= 0 ||
+      (owner.startTicks !== null && !/^\d{1,20}$/.test(owner.startTicks)) ||
+      (owner.bootId !== null && !UUID.test(owner.bootId)))
+  ) {
+    throw new InputError(
+      `disposable owner ${JSON.stringify(owner)} is invalid (or the VM is on no template)`,
+    );
   }
   if (
     options.seal &&
@@ -508,6 +535,7 @@ function metadataElement(spec: VmSpec, options: DomainXmlOptions): XmlNode {
     '@version': options.version,
     '@phase': options.install ? 'install' : 'installed',
     ...(options.seal ? { '@role': 'template' } : {}),
+    ...(options.disposable ? { '@role': 'disposable' } : {}),
   };
   const apps = appsOf(spec);
   if (apps.length > 0) vm[`${VMP_XML_PREFIX}:app`] = apps.map((app) => ({ '#': app }));
@@ -521,6 +549,14 @@ function metadataElement(spec: VmSpec, options: DomainXmlOptions): XmlNode {
       '@mtime-ns': options.seal.mtimeNs,
       '@size': options.seal.sizeBytes,
       '@origin': options.seal.origin,
+    };
+  }
+  if (options.disposable) {
+    const { pid, startTicks, bootId } = options.disposable;
+    vm[`${VMP_XML_PREFIX}:disposable`] = {
+      '@owner-pid': pid,
+      ...(startTicks !== null ? { '@owner-start': startTicks } : {}),
+      ...(bootId !== null ? { '@boot-id': bootId } : {}),
     };
   }
   const pending = options.pendingFlatpaks ?? [];

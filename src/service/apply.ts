@@ -241,7 +241,8 @@ export async function planApply(
   // Only this user's: a VM whose config file is in this config directory (others on a shared libvirtd are not theirs to prune).
   const unlisted: string[] = [];
   for (const d of ours) {
-    if (d.role !== 'template' && !listed.has(d.name) && (await configStore.exists(d.name)))
+    // Templates and disposables are never app VMs a file could list.
+    if (d.role === undefined && !listed.has(d.name) && (await configStore.exists(d.name)))
       unlisted.push(d.name);
   }
   if (options.prune) for (const name of unlisted) steps.push({ op: '-', kind: 'vm', name });

@@ -46,6 +46,8 @@ export interface VmSummary {
   apps: string[];
   /** The template an app VM is built on. */
   template?: string;
+  /** A disposable (docs/disposables.md); listed only when asked for. */
+  disposable?: true;
   /** Flatpaks it installs at its first boot and has not been seen to have installed yet. */
   pendingFlatpaks: string[];
 }
@@ -68,14 +70,23 @@ export async function ourDomains(hypervisor: Hypervisor): Promise<DomainDescript
   return described.filter((d): d is DomainDescription => d?.ours === true);
 }
 
-/** Our VMs, sorted by name; domains we did not make, and templates, are left out. */
-export async function listVms(hypervisor: Hypervisor): Promise<VmSummary[]> {
+/**
+ * Our VMs, sorted by name; domains we did not make, and templates, are left
+ * out, and so are disposables unless `disposables` asks for them.
+ */
+export async function listVms(
+  hypervisor: Hypervisor,
+  options: { disposables?: boolean } = {},
+): Promise<VmSummary[]> {
   const ours: Array<{ description: DomainDescription; info: DomainDetails['info'] }> = [];
   // Each definition and info in as few calls as the backend allows, not a lookup and two calls per name.
   for (const { inactiveXml, info } of await hypervisor.listDomainDetails()) {
     const description = describeListing(inactiveXml);
-    // Templates are listed by `template list`: they are bases, not VMs anyone runs.
-    if (description.ours && description.role !== 'template') ours.push({ description, info });
+    // Templates are listed by `template list`: they are bases, not VMs anyone runs. Disposables are
+    // throwaway VMs that vanish on their own: shown only with `list --disposables`.
+    if (!description.ours || description.role === 'template') continue;
+    if (description.role === 'disposable' && options.disposables !== true) continue;
+    ours.push({ description, info });
   }
   ours.sort((a, b) => compareNames(a.description.name, b.description.name));
   // One call for all of them: asking per domain spawned virsh once for every VM that was off.
@@ -93,6 +104,7 @@ export async function listVms(hypervisor: Hypervisor): Promise<VmSummary[]> {
         vcpus: info.vcpus,
         apps: description.apps,
         ...(description.template ? { template: description.template.name } : {}),
+        ...(description.role === 'disposable' ? { disposable: true as const } : {}),
         pendingFlatpaks: description.pendingFlatpaks,
       };
       return summary;

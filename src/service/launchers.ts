@@ -97,7 +97,7 @@ export async function syncLaunchers(options: LauncherOptions = {}): Promise<Sync
   const dirs = launcherDirs(options.dataHome ?? dataHome());
   const cli = options.cli ?? thisCli();
   const templates = options.hypervisor
-    ? new Set((await ourDomains(options.hypervisor)).filter((d) => d.role === 'template').map((d) => d.name))
+    ? new Set((await ourDomains(options.hypervisor)).filter((d) => d.role !== undefined).map((d) => d.name))
     : new Set<string>();
   const report: SyncReport = { written: [], unchanged: 0, removed: [], problems: [] };
   const wanted = new Map<string, Wanted>();

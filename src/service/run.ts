@@ -74,6 +74,8 @@ export interface RunOptions {
    * connection from before may still look alive at the proxy.
    */
   connectedSince?: number;
+  /** Abandons the request (the wait for the agent included) when aborted. */
+  signal?: AbortSignal;
 }
 
 /** Fails fast (ServiceUnavailableError, naming how to start it) when no proxy answers: before a VM is started for nothing. */
@@ -87,12 +89,27 @@ export async function requireProxy(options: RunOptions = {}): Promise<void> {
 
 /** Asks the proxy to have the VM's agent start argv; resolves with the guest pid. */
 export async function runInVm(name: string, argv: string[], options: RunOptions = {}): Promise<number> {
+  return (await startInVm(name, argv, options)).pid;
+}
+
+/**
+ * As runInVm, and also the exec id: the proxy's `exec-exited` event with that
+ * id (protocol version 3's EXEC_EXITED) says when the command has ended.
+ */
+export async function startInVm(
+  name: string,
+  argv: string[],
+  options: RunOptions = {},
+): Promise<{ pid: number; execId: number }> {
   const waitMs = options.waitMs ?? DEFAULT_RUN_WAIT_MS;
-  const { pid } = await controlRequest<{ pid: number }>(
+  return controlRequest<{ pid: number; execId: number }>(
     'run',
     { vm: name, argv, waitMs, ...(options.connectedSince ? { connectedSince: options.connectedSince } : {}) },
     // The proxy answers within the wait plus its own EXEC deadline (10 s).
-    { ...(options.socketPath ? { socketPath: options.socketPath } : {}), timeoutMs: waitMs + 15_000 },
+    {
+      ...(options.socketPath ? { socketPath: options.socketPath } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      timeoutMs: waitMs + 15_000,
+    },
   );
-  return pid;
 }

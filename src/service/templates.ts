@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { buildConfigDisk } from '../configdisk/image.js';
 import type { DomainDescription } from '../libvirt/inspect.js';
-import { renderDomainXml, type TemplateSeal } from '../render/domain-xml.js';
+import { renderDomainXml, type DisposableOwner, type TemplateSeal } from '../render/domain-xml.js';
 import {
   provisionVmCredentials,
   removeVmCredentials,
@@ -289,6 +289,8 @@ export async function planOnTemplate(
   deps: Pick<TemplateDeps, 'hypervisor' | 'volumes' | 'configStore'>,
   spec: VmSpec,
   version: string,
+  /** A disposable's owner (docs/disposables.md): recorded in the domain's metadata. */
+  disposable?: DisposableOwner,
 ): Promise<TemplatePlan> {
   const { hypervisor, configStore, volumes } = deps;
   const name = spec.name;
@@ -328,6 +330,7 @@ export async function planOnTemplate(
     template: { name: template.name, disk: template.disk, privateDisk: paths.private },
     ...(template.description.boot ? { boot: template.description.boot } : {}),
     pendingFlatpaks,
+    ...(disposable ? { disposable } : {}),
     consoleLog: consoleLogPath(spec.name),
     ...displayOwnerOption(hypervisor.uri),
     version,
@@ -343,6 +346,8 @@ export interface FromTemplateOptions {
   onCommitted?: () => void;
   /** Where the create journal lives (default: the state directory's). */
   journalDir?: string;
+  /** Make it a disposable owned by this process (docs/disposables.md). */
+  disposable?: DisposableOwner;
 }
 
 export interface FromTemplateResult {
@@ -373,11 +378,12 @@ export async function createFromTemplate(
       deps,
       spec,
       options.version,
+      options.disposable,
     );
 
     const journal = await Journal.begin({
       vm: name,
-      operation: 'create --template',
+      operation: options.disposable ? 'run --disposable' : 'create --template',
       connectUri: hypervisor.uri,
       entries: lockEntries(configStore, lock, name),
       dir: journalDir,

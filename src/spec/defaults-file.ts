@@ -4,7 +4,7 @@ import { FileTooLargeError, NotRegularFileError, readRegularFileBounded } from '
 import { configDir } from '../util/paths.js';
 import { at, describeSource, type KeyDef, parseKeyedToml, TOML_KEYS } from './toml.js';
 import type { VmSpec } from './types.js';
-import { type ResourceLimits, validateConnectUri } from './validate.js';
+import { type ResourceLimits, validateConnectUri, validateVmName } from './validate.js';
 
 /**
  * The user's defaults file, $XDG_CONFIG_HOME/vm-provisioner/defaults.toml
@@ -32,11 +32,14 @@ export const DEFAULTS_SPEC_KEYS = [
   'on_stop',
 ] as const;
 
-type DefaultsField = (typeof TOML_KEYS)[(typeof DEFAULTS_SPEC_KEYS)[number]]['field'] | 'connect';
+type DefaultsField =
+  (typeof TOML_KEYS)[(typeof DEFAULTS_SPEC_KEYS)[number]]['field'] | 'connect' | 'defaultTemplate';
 
 const DEFAULTS_KEYS: Readonly<Record<string, KeyDef<DefaultsField>>> = {
   ...Object.fromEntries(DEFAULTS_SPEC_KEYS.map((key) => [key, TOML_KEYS[key] as KeyDef<DefaultsField>])),
   connect: { field: 'connect', kind: 'string', check: (v) => validateConnectUri(v) },
+  // The template `run --disposable` uses without --template (docs/disposables.md).
+  default_template: { field: 'defaultTemplate', kind: 'string', check: (v) => validateVmName(v) },
 };
 
 /** The spellings people reach for (the issue's, virt-install's), pointed at the real key. */
@@ -62,6 +65,8 @@ export interface UserDefaults {
     Pick<VmSpec, 'memoryMb' | 'vcpus' | 'template' | 'networkMode' | 'vmDir' | 'label' | 'display' | 'onStop'>
   >;
   connect?: string;
+  /** The template of disposables (`default_template`). */
+  defaultTemplate?: string;
   /** 1-based line of each key, for messages about a value that only fails later (the installer's memory floor). */
   lines: Partial<Record<DefaultsField, number>>;
   source: string;
@@ -112,8 +117,17 @@ export function parseDefaults(file: DefaultsFileText, limits: ResourceLimits = {
   const { fields, lines } = parseKeyedToml(file.text, file.source, limits, DEFAULTS_KEYS, (key) =>
     Object.prototype.hasOwnProperty.call(SPELLINGS, key) ? SPELLINGS[key] : undefined,
   );
-  const { connect, ...spec } = fields as UserDefaults['spec'] & { connect?: string };
-  return { spec, ...(connect !== undefined ? { connect } : {}), lines, source: file.source };
+  const { connect, defaultTemplate, ...spec } = fields as UserDefaults['spec'] & {
+    connect?: string;
+    defaultTemplate?: string;
+  };
+  return {
+    spec,
+    ...(connect !== undefined ? { connect } : {}),
+    ...(defaultTemplate !== undefined ? { defaultTemplate } : {}),
+    lines,
+    source: file.source,
+  };
 }
 
 /** Reads and validates the user's defaults file; undefined when there is none. */

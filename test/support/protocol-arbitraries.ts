@@ -177,6 +177,20 @@ export const messageArbs: Record<Message['type'], fc.Arbitrary<Message>> = {
     transferId: u32,
     sha256: bytes(SHA256_BYTES),
   }),
+  'exec-exited': fc.oneof(
+    fc.record({
+      type: fc.constant('exec-exited' as const),
+      requestId: u32,
+      how: fc.constant(0),
+      code: fc.integer({ min: 0, max: 255 }),
+    }),
+    fc.record({
+      type: fc.constant('exec-exited' as const),
+      requestId: u32,
+      how: fc.constant(1),
+      code: fc.integer({ min: 1, max: 255 }),
+    }),
+  ),
 };
 
 export const anyMessageArb: fc.Arbitrary<Message> = fc.oneof(...Object.values(messageArbs));

@@ -4,6 +4,8 @@ import { readJournal } from '../../service/journal.js';
 import { destroyVm, requireOurVm } from '../../service/lifecycle.js';
 import { syncLaunchersQuietly } from '../../service/launchers.js';
 import { FileConfigStore } from '../../spec/store.js';
+import { controlRequest } from '../../proxy/control-client.js';
+import { LibvirtVolumeStore } from '../../storage/volumes.js';
 import { InputError } from '../../util/errors.js';
 import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
 import { cleanupDeps, summarize } from './gc.js';
@@ -52,6 +54,29 @@ export const destroyCommand: CommandModule<object, DestroyArgs> = {
         }
       }
       const cleanup = cleanupDeps(hypervisor);
+      if (
+        !unfinished &&
+        (await requireOurVm(hypervisor, name).catch(() => undefined))?.role === 'disposable'
+      ) {
+        // Through the storage layer, domain last, and its windows dropped at the proxy (docs/disposables.md).
+        const { removeDisposable } = await import('../../service/disposable.js');
+        const removed = await removeDisposable(
+          {
+            hypervisor,
+            volumes: new LibvirtVolumeStore(hypervisor.uri),
+            configStore,
+            credentials,
+            forgetAtProxy: async (vm) => {
+              await controlRequest('forget', { vm }, { timeoutMs: 5_000 });
+            },
+          },
+          name,
+        ).finally(cleanup.close);
+        process.stdout.write(
+          `${name}: disposable destroyed (${removed.removed.length} file(s), ${removed.configRemoved ? 'config, ' : ''}${removed.secretsDeleted} keyring entr${removed.secretsDeleted === 1 ? 'y' : 'ies'})\n`,
+        );
+        return;
+      }
       const report = await destroyVm(
         {
           hypervisor,

@@ -18,13 +18,16 @@ import { VmpError } from '../../util/errors.js';
  */
 export const gcCommand: CommandModule<object, object> = {
   command: 'gc',
-  describe: 'Remove what unfinished (crashed or killed) creates left behind; running creates are left alone',
+  describe:
+    'Remove what unfinished (crashed or killed) creates left behind, and disposables whose CLI is gone; running ones are left alone',
   builder: (yargs: Argv<object>) => yargs.example('$0 gc', ''),
   handler: async (_argv: ArgumentsCamelCase<object>) => {
     const cleanup = cleanupDeps();
     try {
+      // Disposables first: a killed one's create journal is theirs to clean up, with its record.
+      const disposables = await sweepDisposables(cleanup.deps);
       const outcomes = await collectGarbage(cleanup.deps);
-      let failed = 0;
+      let failed = disposables.failed;
       for (const outcome of outcomes) {
         switch (outcome.status) {
           case 'removed':
@@ -43,13 +46,45 @@ export const gcCommand: CommandModule<object, object> = {
             break;
         }
       }
-      if (outcomes.length === 0) process.stdout.write('nothing to clean up\n');
-      if (failed > 0) throw new VmpError(`gc could not clean up ${failed} unfinished create(s); see above`);
+      if (outcomes.length === 0 && disposables.count === 0) process.stdout.write('nothing to clean up\n');
+      if (failed > 0) throw new VmpError(`gc could not clean up ${failed} item(s); see above`);
     } finally {
       await cleanup.close();
     }
   },
 };
+
+/**
+ * Removes the disposables whose owning CLI is gone (docs/disposables.md), from
+ * their owner records, printing a line for each. No record, no libvirt.
+ */
+async function sweepDisposables(journal: CleanupDeps): Promise<{ count: number; failed: number }> {
+  const { sweepOrphanedDisposables } = await import('../../service/disposable.js');
+  const { keyringCredentialStores } = await import('../../secrets/credentials.js');
+  const { FileConfigStore } = await import('../../spec/store.js');
+  const { controlRequest } = await import('../../proxy/control-client.js');
+  const outcomes = await sweepOrphanedDisposables({
+    configStore: new FileConfigStore(),
+    credentials: keyringCredentialStores(),
+    journal,
+    volumesFor: (uri) => new LibvirtVolumeStore(uri),
+    forgetAtProxy: async (vm) => {
+      await controlRequest('forget', { vm }, { timeoutMs: 5_000 });
+    },
+  });
+  let failed = 0;
+  for (const outcome of outcomes) {
+    if (outcome.status === 'removed') {
+      process.stdout.write(
+        `${outcome.name}: removed the disposable whose owner is gone (${outcome.detail})\n`,
+      );
+    } else {
+      failed += 1;
+      process.stderr.write(`${outcome.name}: ${outcome.error}\n`);
+    }
+  }
+  return { count: outcomes.length, failed };
+}
 
 /** What a cleanup removed, in a few words: the files by path, the rest counted. */
 export function summarize(report: CleanupReport): string {

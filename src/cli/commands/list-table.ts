@@ -27,7 +27,7 @@ export function formatVmTable(vms: VmSummary[]): string {
   const rows = [
     ['NAME', 'STATE', 'LABEL', 'MEMORY', 'VCPUS', 'TEMPLATE', 'ON STOP', 'DISPLAY', 'APPS'],
     ...vms.map((vm) => [
-      vm.name,
+      vm.disposable ? `${vm.name} (disposable)` : vm.name,
       vm.state === 'saved' && vm.savedBytes !== undefined
         ? `saved (${Math.round(vm.savedBytes / 1024 / 1024)} MiB)`
         : vm.state,

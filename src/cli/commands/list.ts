@@ -5,6 +5,7 @@ import { withConnectOption, withHypervisor } from '../hypervisor.js';
 
 interface ListArgs {
   json: boolean;
+  disposables: boolean;
   connect: string | undefined;
 }
 
@@ -14,13 +15,23 @@ export const listCommand: CommandModule<object, ListArgs> = {
   builder: (yargs: Argv<object>) =>
     withConnectOption(yargs)
       .option('json', { type: 'boolean', default: false, describe: 'print a JSON array' })
+      .option('disposables', {
+        type: 'boolean',
+        default: false,
+        describe: 'also list running disposables, marked as such (hidden otherwise)',
+      })
       .example('$0 list', '')
-      .example('$0 list --json', '') as unknown as Argv<ListArgs>,
-  handler: async (argv: ArgumentsCamelCase<ListArgs>) => printVms(await listedVms(argv.connect), argv.json),
+      .example('$0 list --json', '')
+      .example('$0 list --disposables', 'ordinary VMs and disposables') as unknown as Argv<ListArgs>,
+  handler: async (argv: ArgumentsCamelCase<ListArgs>) =>
+    printVms(await listedVms(argv.connect, { disposables: argv.disposables }), argv.json),
 };
 
 /** What `list` shows: our VMs with their config's settings. Also run by the CLI's fast path (src/cli/fast-path.ts). */
-export async function listedVms(connect: string | undefined): Promise<VmSummary[]> {
+export async function listedVms(
+  connect: string | undefined,
+  options: { disposables?: boolean } = {},
+): Promise<VmSummary[]> {
   // The config files are stat'ed and the cache read while libvirt opens the connection on one of
   // libuv's threads (it parses a test:/// file there, or waits for the daemon): setImmediate runs
   // once the open has been started, the binding's dlopen and connectOpen being promise steps.
@@ -36,7 +47,7 @@ export async function listedVms(connect: string | undefined): Promise<VmSummary[
   // Awaited below, after the connection: its failure is the one to report.
   stamping.catch(() => undefined);
   return withHypervisor(connect, async (hypervisor) => {
-    const found = await listVms(hypervisor);
+    const found = await listVms(hypervisor, options);
     // A running VM may have finished installing its pending Flatpaks: ask its guest, briefly.
     for (const vm of found) {
       if (vm.pendingFlatpaks.length === 0 || vm.state !== 'running') continue;

@@ -25,7 +25,7 @@ _vm_provisioner_flags() {
     'stop') printf '%s\n' '--timeout' '--force' '--save' '--no-save' '--connect' '-c' '--help' '-h' ;;
     'pause') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'resume') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
-    'run') printf '%s\n' '--timeout' '--viewer' '--no-viewer' '--socket' '--connect' '-c' '--help' '-h' ;;
+    'run') printf '%s\n' '--timeout' '--viewer' '--no-viewer' '--disposable' '--template' '--flatpak' '--socket' '--connect' '-c' '--help' '-h' ;;
     'open') printf '%s\n' '--timeout' '--socket' '--writeback' '--connect' '-c' '--help' '-h' ;;
     'copy-to-vm') printf '%s\n' '--timeout' '--socket' '--connect' '-c' '--help' '-h' ;;
     'snapshot') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
@@ -33,7 +33,7 @@ _vm_provisioner_flags() {
     'snapshot list') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
     'snapshot revert') printf '%s\n' '--force' '--connect' '-c' '--help' '-h' ;;
     'snapshot delete') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
-    'list') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
+    'list') printf '%s\n' '--json' '--disposables' '--connect' '-c' '--help' '-h' ;;
     'get') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
     'set') printf '%s\n' '--force' '--connect' '-c' '--help' '-h' ;;
     'apply') printf '%s\n' '--dry-run' '--prune' '--yes' '-y' '--force' '--connect' '-c' '--help' '-h' ;;
@@ -68,7 +68,7 @@ _vm_provisioner_value_flags() {
     'stop') printf '%s\n' '--timeout' '--connect' '-c' ;;
     'pause') printf '%s\n' '--connect' '-c' ;;
     'resume') printf '%s\n' '--connect' '-c' ;;
-    'run') printf '%s\n' '--timeout' '--socket' '--connect' '-c' ;;
+    'run') printf '%s\n' '--timeout' '--template' '--flatpak' '--socket' '--connect' '-c' ;;
     'open') printf '%s\n' '--timeout' '--socket' '--connect' '-c' ;;
     'copy-to-vm') printf '%s\n' '--timeout' '--socket' '--connect' '-c' ;;
     'snapshot') printf '%s\n' '--connect' '-c' ;;
@@ -112,6 +112,7 @@ _vm_provisioner_option_values() {
     'template import|--config') printf '%s\n' 'file' ;;
     'template import|--kernel') printf '%s\n' 'file' ;;
     'template import|--initrd') printf '%s\n' 'file' ;;
+    'run|--template') printf '%s\n' 'template' ;;
     'run|--socket') printf '%s\n' 'file' ;;
     'open|--socket') printf '%s\n' 'file' ;;
     'copy-to-vm|--socket') printf '%s\n' 'file' ;;

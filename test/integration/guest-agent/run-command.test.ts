@@ -241,6 +241,49 @@ describeWith(probe, 'run through the proxy to a real agent')('vm-provisioner run
     expect(created.window.wmInstance).toBe('vmp-launcher');
   });
 
+  test('EXEC_EXITED: run answers an exec id; the exit status, or the killing signal, reaches the proxy under it', async () => {
+    const from = log.mark;
+    const exited = await controlRequest<{ pid: number; execId: number }>(
+      'run',
+      { vm: VM, argv: ['sh', '-c', 'exit 7'] },
+      { socketPath: control.socketPath },
+    );
+    expect(exited.execId).toBeGreaterThan(0);
+    const end = await log.waitFor(
+      (e) => e.type === 'exec-exited' && e.execId === exited.execId,
+      `exec-exited of ${exited.execId}; agent log: ${agentLog}`,
+      20_000,
+      from,
+    );
+    expect(end).toMatchObject({ vm: VM, type: 'exec-exited', how: 'exited', code: 7 });
+    const xterm = await controlRequest<{ pid: number; execId: number }>(
+      'run',
+      { vm: VM, argv: ['xterm', '-T', 'vmp-to-kill'] },
+      { socketPath: control.socketPath },
+    );
+    expect(xterm.execId).not.toBe(exited.execId);
+    await windowTitled('vmp-to-kill', from);
+    process.kill(xterm.pid, 'SIGKILL');
+    const killed = await log.waitFor(
+      (e) => e.type === 'exec-exited' && e.execId === xterm.execId,
+      `exec-exited of ${xterm.execId}`,
+      20_000,
+      from,
+    );
+    expect(killed).toMatchObject({ how: 'signalled', code: 9 });
+  });
+
+  test('forget of a VM the proxy does not know answers false; its followers still hear it is gone', async () => {
+    const from = log.mark;
+    await expect(
+      controlRequest('forget', { vm: 'vmp-t-never-seen' }, { socketPath: control.socketPath }),
+    ).resolves.toEqual({ forgotten: false });
+    expect(log.all.slice(from).filter((e) => e.type === 'vm-forgotten').map((e) => e.vm)).toEqual([
+      'vmp-t-never-seen',
+    ]);
+    expect(proxy.table.has('vmp-t-never-seen')).toBe(false);
+  });
+
   test('a program the guest does not have: one line, exit 1, and the link stays up', async () => {
     const from = log.mark;
     const r = await runCli(['run', VM, '--', 'vmp-no-such-program', '--flag'], env);

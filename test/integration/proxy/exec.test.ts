@@ -8,12 +8,12 @@ import {
   PROTOCOL_VERSION,
   type Message,
 } from '../../../src/protocol/index.js';
-import { ProxyServer, ProxyRequestError } from '../../../src/proxy/server.js';
+import { ProxyServer, ProxyRequestError, type ProxyEvent } from '../../../src/proxy/server.js';
 import { RawPeer, waitFor } from '../../support/fake-agent.js';
 
 /**
  * The proxy's side of EXEC over real TCP on loopback: agents are played by
- * the protocol's own client (its newest version) and by a raw version-1 peer.
+ * the protocol's own client (version 3) and by raw version-1 and version-2 peers.
  */
 
 const PREFIX = 'vmp-t-proto-exec-';
@@ -74,9 +74,39 @@ test("EXEC goes to the VM's agent and its STARTED answer resolves with the pid",
     pid: 321,
     message: '',
   }));
-  await expect(proxy.exec(`${PREFIX}a`, ['xterm', '-T', 'x y'])).resolves.toEqual({ pid: 321 });
+  await expect(proxy.exec(`${PREFIX}a`, ['xterm', '-T', 'x y'])).resolves.toEqual({
+    pid: 321,
+    execId: expect.any(Number),
+  });
   expect(seen).toEqual([{ type: 'exec', requestId: expect.any(Number), argv: ['xterm', '-T', 'x y'] }]);
-  expect(a.version).toBe(PROTOCOL_VERSION);
+  expect(a.version).toBe(3);
+});
+
+test('EXEC_EXITED is published under the exec id the EXEC resolved with, also from a later link', async () => {
+  const a = await agent(`${PREFIX}a`);
+  answering(a, (m) => ({
+    type: 'exec-result',
+    requestId: m.requestId,
+    status: ExecStatus.STARTED,
+    pid: 9,
+    message: '',
+  }));
+  const events: ProxyEvent[] = [];
+  proxy.on('event', (e: ProxyEvent) => events.push(e));
+  const { execId } = await proxy.exec(`${PREFIX}a`, ['xterm']);
+  a.send({ type: 'exec-exited', requestId: execId, how: 1, code: 15 });
+  const ended = await waitFor(() => events.find((e) => e.type === 'exec-exited'), 2000, 'exec-exited');
+  expect(ended).toMatchObject({ vm: `${PREFIX}a`, type: 'exec-exited', execId, how: 'signalled', code: 15 });
+  // A reconnected agent reports on its new link; the proxy matches nothing and keeps the link.
+  a.close();
+  const again = await agent(`${PREFIX}a`);
+  again.send({ type: 'exec-exited', requestId: execId + 1000, how: 0, code: 0 });
+  await waitFor(
+    () => events.find((e) => e.type === 'exec-exited' && e.execId === execId + 1000),
+    2000,
+    'the second',
+  );
+  expect(proxy.status().vms.find((v) => v.name === `${PREFIX}a`)?.connected).toBe(true);
 });
 
 test("REFUSED and FAILED answers become refused and failed errors with the agent's message; the link stays", async () => {
@@ -109,7 +139,7 @@ test('no answer in time is a timeout; a late answer is dropped and the link stay
   a.send({ type: 'exec-result', requestId: 999_999, status: 0, pid: 1, message: '' });
   // The same link answers the next request: the late and the unsolicited answers were dropped, not fatal.
   reply = true;
-  await expect(proxy.exec(`${PREFIX}a`, ['xterm'])).resolves.toEqual({ pid: 5 });
+  await expect(proxy.exec(`${PREFIX}a`, ['xterm'])).resolves.toEqual({ pid: 5, execId: expect.any(Number) });
   expect(a.isClosed).toBe(false);
 });
 
@@ -126,11 +156,23 @@ test('EXEC waits for an agent that connects within the wait, and fails clearly w
   const pending = proxy.exec(`${PREFIX}b`, ['xterm'], { waitMs: 5000 });
   const b = await agent(`${PREFIX}b`);
   answering(b, (m) => ({ type: 'exec-result', requestId: m.requestId, status: 0, pid: 7, message: '' }));
-  await expect(pending).resolves.toEqual({ pid: 7 });
+  await expect(pending).resolves.toEqual({ pid: 7, execId: expect.any(Number) });
   await expect(proxy.exec(`${PREFIX}nobody`, ['xterm'], { waitMs: 200 })).rejects.toThrow(
     'the agent in VM "vmp-t-proto-exec-nobody" has not connected (waited 200 ms)',
   );
   await expect(proxy.exec(`${PREFIX}nobody`, ['xterm'])).rejects.toMatchObject({ code: 'not_found' });
+});
+
+test('a wait abandoned by its asker ends at once, and the agent that connects later is sent nothing', async () => {
+  const gone = new AbortController();
+  const pending = proxy.exec(`${PREFIX}b`, ['xterm'], { waitMs: 5000, signal: gone.signal });
+  gone.abort();
+  await expect(pending).rejects.toThrow('the request for VM "vmp-t-proto-exec-b" was abandoned');
+  const b = await agent(`${PREFIX}b`);
+  const seen = answering(b, () => null);
+  await new Promise((r) => setTimeout(r, 200));
+  expect(seen.filter((m) => m.type === 'exec')).toEqual([]);
+  expect(proxy.listenerCount('event')).toBe(0);
 });
 
 test('with connectedSinceMs, only a connection made since then gets the EXEC: an older one is passed over', async () => {
@@ -153,7 +195,7 @@ test('with connectedSinceMs, only a connection made since then gets the EXEC: an
     pid: 2,
     message: '',
   }));
-  await expect(pending).resolves.toEqual({ pid: 2 });
+  await expect(pending).resolves.toEqual({ pid: 2, execId: expect.any(Number) });
   expect(oldSeen.filter((m) => m.type === 'exec')).toEqual([]);
   await expect(
     proxy.exec(`${PREFIX}a`, ['xterm'], { waitMs: 200, connectedSinceMs: Date.now() + 60_000 }),
@@ -210,6 +252,36 @@ test('a version-1 agent is never sent EXEC: the request is refused, and its EXEC
   });
   expect(peer.received.some((m) => m.type === 'exec')).toBe(false);
   peer.write(encodeMessage({ type: 'exec-result', requestId: 1, status: 0, pid: 1, message: '' }));
+  await waitFor(() => peer.closed, 2000, 'the proxy to close');
+  expect(peer.errorCode()).toBe(1);
+});
+
+test('EXEC_EXITED on a version-2 link breaks the protocol: ERROR and close', async () => {
+  const name = `${PREFIX}old`;
+  const peer = await RawPeer.connect(port);
+  raws.push(peer);
+  const agentNonce = newNonce();
+  peer.write(
+    encodeMessage({
+      type: 'hello',
+      minVersion: 1,
+      maxVersion: 2,
+      vmName: name,
+      agentVersion: 'v2',
+      agentNonce,
+    }),
+  );
+  const challenge = await waitFor(() => peer.received.find((m) => m.type === 'challenge'), 2000, 'challenge');
+  expect(challenge.type === 'challenge' && challenge.version).toBe(2);
+  const ctx = {
+    vmName: name,
+    version: 2,
+    agentNonce,
+    proxyNonce: challenge.type === 'challenge' ? challenge.proxyNonce : Buffer.alloc(0),
+  };
+  peer.write(encodeMessage({ type: 'auth', mac: computeAuthMac(secrets.get(name)!, 'agent', ctx) }));
+  await waitFor(() => peer.received.some((m) => m.type === 'welcome'), 2000, 'welcome');
+  peer.write(encodeMessage({ type: 'exec-exited', requestId: 1, how: 0, code: 0 }));
   await waitFor(() => peer.closed, 2000, 'the proxy to close');
   expect(peer.errorCode()).toBe(1);
 });

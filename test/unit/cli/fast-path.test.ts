@@ -44,14 +44,18 @@ test.each(Object.keys(SIMPLE_LINES))('the %s shape is its yargs definition', asy
 const startDefaults = { seamless: undefined, 'seamless-timeout': 300, seamlessTimeout: 300 };
 
 test.each([
-  [['list', '--json'], { command: 'list', args: { json: true, connect: undefined } }],
+  [['list', '--json'], { command: 'list', args: { json: true, disposables: false, connect: undefined } }],
+  [
+    ['list', '--json', '--disposables'],
+    { command: 'list', args: { json: true, disposables: true, connect: undefined } },
+  ],
   [
     ['list', '--connect', 'test:///x', '--json'],
-    { command: 'list', args: { json: true, connect: 'test:///x' } },
+    { command: 'list', args: { json: true, disposables: false, connect: 'test:///x' } },
   ],
   [
     ['list', '--json', '--connect=test:///x'],
-    { command: 'list', args: { json: true, connect: 'test:///x' } },
+    { command: 'list', args: { json: true, disposables: false, connect: 'test:///x' } },
   ],
   [
     ['start', 'vm-a'],

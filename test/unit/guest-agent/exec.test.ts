@@ -60,6 +60,21 @@ describe('SessionExec (real processes)', () => {
     expect(lines).toContain('DISPLAY=:0');
   });
 
+  test('reports how the command ended: its exit status, or the signal that killed it', async () => {
+    const exec = new SessionExec(':0', { PATH: process.env.PATH }, home);
+    const exited = new Promise((resolve) => void exec.start(['sh', '-c', 'exit 3'], resolve));
+    expect(await exited).toEqual({ how: 'exited', code: 3 });
+    let pid = 0;
+    const killed = new Promise((resolve) => {
+      void exec.start(['sleep', '30'], resolve).then((p) => {
+        pid = p;
+        process.kill(p, 'SIGTERM');
+      });
+    });
+    expect(await killed).toEqual({ how: 'signalled', signal: 15 });
+    expect(pid).toBeGreaterThan(0);
+  });
+
   test('a missing program rejects with ENOENT', async () => {
     const exec = new SessionExec(':0', { PATH: '/usr/bin:/bin' }, home);
     await expect(exec.start(['vmp-no-such-program'])).rejects.toMatchObject({ code: 'ENOENT' });
@@ -75,5 +90,15 @@ describe('EXEC_RESULT from the agent', () => {
     const [m] = toWire({ type: 'exec-result', requestId: 3, status, pid: 12, message: 'why' });
     expect(m).toEqual({ type: 'exec-result', requestId: 3, status: code, pid: 12, message: 'why' });
     expect(decodeFrame(encodeMessage(m!))).toEqual({ ok: true, message: m });
+  });
+});
+
+describe('EXEC_EXITED from the agent', () => {
+  test('an exit and a signal map to the wire and round-trip through the codec', () => {
+    const [exited] = toWire({ type: 'exec-exited', requestId: 4, end: { how: 'exited', code: 0 } });
+    expect(exited).toEqual({ type: 'exec-exited', requestId: 4, how: 0, code: 0 });
+    const [killed] = toWire({ type: 'exec-exited', requestId: 5, end: { how: 'signalled', signal: 9 } });
+    expect(killed).toEqual({ type: 'exec-exited', requestId: 5, how: 1, code: 9 });
+    for (const m of [exited!, killed!]) expect(decodeFrame(encodeMessage(m))).toEqual({ ok: true, message: m });
   });
 });

@@ -10,6 +10,7 @@ import {
   MessageType,
   PROTOCOL_VERSION,
   EXEC_MIN_VERSION,
+  EXEC_EXITED_MIN_VERSION,
 } from '../../../src/protocol/index.js';
 
 /** EXEC and EXEC_RESULT (docs/protocol.md): the bytes, the limits, and frames that break them. */
@@ -56,9 +57,10 @@ describe('EXEC on the wire', () => {
     expect(decodeFrame(frame)).toEqual({ ok: true, message: m });
   });
 
-  test('this code speaks version 3; version 2 was the first with EXEC; version 1 is still accepted', () => {
+  test('this code speaks version 3 (EXEC_EXITED); EXEC came in 2; version 1 is still accepted', () => {
     expect(PROTOCOL_VERSION).toBe(3);
     expect(EXEC_MIN_VERSION).toBe(2);
+    expect(EXEC_EXITED_MIN_VERSION).toBe(3);
   });
 
   test('the largest legal EXEC fits its type limit exactly', () => {
@@ -151,5 +153,43 @@ describe('bad EXEC frames are protocol errors', () => {
     expect(r).toMatchObject({ ok: false });
     expect(!r!.ok && r!.error.code).toBe(7);
     expect(decoder.pendingBytes).toBe(0);
+  });
+});
+
+describe('EXEC_EXITED on the wire', () => {
+  const raw = (payload: number[]): Buffer => {
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(payload.length, 0);
+    header.writeUInt8(MessageType.EXEC_EXITED, 4);
+    return Buffer.concat([header, Buffer.from(payload)]);
+  };
+
+  test('the documented example has the documented bytes: exec 7 exited with status 3', () => {
+    const m = { type: 'exec-exited', requestId: 7, how: 0, code: 3 } as const;
+    const frame = encodeMessage(m);
+    expect(frame.toString('hex')).toBe('00000006' + '32' + '00000007' + '00' + '03');
+    expect(decodeFrame(frame)).toEqual({ ok: true, message: m });
+  });
+
+  test('killed by signal 15', () => {
+    const m = { type: 'exec-exited', requestId: 1, how: 1, code: 15 } as const;
+    expect(decodeFrame(encodeMessage(m))).toEqual({ ok: true, message: m });
+  });
+
+  test.each([
+    ['an unknown how', [0, 0, 0, 1, 2, 0], /how is 2/],
+    ['signal 0', [0, 0, 0, 1, 1, 0], /code must be an integer from 1 to 255/],
+    ['a short payload', [0, 0, 0, 1, 0], /./],
+  ])('%s is refused', (_what, payload, message) => {
+    expect(errorOf(raw(payload))).toMatch(message);
+  });
+
+  test('a longer frame than its 6 bytes is refused from its header', () => {
+    expect(MAX_PAYLOAD_BY_CODE.get(MessageType.EXEC_EXITED)).toBe(6);
+    expect(errorOf(raw([0, 0, 0, 1, 0, 0, 0]))).toMatch(/exceeds its 6-byte limit/);
+  });
+
+  test('the encoder refuses what the decoder would', () => {
+    expect(() => encodeMessage({ type: 'exec-exited', requestId: 1, how: 0, code: 256 })).toThrow(/code/);
   });
 });

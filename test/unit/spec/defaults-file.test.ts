@@ -37,6 +37,7 @@ describe('parseDefaults', () => {
           'label = "red"',
           'display = "seamless"',
           'on_stop = "save"',
+          'default_template = "debian-base"',
         ].join('\n'),
       ),
     );
@@ -52,6 +53,8 @@ describe('parseDefaults', () => {
     });
     expect(d.connect).toBe('qemu:///session');
     expect(d.lines.connect).toBe(6);
+    // Disposables' template: not a create setting, so not in the spec.
+    expect(d.defaultTemplate).toBe('debian-base');
   });
 
   test.each([
@@ -62,6 +65,7 @@ describe('parseDefaults', () => {
     ['label = "pink"\n', /:1: label: invalid label "pink"/],
     ['connect = "not a uri"\n', /:1: connect: invalid libvirt URI "not a uri"/],
     ['template = "Bad_Name"\n', /:1: template: invalid VM name "Bad_Name"/],
+    ['default_template = "a b"\n', /:1: default_template: invalid VM name "a b"/],
     ['vm_dir = "relative/dir"\n', /:1: vm_dir: /],
     ['memory_mb = 1\n', /:1: memory_mb: invalid memory 1 MiB/],
     ['password = "x"\n', /:1: key "password" holds a password/],

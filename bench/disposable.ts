@@ -1,0 +1,232 @@
+/**
+ * Disposables in a row on the real end-to-end guest image (test/e2e/guest-image) imported as a
+ * template, with the real CLI, libvirtd, keyring and proxy (QEMU software emulation):
+ *
+ *   - N runs of `run --disposable -- xterm` (default 50), one after another; every K-th (default 5)
+ *     has its CLI SIGKILLed mid-start, at a random point in its first 8 s;
+ *   - for each of the others: CLI start to its xterm at the proxy; the QEMU process's RSS and the
+ *     disk the disposable's files take while the xterm is up; then the xterm is closed in the guest
+ *     (pkill through the QEMU guest agent) and the time until the CLI has removed everything is taken;
+ *   - at the end, `vm-provisioner gc` (the next run also sweeps killed ones as it starts), then every
+ *     kind of leftover is counted: domains, files in the VM directory, volumes, owner records,
+ *     journals, configs, keyring entries, proxy entries.
+ *
+ *   npm run build && env -u DISPLAY HOME=$(mktemp -d) dbus-run-session -- \
+ *     bash .ci/test-session.sh node dist/bench/disposable.js [N] [K]
+ *
+ * Needs root (the image build) and libvirtd at qemu:///system; nothing else may listen on port
+ * 9999. Everything it makes is removed at the end.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { AGENT_SECRET_SERVICE, PASSWORD_SERVICE } from '../src/service/ports.js';
+import { poolNameFor } from '../src/storage/volumes.js';
+import { secretToolLookup } from '../test/support/keyring-control.js';
+import { CLI } from '../test/support/cli.js';
+import { allDomainNames, removeDomain, virsh } from '../test/support/libvirt-fixture.js';
+import {
+  AppVmHost,
+  buildGuestImage,
+  describeHostCpu,
+  hostCpuSeconds,
+  isXterm,
+  median,
+  showsWindow,
+} from '../test/e2e/support/app-vm-host.js';
+
+const N = Number(process.argv[2] ?? 50);
+const KILL_EVERY = Number(process.argv[3] ?? 5);
+
+interface Sample {
+  name: string;
+  toXterm: number;
+  untilGone: number;
+  rssMiB: number | undefined;
+  diskMiB: number;
+}
+
+async function main(): Promise<void> {
+  const image = await buildGuestImage(() => undefined);
+  const host = new AppVmHost();
+  const template = AppVmHost.vmName('bdisp');
+  const names = new Set<string>();
+  const samples: Sample[] = [];
+  let killed = 0;
+  try {
+    await host.startProxy();
+    const follow = host.follow();
+    const imported = await host.importTemplate(template, image);
+    if (imported.code !== 0) throw new Error(`template import failed: ${imported.stderr}`);
+    const records = path.join(host.root, 'state', 'vm-provisioner', 'disposables');
+
+    for (let i = 0; i < N; i++) {
+      const cpu0 = hostCpuSeconds();
+      const since = follow.events.length;
+      const t0 = Date.now();
+      const child = spawn(
+        process.execPath,
+        [
+          CLI,
+          'run',
+          '--disposable',
+          '--template',
+          template,
+          '--no-viewer',
+          '--timeout',
+          '300',
+          '--',
+          'xterm',
+        ],
+        { env: host.env, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.stdout.resume();
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      const nameNow = (): string | undefined => /^(disp\d{4}): disposable on template/m.exec(stderr)?.[1];
+
+      if (i % KILL_EVERY === KILL_EVERY - 1) {
+        const delay = Math.round(Math.random() * 8000);
+        await new Promise((r) => setTimeout(r, delay));
+        // Its name: from its record (written first), or from its log once it has started.
+        const recorded = fs.existsSync(records)
+          ? fs
+              .readdirSync(records)
+              .filter((f) => f.endsWith('.json'))
+              .map((f) => f.slice(0, -5))
+          : [];
+        for (const n of recorded) names.add(n);
+        child.kill('SIGKILL');
+        await exited;
+        killed += 1;
+        process.stderr.write(
+          `${i + 1}/${N}: SIGKILL after ${delay} ms (${recorded.join(', ') || 'no record yet'})\n`,
+        );
+        continue;
+      }
+
+      const name = await host.until(
+        () => {
+          const n = nameNow();
+          return n && follow.events.slice(since).some((e) => showsWindow(e, n, isXterm)) ? n : undefined;
+        },
+        `disposable ${i + 1}'s xterm`,
+        300_000,
+      );
+      const xtermEvent = follow.events.slice(since).find((e) => showsWindow(e, name, isXterm))!;
+      names.add(name);
+      const toXterm = (xtermEvent.receivedAt - t0) / 1000;
+      const rssMiB = host.qemuRssMiB(name);
+      const diskMiB =
+        fs
+          .readdirSync(host.vmDir)
+          .filter((f) => f.startsWith(`${name}-`))
+          .map((f) => fs.statSync(path.join(host.vmDir, f)).blocks * 512)
+          .reduce((a, b) => a + b, 0) /
+        1024 ** 2;
+      const t1 = Date.now();
+      // Not host.guestExec: it would poll pkill's status from a guest agent that is gone with the VM.
+      virsh(
+        'qemu-agent-command',
+        name,
+        JSON.stringify({
+          execute: 'guest-exec',
+          arguments: { path: '/usr/bin/pkill', arg: ['-x', 'xterm'] },
+        }),
+        '--timeout',
+        '10',
+      );
+      const code = await exited;
+      const untilGone = (Date.now() - t1) / 1000;
+      // xterm answers pkill's SIGTERM with an exit status of its own (15): the CLI then says so and exits 1.
+      if (!new RegExp(`^${name}: removed$`, 'm').test(stderr) || (code !== 0 && code !== 1)) {
+        throw new Error(`disposable ${name} ended with ${code}: ${stderr}`);
+      }
+      samples.push({ name, toXterm, untilGone, rssMiB, diskMiB });
+      process.stderr.write(
+        `${i + 1}/${N}: ${name} xterm after ${toXterm.toFixed(2)} s, gone ${untilGone.toFixed(2)} s after the close, ` +
+          `QEMU RSS ${rssMiB ?? '?'} MiB, disk ${diskMiB.toFixed(1)} MiB; ${describeHostCpu(cpu0, hostCpuSeconds())}\n`,
+      );
+    }
+
+    const gc = await host.cli(['gc'], 300_000);
+    if (gc.code !== 0) throw new Error(`gc failed: ${gc.stderr}`);
+    for (const line of gc.stdout.split('\n').filter(Boolean)) process.stderr.write(`gc: ${line}\n`);
+    const left = await leftovers(host, template, names);
+    follow.stop();
+
+    const f = (xs: number[], digits = 2): string =>
+      xs.length === 0
+        ? '- | - | -'
+        : `${median(xs).toFixed(digits)} | ${Math.min(...xs).toFixed(digits)} | ${Math.max(...xs).toFixed(digits)}`;
+    const rss = samples.map((s) => s.rssMiB).filter((x): x is number => x !== undefined);
+    process.stdout.write(
+      [
+        `image ${image.disk}; ${N} disposables in a row, ${killed} of them SIGKILLed mid-start; then gc`,
+        '',
+        '| measure | runs | median | min | max |',
+        '| --- | ---: | ---: | ---: | ---: |',
+        `| run --disposable -> xterm at the proxy: s | ${samples.length} | ${f(samples.map((s) => s.toXterm))} |`,
+        `| xterm closed in the guest -> everything removed (CLI exit): s | ${samples.length} | ${f(samples.map((s) => s.untilGone))} |`,
+        `| host RSS of the disposable's QEMU: MiB | ${rss.length} | ${f(rss, 0)} |`,
+        `| disk of a running disposable (allocated): MiB | ${samples.length} | ${f(
+          samples.map((s) => s.diskMiB),
+          1,
+        )} |`,
+        '',
+        `leftovers after gc: ${left.length === 0 ? 'none' : left.join('; ')}`,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    for (const name of names) if (allDomainNames().includes(name)) removeDomain(name);
+    await host.cli(['template', 'destroy', template], 120_000).catch(() => undefined);
+    await host.close();
+  }
+}
+
+/** Every trace of the disposables named (or on the template), listed. */
+async function leftovers(host: AppVmHost, template: string, names: Set<string>): Promise<string[]> {
+  const left: string[] = [];
+  for (const d of allDomainNames().filter((n) => /^disp\d{4}$/.test(n))) {
+    if (virsh('dumpxml', d, '--inactive').includes(`name='${template}'`)) left.push(`domain ${d}`);
+  }
+  for (const f of fs.readdirSync(host.vmDir).filter((f) => f.startsWith('disp'))) left.push(`file ${f}`);
+  try {
+    const pool = poolNameFor(host.vmDir);
+    virsh('pool-refresh', pool);
+    for (const v of virsh('vol-list', pool, '--name')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('disp')))
+      left.push(`volume ${v}`);
+  } catch {
+    // no pool: no volumes
+  }
+  const state = path.join(host.root, 'state', 'vm-provisioner');
+  for (const sub of ['disposables', 'journal']) {
+    const dir = path.join(state, sub);
+    if (fs.existsSync(dir)) for (const f of fs.readdirSync(dir)) left.push(`${sub}/${f}`);
+  }
+  const configs = path.join(host.root, 'config', 'vm-provisioner');
+  if (fs.existsSync(configs))
+    for (const f of fs.readdirSync(configs).filter((f) => f.startsWith('disp'))) left.push(`config ${f}`);
+  for (const name of names) {
+    if (secretToolLookup(PASSWORD_SERVICE, name) !== null) left.push(`keyring password ${name}`);
+    if (secretToolLookup(AGENT_SECRET_SERVICE, name) !== null) left.push(`keyring agent secret ${name}`);
+  }
+  const windows = JSON.parse((await host.cli(['windows', '--json'], 20_000)).stdout) as {
+    vms: Array<{ name: string }>;
+  };
+  for (const vm of windows.vms.filter((v) => /^disp\d{4}$/.test(v.name))) left.push(`proxy entry ${vm.name}`);
+  return left;
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`disposable bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,184 @@
+import type { ArgumentsCamelCase } from 'yargs';
+import { followEvents, controlRequest } from '../proxy/control-client.js';
+import { keyringCredentialStores } from '../secrets/credentials.js';
+import {
+  chooseTemplate,
+  ColdBootStarter,
+  describeEnd,
+  DisposableWatch,
+  flatpakArgv,
+  withDisposable,
+  type DisposableEnd,
+} from '../service/disposable.js';
+import { ourDomains } from '../service/inventory.js';
+import { hasGraphicalSession, openViewer } from '../service/lifecycle.js';
+import { requireProxy, startInVm, validateRunArgv } from '../service/run.js';
+import { requireTemplate } from '../service/templates.js';
+import { loadUserDefaults } from '../spec/defaults-file.js';
+import { FileConfigStore } from '../spec/store.js';
+import { LibvirtVolumeStore } from '../storage/volumes.js';
+import { CancelledError, InputError, ServiceUnavailableError, VmpError } from '../util/errors.js';
+import { packageVersion } from '../util/package-info.js';
+import type { RunArgs } from './commands/run.js';
+import { cleanupDeps } from './commands/gc.js';
+import { runTimeoutSeconds } from './commands/run.js';
+import { withHypervisor } from './hypervisor.js';
+
+/** SIGTERM's conventional exit status (128 + 15). */
+class TerminatedError extends CancelledError {
+  override readonly exitCode: number = 143;
+}
+
+/**
+ * `run --disposable [--template T] (-- CMD... | --flatpak ID)`: the shell
+ * around withDisposable (src/service/disposable.ts). Checks every input
+ * before anything is made, wires Ctrl+C and SIGTERM to the disposable's end,
+ * and waits on the proxy's events for its command to exit or its last
+ * window to close.
+ */
+export async function runDisposable(argv: ArgumentsCamelCase<RunArgs>): Promise<void> {
+  const words = [
+    ...(argv.name !== undefined ? [argv.name] : []),
+    ...(argv.command ?? []),
+    ...(argv['--'] ?? []),
+  ].map(String);
+  if (argv.flatpak !== undefined && words.length > 0) {
+    throw new InputError(`run --disposable: give either -- CMD or --flatpak ID, not both`);
+  }
+  if (argv.flatpak === undefined && words.length === 0) {
+    throw new InputError('run --disposable: name a command after --, e.g. run --disposable -- xterm');
+  }
+  const command = argv.flatpak !== undefined ? flatpakArgv(argv.flatpak) : validateRunArgv(words);
+  const seconds = runTimeoutSeconds(argv.timeout);
+  const socket = argv.socket ? { socketPath: argv.socket } : {};
+  const defaults = await loadUserDefaults();
+
+  // Installed before anything is made: from here on a signal ends the disposable, never the process.
+  const controller = new AbortController();
+  let received: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (received === undefined) {
+      process.stderr.write(
+        `\n${signal === 'SIGINT' ? 'interrupted (Ctrl+C)' : `received ${signal}`}: removing the disposable\n`,
+      );
+    }
+    received ??= signal;
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await withHypervisor(argv.connect, async (hypervisor) => {
+      const templates = (await ourDomains(hypervisor))
+        .filter((d) => d.role === 'template')
+        .map((d) => d.name);
+      const chosen = chooseTemplate(
+        argv.template,
+        defaults?.defaultTemplate !== undefined
+          ? { name: defaults.defaultTemplate, source: defaults.source }
+          : undefined,
+        templates,
+      );
+      // An unknown template fails here, in one line, with nothing made; then no proxy, before any VM.
+      await requireTemplate(hypervisor, chosen.name);
+      await requireProxy(socket);
+      const configStore = new FileConfigStore();
+      const volumes = new LibvirtVolumeStore(hypervisor.uri);
+      const credentials = keyringCredentialStores();
+      const cleanup = cleanupDeps(hypervisor);
+      try {
+        const end = await withDisposable(
+          {
+            starter: new ColdBootStarter({
+              hypervisor,
+              volumes,
+              configStore,
+              credentials,
+              version: packageVersion(),
+            }),
+            remove: {
+              hypervisor,
+              volumes,
+              configStore,
+              credentials,
+              journal: cleanup.deps,
+              volumesFor: (uri) => new LibvirtVolumeStore(uri),
+              forgetAtProxy: async (name) => {
+                await controlRequest('forget', { vm: name }, { ...socket, timeoutMs: 5_000 });
+              },
+            },
+            template: chosen.name,
+            signal: controller.signal,
+            log: (line) => process.stderr.write(`${line}\n`),
+          },
+          async (vm) => {
+            const watch = new DisposableWatch(vm.name);
+            let finish: (end: DisposableEnd | Error) => void = () => undefined;
+            const ended = new Promise<DisposableEnd | Error>((resolve) => (finish = resolve));
+            const following = new AbortController();
+            vm.signal.addEventListener('abort', () => finish(new CancelledError('interrupted')), {
+              once: true,
+            });
+            // Followed before the command starts: its exit or first window cannot be missed.
+            const follow = followEvents({
+              ...socket,
+              vm: vm.name,
+              signal: following.signal,
+              onEvent: (event) => {
+                const end = watch.apply(event as unknown as Parameters<DisposableWatch['apply']>[0]);
+                if (end) finish(end);
+              },
+            }).catch((err: Error) =>
+              finish(new ServiceUnavailableError(`lost the window proxy (${err.message})`)),
+            );
+            let viewerPid: number | undefined;
+            try {
+              if (argv.viewer && vm.started.spiceUri && hasGraphicalSession()) {
+                viewerPid = await openViewer(vm.started.spiceUri, vm.name);
+              }
+              // Whatever ends the disposable first also abandons the wait for its agent.
+              const abandon = new AbortController();
+              void ended.then((end) =>
+                abandon.abort(end instanceof Error ? end : new VmpError(`${vm.name}: ${describeEnd(end)}`)),
+              );
+              const started = await startInVm(vm.name, command, {
+                waitMs: seconds * 1000,
+                ...socket,
+                connectedSince: vm.started.bootedAfter,
+                signal: abandon.signal,
+              });
+              process.stdout.write(`${vm.name}: started ${command[0]} (pid ${started.pid} in the VM)\n`);
+              const early = watch.started(started.execId);
+              const end = early ?? (await ended);
+              if (end instanceof Error) throw end;
+              process.stderr.write(`${vm.name}: ${describeEnd(end)}; removing it\n`);
+              return end;
+            } finally {
+              following.abort();
+              await follow;
+              // The viewer's connection dies with the VM: do not leave its error dialog behind.
+              if (viewerPid !== undefined) {
+                try {
+                  process.kill(viewerPid, 'SIGTERM');
+                } catch {
+                  // already gone
+                }
+              }
+            }
+          },
+        );
+        if (end.reason === 'exited' && end.how === 'exited' && end.code !== 0) process.exitCode = 1;
+      } finally {
+        await cleanup.close();
+      }
+    });
+  } catch (err) {
+    if (!(err instanceof CancelledError)) throw err;
+    if (received === 'SIGTERM') throw new TerminatedError('terminated (SIGTERM): the disposable was removed');
+    if (received === 'SIGINT') throw new CancelledError('interrupted (Ctrl+C): the disposable was removed');
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,618 @@
+import { randomInt } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { consoleLogPath } from '../install/logs.js';
+import { describeDomain, type DomainDescription } from '../libvirt/inspect.js';
+import type { DisposableOwner } from '../render/domain-xml.js';
+import type { CredentialStores } from '../secrets/credentials.js';
+import { buildSpec } from '../spec/build.js';
+import { validateFlatpakId } from '../spec/validate.js';
+import type { VolumeStore } from '../storage/volumes.js';
+import {
+  AlreadyExistsError,
+  CancelledError,
+  InputError,
+  NotFoundError,
+  NotRunningError,
+  VmpError,
+} from '../util/errors.js';
+import { stateDir } from '../util/paths.js';
+import { ourDomains } from './inventory.js';
+import {
+  cleanUpUnfinished,
+  currentProcess,
+  isAlive,
+  readJournal,
+  type CleanupDeps,
+  type ProcessIdentity,
+} from './journal.js';
+import { startVm } from './lifecycle.js';
+import type { ConfigStore, Hypervisor } from './ports.js';
+import { appVmPaths, createFromTemplate, inheritedFrom, requireTemplate } from './templates.js';
+
+/**
+ * Disposable VMs (docs/disposables.md): a throwaway app VM on a template,
+ * named `dispNNNN`, owned by the CLI process that made it and removed with
+ * every file of it when its command ends, its last window closes or its CLI
+ * is interrupted. Its domain's metadata says `role="disposable"` and names
+ * the owning process (pid, start time, boot), so `gc` and the next
+ * disposable remove it once that process is gone; before the domain exists
+ * the create journal covers it.
+ */
+
+/** `disp` and four digits, as Qubes names its DispVMs. */
+export const DISPOSABLE_NAME = /^disp\d{4}$/;
+/** How many random names are tried before giving up (10 000 exist). */
+export const NAME_TRIES = 40;
+
+/** One random candidate name. */
+export function disposableName(random: () => number = () => randomInt(0, 10_000)): string {
+  return `disp${String(random()).padStart(4, '0')}`;
+}
+
+/** A free dispNNNN: random, retried while `isTaken` says the name is in use. */
+export async function pickDisposableName(
+  isTaken: (name: string) => Promise<boolean>,
+  random?: () => number,
+  tries = NAME_TRIES,
+): Promise<string> {
+  for (let i = 0; i < tries; i++) {
+    const name = disposableName(random);
+    if (!(await isTaken(name))) return name;
+  }
+  throw new AlreadyExistsError(
+    `no free disposable name after ${tries} tries: remove old disposables (vm-provisioner gc)`,
+  );
+}
+
+/** Whether a name is taken anywhere a disposable's things would go: libvirt, the config store, a journal. */
+export function nameTakenCheck(
+  hypervisor: Hypervisor,
+  configStore: ConfigStore,
+  journalDir?: string,
+): (name: string) => Promise<boolean> {
+  return async (name) =>
+    (await hypervisor.exists(name)) ||
+    (await configStore.exists(name)) ||
+    (await readJournal(name, journalDir).catch(() => 'damaged')) !== undefined;
+}
+
+// ---------------------------------------------------------------------------
+// The owner record
+
+/**
+ * A disposable's owner record, `$XDG_STATE_HOME/vm-provisioner/disposables/NAME.json`:
+ * written (exclusively: it also reserves the name) before anything of the
+ * disposable is made, and deleted after everything else is gone. While it
+ * exists, `gc` knows the disposable, and touches libvirt only then.
+ */
+export interface OwnerRecord {
+  version: 1;
+  name: string;
+  template: string;
+  connectUri: string;
+  owner: ProcessIdentity;
+  createdAt: string;
+}
+
+export function recordDir(): string {
+  return path.join(stateDir(), 'disposables');
+}
+
+function recordPath(name: string, dir: string): string {
+  if (!DISPOSABLE_NAME.test(name)) throw new InputError(`'${name}' is not a disposable's name (dispNNNN)`);
+  return path.join(dir, `${name}.json`);
+}
+
+/** Writes the record; false if one of that name exists (another disposable has the name). */
+export async function claimName(record: OwnerRecord, dir = recordDir()): Promise<boolean> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = recordPath(record.name, dir);
+  const tmp = `${file}.tmp-${process.pid}`;
+  await fs.writeFile(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+  try {
+    // link() fails if the name exists: exclusive, with the whole content already there.
+    await fs.link(tmp, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+}
+
+export async function readRecord(name: string, dir = recordDir()): Promise<OwnerRecord | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(recordPath(name, dir), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const r = JSON.parse(text) as Partial<OwnerRecord>;
+  if (
+    r.version !== 1 ||
+    r.name !== name ||
+    typeof r.connectUri !== 'string' ||
+    typeof r.owner?.pid !== 'number'
+  ) {
+    throw new VmpError(`disposable record ${recordPath(name, dir)} is damaged; remove it by hand`);
+  }
+  return r as OwnerRecord;
+}
+
+export async function listRecords(dir = recordDir()): Promise<string[]> {
+  const names = await fs.readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  return names
+    .filter((n) => n.endsWith('.json'))
+    .map((n) => n.slice(0, -'.json'.length))
+    .filter((n) => DISPOSABLE_NAME.test(n))
+    .sort();
+}
+
+async function dropRecord(name: string, dir: string): Promise<void> {
+  await fs.rm(recordPath(name, dir), { force: true });
+}
+
+/**
+ * Whether a disposable's owner is gone: a disposable whose metadata names no
+ * owner counts as orphaned (nothing could ever claim it).
+ */
+export function isOrphaned(
+  description: Pick<DomainDescription, 'role' | 'disposableOwner'>,
+  alive: (owner: ProcessIdentity) => boolean = isAlive,
+): boolean {
+  if (description.role !== 'disposable') return false;
+  return description.disposableOwner === undefined || !alive(description.disposableOwner);
+}
+
+/** The template a disposable uses: --template, else the defaults file's, else the only one there is. */
+export function chooseTemplate(
+  given: string | undefined,
+  fromDefaults: { name: string; source: string } | undefined,
+  templates: string[],
+): { name: string; source: string } {
+  if (given !== undefined) return { name: given, source: '--template' };
+  if (fromDefaults) return fromDefaults;
+  if (templates.length === 1) return { name: templates[0]!, source: 'the only template' };
+  throw new InputError(
+    templates.length === 0
+      ? 'run --disposable: there is no template; make one (template import or template create) and pass --template'
+      : `run --disposable: ${templates.length} templates (${templates.join(', ')}); pick one with --template or default_template in defaults.toml`,
+  );
+}
+
+/** `--flatpak ID`: the argv that runs a Flatpak the template has, its ID checked first. */
+export function flatpakArgv(id: unknown): string[] {
+  return ['flatpak', 'run', validateFlatpakId(id)];
+}
+
+// ---------------------------------------------------------------------------
+// The starter seam
+
+/** What a starter is asked for. */
+export interface StartRequest {
+  /** The template's name (checked to be a template by the starter). */
+  template: string;
+  /** The disposable's name, free at the time it was picked (dispNNNN). */
+  name: string;
+  /** The owning process, to be recorded in the domain's metadata (`<vmp:disposable>`). */
+  owner: DisposableOwner;
+  /** Aborted on Ctrl+C or SIGTERM: a starter stops between steps and removes what it made. */
+  signal?: AbortSignal;
+}
+
+/** A disposable a starter has running. */
+export interface StartedDisposable {
+  name: string;
+  /** The SPICE endpoint, for the viewer (undefined if libvirt gave none). */
+  spiceUri?: string;
+  /**
+   * Time (ms since the epoch) at or before which no connection of this VM's agent can be
+   * current: `run` waits for a connection made after it (the proxy's connectedSince).
+   */
+  bootedAfter: number;
+}
+
+/**
+ * Makes a disposable running. The contract (docs/disposables.md, "Starters"):
+ * - resolve only once libvirt runs the domain `name`, defined with our metadata
+ *   `role="disposable"` and `request.owner`, on `request.template`;
+ * - from its first step until it resolves, everything it makes is journaled
+ *   (the create journal) or recorded in that domain, so that `removeDisposable`
+ *   or `gc` finds all of it after a SIGKILL;
+ * - on failure or abort, remove what it made and reject (an abort rejects with
+ *   CancelledError); never leave a domain without the disposable mark;
+ * - each disposable gets its own identity (keyring password and agent secret
+ *   under `name`): no two can authenticate as each other.
+ */
+export interface DisposableStarter {
+  start(request: StartRequest): Promise<StartedDisposable>;
+}
+
+export interface ColdBootDeps {
+  hypervisor: Hypervisor;
+  volumes: VolumeStore;
+  configStore: ConfigStore;
+  credentials: CredentialStores;
+  version: string;
+  journalDir?: string;
+}
+
+/** The first starter: `create --template` with the disposable mark, then a cold boot (startVm). */
+export class ColdBootStarter implements DisposableStarter {
+  constructor(private readonly deps: ColdBootDeps) {}
+
+  async start(request: StartRequest): Promise<StartedDisposable> {
+    const { hypervisor, configStore, volumes } = this.deps;
+    const template = await requireTemplate(hypervisor, request.template);
+    const templateSpec = await configStore.read(template.name);
+    // No apps, no Flatpak installs: the command comes through the agent once the VM runs.
+    const spec = buildSpec({ name: request.name, template: template.name }, undefined, {
+      base: inheritedFrom(templateSpec),
+      connectUri: hypervisor.uri,
+    });
+    await createFromTemplate(this.deps, spec, {
+      version: this.deps.version,
+      disposable: request.owner,
+      ...(this.deps.journalDir ? { journalDir: this.deps.journalDir } : {}),
+      ...(request.signal ? { signal: request.signal } : {}),
+    });
+    const bootedAfter = Date.now();
+    const started = await startVm(hypervisor, request.name, volumes);
+    return { name: request.name, bootedAfter, ...(started.spiceUri ? { spiceUri: started.spiceUri } : {}) };
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Removal
+
+export interface RemoveDeps {
+  hypervisor: Hypervisor;
+  volumes: VolumeStore;
+  configStore: ConfigStore;
+  credentials: CredentialStores;
+  /** Tells the proxy to forget the VM's windows; best effort (the proxy may not run). */
+  forgetAtProxy?: (name: string) => Promise<void>;
+  /** Where owner records live (default recordDir()). */
+  recordDir?: string;
+}
+
+export interface RemovalReport {
+  name: string;
+  /** Files and volumes removed (paths). */
+  removed: string[];
+  configRemoved: boolean;
+  secretsDeleted: number;
+}
+
+/**
+ * Removes a disposable and every file of it: the domain is stopped hard
+ * first and undefined after its files, volumes, config and keyring entries,
+ * and the owner record goes last, so that a removal killed half-way is
+ * finished by the next one. Refuses a domain that is not a disposable. With
+ * no domain but an owner record (a removal killed after the undefine), the
+ * config, keyring entries and record are removed.
+ */
+export async function removeDisposable(deps: RemoveDeps, name: string): Promise<RemovalReport> {
+  const { hypervisor, volumes } = deps;
+  const dir = deps.recordDir ?? recordDir();
+  if (!DISPOSABLE_NAME.test(name)) throw new InputError(`'${name}' is not a disposable's name (dispNNNN)`);
+  const report: RemovalReport = { name, removed: [], configRemoved: false, secretsDeleted: 0 };
+  let description: DomainDescription | undefined;
+  if (await hypervisor.exists(name)) {
+    try {
+      description = describeDomain(await hypervisor.xml(name, { inactive: true }));
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+  }
+  if (description && (!description.ours || description.role !== 'disposable')) {
+    throw new InputError(`'${name}' is not a disposable; remove it with destroy ${name}`);
+  }
+  if (!description && !(await readRecord(name, dir))) {
+    throw new NotFoundError(`no disposable named '${name}' (at ${hypervisor.uri})`);
+  }
+  if (description) {
+    try {
+      if ((await hypervisor.info(name)).state !== 'shut off') await hypervisor.destroy(name);
+    } catch (err) {
+      if (!(err instanceof NotRunningError) && (await hypervisor.info(name)).state !== 'shut off') throw err;
+    }
+    const vmDir = description.disks[0] ? path.dirname(description.disks[0].file) : undefined;
+    const volumePaths = vmDir ? appVmPaths({ name, vmDir }) : undefined;
+    const asVolume = new Set(volumePaths ? [volumePaths.root, volumePaths.private] : []);
+    const wake = description.wakePipe ? [`${description.wakePipe}.in`, `${description.wakePipe}.out`] : [];
+    const display = description.display ? [description.display.socket] : [];
+    for (const file of [
+      ...description.disks.map((d) => d.file),
+      ...description.files,
+      ...wake,
+      ...display,
+      consoleLogPath(name),
+    ]) {
+      if (!path.isAbsolute(file)) continue;
+      // The overlay and the private volume go through the storage layer (a remote pool works too).
+      if (asVolume.has(file)) {
+        if (await volumes.remove(file)) report.removed.push(file);
+        continue;
+      }
+      try {
+        await fs.rm(file);
+        report.removed.push(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+  }
+  if (await deps.configStore.exists(name)) {
+    await deps.configStore.remove(name);
+    report.configRemoved = true;
+  }
+  for (const store of [deps.credentials.passwords, deps.credentials.agentSecrets]) {
+    if (await store.delete(name)) report.secretsDeleted += 1;
+  }
+  if (description) await hypervisor.undefine(name);
+  await dropRecord(name, dir);
+  await deps.forgetAtProxy?.(name).catch(() => undefined);
+  return report;
+}
+
+export type SweepOutcome =
+  { name: string; status: 'removed'; detail: string } | { name: string; status: 'failed'; error: string };
+
+export interface SweepDeps extends Omit<RemoveDeps, 'hypervisor' | 'volumes'> {
+  /** The journal cleanup's adapters; its hypervisorFor opens each record's connection. */
+  journal: CleanupDeps;
+  volumesFor(uri: string): VolumeStore;
+  /**
+   * Also look at this hypervisor's domains for disposables with a dead owner
+   * and no record (a record deleted by hand), among this user's VMs (a config
+   * file in this config store): `run --disposable` does, having it open anyway.
+   */
+  scan?: Hypervisor;
+}
+
+/**
+ * Removes every disposable whose owning process is gone, from its owner
+ * record: what its killed create journaled, then the disposable itself.
+ * Live ones are left alone. Run by `gc` and at the start of every
+ * `run --disposable`; without records (and without `scan`) it touches
+ * neither libvirt nor the keyring.
+ */
+export async function sweepOrphanedDisposables(
+  deps: SweepDeps,
+  alive: (owner: ProcessIdentity) => boolean = isAlive,
+): Promise<SweepOutcome[]> {
+  const dir = deps.recordDir ?? recordDir();
+  const outcomes: SweepOutcome[] = [];
+  const seen = new Set<string>();
+  for (const name of await listRecords(dir)) {
+    seen.add(name);
+    try {
+      const record = await readRecord(name, dir);
+      if (!record || alive(record.owner)) continue;
+      const parts: string[] = [];
+      const journal = await readJournal(name, deps.journal.dir);
+      if (journal && !alive(journal.owner)) {
+        const cleaned = await cleanUpUnfinished(deps.journal, name);
+        parts.push(`${cleaned.removed.length} item(s) of its unfinished create`);
+      }
+      const hypervisor = await deps.journal.hypervisorFor(record.connectUri);
+      const report = await removeDisposable(
+        { ...deps, hypervisor, volumes: deps.volumesFor(record.connectUri) },
+        name,
+      );
+      parts.push(describeRemoval(report));
+      outcomes.push({ name, status: 'removed', detail: parts.join('; ') });
+    } catch (err) {
+      outcomes.push({ name, status: 'failed', error: (err as Error).message });
+    }
+  }
+  if (deps.scan) {
+    for (const d of await ourDomains(deps.scan)) {
+      if (seen.has(d.name) || !isOrphaned(d, alive) || !(await deps.configStore.exists(d.name))) continue;
+      try {
+        const report = await removeDisposable(
+          { ...deps, hypervisor: deps.scan, volumes: deps.volumesFor(deps.scan.uri) },
+          d.name,
+        );
+        outcomes.push({ name: d.name, status: 'removed', detail: describeRemoval(report) });
+      } catch (err) {
+        if (err instanceof NotFoundError) continue; // removed by someone else meanwhile
+        outcomes.push({ name: d.name, status: 'failed', error: (err as Error).message });
+      }
+    }
+  }
+  return outcomes;
+}
+
+/** What a removal took, in a few words. */
+export function describeRemoval(report: RemovalReport): string {
+  const n = report.secretsDeleted;
+  return `${report.removed.length} file(s)${report.configRemoved ? ', config' : ''}, ${n} keyring entr${n === 1 ? 'y' : 'ies'}`;
+}
+
+// ---------------------------------------------------------------------------
+// The whole lifetime
+
+export interface DisposableContext {
+  name: string;
+  started: StartedDisposable;
+  /** Aborted on Ctrl+C or SIGTERM of this process: the action should end at once. */
+  signal: AbortSignal;
+}
+
+export interface WithDisposableOptions {
+  starter: DisposableStarter;
+  remove: RemoveDeps & SweepDeps;
+  template: string;
+  /** Aborted when the disposable must end (the CLI wires SIGINT and SIGTERM to it). */
+  signal: AbortSignal;
+  /** Progress lines (which name, what was cleaned up). */
+  log?: (line: string) => void;
+  /** Default: this process. */
+  owner?: ProcessIdentity;
+}
+
+/**
+ * Makes a disposable, runs `action` with it, and removes it whatever happens:
+ * the action returns or throws, or the signal aborts (the action is expected
+ * to end when it sees the abort). Orphans of killed earlier runs are removed
+ * first. Reusable: `run --disposable` and `open --disposable` differ only in
+ * their action.
+ */
+export async function withDisposable<T>(
+  options: WithDisposableOptions,
+  action: (vm: DisposableContext) => Promise<T>,
+): Promise<T> {
+  const log = options.log ?? (() => undefined);
+  const { hypervisor, configStore } = options.remove;
+  const dir = options.remove.recordDir ?? recordDir();
+  for (const outcome of await sweepOrphanedDisposables({ ...options.remove, scan: hypervisor })) {
+    if (outcome.status === 'removed') log(`${outcome.name}: removed (its owner was gone; ${outcome.detail})`);
+    else log(`${outcome.name}: could not remove an orphaned disposable: ${outcome.error}`);
+  }
+  const owner = options.owner ?? currentProcess();
+  const taken = nameTakenCheck(hypervisor, configStore, options.remove.journal.dir);
+  let name = '';
+  // The record is the claim: written before anything is made, so a SIGKILL from here on leaves it for gc.
+  for (let tries = 0; ; tries++) {
+    name = await pickDisposableName(taken);
+    const claimed = await claimName(
+      {
+        version: 1,
+        name,
+        template: options.template,
+        connectUri: hypervisor.uri,
+        owner,
+        createdAt: new Date().toISOString(),
+      },
+      dir,
+    );
+    if (claimed) break;
+    if (tries >= NAME_TRIES) throw new AlreadyExistsError('no free disposable name: run vm-provisioner gc');
+  }
+  let started: StartedDisposable;
+  try {
+    started = await options.starter.start({
+      template: options.template,
+      name,
+      owner,
+      signal: options.signal,
+    });
+  } catch (err) {
+    // A start that failed after the domain was defined (the boot itself) leaves a marked domain.
+    await removeDisposable(options.remove, name).catch((cleanupErr: Error) => {
+      if (!(cleanupErr instanceof NotFoundError)) log(`${name}: left for gc: ${cleanupErr.message}`);
+    });
+    throw err;
+  }
+  log(`${name}: disposable on template ${options.template}`);
+  let result: { value: T } | { error: unknown };
+  try {
+    if (options.signal.aborted) throw new CancelledError(`disposable ${name} was interrupted as it started`);
+    result = { value: await action({ name, started, signal: options.signal }) };
+  } catch (error) {
+    result = { error };
+  }
+  try {
+    await removeDisposable(options.remove, name);
+    log(`${name}: removed`);
+  } catch (err) {
+    // `destroy NAME` was first: nothing is left to remove.
+    if (!(err instanceof NotFoundError)) throw err;
+    log(`${name}: already removed`);
+  }
+  if ('error' in result) throw result.error;
+  return result.value;
+}
+
+// ---------------------------------------------------------------------------
+// When it ends
+
+/** What ends a disposable's command, from the proxy's events for its VM. */
+export type DisposableEnd =
+  | { reason: 'exited'; how: 'exited' | 'signalled'; code: number }
+  | { reason: 'last-window-closed' }
+  | { reason: 'agent-gone' };
+
+/**
+ * Follows one disposable's proxy events: its command's EXEC_EXITED, and its
+ * window count (the agent reports client windows only, never bars or frames).
+ * Ends when the command has exited, or when the VM had at least one window
+ * and has none left. Pure: fed events, says when it is over.
+ */
+export class DisposableWatch {
+  private readonly windows = new Set<number>();
+  private hadWindow = false;
+  /** Set once `run` has answered; an exit reported before that is remembered by id. */
+  private execId: number | undefined;
+  private readonly exits = new Map<number, DisposableEnd>();
+
+  constructor(readonly vm: string) {}
+
+  get windowCount(): number {
+    return this.windows.size;
+  }
+
+  /** The exec id `run` answered; returns the end if that command had already exited. */
+  started(execId: number): DisposableEnd | undefined {
+    this.execId = execId;
+    return this.exits.get(execId);
+  }
+
+  /** Feeds one event (any VM's; others are ignored); returns the end once there is one. */
+  apply(event: { vm: string; type: string; [key: string]: unknown }): DisposableEnd | undefined {
+    if (event.vm !== this.vm) return undefined;
+    switch (event.type) {
+      case 'window-list':
+        this.windows.clear();
+        for (const w of event.windows as Array<{ id: number }>) this.windows.add(w.id);
+        break;
+      case 'window-created':
+        this.windows.add((event.window as { id: number }).id);
+        break;
+      case 'window-destroyed':
+        this.windows.delete(event.id as number);
+        break;
+      case 'exec-exited': {
+        const end: DisposableEnd = {
+          reason: 'exited',
+          how: event.how === 'signalled' ? 'signalled' : 'exited',
+          code: event.code as number,
+        };
+        if (this.execId === undefined) {
+          this.exits.set(event.execId as number, end);
+          return undefined;
+        }
+        return event.execId === this.execId ? end : undefined;
+      }
+      case 'vm-forgotten':
+        return { reason: 'agent-gone' };
+      default:
+        return undefined;
+    }
+    if (this.windows.size > 0) this.hadWindow = true;
+    else if (this.hadWindow) return { reason: 'last-window-closed' };
+    return undefined;
+  }
+}
+
+/** One line on how a disposable ended. */
+export function describeEnd(end: DisposableEnd): string {
+  switch (end.reason) {
+    case 'exited':
+      return end.how === 'exited'
+        ? `its command exited with status ${end.code}`
+        : `its command was killed by signal ${end.code}`;
+    case 'last-window-closed':
+      return 'its last window closed';
+    case 'agent-gone':
+      return 'the VM went away';
+  }
+}

@@ -1,0 +1,264 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describeDomain } from '../../src/libvirt/inspect.js';
+import { poolNameFor } from '../../src/storage/volumes.js';
+import { AGENT_SECRET_SERVICE, PASSWORD_SERVICE } from '../../src/service/ports.js';
+import { CLI } from '../support/cli.js';
+import { secretToolLookup } from '../support/keyring-control.js';
+import { allDomainNames, removeDomain, virsh } from '../support/libvirt-fixture.js';
+import { describeWith, probeLibvirt, probeSecretService, type Probe } from '../support/services.js';
+import {
+  AppVmHost,
+  buildGuestImage,
+  isXterm,
+  showsWindow,
+  type GuestImage,
+  type ProxyEventLine,
+} from './support/app-vm-host.js';
+
+/**
+ * Disposables on a real guest (docs/disposables.md): the e2e Debian image
+ * imported as a template; `run --disposable -- xterm` boots a throwaway VM
+ * whose xterm reaches the real proxy; closing the xterm in the guest removes
+ * every trace of it; so does SIGTERM of the CLI; and after a few in a row,
+ * one of whose CLIs is SIGKILLed mid-start, `gc` leaves nothing. The
+ * 50-in-a-row run with timings is bench/disposable.ts.
+ */
+
+function probeE2e(): Probe {
+  if (process.getuid?.() !== 0) return { available: false, reason: 'the guest image build needs root' };
+  const libvirt = probeLibvirt('qemu:///system');
+  if (!libvirt.available) return libvirt;
+  return probeSecretService();
+}
+
+const WINDOW_DEADLINE_MS = 240_000;
+
+interface Exit {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real guest', () => {
+  const template = AppVmHost.vmName('disptmpl');
+  let image: GuestImage;
+  let host: AppVmHost;
+  let follow: { events: ProxyEventLine[]; stop: () => void };
+  const made = new Set<string>();
+
+  beforeAll(async () => {
+    image = await buildGuestImage();
+    host = new AppVmHost();
+    await host.startProxy();
+    follow = host.follow();
+    const imported = await host.importTemplate(template, image);
+    expect({ code: imported.code, stderr: imported.stderr }).toEqual({ code: 0, stderr: '' });
+  }, 40 * 60_000);
+
+  afterAll(async () => {
+    follow?.stop();
+    for (const name of [...made, template]) if (allDomainNames().includes(name)) removeDomain(name);
+    await host?.close();
+  }, 300_000);
+
+  function runDisposable(
+    argv: string[],
+    extraEnv: NodeJS.ProcessEnv = {},
+  ): {
+    child: ChildProcess;
+    exited: Promise<Exit>;
+    name: () => string | undefined;
+  } {
+    const child = spawn(
+      process.execPath,
+      [CLI, 'run', '--disposable', '--template', template, '--no-viewer', '--timeout', '300', '--', ...argv],
+      { env: { ...host.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      const m = /^(disp\d{4}): disposable on template/m.exec(stderr);
+      if (m) made.add(m[1]!);
+    });
+    const exited = new Promise<Exit>((resolve) =>
+      child.on('close', (code) => resolve({ code, stdout, stderr })),
+    );
+    return { child, exited, name: () => /^(disp\d{4}): disposable on template/m.exec(stderr)?.[1] };
+  }
+
+  /** Every trace a disposable could leave, each listed when present. */
+  async function tracesOf(name: string): Promise<string[]> {
+    const traces: string[] = [];
+    if (allDomainNames().includes(name)) traces.push(`domain ${name}`);
+    for (const f of fs.readdirSync(host.vmDir).filter((f) => f.startsWith(`${name}-`)))
+      traces.push(`file ${f}`);
+    try {
+      const pool = poolNameFor(host.vmDir);
+      virsh('pool-refresh', pool);
+      for (const v of virsh('vol-list', pool, '--name')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l.startsWith(`${name}-`)))
+        traces.push(`volume ${v}`);
+    } catch {
+      // no pool for the directory: no volume either
+    }
+    const state = path.join(host.root, 'state', 'vm-provisioner');
+    for (const sub of ['disposables', 'journal', 'logs']) {
+      const dir = path.join(state, sub);
+      if (!fs.existsSync(dir)) continue;
+      for (const f of fs.readdirSync(dir).filter((f) => f.startsWith(name))) traces.push(`${sub}/${f}`);
+    }
+    if (fs.existsSync(path.join(host.root, 'config', 'vm-provisioner', `${name}.toml`)))
+      traces.push('config');
+    if (secretToolLookup(PASSWORD_SERVICE, name) !== null) traces.push('keyring password');
+    if (secretToolLookup(AGENT_SECRET_SERVICE, name) !== null) traces.push('keyring agent secret');
+    const windows = await host.cli(['windows', '--json'], 20_000);
+    const known = (
+      JSON.parse(windows.stdout) as { vms: Array<{ name: string; windows: unknown[] }> }
+    ).vms.find((vm) => vm.name === name);
+    if (known) traces.push(`proxy entry with ${known.windows.length} window(s)`);
+    return traces;
+  }
+
+  async function xtermOf(run: ReturnType<typeof runDisposable>, since: number): Promise<string> {
+    const started = Date.now();
+    let exit: Exit | undefined;
+    void run.exited.then((e) => (exit = e));
+    const name = await host.until(
+      () => {
+        if (exit) throw new Error(`the CLI ended first: ${JSON.stringify(exit)}`);
+        const n = run.name();
+        return n && follow.events.slice(since).some((e) => showsWindow(e, n, isXterm)) ? n : undefined;
+      },
+      'the disposable xterm at the proxy',
+      WINDOW_DEADLINE_MS,
+    );
+    process.stderr.write(
+      `e2e disposable: ${name}'s xterm after ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+    );
+    return name;
+  }
+
+  test(
+    'a disposable runs xterm, seen at the proxy; closing it in the guest removes everything',
+    async () => {
+      const since = follow.events.length;
+      const run = runDisposable(['xterm', '-T', 'vmp-disposable']);
+      const name = await xtermOf(run, since);
+      const d = describeDomain(virsh('dumpxml', name, '--inactive'));
+      expect(d.role).toBe('disposable');
+      expect(d.disposableOwner?.pid).toBe(run.child.pid);
+      expect(d.template?.name).toBe(template);
+      // It is there while it runs: the check below can fail.
+      expect(await tracesOf(name)).toEqual(
+        expect.arrayContaining([
+          `domain ${name}`,
+          'config',
+          'keyring agent secret',
+          `disposables/${name}.json`,
+        ]),
+      );
+      closeXterms(name);
+      const exit = await run.exited;
+      expect(exit.stdout).toMatch(new RegExp(`^${name}: started xterm \\(pid \\d+ in the VM\\)$`, 'm'));
+      // xterm may turn the SIGTERM into an exit of its own or die of it, or its window may
+      // go first: each is an end, and the CLI's status follows the command's.
+      const end = new RegExp(
+        `^${name}: (its command exited with status (\\d+)|its command was killed by signal 15|its last window closed); removing it$`,
+        'm',
+      ).exec(exit.stderr);
+      expect({ end: end?.[1], stderr: exit.stderr }).toEqual({
+        end: expect.any(String),
+        stderr: exit.stderr,
+      });
+      expect(exit.code).toBe(end?.[2] !== undefined && end[2] !== '0' ? 1 : 0);
+      expect(exit.stderr).toMatch(new RegExp(`^${name}: removed$`, 'm'));
+      expect(await tracesOf(name)).toEqual([]);
+    },
+    WINDOW_DEADLINE_MS + 120_000,
+  );
+
+  test(
+    'SIGTERM of the CLI mid-run removes everything (exit 143)',
+    async () => {
+      const since = follow.events.length;
+      const run = runDisposable(['xterm']);
+      const name = await xtermOf(run, since);
+      run.child.kill('SIGTERM');
+      const exit = await run.exited;
+      expect(exit.code).toBe(143);
+      expect(await tracesOf(name)).toEqual([]);
+    },
+    WINDOW_DEADLINE_MS + 120_000,
+  );
+
+  test(
+    'three in a row, the second SIGKILLed mid-start: gc leaves nothing',
+    async () => {
+      const names: string[] = [];
+      // One that ends by itself: its command exits at once.
+      const first = runDisposable(['/bin/true']);
+      const firstExit = await first.exited;
+      expect(firstExit.code).toBe(0);
+      expect(firstExit.stderr).toMatch(/its command exited with status 0; removing it/);
+      names.push(first.name()!);
+      // Killed once its root volume is journaled (mid-create), before it could boot.
+      const killed = runDisposable(['xterm'], { VMP_TEST_STOP_AT: 'private-volume' });
+      await host.until(
+        () => procState(killed.child.pid!) === 'T',
+        'the CLI to stop at its test point',
+        120_000,
+      );
+      names.push(killed.name() ?? recordedName(host.root));
+      killed.child.kill('SIGKILL');
+      await killed.exited;
+      expect((await tracesOf(names[1]!)).length).toBeGreaterThan(0);
+      // The next one removes the orphan as it starts; gc then has nothing left to do.
+      const third = runDisposable(['/bin/true']);
+      const thirdExit = await third.exited;
+      expect(thirdExit.code).toBe(0);
+      expect(thirdExit.stderr).toContain(`${names[1]}: removed (its owner was gone;`);
+      names.push(third.name()!);
+      const gc = await host.cli(['gc'], 120_000);
+      expect({ code: gc.code, stderr: gc.stderr }).toEqual({ code: 0, stderr: '' });
+      for (const name of names) expect({ name, traces: await tracesOf(name) }).toEqual({ name, traces: [] });
+    },
+    3 * WINDOW_DEADLINE_MS,
+  );
+});
+
+/**
+ * Closes the guest's xterms (pkill through the QEMU guest agent), without waiting for pkill's status:
+ * the disposable, and its guest agent with it, may be gone before that could be read.
+ */
+function closeXterms(name: string): void {
+  virsh(
+    'qemu-agent-command',
+    name,
+    JSON.stringify({ execute: 'guest-exec', arguments: { path: '/usr/bin/pkill', arg: ['-x', 'xterm'] } }),
+    '--timeout',
+    '10',
+  );
+}
+
+function procState(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** The one disposable record a stopped CLI has written (it logs its name only once started). */
+function recordedName(root: string): string {
+  const dir = path.join(root, 'state', 'vm-provisioner', 'disposables');
+  const records = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+  if (records.length !== 1) throw new Error(`expected one disposable record, found ${records.join(', ')}`);
+  return records[0]!.slice(0, -'.json'.length);
+}
