@@ -79,7 +79,7 @@ test("EXEC goes to the VM's agent and its STARTED answer resolves with the pid",
     execId: expect.any(Number),
   });
   expect(seen).toEqual([{ type: 'exec', requestId: expect.any(Number), argv: ['xterm', '-T', 'x y'] }]);
-  expect(a.version).toBe(3);
+  expect(a.version).toBe(PROTOCOL_VERSION);
 });
 
 test('EXEC_EXITED is published under the exec id the EXEC resolved with, also from a later link', async () => {
