@@ -128,17 +128,24 @@ describe(`list --json of ${VMS} domains on a test:/// file`, () => {
       fs.mkdirSync(configs, { recursive: true });
       const names = [0, 1, 2].map((i) => fixtureDomainName('vmp-t-many', i));
       for (const name of names) {
-        fs.writeFileSync(path.join(configs, `${name}.toml`), specToToml(defaultSpec(name, { label: 'green' })));
+        fs.writeFileSync(
+          path.join(configs, `${name}.toml`),
+          specToToml(defaultSpec(name, { label: 'green' })),
+        );
       }
       const ownEnv = { ...env, HOME: own, XDG_CONFIG_HOME: path.join(own, 'config') };
       const cacheFile = path.join(own, '.cache', 'vm-provisioner', 'list-settings.json');
       const list = async (domains: number): Promise<Array<Record<string, unknown>>> => {
         fs.writeFileSync(path.join(own, 'domains.xml'), testDriverXml(domains, 'vmp-t-many'));
-        const r = await runCli(['list', '--json', '--connect', `test://${path.join(own, 'domains.xml')}`], ownEnv);
+        const r = await runCli(
+          ['list', '--json', '--connect', `test://${path.join(own, 'domains.xml')}`],
+          ownEnv,
+        );
         expect(r).toMatchObject({ code: 0, stderr: '' });
         return JSON.parse(r.stdout) as Array<Record<string, unknown>>;
       };
-      const labels = async (domains: number): Promise<unknown[]> => (await list(domains)).map((vm) => vm.label);
+      const labels = async (domains: number): Promise<unknown[]> =>
+        (await list(domains)).map((vm) => vm.label);
 
       // Files this fresh are not cached (RACY_MS): let them age so the runs below use the cache.
       await new Promise((resolve) => setTimeout(resolve, RACY_MS + 200));

@@ -278,9 +278,12 @@ describeWith(probe, 'run through the proxy to a real agent')('vm-provisioner run
     await expect(
       controlRequest('forget', { vm: 'vmp-t-never-seen' }, { socketPath: control.socketPath }),
     ).resolves.toEqual({ forgotten: false });
-    expect(log.all.slice(from).filter((e) => e.type === 'vm-forgotten').map((e) => e.vm)).toEqual([
-      'vmp-t-never-seen',
-    ]);
+    expect(
+      log.all
+        .slice(from)
+        .filter((e) => e.type === 'vm-forgotten')
+        .map((e) => e.vm),
+    ).toEqual(['vmp-t-never-seen']);
     expect(proxy.table.has('vmp-t-never-seen')).toBe(false);
   });
 

@@ -99,6 +99,7 @@ describe('EXEC_EXITED from the agent', () => {
     expect(exited).toEqual({ type: 'exec-exited', requestId: 4, how: 0, code: 0 });
     const [killed] = toWire({ type: 'exec-exited', requestId: 5, end: { how: 'signalled', signal: 9 } });
     expect(killed).toEqual({ type: 'exec-exited', requestId: 5, how: 1, code: 9 });
-    for (const m of [exited!, killed!]) expect(decodeFrame(encodeMessage(m))).toEqual({ ok: true, message: m });
+    for (const m of [exited!, killed!])
+      expect(decodeFrame(encodeMessage(m))).toEqual({ ok: true, message: m });
   });
 });

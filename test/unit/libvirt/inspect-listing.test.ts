@@ -16,7 +16,9 @@ function listed(d: DomainDescription): Partial<DomainDescription> {
 }
 
 const cases: Array<[string, string]> = [
-  ...fs.readdirSync(GOLDEN).map((file): [string, string] => [file, fs.readFileSync(path.join(GOLDEN, file), 'utf8')]),
+  ...fs
+    .readdirSync(GOLDEN)
+    .map((file): [string, string] => [file, fs.readFileSync(path.join(GOLDEN, file), 'utf8')]),
   ...testDriverXml(3)
     .match(/<domain[\s\S]*?<\/domain>/g)!
     .map((xml, i): [string, string] => [`test-driver domain ${i}`, xml]),
