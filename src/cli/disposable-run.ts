@@ -8,8 +8,10 @@ import {
   DisposableWatch,
   flatpakArgv,
   withDisposable,
+  type DisposableContext,
   type DisposableEnd,
 } from '../service/disposable.js';
+import { checkHostFile, openInVm } from '../service/files.js';
 import { ourDomains } from '../service/inventory.js';
 import { hasGraphicalSession, openViewer } from '../service/lifecycle.js';
 import { requireProxy, startInVm, validateRunArgv } from '../service/run.js';
@@ -29,27 +31,37 @@ class TerminatedError extends CancelledError {
   override readonly exitCode: number = 143;
 }
 
+/** What both `run --disposable` and `open --disposable` take from their command lines. */
+export interface DisposableShellArgs {
+  connect: string | undefined;
+  template?: string;
+  socket?: string;
+  viewer: boolean;
+}
+
+/** What the action of a disposable session is handed. */
+export interface DisposableSession {
+  vm: DisposableContext;
+  socket: { socketPath?: string };
+  /** The proxy's view of the VM: feed `started` the exec id of the command whose exit ends it. */
+  watch: DisposableWatch;
+  /** Resolves with what ended the disposable (its last window, its command, the VM) or a signal's error. */
+  ended: Promise<DisposableEnd | Error>;
+  /** Aborted once the disposable has ended: waits for its agent are abandoned with it. */
+  abandon: AbortSignal;
+}
+
 /**
- * `run --disposable [--template T] (-- CMD... | --flatpak ID)`: the shell
- * around withDisposable (src/service/disposable.ts). Checks every input
- * before anything is made, wires Ctrl+C and SIGTERM to the disposable's end,
- * and waits on the proxy's events for its command to exit or its last
- * window to close.
+ * The shell around withDisposable (src/service/disposable.ts) that `run
+ * --disposable` and `open --disposable` share: chooses the template, wires
+ * Ctrl+C and SIGTERM to the disposable's end, follows the proxy's events for
+ * its windows and command, opens the viewer, and hands `action` the running
+ * disposable. The action returns what ended it (usually by awaiting `ended`).
  */
-export async function runDisposable(argv: ArgumentsCamelCase<RunArgs>): Promise<void> {
-  const words = [
-    ...(argv.name !== undefined ? [argv.name] : []),
-    ...(argv.command ?? []),
-    ...(argv['--'] ?? []),
-  ].map(String);
-  if (argv.flatpak !== undefined && words.length > 0) {
-    throw new InputError(`run --disposable: give either -- CMD or --flatpak ID, not both`);
-  }
-  if (argv.flatpak === undefined && words.length === 0) {
-    throw new InputError('run --disposable: name a command after --, e.g. run --disposable -- xterm');
-  }
-  const command = argv.flatpak !== undefined ? flatpakArgv(argv.flatpak) : validateRunArgv(words);
-  const seconds = runTimeoutSeconds(argv.timeout);
+export async function inDisposable(
+  argv: DisposableShellArgs,
+  action: (session: DisposableSession) => Promise<DisposableEnd>,
+): Promise<DisposableEnd> {
   const socket = argv.socket ? { socketPath: argv.socket } : {};
   const defaults = await loadUserDefaults();
 
@@ -68,7 +80,7 @@ export async function runDisposable(argv: ArgumentsCamelCase<RunArgs>): Promise<
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await withHypervisor(argv.connect, async (hypervisor) => {
+    return await withHypervisor(argv.connect, async (hypervisor) => {
       const templates = (await ourDomains(hypervisor))
         .filter((d) => d.role === 'template')
         .map((d) => d.name);
@@ -87,7 +99,7 @@ export async function runDisposable(argv: ArgumentsCamelCase<RunArgs>): Promise<
       const credentials = keyringCredentialStores();
       const cleanup = cleanupDeps(hypervisor);
       try {
-        const end = await withDisposable(
+        return await withDisposable(
           {
             starter: new ColdBootStarter({
               hypervisor,
@@ -141,16 +153,7 @@ export async function runDisposable(argv: ArgumentsCamelCase<RunArgs>): Promise<
               void ended.then((end) =>
                 abandon.abort(end instanceof Error ? end : new VmpError(`${vm.name}: ${describeEnd(end)}`)),
               );
-              const started = await startInVm(vm.name, command, {
-                waitMs: seconds * 1000,
-                ...socket,
-                connectedSince: vm.started.bootedAfter,
-                signal: abandon.signal,
-              });
-              process.stdout.write(`${vm.name}: started ${command[0]} (pid ${started.pid} in the VM)\n`);
-              const early = watch.started(started.execId);
-              const end = early ?? (await ended);
-              if (end instanceof Error) throw end;
+              const end = await action({ vm, socket, watch, ended, abandon: abandon.signal });
               process.stderr.write(`${vm.name}: ${describeEnd(end)}; removing it\n`);
               return end;
             } finally {
@@ -167,7 +170,6 @@ export async function runDisposable(argv: ArgumentsCamelCase<RunArgs>): Promise<
             }
           },
         );
-        if (end.reason === 'exited' && end.how === 'exited' && end.code !== 0) process.exitCode = 1;
       } finally {
         await cleanup.close();
       }
@@ -181,4 +183,88 @@ export async function runDisposable(argv: ArgumentsCamelCase<RunArgs>): Promise<
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** The end the action waits for; an error (a signal, a lost proxy) is thrown. */
+async function endOf(session: DisposableSession): Promise<DisposableEnd> {
+  const end = await session.ended;
+  if (end instanceof Error) throw end;
+  return end;
+}
+
+/**
+ * `run --disposable [--template T] (-- CMD... | --flatpak ID)`: checks every
+ * input before anything is made, then runs the command in a disposable that
+ * ends when the command exits or its last window closes.
+ */
+export async function runDisposable(argv: ArgumentsCamelCase<RunArgs>): Promise<void> {
+  const words = [
+    ...(argv.name !== undefined ? [argv.name] : []),
+    ...(argv.command ?? []),
+    ...(argv['--'] ?? []),
+  ].map(String);
+  if (argv.flatpak !== undefined && words.length > 0) {
+    throw new InputError(`run --disposable: give either -- CMD or --flatpak ID, not both`);
+  }
+  if (argv.flatpak === undefined && words.length === 0) {
+    throw new InputError('run --disposable: name a command after --, e.g. run --disposable -- xterm');
+  }
+  const command = argv.flatpak !== undefined ? flatpakArgv(argv.flatpak) : validateRunArgv(words);
+  const seconds = runTimeoutSeconds(argv.timeout);
+  const end = await inDisposable(argv, async (session) => {
+    const { vm } = session;
+    const started = await startInVm(vm.name, command, {
+      waitMs: seconds * 1000,
+      ...session.socket,
+      connectedSince: vm.started.bootedAfter,
+      signal: session.abandon,
+    });
+    process.stdout.write(`${vm.name}: started ${command[0]} (pid ${started.pid} in the VM)\n`);
+    return session.watch.started(started.execId) ?? (await endOf(session));
+  });
+  if (end.reason === 'exited' && end.how === 'exited' && end.code !== 0) process.exitCode = 1;
+}
+
+/**
+ * `open --disposable FILE [--template T] [--writeback]`: the file in a fresh
+ * disposable, opened with its default handler. `xdg-open` hands the file over
+ * and exits at once, so the disposable ends when its last window closes (or
+ * on Ctrl+C or SIGTERM), not when the opener exits. With `--writeback`, each
+ * version saved in it replaces the host file until then.
+ */
+export async function openDisposable(
+  argv: DisposableShellArgs & { file: string; writeback: boolean; timeout: unknown },
+): Promise<void> {
+  const file = await checkHostFile(argv.file);
+  const seconds = runTimeoutSeconds(argv.timeout);
+  await inDisposable(argv, async (session) => {
+    const { vm } = session;
+    const options = {
+      waitMs: seconds * 1000,
+      ...session.socket,
+      connectedSince: vm.started.bootedAfter,
+      signal: session.abandon,
+    };
+    const shown = (guestPath: string, pid: number): string =>
+      `${vm.name}: opened ${guestPath} with xdg-open (pid ${pid} in the VM)`;
+    if (!argv.writeback) {
+      const opened = await openInVm(vm.name, file, options);
+      process.stdout.write(`${shown(opened.guestPath, opened.pid)}\n`);
+      return endOf(session);
+    }
+    const result = await openInVm(vm.name, file, {
+      ...options,
+      writeback: true,
+      onOpened: ({ guestPath, pid }) =>
+        process.stdout.write(`${shown(guestPath, pid)}; saved versions replace ${file} until it ends\n`),
+      onWriteback: (event) => {
+        if (event.type === 'written')
+          process.stdout.write(`${vm.name}: wrote ${event.bytes} bytes to ${file}\n`);
+      },
+    });
+    if (result.end?.type === 'refused') {
+      throw new VmpError(`${vm.name}: writeback stopped: ${result.end.message}`);
+    }
+    return endOf(session);
+  });
 }

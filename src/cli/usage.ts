@@ -43,7 +43,6 @@ const MISSING: Record<string, string> = {
   'logs name': 'name the VM whose log to show',
   'run name': 'name the VM to run the command in',
   'open name': 'name the VM to open the file in',
-  'open file': 'name the host file to open',
   'copy-to-vm name': 'name the VM to copy the files into',
   'copy-to-vm files': 'name the host files to copy',
   'launchers action': 'say sync',

@@ -81,6 +81,7 @@ export async function copyToVm(name: string, file: string, options: RunOptions =
 export interface OpenOptions extends RunOptions {
   /** Send each version saved in the guest back to `file` until `signal` aborts or the VM's agent goes. */
   writeback?: boolean;
+  /** Ends a writeback session; without writeback, abandons the wait for the agent's answer. */
   signal?: AbortSignal;
   /** Called once the file is open in the guest. */
   onOpened?(opened: { guestPath: string; pid: number }): void;
@@ -105,7 +106,7 @@ export async function openInVm(
     const opened = await controlRequest<{ guestPath: string; pid: number }>(
       'file-open',
       { vm: name, path: file, ...wait },
-      { ...socketOf(options), timeoutMs },
+      { ...socketOf(options), timeoutMs, ...(options.signal ? { signal: options.signal } : {}) },
     );
     options.onOpened?.(opened);
     return opened;

@@ -15,6 +15,7 @@ import {
   showsWindow,
   type GuestImage,
   type ProxyEventLine,
+  type WindowView,
 } from './support/app-vm-host.js';
 
 /**
@@ -63,19 +64,25 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
     await host?.close();
   }, 300_000);
 
-  function runDisposable(
-    argv: string[],
+  function runDisposable(argv: string[], extraEnv: NodeJS.ProcessEnv = {}): ReturnType<typeof disposableCli> {
+    return disposableCli(
+      ['run', '--disposable', '--template', template, '--no-viewer', '--timeout', '300', '--', ...argv],
+      extraEnv,
+    );
+  }
+
+  function disposableCli(
+    args: string[],
     extraEnv: NodeJS.ProcessEnv = {},
   ): {
     child: ChildProcess;
     exited: Promise<Exit>;
     name: () => string | undefined;
   } {
-    const child = spawn(
-      process.execPath,
-      [CLI, 'run', '--disposable', '--template', template, '--no-viewer', '--timeout', '300', '--', ...argv],
-      { env: { ...host.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...host.env, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -125,7 +132,11 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
     return traces;
   }
 
-  async function xtermOf(run: ReturnType<typeof runDisposable>, since: number): Promise<string> {
+  async function xtermOf(
+    run: ReturnType<typeof runDisposable>,
+    since: number,
+    isWanted: (w: WindowView) => boolean = isXterm,
+  ): Promise<string> {
     const started = Date.now();
     let exit: Exit | undefined;
     void run.exited.then((e) => (exit = e));
@@ -133,7 +144,7 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
       () => {
         if (exit) throw new Error(`the CLI ended first: ${JSON.stringify(exit)}`);
         const n = run.name();
-        return n && follow.events.slice(since).some((e) => showsWindow(e, n, isXterm)) ? n : undefined;
+        return n && follow.events.slice(since).some((e) => showsWindow(e, n, isWanted)) ? n : undefined;
       },
       'the disposable xterm at the proxy',
       WINDOW_DEADLINE_MS,
@@ -178,6 +189,47 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
       });
       expect(exit.code).toBe(end?.[2] !== undefined && end[2] !== '0' ? 1 : 0);
       expect(exit.stderr).toMatch(new RegExp(`^${name}: removed$`, 'm'));
+      expect(await tracesOf(name)).toEqual([]);
+    },
+    WINDOW_DEADLINE_MS + 120_000,
+  );
+
+  test(
+    'open --disposable: only that file, read-only, opened in a new disposable; closing its window removes everything',
+    async () => {
+      const since = follow.events.length;
+      const file = path.join(host.root, 'letter.txt');
+      fs.writeFileSync(file, 'dear disposable\n');
+      const run = disposableCli([
+        'open',
+        '--disposable',
+        '--template',
+        template,
+        '--no-viewer',
+        '--timeout',
+        '300',
+        file,
+      ]);
+      // The image's xdg-open stand-in shows the file in an xterm titled after it.
+      const name = await xtermOf(run, since, (w) => w.title === 'vmp-opened letter.txt');
+      const seen = await host.guestExec(name, '/bin/sh', [
+        '-c',
+        'find /run/user/*/vm-provisioner/open -type f -printf "%m %p\\n" && cat /run/user/*/vm-provisioner/open/*/letter.txt',
+      ]);
+      expect(seen.stdout).toMatch(
+        /^444 \/run\/user\/\d+\/vm-provisioner\/open\/f-[^/]+\/letter\.txt\ndear disposable\n$/,
+      );
+      closeXterms(name);
+      const exit = await run.exited;
+      expect(exit.stdout).toMatch(
+        new RegExp(
+          `^${name}: opened /run/user/\\d+/vm-provisioner/open/f-[^/]+/letter\\.txt with xdg-open`,
+          'm',
+        ),
+      );
+      expect(exit.stderr).toMatch(new RegExp(`^${name}: its last window closed; removing it$`, 'm'));
+      expect(exit.code).toBe(0);
+      expect(fs.readFileSync(file, 'utf8')).toBe('dear disposable\n');
       expect(await tracesOf(name)).toEqual([]);
     },
     WINDOW_DEADLINE_MS + 120_000,

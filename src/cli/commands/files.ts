@@ -51,33 +51,68 @@ async function readyVm(argv: CommonArgs, name: string): Promise<RunOptions> {
 }
 
 interface OpenArgs extends CommonArgs {
-  file: string;
+  file?: string;
   writeback: boolean;
+  disposable: boolean;
+  template?: string;
+  viewer: boolean;
 }
 
 export const openCommand: CommandModule<object, OpenArgs> = {
-  command: 'open <name> <file>',
+  command: 'open <name> [file]',
   describe:
-    "Open one host file in a VM with the guest's default handler (a read-only copy; --writeback sends saved edits back)",
+    "Open one host file in a VM (or, with --disposable, a throwaway one) with the guest's default handler (a read-only copy; --writeback sends saved edits back)",
   builder: (yargs: Argv<object>) =>
     withCommonOptions(yargs)
       .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false })
-      .positional('name', { type: 'string', demandOption: true, describe: 'VM name' })
-      .positional('file', {
+      .usage('$0 open NAME FILE [--writeback]\n$0 open --disposable [--template T] FILE [--writeback]')
+      .positional('name', {
         type: 'string',
         demandOption: true,
+        describe: 'VM name (with --disposable: the host file)',
+      })
+      .positional('file', {
+        type: 'string',
         describe: 'the host file (regular file, at most 64 MiB)',
       })
       .option('writeback', {
         type: 'boolean',
         default: false,
         describe:
-          'keep the guest copy writable and replace the host file with each version saved in the guest, until Ctrl+C',
+          'keep the guest copy writable and replace the host file with each version saved in the guest, until Ctrl+C (or, in a disposable, until it ends)',
+      })
+      .option('disposable', {
+        type: 'boolean',
+        default: false,
+        describe: 'open it in a new disposable, removed with every file of it once its last window closes',
+      })
+      .option('template', {
+        type: 'string',
+        describe: 'with --disposable: the template (default: default_template, else the only one)',
+      })
+      .option('viewer', {
+        type: 'boolean',
+        default: true,
+        describe: "with --disposable: open the disposable's viewer (--no-viewer: do not)",
       })
       .example('$0 open work ~/Downloads/report.pdf', 'view report.pdf in the VM work')
       .example('$0 open work notes.txt --writeback', 'edit notes.txt in the VM; saved edits come back')
+      .example('$0 open --disposable ~/Downloads/untrusted.pdf', 'view it in a throwaway VM')
       .strictOptions() as unknown as Argv<OpenArgs>,
   handler: async (argv: ArgumentsCamelCase<OpenArgs>) => {
+    if (argv.disposable) {
+      if (argv.file !== undefined) {
+        throw new InputError(
+          `open --disposable takes one FILE and no VM name (got ${JSON.stringify(argv.name)} and ${JSON.stringify(argv.file)})`,
+        );
+      }
+      // Loaded only here: an ordinary open needs none of the disposable machinery.
+      const { openDisposable } = await import('../disposable-run.js');
+      await openDisposable({ ...argv, file: String(argv.name) });
+      return;
+    }
+    if (argv.template !== undefined) throw new InputError('open: --template goes with --disposable');
+    if (argv.file === undefined) throw new InputError('open: name the host file to open');
     const name = vmName(argv.name);
     const file = await checkHostFile(argv.file);
     const options = await readyVm(argv, name);

@@ -44,6 +44,7 @@ PROJECT_FILES=(
   'guest-agent/config-disk/vmp-apply-identity:/usr/local/lib/vm-provisioner/vmp-apply-identity:0755'
   'systemd/vmp-apply-identity.path:/etc/systemd/system/vmp-apply-identity.path:0644'
   'systemd/vmp-apply-identity.service:/etc/systemd/system/vmp-apply-identity.service:0644'
+  'test/e2e/guest-image/xdg-open:/usr/local/bin/xdg-open:0755'
 )
 
 log() { printf '[guest-image] %s\n' "$*" >&2; }

@@ -26,7 +26,7 @@ _vm_provisioner_flags() {
     'pause') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'resume') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'run') printf '%s\n' '--timeout' '--viewer' '--no-viewer' '--disposable' '--template' '--flatpak' '--socket' '--connect' '-c' '--help' '-h' ;;
-    'open') printf '%s\n' '--timeout' '--socket' '--writeback' '--connect' '-c' '--help' '-h' ;;
+    'open') printf '%s\n' '--timeout' '--socket' '--writeback' '--disposable' '--template' '--viewer' '--no-viewer' '--connect' '-c' '--help' '-h' ;;
     'copy-to-vm') printf '%s\n' '--timeout' '--socket' '--connect' '-c' '--help' '-h' ;;
     'snapshot') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'snapshot create') printf '%s\n' '--memory' '--connect' '-c' '--help' '-h' ;;
@@ -69,7 +69,7 @@ _vm_provisioner_value_flags() {
     'pause') printf '%s\n' '--connect' '-c' ;;
     'resume') printf '%s\n' '--connect' '-c' ;;
     'run') printf '%s\n' '--timeout' '--template' '--flatpak' '--socket' '--connect' '-c' ;;
-    'open') printf '%s\n' '--timeout' '--socket' '--connect' '-c' ;;
+    'open') printf '%s\n' '--timeout' '--socket' '--template' '--connect' '-c' ;;
     'copy-to-vm') printf '%s\n' '--timeout' '--socket' '--connect' '-c' ;;
     'snapshot') printf '%s\n' '--connect' '-c' ;;
     'snapshot create') printf '%s\n' '--connect' '-c' ;;
@@ -115,6 +115,7 @@ _vm_provisioner_option_values() {
     'run|--template') printf '%s\n' 'template' ;;
     'run|--socket') printf '%s\n' 'file' ;;
     'open|--socket') printf '%s\n' 'file' ;;
+    'open|--template') printf '%s\n' 'template' ;;
     'copy-to-vm|--socket') printf '%s\n' 'file' ;;
     'proxy|--socket') printf '%s\n' 'file' ;;
     'windows|--socket') printf '%s\n' 'file' ;;

@@ -60,6 +60,9 @@ test.each([
     ['open', 'vmp-t-files', f(name)],
     ['open', 'vmp-t-files', f(name), '--writeback'],
     ['copy-to-vm', 'vmp-t-files', f('ok.txt'), f(name)],
+    // Checked before a template is chosen or anything made: no libvirt here either.
+    ['open', '--disposable', f(name)],
+    ['open', '--disposable', '--template', 'vmp-t-tmpl', f(name), '--writeback'],
   ]) {
     const r = await runCli(args, env());
     expect(r.code).toBe(2);
@@ -86,4 +89,20 @@ test('a file name with a NUL byte (possible only in-process: an exec argv cannot
   expect(err.join('')).toMatch(
     /^error: invalid file ".*ok\.txt\\u0000\.pdf": a path cannot contain a NUL byte\n$/,
   );
+});
+
+test.each([
+  [['open', '--disposable', 'vmp-t-files', 'ok.txt'], 'open --disposable takes one FILE and no VM name'],
+  [['open', '--template', 'vmp-t-tmpl', 'vmp-t-files', 'ok.txt'], 'open: --template goes with --disposable'],
+  [['open', 'vmp-t-files'], 'open: name the host file to open'],
+])('open %j: exit 2 and one line, nothing made', async (args, message) => {
+  // The host file by its full path (the table is built before the files are).
+  const r = await runCli(
+    args.map((a) => (a === 'ok.txt' ? f(a) : a)),
+    env(),
+  );
+  expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 2, stdout: '' });
+  expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  expect(r.stderr).toContain(message);
+  expect(fs.readdirSync(home).sort()).toEqual(['files']);
 });
