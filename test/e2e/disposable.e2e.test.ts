@@ -17,6 +17,7 @@ import {
   type ProxyEventLine,
   type WindowView,
 } from './support/app-vm-host.js';
+import { procState } from '../support/processes.js';
 
 /**
  * Disposables on a real guest (docs/disposables.md): the e2e Debian image
@@ -296,15 +297,6 @@ function closeXterms(name: string): void {
     '--timeout',
     '10',
   );
-}
-
-function procState(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-  } catch {
-    return undefined;
-  }
 }
 
 /** The one disposable record a stopped CLI has written (it logs its name only once started). */

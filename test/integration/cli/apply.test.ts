@@ -18,6 +18,7 @@ import { describeWith, LIBVIRT_TEST_URI, probeLibvirt, probeSecretService } from
 import { allOf } from '../../support/tools.js';
 
 import { jest } from '@jest/globals';
+import { procState } from '../../support/processes.js';
 
 jest.setTimeout(600_000);
 
@@ -326,15 +327,6 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
     expect(state()).toEqual(before);
   });
 });
-
-function procState(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-  } catch {
-    return undefined;
-  }
-}
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -16,6 +16,7 @@ import { describeWith, LIBVIRT_TEST_URI, probeLibvirt, probeSecretService } from
 import { allOf } from '../../support/tools.js';
 
 import { jest } from '@jest/globals';
+import { procState } from '../../support/processes.js';
 
 jest.setTimeout(600_000);
 
@@ -140,15 +141,6 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
       );
       return { pid: child.pid!, exited };
-    }
-
-    function procState(pid: number): string | undefined {
-      try {
-        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-        return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-      } catch {
-        return undefined;
-      }
     }
 
     async function until(what: string, check: () => boolean, timeoutMs = 240_000): Promise<void> {

@@ -15,6 +15,7 @@ import { secretToolLookup } from '../../support/keyring-control.js';
 import { allDomainNames, qemuImgCreate, removeDomain, removePoolsUnder, virsh } from '../../support/libvirt-fixture.js';
 import { describeWith, LIBVIRT_TEST_URI, probeLibvirt, probeSecretService } from '../../support/services.js';
 import { allOf } from '../../support/tools.js';
+import { waitStopped } from '../../support/processes.js';
 
 jest.setTimeout(300_000);
 
@@ -295,24 +296,3 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
     });
   },
 );
-
-function procState(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-  } catch {
-    return undefined;
-  }
-}
-
-/** Resolves once the CLI has stopped itself at its VMP_TEST_STOP_AT point; fails if it exited instead. */
-async function waitStopped(pid: number, exited: Promise<Exit>): Promise<void> {
-  let exit: Exit | undefined;
-  void exited.then((e) => (exit = e));
-  const deadline = Date.now() + 120_000;
-  while (procState(pid) !== 'T') {
-    if (exit) throw new Error(`the CLI exited before its stop point: ${JSON.stringify(exit)}`);
-    if (Date.now() > deadline) throw new Error('the CLI never reached its stop point');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

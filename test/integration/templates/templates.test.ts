@@ -13,6 +13,7 @@ import { describeWith, LIBVIRT_TEST_URI, probeLibvirt, probeSecretService } from
 import { allOf } from '../../support/tools.js';
 
 import { jest } from '@jest/globals';
+import { waitStopped } from '../../support/processes.js';
 
 jest.setTimeout(300_000);
 
@@ -433,24 +434,3 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
     });
   },
 );
-
-function procState(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-  } catch {
-    return undefined;
-  }
-}
-
-/** Resolves once the CLI has stopped itself at its VMP_TEST_STOP_AT point; fails if it exited instead. */
-async function waitStopped(pid: number, exited: Promise<Exit>): Promise<void> {
-  let exit: Exit | undefined;
-  void exited.then((e) => (exit = e));
-  const deadline = Date.now() + 120_000;
-  while (procState(pid) !== 'T') {
-    if (exit) throw new Error(`the CLI exited before its stop point: ${JSON.stringify(exit)}`);
-    if (Date.now() > deadline) throw new Error('the CLI never reached its stop point');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
