@@ -21,6 +21,7 @@ import type { NetworkMode, VmSpec } from '../spec/types.js';
 import { readSaveHead } from '../storage/save-file.js';
 import type { VolumeStore } from '../storage/volumes.js';
 import { AlreadyRunningError, InputError, TimeoutError, VmpError } from '../util/errors.js';
+import { readTextIfExists } from '../util/read-if-exists.js';
 
 /**
  * A template's ready state (docs/disposables-clones.md): a "clone source" VM
@@ -94,13 +95,8 @@ export async function readReadyState(
   templateSpec: Pick<VmSpec, 'name' | 'vmDir'>,
 ): Promise<ReadyState | undefined> {
   const file = readyPaths(templateSpec).record;
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  const text = await readTextIfExists(file);
+  if (text === undefined) return undefined;
   const state = JSON.parse(text) as ReadyState;
   if (state.format !== 1) throw new VmpError(`${file}: ready-state format ${String(state.format)} is not 1`);
   return state;

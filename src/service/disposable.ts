@@ -29,6 +29,7 @@ import {
 import { startVm } from './lifecycle.js';
 import type { ConfigStore, Hypervisor } from './ports.js';
 import { appVmPaths, createFromTemplate, inheritedFrom, requireTemplate } from './templates.js';
+import { readTextIfExists } from '../util/read-if-exists.js';
 
 /**
  * Disposable VMs (docs/disposables.md): a throwaway app VM on a template,
@@ -123,13 +124,8 @@ export async function claimName(record: OwnerRecord, dir = recordDir()): Promise
 }
 
 export async function readRecord(name: string, dir = recordDir()): Promise<OwnerRecord | undefined> {
-  let text: string;
-  try {
-    text = await fs.readFile(recordPath(name, dir), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  const text = await readTextIfExists(recordPath(name, dir));
+  if (text === undefined) return undefined;
   const r = JSON.parse(text) as Partial<OwnerRecord>;
   if (
     r.version !== 1 ||

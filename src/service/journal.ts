@@ -11,6 +11,7 @@ import {
 } from '../util/errors.js';
 import { stateDir } from '../util/paths.js';
 import type { Hypervisor, SecretStore } from './ports.js';
+import { readTextIfExists } from '../util/read-if-exists.js';
 
 /**
  * The create journal: a crash-proof list of what an unfinished create may
@@ -261,14 +262,8 @@ async function syncDir(dir: string): Promise<void> {
 /** The journal of VM `vm`, or undefined if there is none. A damaged journal is an error naming the file. */
 export async function readJournal(vm: string, dir = journalDir()): Promise<JournalRecord | undefined> {
   const file = journalPathOf(vm, dir);
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  return parseRecord(text, file);
+  const text = await readTextIfExists(file);
+  return text === undefined ? undefined : parseRecord(text, file);
 }
 
 function parseRecord(text: string, file: string): JournalRecord {
