@@ -11,7 +11,7 @@ import {
   type DisposableContext,
   type DisposableEnd,
 } from '../service/disposable.js';
-import { checkHostFile, openInVm } from '../service/files.js';
+import { checkHostFile } from '../service/files.js';
 import { ourDomains } from '../service/inventory.js';
 import { hasGraphicalSession, openViewer } from '../service/lifecycle.js';
 import { requireProxy, startInVm, validateRunArgv } from '../service/run.js';
@@ -25,6 +25,7 @@ import type { RunArgs } from './commands/run.js';
 import { cleanupDeps } from './commands/gc.js';
 import { runTimeoutSeconds } from './commands/run.js';
 import { withHypervisor } from './hypervisor.js';
+import { openShown } from './open-output.js';
 
 /** SIGTERM's conventional exit status (128 + 15). */
 class TerminatedError extends CancelledError {
@@ -245,26 +246,7 @@ export async function openDisposable(
       connectedSince: vm.started.bootedAfter,
       signal: session.abandon,
     };
-    const shown = (guestPath: string, pid: number): string =>
-      `${vm.name}: opened ${guestPath} with xdg-open (pid ${pid} in the VM)`;
-    if (!argv.writeback) {
-      const opened = await openInVm(vm.name, file, options);
-      process.stdout.write(`${shown(opened.guestPath, opened.pid)}\n`);
-      return endOf(session);
-    }
-    const result = await openInVm(vm.name, file, {
-      ...options,
-      writeback: true,
-      onOpened: ({ guestPath, pid }) =>
-        process.stdout.write(`${shown(guestPath, pid)}; saved versions replace ${file} until it ends\n`),
-      onWriteback: (event) => {
-        if (event.type === 'written')
-          process.stdout.write(`${vm.name}: wrote ${event.bytes} bytes to ${file}\n`);
-      },
-    });
-    if (result.end?.type === 'refused') {
-      throw new VmpError(`${vm.name}: writeback stopped: ${result.end.message}`);
-    }
+    await openShown(vm.name, file, { ...options, writeback: argv.writeback }, 'it ends');
     return endOf(session);
   });
 }

@@ -1,10 +1,11 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { checkHostFile, copyToVm, openInVm } from '../../service/files.js';
+import { checkHostFile, copyToVm } from '../../service/files.js';
 import { DEFAULT_RUN_WAIT_MS, ensureRunning, requireProxy, type RunOptions } from '../../service/run.js';
 import { parseWholeNumber } from '../../spec/validate.js';
 import { LibvirtVolumeStore } from '../../storage/volumes.js';
-import { InputError, VmpError } from '../../util/errors.js';
+import { InputError } from '../../util/errors.js';
 import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
+import { openShown } from '../open-output.js';
 
 /**
  * `open NAME FILE [--writeback]` and `copy-to-vm NAME FILE...`: send host files
@@ -116,11 +117,8 @@ export const openCommand: CommandModule<object, OpenArgs> = {
     const name = vmName(argv.name);
     const file = await checkHostFile(argv.file);
     const options = await readyVm(argv, name);
-    const shown = (guestPath: string, pid: number): string =>
-      `${name}: opened ${guestPath} with xdg-open (pid ${pid} in the VM)`;
     if (!argv.writeback) {
-      const opened = await openInVm(name, file, options);
-      process.stdout.write(`${shown(opened.guestPath, opened.pid)}\n`);
+      await openShown(name, file, { ...options, writeback: false }, 'Ctrl+C');
       return;
     }
     const controller = new AbortController();
@@ -128,19 +126,13 @@ export const openCommand: CommandModule<object, OpenArgs> = {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
     try {
-      const result = await openInVm(name, file, {
-        ...options,
-        writeback: true,
-        signal: controller.signal,
-        onOpened: ({ guestPath, pid }) =>
-          process.stdout.write(`${shown(guestPath, pid)}; saved versions replace ${file} until Ctrl+C\n`),
-        onWriteback: (event) => {
-          if (event.type === 'written')
-            process.stdout.write(`${name}: wrote ${event.bytes} bytes to ${file}\n`);
-        },
-      });
+      const result = await openShown(
+        name,
+        file,
+        { ...options, writeback: true, signal: controller.signal },
+        'Ctrl+C',
+      );
       const end = result.end;
-      if (end?.type === 'refused') throw new VmpError(`${name}: writeback stopped: ${end.message}`);
       if (end?.type === 'ended') process.stdout.write(`${name}: writeback ended: ${end.reason}\n`);
       else process.stdout.write(`${name}: writeback stopped; later edits in the VM stay there\n`);
     } finally {
