@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { secretToolLookup } from '../support/keyring-control.js';
 import { allDomainNames, removeDomain, virsh } from '../support/libvirt-fixture.js';
-import { describeWith, probeLibvirt, probeSecretService, type Probe } from '../support/services.js';
+import { describeWith } from '../support/services.js';
 import {
   AppVmHost,
   buildGuestImage,
@@ -15,6 +15,7 @@ import {
   type GuestImage,
   type ProxyEventLine,
   type WindowView,
+  probeE2e,
 } from './support/app-vm-host.js';
 
 /**
@@ -24,15 +25,6 @@ import {
  * config disk, logs in by itself, launches its app (xterm), and its guest agent
  * reaches the real host proxy at 10.0.2.2:9999 over QEMU user networking.
  */
-
-function probeE2e(): Probe {
-  if (process.getuid?.() !== 0) {
-    return { available: false, reason: 'the guest image build (debootstrap, mkfs.ext4 -d) needs root' };
-  }
-  const libvirt = probeLibvirt('qemu:///system');
-  if (!libvirt.available) return libvirt;
-  return probeSecretService();
-}
 
 const probe = probeE2e();
 /** The issue's bound: `windows NAME --json` lists the xterm within 60 s of `start`. */

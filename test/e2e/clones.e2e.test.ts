@@ -17,7 +17,7 @@ import { packageVersion } from '../../src/util/package-info.js';
 import { APP_DIR_NAME } from '../../src/util/paths.js';
 import { secretToolLookup } from '../support/keyring-control.js';
 import { allDomainNames, removeDomain } from '../support/libvirt-fixture.js';
-import { describeWith, probeLibvirt, probeSecretService, type Probe } from '../support/services.js';
+import { describeWith } from '../support/services.js';
 import {
   AppVmHost,
   buildGuestImage,
@@ -27,6 +27,7 @@ import {
   showsWindow,
   type GuestImage,
   type ProxyEventLine,
+  probeE2e,
 } from './support/app-vm-host.js';
 
 /**
@@ -38,13 +39,6 @@ import {
  * proxy under its own name; neither can authenticate as the other; removing
  * them leaves nothing.
  */
-
-function probeE2e(): Probe {
-  if (process.getuid?.() !== 0) return { available: false, reason: 'the guest image build needs root' };
-  const libvirt = probeLibvirt('qemu:///system');
-  if (!libvirt.available) return libvirt;
-  return probeSecretService();
-}
 
 const WINDOW_DEADLINE_MS = 120_000;
 

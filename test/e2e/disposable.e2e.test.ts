@@ -7,7 +7,7 @@ import { AGENT_SECRET_SERVICE, PASSWORD_SERVICE } from '../../src/service/ports.
 import { CLI } from '../support/cli.js';
 import { secretToolLookup } from '../support/keyring-control.js';
 import { allDomainNames, removeDomain, virsh } from '../support/libvirt-fixture.js';
-import { describeWith, probeLibvirt, probeSecretService, type Probe } from '../support/services.js';
+import { describeWith } from '../support/services.js';
 import {
   AppVmHost,
   buildGuestImage,
@@ -16,6 +16,7 @@ import {
   type GuestImage,
   type ProxyEventLine,
   type WindowView,
+  probeE2e,
 } from './support/app-vm-host.js';
 import { procState } from '../support/processes.js';
 
@@ -27,13 +28,6 @@ import { procState } from '../support/processes.js';
  * one of whose CLIs is SIGKILLed mid-start, `gc` leaves nothing. The
  * 50-in-a-row run with timings is bench/disposable.ts.
  */
-
-function probeE2e(): Probe {
-  if (process.getuid?.() !== 0) return { available: false, reason: 'the guest image build needs root' };
-  const libvirt = probeLibvirt('qemu:///system');
-  if (!libvirt.available) return libvirt;
-  return probeSecretService();
-}
 
 const WINDOW_DEADLINE_MS = 240_000;
 

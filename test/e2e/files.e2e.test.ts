@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CLI } from '../support/cli.js';
 import { allDomainNames, removeDomain, virsh } from '../support/libvirt-fixture.js';
-import { describeWith, probeLibvirt, probeSecretService, type Probe } from '../support/services.js';
-import { AppVmHost, buildGuestImage, type GuestImage } from './support/app-vm-host.js';
+import { describeWith } from '../support/services.js';
+import { AppVmHost, buildGuestImage, type GuestImage, probeE2e } from './support/app-vm-host.js';
 
 /**
  * `copy-to-vm`, `open` and `open --writeback` on the real Debian guest: one
@@ -15,15 +15,6 @@ import { AppVmHost, buildGuestImage, type GuestImage } from './support/app-vm-ho
  * the agent starts it on the one file it placed. Files in the guest are
  * inspected through the QEMU guest agent, independently of our agent.
  */
-
-function probeE2e(): Probe {
-  if (process.getuid?.() !== 0) {
-    return { available: false, reason: 'the guest image build (debootstrap, mkfs.ext4 -d) needs root' };
-  }
-  const libvirt = probeLibvirt('qemu:///system');
-  if (!libvirt.available) return libvirt;
-  return probeSecretService();
-}
 
 const probe = probeE2e();
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');

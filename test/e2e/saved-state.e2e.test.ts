@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { VMP_XML_NAMESPACE } from '../../src/render/domain-xml.js';
 import { allDomainNames, removeDomain, virsh } from '../support/libvirt-fixture.js';
-import { describeWith, probeLibvirt, probeSecretService, type Probe } from '../support/services.js';
+import { describeWith, probeLibvirt } from '../support/services.js';
 import {
   AppVmHost,
   buildGuestImage,
@@ -11,6 +11,7 @@ import {
   showsWindow,
   type GuestImage,
   type ProxyEventLine,
+  probeE2e,
 } from './support/app-vm-host.js';
 
 /**
@@ -19,15 +20,6 @@ import {
  * save, a snapshot revert with memory and a pause with its agent reconnected
  * at once, told by the host through the wake channel, not at a heartbeat.
  */
-
-function probeE2e(): Probe {
-  if (process.getuid?.() !== 0) {
-    return { available: false, reason: 'the guest image build (debootstrap, mkfs.ext4 -d) needs root' };
-  }
-  const libvirt = probeLibvirt('qemu:///system');
-  if (!libvirt.available) return libvirt;
-  return probeSecretService();
-}
 
 const probe = probeE2e();
 /**

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { allDomainNames, removeDomain, virsh } from '../support/libvirt-fixture.js';
-import { describeWith, probeLibvirt, probeSecretService, type Probe } from '../support/services.js';
+import { describeWith } from '../support/services.js';
 import { BORDER_ALPHA, BORDER_WIDTH, LABEL_RGB } from '../../src/seamless/client.js';
-import { AppVmHost, buildGuestImage, type GuestImage } from './support/app-vm-host.js';
+import { AppVmHost, buildGuestImage, type GuestImage, probeE2e } from './support/app-vm-host.js';
 import { alive, HostDesktop } from './support/host-desktop.js';
 
 /**
@@ -13,23 +13,7 @@ import { alive, HostDesktop } from './support/host-desktop.js';
  * virtio-serial display channel. One booted guest serves every test.
  */
 
-function probeE2e(): Probe {
-  if (process.getuid?.() !== 0) {
-    return { available: false, reason: 'the guest image build (debootstrap, mkfs.ext4 -d) needs root' };
-  }
-  for (const tool of ['xpra', 'Xvfb', 'i3', 'xdotool', 'xwininfo', 'xprop', 'wmctrl', 'import']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      return { available: false, reason: `${tool} is not installed (.ci/apt-packages.txt)` };
-    }
-  }
-  const libvirt = probeLibvirt('qemu:///system');
-  if (!libvirt.available) return libvirt;
-  return probeSecretService();
-}
-
-const probe = probeE2e();
+const probe = probeE2e(['xpra', 'Xvfb', 'i3', 'xdotool', 'xwininfo', 'xprop', 'wmctrl', 'import']);
 const LABEL = 'orange';
 const GUEST_USER_ENV = [
   'PATH=/usr/bin:/bin',

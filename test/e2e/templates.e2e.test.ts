@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { secretToolLookup } from '../support/keyring-control.js';
 import { allDomainNames, removeDomain, virsh } from '../support/libvirt-fixture.js';
-import { describeWith, probeLibvirt, probeSecretService, type Probe } from '../support/services.js';
+import { describeWith } from '../support/services.js';
 import {
   AppVmHost,
   buildGuestImage,
@@ -11,6 +11,7 @@ import {
   showsWindow,
   type GuestImage,
   type ProxyEventLine,
+  probeE2e,
 } from './support/app-vm-host.js';
 
 /**
@@ -21,13 +22,6 @@ import {
  * reaches it at its next start; destroying all 20 leaves the template's disk
  * as it was.
  */
-
-function probeE2e(): Probe {
-  if (process.getuid?.() !== 0) return { available: false, reason: 'the guest image build needs root' };
-  const libvirt = probeLibvirt('qemu:///system');
-  if (!libvirt.available) return libvirt;
-  return probeSecretService();
-}
 
 const APP_VMS = 20;
 /** Not on Flathub and never fetched: the test image has no flatpak, and tests reach no network. */

@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { WindowInfo } from '../../../src/protocol/messages.js';
 import { CLI, runCli, type CliResult } from '../../support/cli.js';
+import { probeLibvirt, probeSecretService, type Probe } from '../../support/services.js';
 
 const execFileP = promisify(execFile);
 
@@ -18,6 +19,25 @@ const execFileP = promisify(execFile);
  * the developer's is touched, and the real libvirtd at qemu:///system.
  */
 
+/**
+ * Whether this host can run the end-to-end suites: root (the guest image build runs debootstrap and
+ * mkfs.ext4 -d), each of `tools` on the PATH, libvirtd at qemu:///system and a Secret Service.
+ */
+export function probeE2e(tools: readonly string[] = []): Probe {
+  if (process.getuid?.() !== 0) {
+    return { available: false, reason: 'the guest image build (debootstrap, mkfs.ext4 -d) needs root' };
+  }
+  for (const tool of tools) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    } catch {
+      return { available: false, reason: `${tool} is not installed (.ci/apt-packages.txt)` };
+    }
+  }
+  const libvirt = probeLibvirt('qemu:///system');
+  if (!libvirt.available) return libvirt;
+  return probeSecretService();
+}
 export const E2E_URI = 'qemu:///system';
 export const PROXY_PORT = 9999;
 
