@@ -1,5 +1,12 @@
 import net from 'node:net';
-import { FrameDecoder, type Message, type WindowInfo } from '../../src/protocol/index.js';
+import {
+  computeAuthMac,
+  encodeMessage,
+  FrameDecoder,
+  newNonce,
+  type Message,
+  type WindowInfo,
+} from '../../src/protocol/index.js';
 
 /** Polls until `check` passes or the deadline passes (then throws its last error). */
 export async function waitFor<T>(
@@ -76,4 +83,35 @@ export class RawPeer {
   destroy(): void {
     this.socket.destroy();
   }
+}
+
+/**
+ * A raw peer through the handshake as agent `vmName`, offering versions 1 to
+ * `maxVersion` (an older agent than ours), up to WELCOME. Returns the version
+ * the proxy's CHALLENGE chose, for the test to check.
+ */
+export async function handshakenRawPeer(
+  port: number,
+  vmName: string,
+  secret: Buffer,
+  maxVersion: number,
+): Promise<{ peer: RawPeer; version: number }> {
+  const peer = await RawPeer.connect(port);
+  const agentNonce = newNonce();
+  peer.write(
+    encodeMessage({
+      type: 'hello',
+      minVersion: 1,
+      maxVersion,
+      vmName,
+      agentVersion: `v${maxVersion}`,
+      agentNonce,
+    }),
+  );
+  const challenge = await waitFor(() => peer.received.find((m) => m.type === 'challenge'), 2000, 'challenge');
+  if (challenge.type !== 'challenge') throw new Error('no challenge');
+  const ctx = { vmName, version: challenge.version, agentNonce, proxyNonce: challenge.proxyNonce };
+  peer.write(encodeMessage({ type: 'auth', mac: computeAuthMac(secret, 'agent', ctx) }));
+  await waitFor(() => peer.received.some((m) => m.type === 'welcome'), 2000, 'welcome');
+  return { peer, version: challenge.version };
 }

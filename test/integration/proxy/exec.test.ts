@@ -1,15 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import {
   AgentClient,
-  computeAuthMac,
   encodeMessage,
   ExecStatus,
-  newNonce,
   PROTOCOL_VERSION,
   type Message,
 } from '../../../src/protocol/index.js';
 import { ProxyServer, ProxyRequestError, type ProxyEvent } from '../../../src/proxy/server.js';
-import { RawPeer, waitFor } from '../../support/fake-agent.js';
+import { handshakenRawPeer, RawPeer, waitFor } from '../../support/fake-agent.js';
 
 /**
  * The proxy's side of EXEC over real TCP on loopback: agents are played by
@@ -223,29 +221,9 @@ test("an agent that sends EXEC (the proxy's message) breaks the protocol and is 
 
 test('a version-1 agent is never sent EXEC: the request is refused, and its EXEC_RESULT would break the protocol', async () => {
   const name = `${PREFIX}old`;
-  const peer = await RawPeer.connect(port);
+  const { peer, version } = await handshakenRawPeer(port, name, secrets.get(name)!, 1);
   raws.push(peer);
-  const agentNonce = newNonce();
-  peer.write(
-    encodeMessage({
-      type: 'hello',
-      minVersion: 1,
-      maxVersion: 1,
-      vmName: name,
-      agentVersion: 'v1',
-      agentNonce,
-    }),
-  );
-  const challenge = await waitFor(() => peer.received.find((m) => m.type === 'challenge'), 2000, 'challenge');
-  expect(challenge.type === 'challenge' && challenge.version).toBe(1);
-  const ctx = {
-    vmName: name,
-    version: 1,
-    agentNonce,
-    proxyNonce: challenge.type === 'challenge' ? challenge.proxyNonce : Buffer.alloc(0),
-  };
-  peer.write(encodeMessage({ type: 'auth', mac: computeAuthMac(secrets.get(name)!, 'agent', ctx) }));
-  await waitFor(() => peer.received.some((m) => m.type === 'welcome'), 2000, 'welcome');
+  expect(version).toBe(1);
   await expect(proxy.exec(name, ['xterm'])).rejects.toMatchObject({
     code: 'refused',
     message: `the agent in VM "${name}" speaks protocol version 1, which cannot run commands; update its guest agent`,
@@ -258,29 +236,9 @@ test('a version-1 agent is never sent EXEC: the request is refused, and its EXEC
 
 test('EXEC_EXITED on a version-2 link breaks the protocol: ERROR and close', async () => {
   const name = `${PREFIX}old`;
-  const peer = await RawPeer.connect(port);
+  const { peer, version } = await handshakenRawPeer(port, name, secrets.get(name)!, 2);
   raws.push(peer);
-  const agentNonce = newNonce();
-  peer.write(
-    encodeMessage({
-      type: 'hello',
-      minVersion: 1,
-      maxVersion: 2,
-      vmName: name,
-      agentVersion: 'v2',
-      agentNonce,
-    }),
-  );
-  const challenge = await waitFor(() => peer.received.find((m) => m.type === 'challenge'), 2000, 'challenge');
-  expect(challenge.type === 'challenge' && challenge.version).toBe(2);
-  const ctx = {
-    vmName: name,
-    version: 2,
-    agentNonce,
-    proxyNonce: challenge.type === 'challenge' ? challenge.proxyNonce : Buffer.alloc(0),
-  };
-  peer.write(encodeMessage({ type: 'auth', mac: computeAuthMac(secrets.get(name)!, 'agent', ctx) }));
-  await waitFor(() => peer.received.some((m) => m.type === 'welcome'), 2000, 'welcome');
+  expect(version).toBe(2);
   peer.write(encodeMessage({ type: 'exec-exited', requestId: 1, how: 0, code: 0 }));
   await waitFor(() => peer.closed, 2000, 'the proxy to close');
   expect(peer.errorCode()).toBe(1);

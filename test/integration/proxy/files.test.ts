@@ -2,18 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  AgentClient,
-  computeAuthMac,
-  encodeMessage,
-  FileKind,
-  FileStatus,
-  newNonce,
-  type Message,
-} from '../../../src/protocol/index.js';
+import { AgentClient, FileKind, FileStatus, type Message } from '../../../src/protocol/index.js';
 import { readHostFile } from '../../../src/proxy/host-file.js';
 import { ProxyServer, type WritebackEvent } from '../../../src/proxy/server.js';
-import { RawPeer, waitFor } from '../../support/fake-agent.js';
+import { handshakenRawPeer, RawPeer, waitFor } from '../../support/fake-agent.js';
 
 /**
  * The proxy's side of the file messages over real TCP on loopback, with agents
@@ -239,28 +231,9 @@ test('after the host ends a writeback (FILE_CLOSE), what the agent still had on 
 });
 
 test('a version-2 agent is never sent a file: the request is refused', async () => {
-  const peer = await RawPeer.connect(port);
+  const { peer, version } = await handshakenRawPeer(port, OLD, secrets.get(OLD)!, 2);
   raws.push(peer);
-  const agentNonce = newNonce();
-  peer.write(
-    encodeMessage({
-      type: 'hello',
-      minVersion: 1,
-      maxVersion: 2,
-      vmName: OLD,
-      agentVersion: 'v2',
-      agentNonce,
-    }),
-  );
-  const challenge = await waitFor(() => peer.received.find((m) => m.type === 'challenge'), 2000, 'challenge');
-  const ctx = {
-    vmName: OLD,
-    version: 2,
-    agentNonce,
-    proxyNonce: challenge.type === 'challenge' ? challenge.proxyNonce : Buffer.alloc(0),
-  };
-  peer.write(encodeMessage({ type: 'auth', mac: computeAuthMac(secrets.get(OLD)!, 'agent', ctx) }));
-  await waitFor(() => peer.received.some((m) => m.type === 'welcome'), 2000, 'welcome');
+  expect(version).toBe(2);
   const file = await readHostFile(hostFile('o.txt', 'x'));
   await expect(proxy.sendFile(OLD, file, { kind: 'copy' })).rejects.toMatchObject({
     code: 'refused',
