@@ -75,6 +75,11 @@ export interface AgentOptions {
   /** Where files from the host go (guest-agent/src/files.ts); without it, every file is refused. */
   files?: { home: string; openRoot: string };
   connect: LinkFactory;
+  /**
+   * Links share one device that opens once at a time (the virtio-serial port): on a resume the old link
+   * is closed before the new one opens, instead of after the new one's window list.
+   */
+  singleLink?: boolean;
   backoff?: Backoff;
   log?: (line: string) => void;
 }
@@ -226,7 +231,11 @@ export class GuestAgent {
       unsubscribe();
       files?.close();
       this.link = null;
-      if (resumed) {
+      if (resumed && this.opts.singleLink) {
+        // One port, opened once at a time: the new link needs it now.
+        link.close();
+        this.note('closed the link from before the resume');
+      } else if (resumed) {
         this.stale = link;
         this.note('left the link from before the resume');
       } else this.note('proxy link closed');

@@ -10,6 +10,7 @@
  */
 import { MAX_CLIPBOARD_BYTES } from '../../src/protocol/index.js';
 import { GuestAgent } from './agent.js';
+import { AGENT_PORT, agentPortPresent } from './agent-port.js';
 import { Backoff } from './backoff.js';
 import { X11Clipboard } from './clipboard.js';
 import { ConfigError, loadAgentConfig, readSecret } from './config.js';
@@ -76,7 +77,10 @@ async function main(): Promise<number> {
     log(`identity received: this clone is VM ${identity.name}`);
   }
   const key = secret!;
+  // A VM made for a libvirt on its host has the port; one made before, or on a remote host, uses TCP.
+  const serialPort = agentPortPresent() ? AGENT_PORT : undefined;
   const agent = new GuestAgent({
+    singleLink: serialPort !== undefined,
     ...(cfg.awaitIdentity ? { backoff: new Backoff(CLONE_BACKOFF) } : {}),
     tracker,
     clipboard,
@@ -88,13 +92,14 @@ async function main(): Promise<number> {
         host: cfg.proxyHost,
         port: cfg.proxyPort,
         vmName: cfg.vmName,
+        ...(serialPort ? { serialPort } : {}),
         secret: key,
         agentVersion: AGENT_VERSION,
         log,
       }),
   });
   log(
-    `${AGENT_VERSION} watching ${cfg.display} for VM ${cfg.vmName}, proxy ${cfg.proxyHost}:${cfg.proxyPort}`,
+    `${AGENT_VERSION} watching ${cfg.display} for VM ${cfg.vmName}, proxy ${serialPort ? `over ${serialPort}` : `${cfg.proxyHost}:${cfg.proxyPort}`}`,
   );
   agent.start();
   const wake = watchWake(() => agent.reconnectNow('the host says this VM has resumed'), log);

@@ -22,6 +22,7 @@ import type {
   ClipboardResultStatus,
   ExecResultStatus,
 } from './agent.js';
+import { openAgentPort } from './agent-port.js';
 import type { WindowInfo } from './window-tracker.js';
 
 /**
@@ -34,6 +35,8 @@ export interface ProxyLinkOptions {
   host: string;
   port: number;
   vmName: string;
+  /** The virtio-serial port to use instead of TCP to host:port (agent-port.ts). */
+  serialPort?: string;
   /** The 32-byte HMAC key (hex-decoded agent.secret). */
   secret: Buffer;
   agentVersion: string;
@@ -52,15 +55,18 @@ const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
  * silence timeout) and adapts it to the agent's `AgentLink`.
  */
 export async function connectProxyLink(opts: ProxyLinkOptions): Promise<AgentLink> {
+  const socket = opts.serialPort ? await openAgentPort(opts.serialPort) : undefined;
+  const where = opts.serialPort ?? `${opts.host}:${opts.port}`;
   const client = await AgentClient.connect({
     host: opts.host,
     port: opts.port,
+    ...(socket ? { open: () => socket, where } : {}),
     vmName: opts.vmName,
     secret: opts.secret,
     agentVersion: clip(opts.agentVersion, MAX_AGENT_VERSION_BYTES),
     timeoutMs: opts.handshakeTimeoutMs ?? 10_000,
   });
-  return new ProxyLink(client, opts.log ?? (() => undefined), `${opts.host}:${opts.port}`);
+  return new ProxyLink(client, opts.log ?? (() => undefined), where);
 }
 
 class ProxyLink implements AgentLink {

@@ -15,6 +15,14 @@ import { ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Message } from 
 export interface AgentClientOptions {
   host: string;
   port: number;
+  /**
+   * A link that is already open instead of a TCP connection to host:port (the
+   * guest's virtio-serial port, docs/protocol.md "Transport"): HELLO goes out at
+   * once. Given a socket, `host` and `port` only name it in messages.
+   */
+  open?: () => net.Socket;
+  /** How the link is named in messages (default host:port). */
+  where?: string;
   vmName: string;
   /** The 32-byte agent secret (see parseAgentSecret). */
   secret: Buffer;
@@ -24,6 +32,9 @@ export interface AgentClientOptions {
   /** Send HEARTBEAT and enforce the silence timeout (3 intervals). Default true. */
   heartbeats?: boolean;
 }
+
+/** What a proxy's previous session on an opened link can have left unread: heartbeats, a request or two. */
+const MAX_SKIPPED_BEFORE_CHALLENGE = 64;
 
 export interface AgentClientEvents {
   message: [Message];
@@ -43,6 +54,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     readonly version: number,
     readonly heartbeatIntervalMs: number,
     heartbeats: boolean,
+    private readonly halfClose = true,
   ) {
     super();
     socket.on('data', (chunk: Buffer) => {
@@ -67,13 +79,21 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
   /** Connects and authenticates; rejects with the proxy's reason when it refuses. */
   static connect(options: AgentClientOptions): Promise<AgentClient> {
     const timeoutMs = options.timeoutMs ?? 10_000;
+    const where = options.where ?? `${options.host}:${options.port}`;
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: options.host, port: options.port });
-      socket.setNoDelay(true);
+      let socket: net.Socket;
+      try {
+        socket = options.open ? options.open() : net.connect({ host: options.host, port: options.port });
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      if (!options.open) socket.setNoDelay(true);
       const decoder = new FrameDecoder();
       const agentNonce = newNonce();
       let ctx: AuthContext | undefined;
       let done = false;
+      let skipped = 0;
       const finish = (err: Error | undefined, client?: AgentClient): void => {
         if (done) return;
         done = true;
@@ -86,7 +106,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       };
       const timer = setTimeout(
         () =>
-          finish(new Error(`handshake with ${options.host}:${options.port} timed out after ${timeoutMs} ms`)),
+          finish(new Error(`handshake with ${where} timed out after ${timeoutMs} ms`)),
         timeoutMs,
       );
       const onData = (chunk: Buffer): void => {
@@ -96,6 +116,12 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
           if (!r.ok) return finish(r.error);
           const m = r.message;
           if (m.type === 'error') return finish(new ProtocolError(`proxy refused: ${m.message}`, m.code));
+          // An opened link (a virtio-serial port) may hold what the proxy sent its previous session
+          // before the agent let go of the port: a heartbeat, a request. Whole frames, a few, skipped.
+          if (!ctx && m.type !== 'challenge' && options.open && skipped < MAX_SKIPPED_BEFORE_CHALLENGE) {
+            skipped++;
+            continue;
+          }
           if (!ctx && m.type === 'challenge') {
             if (m.version < MIN_PROTOCOL_VERSION || m.version > PROTOCOL_VERSION) {
               return finish(
@@ -126,6 +152,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
               ctx.version,
               m.heartbeatIntervalMs,
               options.heartbeats ?? true,
+              !options.open,
             );
             finish(undefined, client);
             // Deliver after the caller has had a chance to attach listeners.
@@ -140,7 +167,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       socket.on('data', onData);
       socket.once('error', (err) => finish(err));
       socket.once('close', () => finish(new Error('connection closed during the handshake')));
-      socket.once('connect', () => {
+      const hello = (): void => {
         socket.write(
           encodeMessage({
             type: 'hello',
@@ -151,7 +178,9 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
             agentNonce,
           }),
         );
-      });
+      };
+      if (options.open) hello();
+      else socket.once('connect', hello);
     });
   }
 
@@ -183,8 +212,13 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 200).unref();
+    if (this.halfClose) {
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 200).unref();
+    } else {
+      // A virtio-serial port has no half-close, and the next link can open it only once this one let go.
+      this.socket.destroy();
+    }
     this.emit('close', reason);
   }
 

@@ -24,6 +24,7 @@ import {
   newNonce,
   PROTOCOL_VERSION,
   verifyAuthMac,
+  type DecodeResult,
   type HelloMessage,
   type Message,
   type WindowEventMessage,
@@ -32,6 +33,7 @@ import { replaceHostFile, type HostFile } from './host-file.js';
 import { MAX_WINDOWS_PER_VM, WindowTable, type VmStatusView } from './window-table.js';
 import type { ListenAddress } from './listen-addresses.js';
 import { formatAddress } from './listen-addresses.js';
+import { listenAgentSocket, type AgentSocketListener } from './agent-socket.js';
 
 /**
  * The host proxy's agent-facing side: accepts guest agents on TCP, runs the
@@ -42,6 +44,12 @@ import { formatAddress } from './listen-addresses.js';
 export interface ProxyServerOptions {
   /** Where to listen for agents (port 0 picks a free port). */
   listen: ListenAddress[];
+  /**
+   * A Unix socket for agents on the virtio-serial link (docs/protocol.md, "Transport"):
+   * QEMU connects here for each VM's `org.vm-provisioner.agent.0` port. Made by
+   * src/proxy/agent-socket.ts; absent: TCP only.
+   */
+  agentSocket?: string;
   /** The VM's 32-byte agent secret, or null when there is none. */
   lookupSecret(vmName: string): Promise<Buffer | null>;
   /** Whether clipboard transfers are allowed for this VM; refused for all VMs when absent. */
@@ -74,6 +82,8 @@ const CLOSED_WRITEBACKS_KEPT = 64;
 /** A peer that does not read: close rather than buffer without bound. */
 export const MAX_OUTGOING_BUFFER = 4 * 1024 * 1024;
 export const AGENT_VERSION_UNKNOWN = '';
+/** What a restored guest can have left in its port from before the save: a heartbeat or two. */
+const MAX_SKIPPED_BEFORE_HELLO = 8;
 
 /** What `follow` clients and in-process listeners see. */
 export type ProxyEvent = { time: string; vm: string } & (
@@ -147,7 +157,6 @@ class AgentConnection {
   state: ConnState = 'hello';
   vmName: string | undefined;
   readonly peer: string;
-  private readonly decoder = new FrameDecoder();
   private hello: HelloMessage | undefined;
   private version = PROTOCOL_VERSION;
   private proxyNonce: Buffer | undefined;
@@ -186,24 +195,40 @@ class AgentConnection {
   /** File transfers go one at a time on a link: the agent holds each in memory until FILE_END. */
   private fileQueue: Promise<unknown> = Promise.resolve();
 
+  /** Frames skipped before HELLO on a spliced link (see onMessage). */
+  private skipped = 0;
+
   constructor(
     private readonly server: ProxyServer,
     readonly socket: net.Socket,
+    /**
+     * A virtio-serial link: QEMU's end of the guest's port, connected before the agent speaks. A guest
+     * restored from saved state may still send what its agent wrote on the link from before the save
+     * (a heartbeat) ahead of the new HELLO.
+     */
+    private readonly spliced = false,
+    /** A restarted handshake's (see restartOnLink): the frames already read, and what is left of one. */
+    private readonly decoder: FrameDecoder = new FrameDecoder(),
   ) {
-    this.peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    socket.setNoDelay(true);
+    this.peer = spliced ? 'virtio-serial' : `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    if (!spliced) socket.setNoDelay(true);
     this.handshakeTimer = setTimeout(
       () => this.fail(ErrorCode.PROTOCOL_ERROR, 'handshake not completed in time'),
       server.handshakeTimeoutMs,
     );
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('end', () => {
-      for (const r of this.decoder.end()) if (!r.ok) this.close(`ended mid-frame: ${r.error.message}`);
-      this.close('agent closed the connection');
-    });
-    socket.on('error', (err) => this.close(`socket error: ${err.message}`));
-    socket.on('close', () => this.close('connection closed'));
+    socket.on('data', this.onSocketData);
+    socket.on('end', this.onSocketEnd);
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onSocketClose);
   }
+
+  private readonly onSocketData = (chunk: Buffer): void => this.onData(chunk);
+  private readonly onSocketEnd = (): void => {
+    for (const r of this.decoder.end()) if (!r.ok) this.close(`ended mid-frame: ${r.error.message}`);
+    this.close('agent closed the connection');
+  };
+  private readonly onSocketError = (err: Error): void => this.close(`socket error: ${err.message}`);
+  private readonly onSocketClose = (): void => this.close('connection closed');
 
   /** The protocol version this connection speaks (chosen at CHALLENGE). */
   get protocolVersion(): number {
@@ -222,20 +247,52 @@ class AgentConnection {
   private onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
     this.lastHeard = Date.now();
-    for (const result of this.decoder.push(chunk)) {
+    this.onResults(this.decoder.push(chunk));
+  }
+
+  /** Decoded frames, in order; a restarted handshake hands the rest of them to its new connection. */
+  onResults(results: DecodeResult[]): void {
+    for (const [i, result] of results.entries()) {
       if (this.isClosed()) return;
       if (!result.ok) {
         if (result.error instanceof BadMagicError) this.close(result.error.message);
         else this.fail(result.error.code, `malformed frame: ${result.error.message}`);
         return;
       }
+      if (this.spliced && this.state !== 'hello' && result.message.type === 'hello') {
+        return this.restartOnLink(results.slice(i));
+      }
       this.onMessage(result.message);
     }
+  }
+
+  /**
+   * HELLO on a virtio-serial link that already had one (docs/protocol.md, "Transport"): the agent was
+   * told its VM resumed and cannot tell a pause or a snapshot revert (the same QEMU, so the same
+   * connection here) from a restore (a new one). The old session ends as if its connection had
+   * closed, and a new one starts on the same link with this HELLO, as on a new connection.
+   */
+  private restartOnLink(rest: DecodeResult[]): void {
+    this.finish('the agent started a new handshake on its link (its VM resumed)', false);
+    for (const [event, handler] of [
+      ['data', this.onSocketData],
+      ['end', this.onSocketEnd],
+      ['error', this.onSocketError],
+      ['close', this.onSocketClose],
+    ] as const) {
+      this.socket.off(event, handler);
+    }
+    this.server.acceptOnLink(this.socket, this.decoder).onResults(rest);
   }
 
   private onMessage(message: Message): void {
     switch (this.state) {
       case 'hello':
+        // Whole frames only, a few: anything malformed still ends the link (QEMU connects again).
+        if (message.type !== 'hello' && this.spliced && this.skipped < MAX_SKIPPED_BEFORE_HELLO) {
+          this.skipped++;
+          return;
+        }
         if (message.type !== 'hello')
           return this.fail(ErrorCode.PROTOCOL_ERROR, `expected hello, got ${message.type}`);
         void this.onHello(message);
@@ -676,6 +733,11 @@ class AgentConnection {
   }
 
   close(reason: string): void {
+    this.finish(reason, true);
+  }
+
+  /** Ends the session; the socket too unless a new session takes it over (restartOnLink). */
+  private finish(reason: string, endSocket: boolean): void {
     if (this.state === 'closed') return;
     const wasReady = this.state === 'ready';
     this.state = 'closed';
@@ -707,9 +769,11 @@ class AgentConnection {
       this.writebacks.delete(id);
       sink.onEnd(`the agent in ${this.vmName} disconnected (${reason})`);
     }
-    this.socket.end();
-    // Give the ERROR frame a moment to leave, then make sure the socket is gone.
-    setTimeout(() => this.socket.destroy(), 200).unref();
+    if (endSocket) {
+      this.socket.end();
+      // Give the ERROR frame a moment to leave, then make sure the socket is gone.
+      setTimeout(() => this.socket.destroy(), 200).unref();
+    }
     this.server.release(this, wasReady, reason);
   }
 }
@@ -741,6 +805,7 @@ export class ProxyServer extends EventEmitter {
   private readonly logLine: (line: string) => void;
   private nextRequestId = 1;
   private bound: ListenAddress[] = [];
+  private agentSocket: AgentSocketListener | undefined;
 
   constructor(private readonly options: ProxyServerOptions) {
     super();
@@ -816,6 +881,12 @@ export class ProxyServer extends EventEmitter {
         const info = server.address() as net.AddressInfo;
         this.bound.push({ host: addr.host, port: info.port });
       }
+      if (this.options.agentSocket) {
+        this.agentSocket = await listenAgentSocket(this.options.agentSocket, (socket) =>
+          this.accept(socket, true),
+        );
+        this.servers.push(this.agentSocket.server);
+      }
     } catch (err) {
       await this.close();
       throw err;
@@ -827,9 +898,21 @@ export class ProxyServer extends EventEmitter {
     return this.bound.map((a) => ({ ...a }));
   }
 
-  private accept(socket: net.Socket): void {
-    const conn = new AgentConnection(this, socket);
+  /** The Unix socket of the virtio-serial links, when listening on one. */
+  get agentSocketPath(): string | undefined {
+    return this.agentSocket?.path;
+  }
+
+  private accept(socket: net.Socket, spliced = false): void {
+    const conn = new AgentConnection(this, socket, spliced);
     this.connections.add(conn);
+  }
+
+  /** A new session on a virtio-serial link whose agent started its handshake again. */
+  acceptOnLink(socket: net.Socket, decoder: FrameDecoder): AgentConnection {
+    const conn = new AgentConnection(this, socket, true, decoder);
+    this.connections.add(conn);
+    return conn;
   }
 
   /** Called once a connection authenticated: it becomes its VM's connection, replacing an older one. */
@@ -900,7 +983,7 @@ export class ProxyServer extends EventEmitter {
 
   status(): { listening: string[]; vms: VmStatusView[] } {
     return {
-      listening: this.bound.map(formatAddress),
+      listening: [...this.bound.map(formatAddress), ...(this.agentSocket ? [`unix:${this.agentSocket.path}`] : [])],
       vms: this.table.names().map((n) => this.table.statusOf(n)!),
     };
   }
@@ -1131,6 +1214,8 @@ export class ProxyServer extends EventEmitter {
     const servers = this.servers.splice(0);
     for (const conn of [...this.connections]) conn.fail(ErrorCode.SHUTTING_DOWN, 'proxy is shutting down');
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await this.agentSocket?.remove();
+    this.agentSocket = undefined;
     this.bound = [];
   }
 }

@@ -2,7 +2,13 @@ import path from 'node:path';
 import { create } from 'xmlbuilder2';
 import type { VmSpec } from '../spec/types.js';
 import { InputError } from '../util/errors.js';
-import { DISPLAY_CHANNEL_NAME, VMP_XML_NAMESPACE, VMP_XML_PREFIX, WAKE_CHANNEL_NAME } from './xml-names.js';
+import {
+  AGENT_CHANNEL_NAME,
+  DISPLAY_CHANNEL_NAME,
+  VMP_XML_NAMESPACE,
+  VMP_XML_PREFIX,
+  WAKE_CHANNEL_NAME,
+} from './xml-names.js';
 
 /**
  * Libvirt domain XML for an app VM. Modelled on virt-manager's virtinst: each
@@ -11,7 +17,13 @@ import { DISPLAY_CHANNEL_NAME, VMP_XML_NAMESPACE, VMP_XML_PREFIX, WAKE_CHANNEL_N
  * against a grammar before it gets here (see `checkInputs`).
  */
 
-export { DISPLAY_CHANNEL_NAME, VMP_XML_NAMESPACE, VMP_XML_PREFIX, WAKE_CHANNEL_NAME } from './xml-names.js';
+export {
+  AGENT_CHANNEL_NAME,
+  DISPLAY_CHANNEL_NAME,
+  VMP_XML_NAMESPACE,
+  VMP_XML_PREFIX,
+  WAKE_CHANNEL_NAME,
+} from './xml-names.js';
 
 /** Direct kernel boot for the unattended install: the domain powers off instead of rebooting. */
 export interface InstallBoot {
@@ -77,6 +89,11 @@ export interface DomainXmlOptions {
    * Absent: QEMU's user owns it, as libvirt does by default.
    */
   displayOwner?: { uid: number; gid: number };
+  /**
+   * The proxy's Unix socket for the agent's virtio-serial link (src/proxy/agent-socket.ts), when libvirt
+   * runs on this host. Absent: the agent reaches the proxy by TCP through the VM's network.
+   */
+  agentSocket?: string;
   /** vm-provisioner version recorded in the metadata. */
   version: string;
   /**
@@ -150,6 +167,7 @@ function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
     ['initrd path', options.install?.initrd],
     ['console log path', options.install?.consoleLog],
     ['console log path', options.consoleLog],
+    ['agent socket path', options.agentSocket],
     ['kernel path', options.boot?.kernel],
     ['initrd path', options.boot?.initrd],
     ...(options.ownedFiles ?? []).map((file): [string, string] => ['owned file path', file]),
@@ -159,6 +177,11 @@ function checkInputs(spec: VmSpec, options: DomainXmlOptions): void {
     if (!path.isAbsolute(value) || CONTROL_CHARS.test(value)) {
       throw new InputError(`${what} '${value}' is invalid: must be absolute with no control characters`);
     }
+  }
+  if (options.agentSocket !== undefined && Buffer.byteLength(options.agentSocket) > UNIX_SOCKET_PATH_MAX) {
+    throw new InputError(
+      `agent socket path '${options.agentSocket}' is invalid: a Unix socket path has at most ${UNIX_SOCKET_PATH_MAX} bytes`,
+    );
   }
   const socket = displaySocketPath(options.diskPath, spec.name);
   if (!options.install && !options.seal && Buffer.byteLength(socket) > UNIX_SOCKET_PATH_MAX) {
@@ -384,6 +407,29 @@ export function displayChannel(socketPath: string, owner?: { uid: number; gid: n
   };
 }
 
+/**
+ * The agent's link to the proxy (docs/protocol.md, "Transport"): QEMU connects
+ * to the proxy's socket as it starts, and again a second after any drop, so
+ * the port's host side is connected whenever the proxy runs, the moment a
+ * restored guest resumes. No relabelling: the one socket serves every VM, and
+ * libvirt would chown it to this VM's QEMU at each start and back at each stop.
+ */
+export function agentChannel(socketPath: string): Device {
+  return {
+    tag: 'channel',
+    node: {
+      '@type': 'unix',
+      source: {
+        '@mode': 'connect',
+        '@path': socketPath,
+        reconnect: { '@enabled': 'yes', '@timeout': 1 },
+        seclabel: { '@model': 'dac', '@relabel': 'no' },
+      },
+      target: { '@type': 'virtio', '@name': AGENT_CHANNEL_NAME },
+    },
+  };
+}
+
 export function usbTablet(): Device {
   return { tag: 'input', node: { '@type': 'tablet', '@bus': 'usb' } };
 }
@@ -451,6 +497,7 @@ export function devicesFor(spec: VmSpec, options: DomainXmlOptions): Device[] {
     ...(options.install || options.seal
       ? []
       : [displayChannel(displaySocketPath(options.diskPath, spec.name), options.displayOwner)]),
+    ...(options.install || options.seal || !options.agentSocket ? [] : [agentChannel(options.agentSocket)]),
     usbTablet(),
     spiceGraphics(),
     ...(spec.enableAudio ? sound(spec.arch) : []),

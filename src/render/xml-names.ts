@@ -12,3 +12,6 @@ export const WAKE_CHANNEL_NAME = 'org.vm-provisioner.wake.0';
 
 /** The virtio-serial port the host's xpra client reaches the guest's seamless display bridge through (docs/seamless.md). */
 export const DISPLAY_CHANNEL_NAME = 'org.vm-provisioner.display.0';
+
+/** The virtio-serial port the guest agent's link to the proxy runs over (docs/protocol.md, "Transport"). */
+export const AGENT_CHANNEL_NAME = 'org.vm-provisioner.agent.0';

@@ -1,3 +1,4 @@
+import { agentSocketPath } from '../proxy/agent-socket.js';
 /**
  * Who should own a new VM's display socket (docs/seamless.md, "Transport"):
  * the user running the CLI, when libvirt runs on this host. On qemu:///system
@@ -13,8 +14,15 @@ export function localDisplayOwner(
   return { uid: ids.uid(), gid: ids.gid() };
 }
 
-/** The `displayOwner` option of a new VM's domain XML (src/render/domain-xml.ts), when there is an owner to give. */
-export function displayOwnerOption(uri: string): { displayOwner?: { uid: number; gid: number } } {
+/**
+ * The options of a new VM's domain XML (src/render/domain-xml.ts) that only
+ * a libvirt on this host can use: the display socket's owner, and the
+ * proxy's socket for the agent's virtio-serial link.
+ */
+export function displayOwnerOption(uri: string): {
+  displayOwner?: { uid: number; gid: number };
+  agentSocket?: string;
+} {
   const owner = localDisplayOwner(uri);
-  return owner ? { displayOwner: owner } : {};
+  return owner ? { displayOwner: owner, agentSocket: agentSocketPath(owner.uid) } : {};
 }

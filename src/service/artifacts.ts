@@ -130,7 +130,7 @@ export function renderImportDomainXml(
   spec: VmSpec,
   importBoot: CreateOptions['importBoot'],
   version: string,
-  displayOwner?: { uid: number; gid: number },
+  local: { displayOwner?: { uid: number; gid: number }; agentSocket?: string } = {},
 ): string {
   const paths = importedVmPaths(spec);
   const boot = importBoot
@@ -141,7 +141,7 @@ export function renderImportDomainXml(
     configDiskPath: paths.configDisk,
     ...(boot ? { boot, ownedFiles: [boot.kernel, boot.initrd] } : {}),
     consoleLog: consoleLogPath(spec.name),
-    ...(displayOwner ? { displayOwner } : {}),
+    ...local,
     version,
   });
 }

@@ -382,7 +382,7 @@ export async function createFromDisk(
       spec,
       options.boot,
       options.version,
-      displayOwnerOption(hypervisor.uri).displayOwner,
+      displayOwnerOption(hypervisor.uri),
     );
 
     const journal = await Journal.begin({

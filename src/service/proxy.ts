@@ -18,6 +18,8 @@ export interface RunProxyOptions {
   agentSecrets: Pick<SecretStore, 'get'>;
   configs: Pick<ConfigStore, 'read'>;
   socketPath?: string;
+  /** The Unix socket of the agents' virtio-serial links (src/proxy/agent-socket.ts); absent: TCP only. */
+  agentSocket?: string;
   heartbeatIntervalMs?: number;
   log?: (line: string) => void;
 }
@@ -61,6 +63,7 @@ export async function startProxy(options: RunProxyOptions): Promise<RunningProxy
     lookupSecret: secretLookup(options.agentSecrets, log),
     clipboardAllowed: clipboardPolicy(options.configs),
     heartbeatIntervalMs: options.heartbeatIntervalMs,
+    ...(options.agentSocket ? { agentSocket: options.agentSocket } : {}),
     log,
   });
   const bound = await proxy.start();
@@ -72,7 +75,7 @@ export async function startProxy(options: RunProxyOptions): Promise<RunningProxy
     throw err;
   }
   log(
-    `window proxy listening on ${bound.map(formatAddress).join(', ')}; control socket ${control.socketPath}`,
+    `window proxy listening on ${[...bound.map(formatAddress), ...(proxy.agentSocketPath ? [`unix:${proxy.agentSocketPath}`] : [])].join(', ')}; control socket ${control.socketPath}`,
   );
   return {
     proxy,

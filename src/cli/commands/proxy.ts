@@ -5,6 +5,7 @@ import {
   parseListenAddress,
   type ListenAddress,
 } from '../../proxy/listen-addresses.js';
+import { agentSocketPath } from '../../proxy/agent-socket.js';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from '../../proxy/server.js';
 import { keyringCredentialStores } from '../../secrets/credentials.js';
 import { startProxy } from '../../service/proxy.js';
@@ -18,6 +19,7 @@ interface ProxyFlags {
   network?: string;
   connect?: string;
   socket?: string;
+  agentSocket?: string;
   heartbeatInterval?: string;
 }
 
@@ -60,6 +62,11 @@ export const proxyCommand: CommandModule<object, ProxyFlags> = {
         describe: 'control socket path',
         defaultDescription: '$XDG_RUNTIME_DIR/vm-provisioner/proxy.sock',
       })
+      .option('agent-socket', {
+        type: 'string',
+        describe: "Unix socket for the agents' virtio-serial links ('none': TCP only)",
+        defaultDescription: '/tmp/vm-provisioner-agents-UID/agent.sock',
+      })
       .option('heartbeat-interval', {
         type: 'number',
         describe: 'ms between heartbeats; 3 silent intervals close a connection',
@@ -67,6 +74,7 @@ export const proxyCommand: CommandModule<object, ProxyFlags> = {
       })
       .example('$0 proxy', 'listen where the VMs are')
       .example('$0 proxy --listen 127.0.0.1:9999 --listen 192.168.122.1', '')
+      .example('$0 proxy --agent-socket none', 'agents over TCP only')
       .strictOptions() as unknown as Argv<ProxyFlags>,
   handler: async (argv: ArgumentsCamelCase<ProxyFlags>) => {
     const port = argv.port === undefined ? DEFAULT_PROXY_PORT : parseIntFlag('port', argv.port, 0, 65535);
@@ -93,6 +101,7 @@ export const proxyCommand: CommandModule<object, ProxyFlags> = {
       agentSecrets: keyringCredentialStores().agentSecrets,
       configs: new FileConfigStore(),
       socketPath: argv.socket,
+      ...(argv.agentSocket === 'none' ? {} : { agentSocket: argv.agentSocket ?? agentSocketPath() }),
       heartbeatIntervalMs,
       log,
     });

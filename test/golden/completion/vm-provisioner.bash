@@ -42,7 +42,7 @@ _vm_provisioner_flags() {
     'console') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'logs') printf '%s\n' '--install' '--console' '--follow' '-f' '--connect' '-c' '--help' '-h' ;;
     'passwords') printf '%s\n' '--json' '--connect' '-c' '--help' '-h' ;;
-    'proxy') printf '%s\n' '--listen' '--port' '--network' '--socket' '--heartbeat-interval' '--connect' '-c' '--help' '-h' ;;
+    'proxy') printf '%s\n' '--listen' '--port' '--network' '--socket' '--agent-socket' '--heartbeat-interval' '--connect' '-c' '--help' '-h' ;;
     'service') printf '%s\n' '--connect' '-c' '--help' '-h' ;;
     'service install') printf '%s\n' '--dry-run' '--connect' '-c' '--help' '-h' ;;
     'windows') printf '%s\n' '--json' '--follow' '-f' '--socket' '--connect' '-c' '--help' '-h' ;;
@@ -85,7 +85,7 @@ _vm_provisioner_value_flags() {
     'console') printf '%s\n' '--connect' '-c' ;;
     'logs') printf '%s\n' '--connect' '-c' ;;
     'passwords') printf '%s\n' '--connect' '-c' ;;
-    'proxy') printf '%s\n' '--listen' '--port' '--network' '--socket' '--heartbeat-interval' '--connect' '-c' ;;
+    'proxy') printf '%s\n' '--listen' '--port' '--network' '--socket' '--agent-socket' '--heartbeat-interval' '--connect' '-c' ;;
     'service') printf '%s\n' '--connect' '-c' ;;
     'service install') printf '%s\n' '--connect' '-c' ;;
     'windows') printf '%s\n' '--socket' '--connect' '-c' ;;

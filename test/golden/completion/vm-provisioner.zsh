@@ -44,7 +44,7 @@ _vm_provisioner_flags() {
     'console') printf '%s\n' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'logs') printf '%s\n' '--install:the install log (the installer'\''s console during create)' '--console:the serial console log, kept across boots (default, when it exists; else the install log)' '--follow:keep printing what is added until Ctrl+C' '-f:keep printing what is added until Ctrl+C' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'passwords') printf '%s\n' '--json:print JSON: [{"name","password"}], or one object with NAME' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
-    'proxy') printf '%s\n' '--listen:address to listen on for agents, repeatable' '--port:port for addresses given without one' '--network:libvirt network whose bridge VMs use' '--socket:control socket path' '--heartbeat-interval:ms between heartbeats; 3 silent intervals close a connection' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
+    'proxy') printf '%s\n' '--listen:address to listen on for agents, repeatable' '--port:port for addresses given without one' '--network:libvirt network whose bridge VMs use' '--socket:control socket path' '--agent-socket:Unix socket for the agents'\'' virtio-serial links ('\''none'\'': TCP only)' '--heartbeat-interval:ms between heartbeats; 3 silent intervals close a connection' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'service') printf '%s\n' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'service install') printf '%s\n' '--dry-run:print the unit and exit; write nothing' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
     'windows') printf '%s\n' '--json:print JSON (with --follow: one event per line)' '--follow:stream window events until interrupted' '-f:stream window events until interrupted' '--socket:the proxy'\''s control socket' '--connect:libvirt URI, as virsh -c (every command accepts it)' '-c:libvirt URI, as virsh -c (every command accepts it)' '--help:Show help' '-h:Show help' ;;
@@ -87,7 +87,7 @@ _vm_provisioner_value_flags() {
     'console') printf '%s\n' '--connect' '-c' ;;
     'logs') printf '%s\n' '--connect' '-c' ;;
     'passwords') printf '%s\n' '--connect' '-c' ;;
-    'proxy') printf '%s\n' '--listen' '--port' '--network' '--socket' '--heartbeat-interval' '--connect' '-c' ;;
+    'proxy') printf '%s\n' '--listen' '--port' '--network' '--socket' '--agent-socket' '--heartbeat-interval' '--connect' '-c' ;;
     'service') printf '%s\n' '--connect' '-c' ;;
     'service install') printf '%s\n' '--connect' '-c' ;;
     'windows') printf '%s\n' '--socket' '--connect' '-c' ;;

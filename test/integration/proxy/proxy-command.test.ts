@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -28,20 +29,26 @@ describeWith(probeSecretService(), 'proxy command with the keyring')('vm-provisi
   let child: ChildProcess;
   let stderr = '';
   let port: number;
+  let agentSocket: string;
 
   beforeAll(async () => {
     secretText = generateAgentSecret();
     await store.set(vm, secretText);
     tmp = mkdtempSync(path.join(os.tmpdir(), `${PREFIX}cmd-`));
     env = { ...process.env, XDG_RUNTIME_DIR: tmp, XDG_CONFIG_HOME: path.join(tmp, 'config'), NO_COLOR: '1' };
-    child = spawnCli(['proxy', '--listen', '127.0.0.1:0', '--heartbeat-interval', '200'], env);
+    agentSocket = path.join(tmp, 'agents', 'agent.sock');
+    child = spawnCli(
+      ['proxy', '--listen', '127.0.0.1:0', '--agent-socket', agentSocket, '--heartbeat-interval', '200'],
+      env,
+    );
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const m = await waitFor(
-      () => /listening on 127\.0\.0\.1:(\d+);/.exec(stderr),
+      () => /listening on 127\.0\.0\.1:(\d+), unix:(\S+);/.exec(stderr),
       15_000,
       'the proxy to listen',
     );
     port = Number(m[1]);
+    expect(m[2]).toBe(agentSocket);
   });
 
   afterAll(async () => {
@@ -76,6 +83,27 @@ describeWith(probeSecretService(), 'proxy command with the keyring')('vm-provisi
     }
   });
 
+  test("an agent on the virtio-serial socket (QEMU's end played by a Unix client) is accepted as well", async () => {
+    const link = net.connect(agentSocket);
+    await new Promise<void>((resolve, reject) => {
+      link.once('connect', resolve);
+      link.once('error', reject);
+    });
+    const agent = await AgentClient.connect({
+      host: 'serial',
+      port: 0,
+      open: () => link,
+      vmName: vm,
+      secret: parseAgentSecret(`${secretText}\n`)!,
+    });
+    try {
+      expect(agent.heartbeatIntervalMs).toBe(200);
+      await waitFor(() => /agent \S+ connected from virtio-serial/.test(stderr) || undefined, 15_000);
+    } finally {
+      agent.close();
+    }
+  });
+
   test('a wrong secret and an unknown VM are refused and logged', async () => {
     await expect(
       AgentClient.connect({ host: '127.0.0.1', port, vmName: vm, secret: randomBytes(32) }),
@@ -98,6 +126,7 @@ describeWith(probeSecretService(), 'proxy command with the keyring')('vm-provisi
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(existsSync(socket)).toBe(false);
+    expect(existsSync(agentSocket)).toBe(false);
     expect(stderr).toMatch(/received SIGTERM; stopping/);
   });
 });

@@ -55,6 +55,7 @@ const variants: Array<[string, Partial<VmSpec>, Partial<DomainXmlOptions>]> = [
         cmdline: 'root=/dev/vda rw console=ttyS0',
       },
       pendingFlatpaks: ['org.mozilla.firefox'],
+      agentSocket: '/tmp/vm-provisioner-agents-1000/agent.sock',
     },
   ],
   [

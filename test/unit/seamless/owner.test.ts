@@ -1,5 +1,5 @@
 import { displayOwnerOption, localDisplayOwner } from '../../../src/seamless/owner.js';
-import { displayChannel } from '../../../src/render/domain-xml.js';
+import { agentChannel, displayChannel } from '../../../src/render/domain-xml.js';
 
 /**
  * The display socket belongs to the CLI's user when libvirt runs on this host
@@ -23,8 +23,29 @@ test('no owner where the platform has no uids', () => {
   expect(localDisplayOwner('qemu:///system', {})).toBeUndefined();
 });
 
-test('the option is absent without an owner', () => {
+test('the options are absent without an owner', () => {
   expect(displayOwnerOption('qemu+ssh://host/system')).toEqual({});
+});
+
+test("a local libvirt's VMs also get the proxy's socket for the agent link (docs/protocol.md, Transport)", () => {
+  const uid = process.getuid!();
+  expect(displayOwnerOption('qemu:///system')).toEqual({
+    displayOwner: { uid, gid: process.getgid!() },
+    agentSocket: `/tmp/vm-provisioner-agents-${uid}/agent.sock`,
+  });
+});
+
+test('the agent channel: QEMU connects to the socket, reconnects after a second, and never relabels it', () => {
+  expect(agentChannel('/tmp/vm-provisioner-agents-1000/agent.sock').node).toEqual({
+    '@type': 'unix',
+    source: {
+      '@mode': 'connect',
+      '@path': '/tmp/vm-provisioner-agents-1000/agent.sock',
+      reconnect: { '@enabled': 'yes', '@timeout': 1 },
+      seclabel: { '@model': 'dac', '@relabel': 'no' },
+    },
+    target: { '@type': 'virtio', '@name': 'org.vm-provisioner.agent.0' },
+  });
 });
 
 test("the channel's source carries a DAC seclabel naming the owner, and only with one", () => {

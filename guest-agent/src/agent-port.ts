@@ -1,0 +1,60 @@
+import fs from 'node:fs';
+import net from 'node:net';
+
+/**
+ * The agent's end of its virtio-serial link to the proxy (docs/protocol.md,
+ * "Transport"): `/dev/virtio-ports/org.vm-provisioner.agent.0`, whose host
+ * side QEMU connects to the proxy's Unix socket.
+ *
+ * Node will not make a stream of a character device (`net.Socket({ fd })`
+ * refuses it as a file, and a file stream's reads block a thread-pool thread
+ * that nothing can cancel, which once kept the agent from exiting, see
+ * wake.ts). The port polls like a socket, so it is handed to libuv as a pipe:
+ * reads and writes are then non-blocking, driven by epoll like any socket's.
+ * While the port's host side is not connected (no proxy yet, or QEMU between
+ * reconnects) the guest reads end-of-file at once: the handshake fails fast
+ * and the agent tries again after its backoff.
+ */
+export const AGENT_PORT = '/dev/virtio-ports/org.vm-provisioner.agent.0';
+
+interface PipeHandle {
+  open(fd: number): number;
+}
+type PipeConstructor = new (type: number) => PipeHandle;
+
+// pipe_wrap is one of the bindings process.binding still hands out; it is how libuv adopts an fd.
+const pipeWrap = (
+  process as unknown as {
+    binding(name: 'pipe_wrap'): { Pipe: PipeConstructor; constants: { SOCKET: number } };
+  }
+).binding('pipe_wrap');
+
+export function agentPortPresent(file: string = AGENT_PORT): boolean {
+  return fs.existsSync(file);
+}
+
+/**
+ * Opens the port as a socket. A port opens once at a time: the last link's
+ * close lets go of it on the event loop's next turn, so EBUSY is retried briefly.
+ */
+export async function openAgentPort(file: string = AGENT_PORT, busyForMs = 1000): Promise<net.Socket> {
+  const deadline = Date.now() + busyForMs;
+  for (;;) {
+    try {
+      return adopt(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EBUSY' || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+}
+
+function adopt(fd: number): net.Socket {
+  const handle = new pipeWrap.Pipe(pipeWrap.constants.SOCKET);
+  const status = handle.open(fd);
+  if (status !== 0) {
+    fs.closeSync(fd);
+    throw new Error(`cannot poll ${AGENT_PORT} (libuv status ${status})`);
+  }
+  return new net.Socket({ handle, readable: true, writable: true } as unknown as net.SocketConstructorOpts);
+}
