@@ -84,6 +84,8 @@ export const MAX_OUTGOING_BUFFER = 4 * 1024 * 1024;
 export const AGENT_VERSION_UNKNOWN = '';
 /** What a restored guest can have left in its port from before the save: a heartbeat or two. */
 const MAX_SKIPPED_BEFORE_HELLO = 8;
+/** One per VM whose agent has not spoken yet: far more than a host runs. */
+const MAX_SILENT_LINKS = 1024;
 
 /** What `follow` clients and in-process listeners see. */
 export type ProxyEvent = { time: string; vm: string } & (
@@ -212,10 +214,9 @@ class AgentConnection {
   ) {
     this.peer = spliced ? 'virtio-serial' : `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     if (!spliced) socket.setNoDelay(true);
-    this.handshakeTimer = setTimeout(
-      () => this.fail(ErrorCode.PROTOCOL_ERROR, 'handshake not completed in time'),
-      server.handshakeTimeoutMs,
-    );
+    // QEMU connects a VM's port as the VM starts; its agent speaks once the guest's session is up, tens of
+    // seconds later, or never (a clone source waiting for its identity). The clock starts with its first byte.
+    if (!spliced) this.startHandshakeClock();
     socket.on('data', this.onSocketData);
     socket.on('end', this.onSocketEnd);
     socket.on('error', this.onSocketError);
@@ -235,6 +236,11 @@ class AgentConnection {
     return this.version;
   }
 
+  /** A virtio-serial link whose agent has not said anything yet. */
+  silent(): boolean {
+    return this.spliced && this.state === 'hello' && this.handshakeTimer === undefined;
+  }
+
   /** A method, not a field read, so TypeScript does not narrow across calls that may close. */
   isClosed(): boolean {
     return this.state === 'closed';
@@ -244,8 +250,16 @@ class AgentConnection {
     return this.vmName ? `agent ${this.vmName} (${this.peer})` : `agent ${this.peer}`;
   }
 
+  private startHandshakeClock(): void {
+    this.handshakeTimer = setTimeout(
+      () => this.fail(ErrorCode.PROTOCOL_ERROR, 'handshake not completed in time'),
+      this.server.handshakeTimeoutMs,
+    );
+  }
+
   private onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
+    if (this.state === 'hello' && !this.handshakeTimer) this.startHandshakeClock();
     this.lastHeard = Date.now();
     this.onResults(this.decoder.push(chunk));
   }
@@ -904,6 +918,12 @@ export class ProxyServer extends EventEmitter {
   }
 
   private accept(socket: net.Socket, spliced = false): void {
+    // Silent links have no handshake clock (AgentConnection): bound how many anyone can hold open.
+    if (spliced && [...this.connections].filter((c) => c.silent()).length >= MAX_SILENT_LINKS) {
+      this.log(`agent socket: over ${MAX_SILENT_LINKS} links that have said nothing; refusing another`);
+      socket.destroy();
+      return;
+    }
     const conn = new AgentConnection(this, socket, spliced);
     this.connections.add(conn);
   }

@@ -151,6 +151,29 @@ test('a new HELLO on a link that had a session (a resume) starts a new session o
   first.removeAllListeners();
 });
 
+test("a link whose agent has not spoken is left open (QEMU connects long before the guest's session is up); its first byte starts the handshake clock", async () => {
+  await proxy.close();
+  proxy = new ProxyServer({
+    listen: [],
+    agentSocket: socketPath,
+    lookupSecret: async () => secret,
+    handshakeTimeoutMs: 100,
+    log: (line) => logs.push(line),
+  });
+  await proxy.start();
+  const link = await qemuEnd();
+  link.on('error', () => undefined);
+  link.resume();
+  let closed = false;
+  link.once('close', () => (closed = true));
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  expect(closed).toBe(false);
+  // Half a frame, then nothing: now the 100 ms apply.
+  link.write(encodeMessage({ type: 'heartbeat', seq: 1 }).subarray(0, 5));
+  await waitFor(() => closed || undefined, 5000);
+  expect(logs.some((l) => /handshake not completed in time/.test(l))).toBe(true);
+});
+
 test('a TCP link still gets no such leeway: anything before HELLO ends it', async () => {
   const tcp = new ProxyServer({
     listen: [{ host: '127.0.0.1', port: 0 }],
