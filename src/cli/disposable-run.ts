@@ -11,6 +11,7 @@ import {
   type DisposableContext,
   type DisposableEnd,
 } from '../service/disposable.js';
+import { CloneStarter, virshRunnerFor } from '../disposable/starter.js';
 import { checkHostFile } from '../service/files.js';
 import { ourDomains } from '../service/inventory.js';
 import { hasGraphicalSession, openViewer } from '../service/lifecycle.js';
@@ -102,13 +103,27 @@ export async function inDisposable(
       try {
         return await withDisposable(
           {
-            starter: new ColdBootStarter({
-              hypervisor,
-              volumes,
-              configStore,
-              credentials,
-              version: packageVersion(),
-            }),
+            // A clone of the template's ready state (prepared first if need be), else a cold boot.
+            starter: new CloneStarter(
+              {
+                hypervisor,
+                volumes,
+                configStore,
+                credentials,
+                virsh: virshRunnerFor(hypervisor.uri),
+                version: packageVersion(),
+                cleanup: cleanup.deps,
+                prepare: defaults?.disposableClones !== false,
+                log: (line) => process.stderr.write(`${line}\n`),
+              },
+              new ColdBootStarter({
+                hypervisor,
+                volumes,
+                configStore,
+                credentials,
+                version: packageVersion(),
+              }),
+            ),
             remove: {
               hypervisor,
               volumes,
