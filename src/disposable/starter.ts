@@ -133,7 +133,11 @@ export class CloneStarter implements DisposableStarter {
       return `the ready state of '${template.name}' is being prepared by pid ${earlier.owner.pid}`;
     }
     if (earlier) {
-      await cleanUpUnfinished({ ...this.deps.cleanup, ...this.dirOption() }, source);
+      try {
+        await cleanUpUnfinished({ ...this.deps.cleanup, ...this.dirOption() }, source);
+      } catch (err) {
+        return `an earlier preparation of its ready state left what could not be removed: ${(err as Error).message}`;
+      }
     }
     let journal: Journal;
     try {
