@@ -100,30 +100,34 @@ export async function inDisposable(
       const volumes = new LibvirtVolumeStore(hypervisor.uri);
       const credentials = keyringCredentialStores();
       const cleanup = cleanupDeps(hypervisor);
+      const coldBoot = new ColdBootStarter({
+        hypervisor,
+        volumes,
+        configStore,
+        credentials,
+        version: packageVersion(),
+      });
       try {
         return await withDisposable(
           {
-            // A clone of the template's ready state (prepared first if need be), else a cold boot.
-            starter: new CloneStarter(
-              {
-                hypervisor,
-                volumes,
-                configStore,
-                credentials,
-                virsh: virshRunnerFor(hypervisor.uri),
-                version: packageVersion(),
-                cleanup: cleanup.deps,
-                prepare: defaults?.disposableClones !== false,
-                log: (line) => process.stderr.write(`${line}\n`),
-              },
-              new ColdBootStarter({
-                hypervisor,
-                volumes,
-                configStore,
-                credentials,
-                version: packageVersion(),
-              }),
-            ),
+            // A clone of the template's ready state (prepared first if need be), else a cold boot;
+            // only the cold boot with `disposable_clones = false`.
+            starter:
+              defaults?.disposableClones === false
+                ? coldBoot
+                : new CloneStarter(
+                    {
+                      hypervisor,
+                      volumes,
+                      configStore,
+                      credentials,
+                      virsh: virshRunnerFor(hypervisor.uri),
+                      version: packageVersion(),
+                      cleanup: cleanup.deps,
+                      log: (line) => process.stderr.write(`${line}\n`),
+                    },
+                    coldBoot,
+                  ),
             remove: {
               hypervisor,
               volumes,

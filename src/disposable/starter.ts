@@ -37,8 +37,6 @@ export interface CloneStarterDeps extends CloneDeps {
   cleanup: CleanupDeps;
   /** Where create journals live (default: the state directory's). */
   journalDir?: string;
-  /** Prepare a missing or stale ready state (`disposable_clones`, default true); else boot. */
-  prepare?: boolean;
   /** Progress lines: preparing the ready state, why a disposable is booted instead. */
   log?: (line: string) => void;
 }
@@ -124,7 +122,6 @@ export class CloneStarter implements DisposableStarter {
       if ((await hypervisor.info(template.name)).state === 'shut off') return undefined;
       return `template '${template.name}' is running (being updated?)`;
     }
-    if (this.deps.prepare === false) return `${problem}; disposable_clones is off`;
 
     const source = readyPaths(templateSpec).source;
     const earlier = await readJournal(source, this.deps.journalDir).catch(() => 'damaged' as const);
