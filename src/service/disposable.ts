@@ -293,7 +293,8 @@ export interface RemovalReport {
  * and the owner record goes last, so that a removal killed half-way is
  * finished by the next one. Refuses a domain that is not a disposable. With
  * no domain but an owner record (a removal killed after the undefine), the
- * config, keyring entries and record are removed.
+ * config, keyring entries and record are removed. A clone's (docs/disposables-clones.md)
+ * shared ready-state files, its config disk among its disks, are left alone.
  */
 export async function removeDisposable(deps: RemoveDeps, name: string): Promise<RemovalReport> {
   const { hypervisor, volumes } = deps;
