@@ -290,6 +290,26 @@ export async function removeReadyState(
   await removeVmCredentials(paths.source, deps.credentials);
 }
 
+/** removeReadyState when any file of one is there (`template destroy`: most templates have none); true if so. */
+export async function removeReadyStateIfAny(
+  deps: Pick<CloneDeps, 'volumes' | 'credentials' | 'virsh'>,
+  templateSpec: Pick<VmSpec, 'name' | 'vmDir'>,
+): Promise<boolean> {
+  const paths = readyPaths(templateSpec);
+  const files = [paths.record, paths.saveImage, paths.root, paths.private, paths.configDisk];
+  const there = await Promise.all(
+    files.map((file) =>
+      fs.lstat(file).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+  if (!there.includes(true)) return false;
+  await removeReadyState(deps, templateSpec);
+  return true;
+}
+
 /** The clone source's agent.conf says so: VMP_AWAIT_IDENTITY=1 (guest-agent/src/identity.ts). */
 function awaitIdentityFiles(files: ConfigDiskFile[]): ConfigDiskFile[] {
   return files.map((file) =>

@@ -217,9 +217,9 @@ const destroySub: CommandModule<object, { name: string; connect: string | undefi
       // Its ready state first (docs/disposables-clones.md): its frozen volumes are backed by the disk.
       const spec = await configStore.read(name).catch(() => undefined);
       if (spec) {
-        const { removeReadyState } = await import('../../disposable/ready-state.js');
+        const { removeReadyStateIfAny } = await import('../../disposable/ready-state.js');
         const { virshRunnerFor } = await import('../../disposable/starter.js');
-        await removeReadyState(
+        await removeReadyStateIfAny(
           {
             volumes: new LibvirtVolumeStore(hypervisor.uri),
             credentials,
