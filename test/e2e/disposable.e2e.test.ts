@@ -295,6 +295,29 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
   );
 
   test(
+    'a run SIGKILLed while it prepares the ready state: gc removes the half-made state and the disposable',
+    async () => {
+      setClones(true);
+      const source = `${template}-ready`;
+      const run = runDisposable(['xterm']);
+      // The clone source is booting: its volumes, config disk and keyring entries exist.
+      await host.until(() => allDomainNames().includes(source), 'the clone source domain', 120_000);
+      const name = recordedName(host.root);
+      run.child.kill('SIGKILL');
+      await run.exited;
+      const gc = await host.cli(['gc'], 120_000);
+      expect({ code: gc.code, stderr: gc.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(gc.stdout).toMatch(new RegExp(`^${source}: removed the unfinished create`, 'm'));
+      expect(allDomainNames()).not.toContain(source);
+      expect(fs.readdirSync(host.vmDir).filter((f) => f.startsWith(source))).toEqual([]);
+      expect(secretToolLookup(PASSWORD_SERVICE, source)).toBeNull();
+      expect(secretToolLookup(AGENT_SECRET_SERVICE, source)).toBeNull();
+      expect(await tracesOf(name)).toEqual([]);
+    },
+    WINDOW_DEADLINE_MS,
+  );
+
+  test(
     'from a clone: the first run prepares the ready state once, its xterm reaches the proxy; closing it removes all but the ready state',
     async () => {
       setClones(true);
