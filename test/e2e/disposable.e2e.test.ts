@@ -295,6 +295,27 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
   );
 
   test(
+    'Ctrl+C while it prepares the ready state: exit 130, nothing of the state or the disposable left',
+    async () => {
+      setClones(true);
+      const source = `${template}-ready`;
+      const run = runDisposable(['xterm']);
+      await host.until(() => allDomainNames().includes(source), 'the clone source domain', 120_000);
+      const name = recordedName(host.root);
+      run.child.kill('SIGINT');
+      const exit = await run.exited;
+      expect({ code: exit.code, stderr: exit.stderr }).toEqual({ code: 130, stderr: expect.any(String) });
+      expect(allDomainNames()).not.toContain(source);
+      expect(fs.readdirSync(host.vmDir).filter((f) => f.startsWith(source))).toEqual([]);
+      expect(secretToolLookup(PASSWORD_SERVICE, source)).toBeNull();
+      const journal = path.join(host.root, 'state', 'vm-provisioner', 'journal');
+      expect(fs.existsSync(journal) ? fs.readdirSync(journal) : []).toEqual([]);
+      expect(await tracesOf(name)).toEqual([]);
+    },
+    WINDOW_DEADLINE_MS,
+  );
+
+  test(
     'a run SIGKILLed while it prepares the ready state: gc removes the half-made state and the disposable',
     async () => {
       setClones(true);
@@ -383,6 +404,35 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
       expect(await tracesOf(name)).toEqual([]);
       for (const file of readyFiles())
         expect({ file, there: fs.existsSync(file) }).toEqual({ file, there: true });
+    },
+    WINDOW_DEADLINE_MS + 120_000,
+  );
+
+  test(
+    'open --disposable from a clone: closing its window removes everything but the ready state',
+    async () => {
+      const since = follow.events.length;
+      const file = path.join(host.root, 'clone-letter.txt');
+      fs.writeFileSync(file, 'dear clone\n');
+      const run = disposableCli([
+        'open',
+        '--disposable',
+        '--template',
+        template,
+        '--no-viewer',
+        '--timeout',
+        '300',
+        file,
+      ]);
+      const name = await xtermOf(run, since, (w) => w.title === 'vmp-opened clone-letter.txt');
+      expect(virsh('dominfo', name)).toMatch(/^Persistent:\s+yes$/m);
+      closeXterms(name);
+      const exit = await run.exited;
+      expect(exit.stderr).not.toMatch(/preparing template|: no clone \(/);
+      expect(exit.stderr).toMatch(new RegExp(`^${name}: its last window closed; removing it$`, 'm'));
+      expect(exit.code).toBe(0);
+      expect(await tracesOf(name)).toEqual([]);
+      for (const f of readyFiles()) expect({ f, there: fs.existsSync(f) }).toEqual({ f, there: true });
     },
     WINDOW_DEADLINE_MS + 120_000,
   );
