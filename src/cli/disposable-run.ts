@@ -11,6 +11,7 @@ import {
   type DisposableContext,
   type DisposableEnd,
 } from '../service/disposable.js';
+import { CloneStarter, virshRunnerFor } from '../disposable/starter.js';
 import { checkHostFile } from '../service/files.js';
 import { ourDomains } from '../service/inventory.js';
 import { hasGraphicalSession, openViewer } from '../service/lifecycle.js';
@@ -99,16 +100,34 @@ export async function inDisposable(
       const volumes = new LibvirtVolumeStore(hypervisor.uri);
       const credentials = keyringCredentialStores();
       const cleanup = cleanupDeps(hypervisor);
+      const coldBoot = new ColdBootStarter({
+        hypervisor,
+        volumes,
+        configStore,
+        credentials,
+        version: packageVersion(),
+      });
       try {
         return await withDisposable(
           {
-            starter: new ColdBootStarter({
-              hypervisor,
-              volumes,
-              configStore,
-              credentials,
-              version: packageVersion(),
-            }),
+            // A clone of the template's ready state (prepared first if need be), else a cold boot;
+            // only the cold boot with `disposable_clones = false`.
+            starter:
+              defaults?.disposableClones === false
+                ? coldBoot
+                : new CloneStarter(
+                    {
+                      hypervisor,
+                      volumes,
+                      configStore,
+                      credentials,
+                      virsh: virshRunnerFor(hypervisor.uri),
+                      version: packageVersion(),
+                      cleanup: cleanup.deps,
+                      log: (line) => process.stderr.write(`${line}\n`),
+                    },
+                    coldBoot,
+                  ),
             remove: {
               hypervisor,
               volumes,

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { create } from 'xmlbuilder2';
-import { DISPLAY_CHANNEL_NAME, WAKE_CHANNEL_NAME } from '../render/xml-names.js';
+import type { DisposableOwner } from '../render/domain-xml.js';
+import { DISPLAY_CHANNEL_NAME, VMP_XML_NAMESPACE, WAKE_CHANNEL_NAME } from '../render/xml-names.js';
 import { SaveFormatError } from '../storage/save-file.js';
 import { InputError } from '../util/errors.js';
 
@@ -26,6 +27,11 @@ export interface CloneLayout {
   wakeBase: string;
   /** The clone's display channel socket, if the source had one. */
   displaySocket: string;
+  /**
+   * A disposable (docs/disposables.md): its metadata says `role="disposable"` with the owner, and lists
+   * its other files (`<vmp:file>`), so removeDisposable and `gc` treat it as any disposable.
+   */
+  disposable?: { owner: DisposableOwner; files: string[] };
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -45,13 +51,23 @@ type El = {
   insertBefore(c: El, before: El | null): void;
   nextSibling: El | null;
   removeChild(c: El): void;
-  ownerDocument: { createElement(n: string): El };
+  ownerDocument: { createElement(n: string): El; createElementNS(ns: string, n: string): El };
   textContent: string | null;
 };
 
 function checkLayout(layout: CloneLayout): void {
   if (!NAME.test(layout.name)) {
     throw new InputError(`clone name '${layout.name}' is invalid: use 1-64 letters, digits, '.', '_' or '-'`);
+  }
+  const owner = layout.disposable?.owner;
+  if (
+    owner &&
+    (!Number.isSafeInteger(owner.pid) ||
+      owner.pid <= 0 ||
+      (owner.startTicks !== null && !/^\d{1,20}$/.test(owner.startTicks)) ||
+      (owner.bootId !== null && !UUID.test(owner.bootId)))
+  ) {
+    throw new InputError(`disposable owner ${JSON.stringify(owner)} is invalid`);
   }
   if (!UUID.test(layout.uuid))
     throw new InputError(`clone UUID '${layout.uuid}' is invalid: 8-4-4-4-12 lower-case hex`);
@@ -63,6 +79,7 @@ function checkLayout(layout: CloneLayout): void {
     layout.templateDisk,
     layout.wakeBase,
     layout.displaySocket,
+    ...(layout.disposable?.files ?? []),
   ];
   for (const file of files) {
     if (!path.isAbsolute(file) || CONTROL.test(file)) {
@@ -107,6 +124,34 @@ function retarget(disk: El, file: string, chain: string[]): void {
   for (const old of children(disk, 'backingStore')) disk.removeChild(old);
   // libvirt's order: the backing chain right after the source.
   disk.insertBefore(backingChain(disk.ownerDocument, chain), source.nextSibling);
+}
+
+/** Our `<vmp:vm>` element: `role="disposable"`, then `<vmp:file>`s and `<vmp:disposable>` as renderDomainXml writes them. */
+function markDisposable(domain: El, disposable: NonNullable<CloneLayout['disposable']>): void {
+  const vm = Array.from(child(domain, 'metadata')?.childNodes ?? ([] as El[]))
+    .map((node) => node as El)
+    .find(
+      (el) =>
+        typeof el.tagName === 'string' &&
+        el.tagName.split(':').pop() === 'vm' &&
+        el.getAttribute(el.tagName.includes(':') ? `xmlns:${el.tagName.split(':')[0]}` : 'xmlns') ===
+          VMP_XML_NAMESPACE,
+    );
+  if (!vm) throw new SaveFormatError('the saved domain XML has no vm-provisioner metadata');
+  const prefix = vm.tagName.includes(':') ? `${vm.tagName.split(':')[0]}:` : '';
+  const make = (tag: string): El => vm.ownerDocument.createElementNS(VMP_XML_NAMESPACE, `${prefix}${tag}`);
+  vm.setAttribute('role', 'disposable');
+  for (const file of disposable.files) {
+    const el = make('file');
+    el.textContent = file;
+    vm.appendChild(el);
+  }
+  const { pid, startTicks, bootId } = disposable.owner;
+  const owner = make('disposable');
+  owner.setAttribute('owner-pid', String(pid));
+  if (startTicks !== null) owner.setAttribute('owner-start', startTicks);
+  if (bootId !== null) owner.setAttribute('boot-id', bootId);
+  vm.appendChild(owner);
 }
 
 /**
@@ -169,6 +214,7 @@ export function cloneDomainXml(sourceXml: string, layout: CloneLayout): string {
   for (const serial of [...children(devices, 'serial'), ...children(devices, 'console')]) {
     for (const log of children(serial, 'log')) serial.removeChild(log);
   }
+  if (layout.disposable) markDisposable(domain, layout.disposable);
   const missing = Object.entries(seen)
     .filter(([, ok]) => !ok)
     .map(([what]) => what);

@@ -4,13 +4,18 @@ import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { encodeIdentity, identityProblem } from '../protocol/identity.js';
-import { DEFAULT_MODE_NETWORK, displaySocketPath, wakePipeBase } from '../render/domain-xml.js';
+import {
+  DEFAULT_MODE_NETWORK,
+  displaySocketPath,
+  wakePipeBase,
+  type DisposableOwner,
+} from '../render/domain-xml.js';
 import { generateAgentSecret } from '../secrets/password.js';
 import { appVmPaths, requireTemplate } from '../service/templates.js';
 import { encodeSaveHead, readSaveHead, SaveFormatError, streamRewritten } from '../storage/save-file.js';
 import { AlreadyExistsError, NotFoundError, VmpError } from '../util/errors.js';
 import { cloneDomainXml } from './clone-xml.js';
-import { readReadyState, type CloneDeps, type ReadyState } from './ready-state.js';
+import { readReadyState, readyStateProblem, type CloneDeps, type ReadyState } from './ready-state.js';
 
 /**
  * The fast start of a disposable (docs/disposables-clones.md): a clone of
@@ -26,6 +31,8 @@ export class CloneUnavailable extends VmpError {
 
 export interface CloneResult {
   name: string;
+  /** The domain XML the clone was restored with (its persistent definition, for a disposable). */
+  xml: string;
   /**
    * Milliseconds: the checks before anything is made, the restore alone (from the start of libvirt's
    * restore to its return), the NIC's hot-plug, and the whole start.
@@ -43,6 +50,7 @@ export function clonePaths(
   wakeBase: string;
   displaySocket: string;
   restoreFifo: string;
+  nicFile: string;
 } {
   const own = appVmPaths({ name, vmDir });
   return {
@@ -51,6 +59,7 @@ export function clonePaths(
     wakeBase: wakePipeBase(own.root, name),
     displaySocket: displaySocketPath(own.root, name),
     restoreFifo: path.join(vmDir, `${name}-restore.fifo`),
+    nicFile: path.join(vmDir, `${name}-nic.xml`),
   };
 }
 
@@ -72,25 +81,27 @@ export function cloneNicXml(mode: ReadyState['networkMode'], mac: string): strin
  * Restores a clone of `templateName`'s ready state as `name` and gives it its
  * identity. Resolves once the guest has its identity (its agent then
  * connects to the proxy as `name`); CloneUnavailable when there is no ready
- * state, it is stale, or the save image is not in a format we know.
+ * state, it is stale, or the save image is not in a format we know. With
+ * `disposable`, its domain carries the disposable mark and that owner from
+ * the moment it exists (docs/disposables.md).
  */
-export async function startClone(deps: CloneDeps, templateName: string, name: string): Promise<CloneResult> {
+export async function startClone(
+  deps: CloneDeps,
+  templateName: string,
+  name: string,
+  options: { disposable?: DisposableOwner } = {},
+): Promise<CloneResult> {
   const started = Date.now();
   const template = await requireTemplate(deps.hypervisor, templateName);
   const templateSpec = await deps.configStore.read(template.name);
   const state = await readReadyState(templateSpec);
   if (!state) throw new CloneUnavailable(`template '${templateName}' has no ready state to clone`);
-  const seal = template.description.seal;
-  if (
-    state.templateDisk !== template.disk ||
-    !seal ||
-    seal.mtimeNs !== state.seal.mtimeNs ||
-    seal.sizeBytes !== state.seal.sizeBytes
-  ) {
-    throw new CloneUnavailable(
-      `the ready state of template '${templateName}' is stale: the template changed after it was saved`,
-    );
-  }
+  const stale = readyStateProblem(state, {
+    name: template.name,
+    disk: template.disk,
+    ...(template.description.seal ? { seal: template.description.seal } : {}),
+  });
+  if (stale) throw new CloneUnavailable(stale);
   const secret = generateAgentSecret();
   const identity = {
     name,
@@ -128,6 +139,9 @@ export async function startClone(deps: CloneDeps, templateName: string, name: st
       templateDisk: state.templateDisk,
       wakeBase: paths.wakeBase,
       displaySocket: paths.displaySocket,
+      ...(options.disposable
+        ? { disposable: { owner: options.disposable, files: [paths.restoreFifo, paths.nicFile] } }
+        : {}),
     });
   } catch (err) {
     if (err instanceof SaveFormatError) throw new CloneUnavailable(err.message, { cause: err });
@@ -167,12 +181,16 @@ export async function startClone(deps: CloneDeps, templateName: string, name: st
     const nicStarted = Date.now();
     const nic = cloneNicXml(state.networkMode, randomMac());
     if (nic) {
-      const nicFile = path.join(state.vmDir, `${name}-nic.xml`);
-      await fs.writeFile(nicFile, nic, { mode: 0o600 });
+      await fs.writeFile(paths.nicFile, nic, { mode: 0o600 });
       try {
-        await deps.virsh(`hot-plug the NIC of clone ${name}`, ['attach-device', name, nicFile, '--live']);
+        await deps.virsh(`hot-plug the NIC of clone ${name}`, [
+          'attach-device',
+          name,
+          paths.nicFile,
+          '--live',
+        ]);
       } finally {
-        await fs.rm(nicFile, { force: true });
+        await fs.rm(paths.nicFile, { force: true });
       }
     }
     nicMs = Date.now() - nicStarted;
@@ -186,7 +204,7 @@ export async function startClone(deps: CloneDeps, templateName: string, name: st
       },
     );
   }
-  return { name, timings: { checkMs: prepareMs, restoreMs, nicMs, totalMs: Date.now() - started } };
+  return { name, xml, timings: { checkMs: prepareMs, restoreMs, nicMs, totalMs: Date.now() - started } };
 }
 
 /**
@@ -213,7 +231,7 @@ export async function removeClone(
       `${paths.wakeBase}.out`,
       paths.restoreFifo,
       paths.displaySocket,
-      path.join(vmDir, `${name}-nic.xml`),
+      paths.nicFile,
     ].map((file) => fs.rm(file, { force: true })),
   );
   await deps.credentials.agentSecrets.delete(name);

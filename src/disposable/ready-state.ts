@@ -20,7 +20,7 @@ import { defaultSpec } from '../spec/defaults.js';
 import type { NetworkMode, VmSpec } from '../spec/types.js';
 import { readSaveHead } from '../storage/save-file.js';
 import type { VolumeStore } from '../storage/volumes.js';
-import { AlreadyRunningError, InputError, TimeoutError, VmpError } from '../util/errors.js';
+import { AlreadyRunningError, CancelledError, InputError, TimeoutError, VmpError } from '../util/errors.js';
 import { readTextIfExists } from '../util/read-if-exists.js';
 
 /**
@@ -111,6 +111,28 @@ export interface PrepareOptions {
   /** Called once the agent waits and before the save: a test can wait here for an app's window. */
   beforeSave?: (source: string) => Promise<void>;
   log?: (line: string) => void;
+  /** Ctrl+C / SIGTERM: the wait for the clone source ends, what was made is removed, CancelledError. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Why `state` cannot be cloned for the template as it is now (a `template update`
+ * since, or another disk), or undefined when it can. Pure.
+ */
+export function readyStateProblem(
+  state: Pick<ReadyState, 'templateDisk' | 'seal'>,
+  template: { name: string; disk: string; seal?: { mtimeNs: string; sizeBytes: number } },
+): string | undefined {
+  const seal = template.seal;
+  if (
+    state.templateDisk !== template.disk ||
+    !seal ||
+    seal.mtimeNs !== state.seal.mtimeNs ||
+    seal.sizeBytes !== state.seal.sizeBytes
+  ) {
+    return `the ready state of template '${template.name}' is stale: the template changed after it was saved`;
+  }
+  return undefined;
 }
 
 /**
@@ -194,7 +216,7 @@ export async function prepareReadyState(
       await fs.rm(xmlFile, { force: true });
     }
     // QEMU holds the FIFO's write end from here on, so a non-blocking reader does not see end of file.
-    const ready = readyLine(`${paths.wakeBase}.out`, options.bootTimeoutMs ?? 600_000);
+    const ready = readyLine(`${paths.wakeBase}.out`, options.bootTimeoutMs ?? 600_000, options.signal);
     try {
       log(`clone source ${paths.source} booting; waiting for its agent to wait for an identity`);
       await ready.done;
@@ -202,6 +224,8 @@ export async function prepareReadyState(
       ready.cancel();
     }
     await options.beforeSave?.(paths.source);
+    if (options.signal?.aborted)
+      throw new CancelledError(`preparing the ready state of '${template.name}' was interrupted`);
     made.push(() => fs.rm(paths.saveImage, { force: true }));
     await deps.virsh(
       `save clone source ${paths.source}`,
@@ -266,6 +290,26 @@ export async function removeReadyState(
   await removeVmCredentials(paths.source, deps.credentials);
 }
 
+/** removeReadyState when any file of one is there (`template destroy`: most templates have none); true if so. */
+export async function removeReadyStateIfAny(
+  deps: Pick<CloneDeps, 'volumes' | 'credentials' | 'virsh'>,
+  templateSpec: Pick<VmSpec, 'name' | 'vmDir'>,
+): Promise<boolean> {
+  const paths = readyPaths(templateSpec);
+  const files = [paths.record, paths.saveImage, paths.root, paths.private, paths.configDisk];
+  const there = await Promise.all(
+    files.map((file) =>
+      fs.lstat(file).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+  if (!there.includes(true)) return false;
+  await removeReadyState(deps, templateSpec);
+  return true;
+}
+
 /** The clone source's agent.conf says so: VMP_AWAIT_IDENTITY=1 (guest-agent/src/identity.ts). */
 function awaitIdentityFiles(files: ConfigDiskFile[]): ConfigDiskFile[] {
   return files.map((file) =>
@@ -284,9 +328,14 @@ async function removeFiles(files: string[]): Promise<void> {
  * (QEMU passes it to `<base>.out`). Opened non-blocking, as a socket, so that
  * `cancel` never leaves a read stuck in the thread pool.
  */
-function readyLine(fifo: string, timeoutMs: number): { done: Promise<void>; cancel: () => void } {
+function readyLine(
+  fifo: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): { done: Promise<void>; cancel: () => void } {
   let socket: net.Socket | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
   const done = (async (): Promise<void> => {
     // A bare descriptor, owned by the socket, which closes it.
     const fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -303,6 +352,9 @@ function readyLine(fifo: string, timeoutMs: number): { done: Promise<void>; canc
           ),
         timeoutMs,
       );
+      onAbort = () => reject(new CancelledError('preparing the ready state was interrupted'));
+      if (signal?.aborted) onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
       sock.on('data', (chunk: Buffer) => {
         seen = (seen + chunk.toString('latin1')).slice(-256);
         if (seen.includes(IDENTITY_READY_LINE)) resolve();
@@ -315,6 +367,7 @@ function readyLine(fifo: string, timeoutMs: number): { done: Promise<void>; canc
     done,
     cancel: () => {
       if (timer) clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
       socket?.destroy();
     },
   };

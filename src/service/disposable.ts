@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { readyPaths } from '../disposable/ready-state.js';
 import { consoleLogPath } from '../install/logs.js';
 import { describeDomain, type DomainDescription } from '../libvirt/inspect.js';
 import type { DisposableOwner } from '../render/domain-xml.js';
@@ -292,7 +293,8 @@ export interface RemovalReport {
  * and the owner record goes last, so that a removal killed half-way is
  * finished by the next one. Refuses a domain that is not a disposable. With
  * no domain but an owner record (a removal killed after the undefine), the
- * config, keyring entries and record are removed.
+ * config, keyring entries and record are removed. A clone's (docs/disposables-clones.md)
+ * shared ready-state files, its config disk among its disks, are left alone.
  */
 export async function removeDisposable(deps: RemoveDeps, name: string): Promise<RemovalReport> {
   const { hypervisor, volumes } = deps;
@@ -322,6 +324,12 @@ export async function removeDisposable(deps: RemoveDeps, name: string): Promise<
     const vmDir = description.disks[0] ? path.dirname(description.disks[0].file) : undefined;
     const volumePaths = vmDir ? appVmPaths({ name, vmDir }) : undefined;
     const asVolume = new Set(volumePaths ? [volumePaths.root, volumePaths.private] : []);
+    // A clone (docs/disposables-clones.md) uses its template's ready state read-only: that stays.
+    const shared = new Set(
+      vmDir && description.template
+        ? Object.values(readyPaths({ name: description.template.name, vmDir }))
+        : [],
+    );
     const wake = description.wakePipe ? [`${description.wakePipe}.in`, `${description.wakePipe}.out`] : [];
     const display = description.display ? [description.display.socket] : [];
     for (const file of [
@@ -331,7 +339,7 @@ export async function removeDisposable(deps: RemoveDeps, name: string): Promise<
       ...display,
       consoleLogPath(name),
     ]) {
-      if (!path.isAbsolute(file)) continue;
+      if (!path.isAbsolute(file) || shared.has(file)) continue;
       // The overlay and the private volume go through the storage layer (a remote pool works too).
       if (asVolume.has(file)) {
         if (await volumes.remove(file)) report.removed.push(file);
@@ -352,7 +360,8 @@ export async function removeDisposable(deps: RemoveDeps, name: string): Promise<
   for (const store of [deps.credentials.passwords, deps.credentials.agentSecrets]) {
     if (await store.delete(name)) report.secretsDeleted += 1;
   }
-  if (description) await hypervisor.undefine(name);
+  // A clone not yet made persistent (killed between its restore and its definition) went with its stop.
+  if (description && (await hypervisor.exists(name))) await hypervisor.undefine(name);
   await dropRecord(name, dir);
   await deps.forgetAtProxy?.(name).catch(() => undefined);
   return report;
@@ -411,7 +420,7 @@ export async function sweepOrphanedDisposables(
   }
   if (deps.scan) {
     for (const d of await ourDomains(deps.scan)) {
-      if (seen.has(d.name) || !isOrphaned(d, alive) || !(await deps.configStore.exists(d.name))) continue;
+      if (seen.has(d.name) || !isOrphaned(d, alive) || !(await isOurs(deps, d.name))) continue;
       try {
         const report = await removeDisposable(
           { ...deps, hypervisor: deps.scan, volumes: deps.volumesFor(deps.scan.uri) },
@@ -425,6 +434,11 @@ export async function sweepOrphanedDisposables(
     }
   }
   return outcomes;
+}
+
+/** This user's VM: a config file here, or (a clone has none) its agent secret in this user's keyring. */
+async function isOurs(deps: Pick<SweepDeps, 'configStore' | 'credentials'>, name: string): Promise<boolean> {
+  return (await deps.configStore.exists(name)) || (await deps.credentials.agentSecrets.get(name)) !== null;
 }
 
 /** What a removal took, in a few words. */

@@ -4,7 +4,7 @@ import { FileTooLargeError, NotRegularFileError, readRegularFileBounded } from '
 import { configDir } from '../util/paths.js';
 import { at, describeSource, type KeyDef, parseKeyedToml, TOML_KEYS } from './toml.js';
 import type { VmSpec } from './types.js';
-import { type ResourceLimits, validateConnectUri, validateVmName } from './validate.js';
+import { type ResourceLimits, validateBoolean, validateConnectUri, validateVmName } from './validate.js';
 
 /**
  * The user's defaults file, $XDG_CONFIG_HOME/vm-provisioner/defaults.toml
@@ -33,13 +33,22 @@ export const DEFAULTS_SPEC_KEYS = [
 ] as const;
 
 type DefaultsField =
-  (typeof TOML_KEYS)[(typeof DEFAULTS_SPEC_KEYS)[number]]['field'] | 'connect' | 'defaultTemplate';
+  | (typeof TOML_KEYS)[(typeof DEFAULTS_SPEC_KEYS)[number]]['field']
+  | 'connect'
+  | 'defaultTemplate'
+  | 'disposableClones';
 
 const DEFAULTS_KEYS: Readonly<Record<string, KeyDef<DefaultsField>>> = {
   ...Object.fromEntries(DEFAULTS_SPEC_KEYS.map((key) => [key, TOML_KEYS[key] as KeyDef<DefaultsField>])),
   connect: { field: 'connect', kind: 'string', check: (v) => validateConnectUri(v) },
   // The template `run --disposable` uses without --template (docs/disposables.md).
   default_template: { field: 'defaultTemplate', kind: 'string', check: (v) => validateVmName(v) },
+  // false: every disposable cold boots, and no template gets a ready state (docs/disposables-clones.md).
+  disposable_clones: {
+    field: 'disposableClones',
+    kind: 'boolean',
+    check: (v) => validateBoolean('value', v),
+  },
 };
 
 /** The spellings people reach for (the issue's, virt-install's), pointed at the real key. */
@@ -67,6 +76,8 @@ export interface UserDefaults {
   connect?: string;
   /** The template of disposables (`default_template`). */
   defaultTemplate?: string;
+  /** Whether disposables start from clones of a ready state (`disposable_clones`, default true). */
+  disposableClones?: boolean;
   /** 1-based line of each key, for messages about a value that only fails later (the installer's memory floor). */
   lines: Partial<Record<DefaultsField, number>>;
   source: string;
@@ -117,14 +128,16 @@ export function parseDefaults(file: DefaultsFileText, limits: ResourceLimits = {
   const { fields, lines } = parseKeyedToml(file.text, file.source, limits, DEFAULTS_KEYS, (key) =>
     Object.prototype.hasOwnProperty.call(SPELLINGS, key) ? SPELLINGS[key] : undefined,
   );
-  const { connect, defaultTemplate, ...spec } = fields as UserDefaults['spec'] & {
+  const { connect, defaultTemplate, disposableClones, ...spec } = fields as UserDefaults['spec'] & {
     connect?: string;
     defaultTemplate?: string;
+    disposableClones?: boolean;
   };
   return {
     spec,
     ...(connect !== undefined ? { connect } : {}),
     ...(defaultTemplate !== undefined ? { defaultTemplate } : {}),
+    ...(disposableClones !== undefined ? { disposableClones } : {}),
     lines,
     source: file.source,
   };

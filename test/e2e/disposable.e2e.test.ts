@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { readyPaths } from '../../src/disposable/ready-state.js';
 import { describeDomain } from '../../src/libvirt/inspect.js';
 import { poolNameFor } from '../../src/storage/volumes.js';
 import { AGENT_SECRET_SERVICE, PASSWORD_SERVICE } from '../../src/service/ports.js';
@@ -25,7 +26,9 @@ import { procState } from '../support/processes.js';
  * imported as a template; `run --disposable -- xterm` boots a throwaway VM
  * whose xterm reaches the real proxy; closing the xterm in the guest removes
  * every trace of it; so does SIGTERM of the CLI; and after a few in a row,
- * one of whose CLIs is SIGKILLed mid-start, `gc` leaves nothing. The
+ * one of whose CLIs is SIGKILLed mid-start, `gc` leaves nothing. Those
+ * boot cold (`disposable_clones = false`); the last ones start from a clone
+ * of the template's ready state, which the first of them prepares. The
  * 50-in-a-row run with timings is bench/disposable.ts.
  */
 
@@ -51,7 +54,20 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
     follow = host.follow();
     const imported = await host.importTemplate(template, image);
     expect({ code: imported.code, stderr: imported.stderr }).toEqual({ code: 0, stderr: '' });
+    // The cold boot first: the tests of clones turn them on.
+    setClones(false);
   }, 40 * 60_000);
+
+  const defaultsFile = (): string => path.join(host.env.XDG_CONFIG_HOME!, 'vm-provisioner', 'defaults.toml');
+  function setClones(on: boolean): void {
+    fs.mkdirSync(path.dirname(defaultsFile()), { recursive: true });
+    fs.writeFileSync(defaultsFile(), `disposable_clones = ${String(on)}\n`);
+  }
+  /** The ready state's files (docs/disposables-clones.md), shared by every clone. */
+  const readyFiles = (): string[] => {
+    const p = readyPaths({ name: template, vmDir: host.vmDir });
+    return [p.record, p.saveImage, p.root, p.private, p.configDisk];
+  };
 
   afterAll(async () => {
     follow?.stop();
@@ -277,6 +293,157 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
     },
     3 * WINDOW_DEADLINE_MS,
   );
+
+  test(
+    'Ctrl+C while it prepares the ready state: exit 130, nothing of the state or the disposable left',
+    async () => {
+      setClones(true);
+      const source = `${template}-ready`;
+      const run = runDisposable(['xterm']);
+      await host.until(() => allDomainNames().includes(source), 'the clone source domain', 120_000);
+      const name = recordedName(host.root);
+      run.child.kill('SIGINT');
+      const exit = await run.exited;
+      expect({ code: exit.code, stderr: exit.stderr }).toEqual({ code: 130, stderr: expect.any(String) });
+      expect(allDomainNames()).not.toContain(source);
+      expect(fs.readdirSync(host.vmDir).filter((f) => f.startsWith(source))).toEqual([]);
+      expect(secretToolLookup(PASSWORD_SERVICE, source)).toBeNull();
+      const journal = path.join(host.root, 'state', 'vm-provisioner', 'journal');
+      expect(fs.existsSync(journal) ? fs.readdirSync(journal) : []).toEqual([]);
+      expect(await tracesOf(name)).toEqual([]);
+    },
+    WINDOW_DEADLINE_MS,
+  );
+
+  test(
+    'a run SIGKILLed while it prepares the ready state: gc removes the half-made state and the disposable',
+    async () => {
+      setClones(true);
+      const source = `${template}-ready`;
+      const run = runDisposable(['xterm']);
+      // The clone source is booting: its volumes, config disk and keyring entries exist.
+      await host.until(() => allDomainNames().includes(source), 'the clone source domain', 120_000);
+      const name = recordedName(host.root);
+      run.child.kill('SIGKILL');
+      await run.exited;
+      const gc = await host.cli(['gc'], 120_000);
+      expect({ code: gc.code, stderr: gc.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(gc.stdout).toMatch(new RegExp(`^${source}: removed the unfinished create`, 'm'));
+      expect(allDomainNames()).not.toContain(source);
+      expect(fs.readdirSync(host.vmDir).filter((f) => f.startsWith(source))).toEqual([]);
+      expect(secretToolLookup(PASSWORD_SERVICE, source)).toBeNull();
+      expect(secretToolLookup(AGENT_SECRET_SERVICE, source)).toBeNull();
+      expect(await tracesOf(name)).toEqual([]);
+    },
+    WINDOW_DEADLINE_MS,
+  );
+
+  test(
+    'from a clone: the first run prepares the ready state once, its xterm reaches the proxy; closing it removes all but the ready state',
+    async () => {
+      setClones(true);
+      const since = follow.events.length;
+      const run = runDisposable(['xterm', '-T', 'vmp-clone']);
+      const name = await xtermOf(run, since);
+      const d = describeDomain(virsh('dumpxml', name, '--inactive'));
+      expect({ role: d.role, owner: d.disposableOwner?.pid, template: d.template?.name }).toEqual({
+        role: 'disposable',
+        owner: run.child.pid,
+        template,
+      });
+      // Persistent (so a removal killed half-way still finds it), and hidden from list.
+      expect(virsh('dominfo', name)).toMatch(/^Persistent:\s+yes$/m);
+      const listed = (args: string[]) =>
+        host
+          .cli(['list', '--json', ...args], 20_000)
+          .then((r) => JSON.parse(r.stdout) as Array<{ name: string; disposable?: boolean }>);
+      expect((await listed([])).map((vm) => vm.name)).not.toContain(name);
+      expect((await listed(['--disposables'])).find((vm) => vm.name === name)).toMatchObject({
+        name,
+        disposable: true,
+      });
+      const running = await tracesOf(name);
+      expect(running).toEqual(
+        expect.arrayContaining([`domain ${name}`, 'keyring agent secret', `disposables/${name}.json`]),
+      );
+      // A clone has no config file and no password of its own: the shared ready state's.
+      expect(running).not.toContain('config');
+      closeXterms(name);
+      const exit = await run.exited;
+      const preparing =
+        exit.stderr.match(/^preparing template .*'s ready state for fast disposables/gm) ?? [];
+      expect({ preparing: preparing.length, stderr: exit.stderr }).toEqual({
+        preparing: 1,
+        stderr: exit.stderr,
+      });
+      expect(exit.stderr).not.toMatch(/: no clone \(/);
+      expect(exit.stderr).toMatch(new RegExp(`^${name}: removed$`, 'm'));
+      expect(await tracesOf(name)).toEqual([]);
+      for (const file of readyFiles())
+        expect({ file, there: fs.existsSync(file) }).toEqual({ file, there: true });
+    },
+    WINDOW_DEADLINE_MS + 120_000,
+  );
+
+  test(
+    'a SIGKILLed clone disposable: gc removes all of it and keeps the ready state',
+    async () => {
+      const since = follow.events.length;
+      const run = runDisposable(['xterm']);
+      const name = await xtermOf(run, since);
+      run.child.kill('SIGKILL');
+      const exit = await run.exited;
+      // The ready state was there: no preparing, no boot.
+      expect(exit.stderr).not.toMatch(/preparing template|no clone/);
+      expect(await tracesOf(name)).toEqual(
+        expect.arrayContaining([`domain ${name}`, 'keyring agent secret', `disposables/${name}.json`]),
+      );
+      const gc = await host.cli(['gc'], 120_000);
+      expect({ code: gc.code, stderr: gc.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(gc.stdout).toMatch(new RegExp(`^${name}: removed the disposable whose owner is gone`, 'm'));
+      expect(await tracesOf(name)).toEqual([]);
+      for (const file of readyFiles())
+        expect({ file, there: fs.existsSync(file) }).toEqual({ file, there: true });
+    },
+    WINDOW_DEADLINE_MS + 120_000,
+  );
+
+  test(
+    'open --disposable from a clone: closing its window removes everything but the ready state',
+    async () => {
+      const since = follow.events.length;
+      const file = path.join(host.root, 'clone-letter.txt');
+      fs.writeFileSync(file, 'dear clone\n');
+      const run = disposableCli([
+        'open',
+        '--disposable',
+        '--template',
+        template,
+        '--no-viewer',
+        '--timeout',
+        '300',
+        file,
+      ]);
+      const name = await xtermOf(run, since, (w) => w.title === 'vmp-opened clone-letter.txt');
+      expect(virsh('dominfo', name)).toMatch(/^Persistent:\s+yes$/m);
+      closeXterms(name);
+      const exit = await run.exited;
+      expect(exit.stderr).not.toMatch(/preparing template|: no clone \(/);
+      expect(exit.stderr).toMatch(new RegExp(`^${name}: its last window closed; removing it$`, 'm'));
+      expect(exit.code).toBe(0);
+      expect(await tracesOf(name)).toEqual([]);
+      for (const f of readyFiles()) expect({ f, there: fs.existsSync(f) }).toEqual({ f, there: true });
+    },
+    WINDOW_DEADLINE_MS + 120_000,
+  );
+
+  test('template destroy removes the ready state first', async () => {
+    const destroyed = await host.cli(['template', 'destroy', template], 120_000);
+    expect({ code: destroyed.code, stderr: destroyed.stderr }).toEqual({ code: 0, stderr: '' });
+    for (const file of readyFiles())
+      expect({ file, there: fs.existsSync(file) }).toEqual({ file, there: false });
+    expect(secretToolLookup(PASSWORD_SERVICE, `${template}-ready`)).toBeNull();
+  }, 180_000);
 });
 
 /**

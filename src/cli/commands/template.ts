@@ -213,10 +213,25 @@ const destroySub: CommandModule<object, { name: string; connect: string | undefi
       await requireTemplate(hypervisor, name);
       await ensureTemplateUnused(hypervisor, name);
       const credentials = keyringCredentialStores();
+      const configStore = new FileConfigStore();
+      // Its ready state first (docs/disposables-clones.md): its frozen volumes are backed by the disk.
+      const spec = await configStore.read(name).catch(() => undefined);
+      if (spec) {
+        const { removeReadyStateIfAny } = await import('../../disposable/ready-state.js');
+        const { virshRunnerFor } = await import('../../disposable/starter.js');
+        await removeReadyStateIfAny(
+          {
+            volumes: new LibvirtVolumeStore(hypervisor.uri),
+            credentials,
+            virsh: virshRunnerFor(hypervisor.uri),
+          },
+          spec,
+        );
+      }
       const report = await destroyVm(
         {
           hypervisor,
-          configStore: new FileConfigStore(),
+          configStore,
           secretStores: [credentials.passwords, credentials.agentSecrets],
         },
         name,

@@ -86,3 +86,37 @@ describe('the domain XML of a clone', () => {
     expect(() => cloneNicXml('user', "52:54:00:0a:0b:0c'/>")).toThrow(/is not a 52:54:00 address/);
   });
 });
+
+describe('the domain XML of a disposable clone', () => {
+  test('carries the disposable mark, its owner and its own files, as a cold-booted disposable does', () => {
+    const xml = cloneDomainXml(sourceXml(), {
+      ...LAYOUT,
+      name: 'disp0042',
+      disposable: {
+        owner: { pid: 4242, startTicks: '777', bootId: '0b5e4a5e-1c1e-4d2e-9a3b-2c4d6e8f0a1b' },
+        files: ['/vms/disp0042-restore.fifo', '/vms/disp0042-nic.xml'],
+      },
+    });
+    const d = describeDomain(xml);
+    expect(d).toMatchObject({
+      name: 'disp0042',
+      ours: true,
+      role: 'disposable',
+      disposableOwner: { pid: 4242, startTicks: '777', bootId: '0b5e4a5e-1c1e-4d2e-9a3b-2c4d6e8f0a1b' },
+      template: { name: 'tpl', disk: '/vms/tpl.qcow2' },
+      files: ['/vms/disp0042-restore.fifo', '/vms/disp0042-nic.xml'],
+    });
+    // Without the mark it stays what the source was: an app VM on the template.
+    expect(describeDomain(cloneDomainXml(sourceXml(), LAYOUT)).role).toBeUndefined();
+  });
+
+  test('refuses an owner or a file that could not be written back safely', () => {
+    const owner = { pid: 1, startTicks: null, bootId: null };
+    expect(() =>
+      cloneDomainXml(sourceXml(), { ...LAYOUT, disposable: { owner: { ...owner, pid: -1 }, files: [] } }),
+    ).toThrow(InputError);
+    expect(() =>
+      cloneDomainXml(sourceXml(), { ...LAYOUT, disposable: { owner, files: ['relative/file'] } }),
+    ).toThrow(InputError);
+  });
+});

@@ -38,6 +38,7 @@ describe('parseDefaults', () => {
           'display = "seamless"',
           'on_stop = "save"',
           'default_template = "debian-base"',
+          'disposable_clones = false',
         ].join('\n'),
       ),
     );
@@ -55,6 +56,7 @@ describe('parseDefaults', () => {
     expect(d.lines.connect).toBe(6);
     // Disposables' template: not a create setting, so not in the spec.
     expect(d.defaultTemplate).toBe('debian-base');
+    expect(d.disposableClones).toBe(false);
   });
 
   test.each([
@@ -66,6 +68,7 @@ describe('parseDefaults', () => {
     ['connect = "not a uri"\n', /:1: connect: invalid libvirt URI "not a uri"/],
     ['template = "Bad_Name"\n', /:1: template: invalid VM name "Bad_Name"/],
     ['default_template = "a b"\n', /:1: default_template: invalid VM name "a b"/],
+    ['disposable_clones = "no"\n', /:1: disposable_clones must be a boolean, not a string "no"$/],
     ['vm_dir = "relative/dir"\n', /:1: vm_dir: /],
     ['memory_mb = 1\n', /:1: memory_mb: invalid memory 1 MiB/],
     ['password = "x"\n', /:1: key "password" holds a password/],
