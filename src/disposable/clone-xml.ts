@@ -1,7 +1,12 @@
 import path from 'node:path';
 import { create } from 'xmlbuilder2';
 import type { DisposableOwner } from '../render/domain-xml.js';
-import { DISPLAY_CHANNEL_NAME, VMP_XML_NAMESPACE, WAKE_CHANNEL_NAME } from '../render/xml-names.js';
+import {
+  AGENT_CHANNEL_NAME,
+  DISPLAY_CHANNEL_NAME,
+  VMP_XML_NAMESPACE,
+  WAKE_CHANNEL_NAME,
+} from '../render/xml-names.js';
 import { SaveFormatError } from '../storage/save-file.js';
 import { InputError } from '../util/errors.js';
 
@@ -206,6 +211,8 @@ export function cloneDomainXml(sourceXml: string, layout: CloneLayout): string {
       seen.wake = true;
     } else if (target === DISPLAY_CHANNEL_NAME && source) {
       source.setAttribute('path', layout.displaySocket);
+    } else if (target === AGENT_CHANNEL_NAME) {
+      // The proxy's one socket, shared by every VM: the clone's agent proves who it is in the handshake.
     } else if (channel.getAttribute('type') === 'unix' && source) {
       // libvirt names the QEMU guest agent's socket after the domain when no path is given.
       source.removeAttribute('path');

@@ -16,6 +16,7 @@ function sourceXml(network: 'user' | 'none' = 'none'): string {
     consoleLog: '/logs/tpl-ready.console.log',
     version: '0.1.0',
     uuid: '11111111-2222-3333-4444-555555555555',
+    agentSocket: '/tmp/vm-provisioner-agents-0/agent.sock',
   }).replace(
     `<target type="virtio" name="org.qemu.guest_agent.0"/>`,
     `<source mode="bind" path="/var/lib/libvirt/qemu/channel/target/domain-7-tpl-ready/org.qemu.guest_agent.0"/><target type="virtio" name="org.qemu.guest_agent.0"/>`,
@@ -47,6 +48,10 @@ describe('the domain XML of a clone', () => {
     ]);
     expect(d.wakePipe).toBe('/vms/disp-1-wake');
     expect(xml).toContain('<source mode="bind" path="/vms/disp-1-display.sock"/>');
+    // The agent's link goes to the proxy's one socket, as the source's did (docs/protocol.md, Transport).
+    expect(xml).toContain(
+      '<source mode="connect" path="/tmp/vm-provisioner-agents-0/agent.sock"><reconnect enabled="yes" timeout="1"/><seclabel model="dac" relabel="no"/></source><target type="virtio" name="org.vm-provisioner.agent.0"/>',
+    );
     // Root: clone overlay -> frozen source root -> template disk, each backing file never relabelled.
     expect(xml).toContain(
       '<source file="/vms/disp-1-root.qcow2"/><backingStore type="file"><format type="qcow2"/><source file="/vms/tpl-ready-root.qcow2"><seclabel model="dac" relabel="no"/></source><backingStore type="file"><format type="qcow2"/><source file="/vms/tpl.qcow2"><seclabel model="dac" relabel="no"/></source><backingStore/></backingStore></backingStore><target dev="vda" bus="virtio"/>',
