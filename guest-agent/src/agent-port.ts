@@ -14,6 +14,12 @@ import net from 'node:net';
  * While the port's host side is not connected (no proxy yet, or QEMU between
  * reconnects) the guest reads end-of-file at once: the handshake fails fast
  * and the agent tries again after its backoff.
+ *
+ * The port stays open from one handshake to the next (AgentPort): after a
+ * restore every guest code path runs for the first time under emulation, and
+ * closing and opening the port again (two control messages to QEMU, the
+ * kernel's and libuv's paths) cost more than the handshake's own messages. It is
+ * opened again only once it has failed (end-of-file, an error, a failed handshake).
  */
 export const AGENT_PORT = '/dev/virtio-ports/org.vm-provisioner.agent.0';
 
@@ -57,4 +63,29 @@ function adopt(fd: number): net.Socket {
     throw new Error(`cannot poll ${AGENT_PORT} (libuv status ${status})`);
   }
   return new net.Socket({ handle, readable: true, writable: true } as unknown as net.SocketConstructorOpts);
+}
+
+/** The port, opened on first use and kept open until it fails. */
+export class AgentPort {
+  private socket: net.Socket | undefined;
+
+  constructor(private readonly file: string = AGENT_PORT) {}
+
+  get path(): string {
+    return this.file;
+  }
+
+  async get(): Promise<net.Socket> {
+    if (this.socket && !this.socket.destroyed) return this.socket;
+    const socket = await openAgentPort(this.file);
+    // Nobody may be listening between two handshakes: a failing port must not throw unhandled.
+    socket.on('error', () => undefined);
+    this.socket = socket;
+    return socket;
+  }
+
+  close(): void {
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
 }

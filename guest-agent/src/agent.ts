@@ -100,6 +100,8 @@ export class GuestAgent {
    * guest's journald, whose code, like all code after a restore, is translated again first.
    */
   private held: string[] | null = null;
+  /** A resume's handshake, started by reconnectNow itself (singleLink). */
+  private early: Promise<AgentLink> | null = null;
   private readonly backoff: Backoff;
   private readonly log: (line: string) => void;
   /** Number of links that came up; a test and a log line can tell a reconnect happened. */
@@ -137,6 +139,14 @@ export class GuestAgent {
     if (this.stopped) return;
     this.hold(`${reason}: reconnecting now`);
     this.immediate = true;
+    if (this.opts.singleLink && this.link && !this.early) {
+      // The new handshake starts here, before the old session's teardown (serve's finally, the loop coming
+      // round) has run: after a restore each of those steps is guest code running for the first time.
+      this.link?.close();
+      const early = this.opts.connect();
+      early.catch(() => undefined);
+      this.early = early;
+    }
     this.leave?.();
     this.wake?.();
   }
@@ -164,7 +174,9 @@ export class GuestAgent {
   private async run(): Promise<void> {
     while (!this.stopped) {
       try {
-        const link = await this.opts.connect();
+        const early = this.early;
+        this.early = null;
+        const link = await (early ?? this.opts.connect());
         if (this.stopped) {
           link.close();
           break;
@@ -232,8 +244,7 @@ export class GuestAgent {
       files?.close();
       this.link = null;
       if (resumed && this.opts.singleLink) {
-        // One port, opened once at a time: the new link needs it now.
-        link.close();
+        // Closed already by reconnectNow, which started the new link's handshake on the same port.
         this.note('closed the link from before the resume');
       } else if (resumed) {
         this.stale = link;

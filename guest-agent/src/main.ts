@@ -10,7 +10,7 @@
  */
 import { MAX_CLIPBOARD_BYTES } from '../../src/protocol/index.js';
 import { GuestAgent } from './agent.js';
-import { AGENT_PORT, agentPortPresent } from './agent-port.js';
+import { AGENT_PORT, AgentPort, agentPortPresent } from './agent-port.js';
 import { Backoff } from './backoff.js';
 import { X11Clipboard } from './clipboard.js';
 import { ConfigError, loadAgentConfig, readSecret } from './config.js';
@@ -78,7 +78,7 @@ async function main(): Promise<number> {
   }
   const key = secret!;
   // A VM made for a libvirt on its host has the port; one made before, or on a remote host, uses TCP.
-  const serialPort = agentPortPresent() ? AGENT_PORT : undefined;
+  const serialPort = agentPortPresent() ? new AgentPort(AGENT_PORT) : undefined;
   const agent = new GuestAgent({
     singleLink: serialPort !== undefined,
     ...(cfg.awaitIdentity ? { backoff: new Backoff(CLONE_BACKOFF) } : {}),
@@ -87,19 +87,36 @@ async function main(): Promise<number> {
     exec: new SessionExec(cfg.display),
     files: defaultFileLocations(),
     log,
-    connect: () =>
-      connectProxyLink({
-        host: cfg.proxyHost,
-        port: cfg.proxyPort,
-        vmName: cfg.vmName,
-        ...(serialPort ? { serialPort } : {}),
-        secret: key,
-        agentVersion: AGENT_VERSION,
-        log,
-      }),
+    connect: async () => {
+      const over = (port?: AgentPort) =>
+        connectProxyLink({
+          host: cfg.proxyHost,
+          port: cfg.proxyPort,
+          vmName: cfg.vmName,
+          ...(port ? { serialPort: port } : {}),
+          secret: key,
+          agentVersion: AGENT_VERSION,
+          log,
+        });
+      if (!serialPort) return over();
+      try {
+        return await over(serialPort);
+      } catch (portError) {
+        // A proxy without the agent socket (--agent-socket none, an older one): the port's host side is
+        // never connected. TCP, as before the port existed; the next attempt tries the port first again.
+        serialPort.close();
+        try {
+          return await over();
+        } catch (tcpError) {
+          throw new Error(`${(portError as Error).message}; over TCP: ${(tcpError as Error).message}`, {
+            cause: tcpError,
+          });
+        }
+      }
+    },
   });
   log(
-    `${AGENT_VERSION} watching ${cfg.display} for VM ${cfg.vmName}, proxy ${serialPort ? `over ${serialPort}` : `${cfg.proxyHost}:${cfg.proxyPort}`}`,
+    `${AGENT_VERSION} watching ${cfg.display} for VM ${cfg.vmName}, proxy ${serialPort ? `over ${serialPort.path}` : `${cfg.proxyHost}:${cfg.proxyPort}`}`,
   );
   agent.start();
   const wake = watchWake(() => agent.reconnectNow('the host says this VM has resumed'), log);
@@ -107,6 +124,7 @@ async function main(): Promise<number> {
     const finish = (code: number): void => {
       wake.stop();
       void agent.stop().then(() => {
+        serialPort?.close();
         tracker.stop();
         conn.close();
         resolve(code);

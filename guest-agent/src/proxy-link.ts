@@ -22,7 +22,7 @@ import type {
   ClipboardResultStatus,
   ExecResultStatus,
 } from './agent.js';
-import { openAgentPort } from './agent-port.js';
+import type { AgentPort } from './agent-port.js';
 import type { WindowInfo } from './window-tracker.js';
 
 /**
@@ -36,7 +36,7 @@ export interface ProxyLinkOptions {
   port: number;
   vmName: string;
   /** The virtio-serial port to use instead of TCP to host:port (agent-port.ts). */
-  serialPort?: string;
+  serialPort?: AgentPort;
   /** The 32-byte HMAC key (hex-decoded agent.secret). */
   secret: Buffer;
   agentVersion: string;
@@ -46,6 +46,7 @@ export interface ProxyLinkOptions {
 }
 
 export const TEXT_MIME = 'text/plain;charset=utf-8';
+const CLOSED_BY_AGENT = 'closed by the agent';
 /** A proxy that stops reading is dropped once this much output is queued (docs/protocol.md "Errors"). */
 const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 
@@ -55,12 +56,12 @@ const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
  * silence timeout) and adapts it to the agent's `AgentLink`.
  */
 export async function connectProxyLink(opts: ProxyLinkOptions): Promise<AgentLink> {
-  const socket = opts.serialPort ? await openAgentPort(opts.serialPort) : undefined;
-  const where = opts.serialPort ?? `${opts.host}:${opts.port}`;
+  const socket = opts.serialPort ? await opts.serialPort.get() : undefined;
+  const where = opts.serialPort?.path ?? `${opts.host}:${opts.port}`;
   const client = await AgentClient.connect({
     host: opts.host,
     port: opts.port,
-    ...(socket ? { open: () => socket, where } : {}),
+    ...(socket ? { open: () => socket, keepOpen: true, where } : {}),
     vmName: opts.vmName,
     secret: opts.secret,
     agentVersion: clip(opts.agentVersion, MAX_AGENT_VERSION_BYTES),
@@ -80,7 +81,8 @@ class ProxyLink implements AgentLink {
   ) {
     this.closed = new Promise((resolve) => {
       client.once('close', (reason) => {
-        log(`link to ${where} ended: ${reason}`);
+        // The agent says why when it closes a link itself, after a resume's new link is up.
+        if (reason !== CLOSED_BY_AGENT) log(`link to ${where} ended: ${reason}`);
         resolve();
       });
       if (client.isClosed) resolve();
@@ -105,7 +107,7 @@ class ProxyLink implements AgentLink {
   }
 
   close(): void {
-    this.client.close('closed by the agent');
+    this.client.close(CLOSED_BY_AGENT);
   }
 
   fail(reason: string): void {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { computeAuthMac, newNonce, verifyAuthMac, type AuthContext } from './auth.js';
+import { computeAuthMac, takeNonce, verifyAuthMac, type AuthContext } from './auth.js';
 import { encodeMessage, ProtocolError, type DecodeResult } from './codec.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { heartbeatSchedule } from './heartbeat.js';
@@ -21,6 +21,11 @@ export interface AgentClientOptions {
    * once. Given a socket, `host` and `port` only name it in messages.
    */
   open?: () => net.Socket;
+  /**
+   * With `open`: closing the client leaves the link open for the next client (the port stays open
+   * across handshakes, see docs/protocol.md "Transport"). A failed handshake still destroys it.
+   */
+  keepOpen?: boolean;
   /** How the link is named in messages (default host:port). */
   where?: string;
   vmName: string;
@@ -54,15 +59,12 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     readonly version: number,
     readonly heartbeatIntervalMs: number,
     heartbeats: boolean,
-    private readonly halfClose = true,
+    private readonly ending: 'half-close' | 'destroy' | 'detach' = 'half-close',
   ) {
     super();
-    socket.on('data', (chunk: Buffer) => {
-      this.lastHeard = Date.now();
-      this.handle(decoder.push(chunk));
-    });
-    socket.on('error', (err) => this.close(`socket error: ${err.message}`));
-    socket.on('close', () => this.close('connection closed'));
+    socket.on('data', this.onData);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
     if (heartbeats) {
       const { tickMs, sendAfterMs } = heartbeatSchedule(heartbeatIntervalMs);
       this.timer = setInterval(() => {
@@ -75,6 +77,13 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       }, tickMs);
     }
   }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.lastHeard = Date.now();
+    this.handle(this.decoder.push(chunk));
+  };
+  private readonly onError = (err: Error): void => this.close(`socket error: ${err.message}`);
+  private readonly onClose = (): void => this.close('connection closed');
 
   /** Connects and authenticates; rejects with the proxy's reason when it refuses. */
   static connect(options: AgentClientOptions): Promise<AgentClient> {
@@ -90,7 +99,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       }
       if (!options.open) socket.setNoDelay(true);
       const decoder = new FrameDecoder();
-      const agentNonce = newNonce();
+      const agentNonce = takeNonce();
       let ctx: AuthContext | undefined;
       let done = false;
       let skipped = 0;
@@ -99,14 +108,15 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         done = true;
         clearTimeout(timer);
         socket.removeListener('data', onData);
+        socket.removeListener('error', onError);
+        socket.removeListener('close', onClose);
         if (err) {
           socket.destroy();
           reject(err);
         } else resolve(client!);
       };
       const timer = setTimeout(
-        () =>
-          finish(new Error(`handshake with ${where} timed out after ${timeoutMs} ms`)),
+        () => finish(new Error(`handshake with ${where} timed out after ${timeoutMs} ms`)),
         timeoutMs,
       );
       const onData = (chunk: Buffer): void => {
@@ -152,7 +162,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
               ctx.version,
               m.heartbeatIntervalMs,
               options.heartbeats ?? true,
-              !options.open,
+              !options.open ? 'half-close' : options.keepOpen ? 'detach' : 'destroy',
             );
             finish(undefined, client);
             // Deliver after the caller has had a chance to attach listeners.
@@ -164,9 +174,11 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
           }
         }
       };
+      const onError = (err: Error): void => finish(err);
+      const onClose = (): void => finish(new Error('connection closed during the handshake'));
       socket.on('data', onData);
-      socket.once('error', (err) => finish(err));
-      socket.once('close', () => finish(new Error('connection closed during the handshake')));
+      socket.on('error', onError);
+      socket.on('close', onClose);
       const hello = (): void => {
         socket.write(
           encodeMessage({
@@ -212,12 +224,17 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
-    if (this.halfClose) {
+    if (this.ending === 'half-close') {
       this.socket.end();
       setTimeout(() => this.socket.destroy(), 200).unref();
-    } else {
+    } else if (this.ending === 'destroy' || this.socket.destroyed) {
       // A virtio-serial port has no half-close, and the next link can open it only once this one let go.
       this.socket.destroy();
+    } else {
+      // The next handshake runs on the same open port.
+      this.socket.off('data', this.onData);
+      this.socket.off('error', this.onError);
+      this.socket.off('close', this.onClose);
     }
     this.emit('close', reason);
   }

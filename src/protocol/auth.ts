@@ -26,6 +26,21 @@ export function newNonce(): Buffer {
   return randomBytes(NONCE_BYTES);
 }
 
+let spare: Buffer | undefined;
+
+/**
+ * A fresh nonce, made ahead: the agent's next one is drawn while it is idle, not on the way back after a
+ * resume, where the RNG's code runs for the first time under emulation. Each is handed out once.
+ */
+export function takeNonce(): Buffer {
+  const nonce = spare ?? newNonce();
+  spare = undefined;
+  setImmediate(() => {
+    spare ??= newNonce();
+  }).unref?.();
+  return nonce;
+}
+
 /** The exact bytes that get MACed (see docs/protocol.md, "Authentication"). */
 export function authTranscript(role: AuthRole, ctx: AuthContext): Buffer {
   const name = Buffer.from(ctx.vmName, 'utf8');

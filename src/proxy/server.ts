@@ -1003,7 +1003,10 @@ export class ProxyServer extends EventEmitter {
 
   status(): { listening: string[]; vms: VmStatusView[] } {
     return {
-      listening: [...this.bound.map(formatAddress), ...(this.agentSocket ? [`unix:${this.agentSocket.path}`] : [])],
+      listening: [
+        ...this.bound.map(formatAddress),
+        ...(this.agentSocket ? [`unix:${this.agentSocket.path}`] : []),
+      ],
       vms: this.table.names().map((n) => this.table.statusOf(n)!),
     };
   }

@@ -127,4 +127,66 @@ describe('GuestAgent on a resume', () => {
     ]);
     await agent.stop();
   });
+
+  test('on one port (singleLink): the old session ends and the new handshake starts within the wake itself, logs still after the new window list', async () => {
+    const timeline: string[] = [];
+    let made = 0;
+    const agent = new GuestAgent({
+      tracker,
+      singleLink: true,
+      clipboard: { read: async () => '', write: async () => undefined },
+      connect: async () => {
+        made++;
+        timeline.push(`connect ${made}`);
+        return new FakeLink(made, timeline, true);
+      },
+      log: (line) => timeline.push(`log: ${line}`),
+    });
+    agent.start();
+    await settle(timeline, 'link 1: window-list');
+    timeline.length = 0;
+
+    agent.reconnectNow('the host says this VM has resumed');
+    // Synchronously: the old session lets go of the port and the new one is on its way.
+    expect(timeline).toEqual(['link 1: close', 'connect 2']);
+    await settle(timeline, 'log: connected to the proxy (link 2)');
+    expect(timeline).toEqual([
+      'link 1: close',
+      'connect 2',
+      'link 2: window-list',
+      'log: the host says this VM has resumed: reconnecting now',
+      'log: closed the link from before the resume',
+      'log: connected to the proxy (link 2)',
+    ]);
+    expect(made).toBe(2);
+    await agent.stop();
+  });
+
+  test('on one port, a wake while no session is up does not start a second handshake beside the one under way', async () => {
+    const timeline: string[] = [];
+    let made = 0;
+    let release: (link: FakeLink) => void = () => undefined;
+    const agent = new GuestAgent({
+      tracker,
+      singleLink: true,
+      clipboard: { read: async () => '', write: async () => undefined },
+      connect: () => {
+        made++;
+        timeline.push(`connect ${made}`);
+        const n = made;
+        return new Promise<AgentLink>(
+          (resolve) => (release = () => resolve(new FakeLink(n, timeline, true))),
+        );
+      },
+      log: (line) => timeline.push(`log: ${line}`),
+    });
+    agent.start();
+    await settle(timeline, 'connect 1');
+    agent.reconnectNow('the host says this VM has resumed');
+    expect(made).toBe(1);
+    release(new FakeLink(1, timeline, true));
+    await settle(timeline, 'link 1: window-list');
+    expect(made).toBe(1);
+    await agent.stop();
+  });
 });
