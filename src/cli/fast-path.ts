@@ -31,6 +31,11 @@ export async function fastPath(argv: readonly string[]): Promise<number | undefi
   if (!simple) return undefined;
   try {
     const entry = commands.find((c) => c.name === simple.command)!;
+    if (simple.command === 'list') {
+      // libvirt opens (a test:/// file is parsed) on a libuv thread while the command's modules load.
+      const { openEarly } = await import('../libvirt/early-open.js');
+      openEarly(simple.args.connect as string | undefined);
+    }
     const module = await entry.load();
     await module.handler({ _: [simple.command], $0: 'vm-provisioner', ...simple.args });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

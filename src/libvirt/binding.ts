@@ -1,10 +1,7 @@
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { DomainDetails, DomainInfo, DomainState } from '../service/ports.js';
 import { NotFoundError, TimeoutError } from '../util/errors.js';
 import { withTimeout } from '../util/timeout.js';
+import { bindingEntry, type EarlyConnection } from './early-open.js';
 import { libvirtError } from './errors.js';
 import { loadAddon, type BindingConnection, type BindingDomain, type BindingModule } from './native-addon.js';
 import { DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
@@ -41,7 +38,7 @@ export async function loadBinding(): Promise<BindingModule | undefined> {
  */
 async function importHypervisorClass(): Promise<BindingModule> {
   try {
-    const entry = packageEntry();
+    const entry = bindingEntry();
     try {
       return loadAddon(entry);
     } catch {
@@ -49,23 +46,6 @@ async function importHypervisorClass(): Promise<BindingModule> {
     }
   } catch {
     return (await import('@unraid/libvirt')) as BindingModule;
-  }
-}
-
-/**
- * The package's entry point as `import` resolves it (it exports that alone). Where there is no
- * import.meta.resolve (jest's ES modules), the first node_modules on the lookup path that holds it.
- */
-function packageEntry(): string {
-  try {
-    return import.meta.resolve('@unraid/libvirt');
-  } catch {
-    const require = createRequire(import.meta.url);
-    for (const dir of require.resolve.paths('@unraid/libvirt') ?? []) {
-      const entry = path.join(dir, '@unraid', 'libvirt', 'dist', 'index.js');
-      if (fs.existsSync(entry)) return pathToFileURL(entry).href;
-    }
-    throw new Error('@unraid/libvirt is not installed');
   }
 }
 
@@ -105,6 +85,19 @@ export class BindingHypervisor extends VirshHypervisor {
     // The daemon may stop answering between the probe and this: same short deadline.
     const connect = probe.connectTimeout;
     await hypervisor.call(`connect to ${uri}`, () => native.connectOpen(), connect);
+    return hypervisor;
+  }
+
+  /**
+   * A connection openEarly started (src/libvirt/early-open.ts, test:/// only, so no probe is due):
+   * its open awaited under the same deadline and reported as open() reports it.
+   */
+  static async adopt(
+    early: EarlyConnection,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+  ): Promise<BindingHypervisor> {
+    const hypervisor = new BindingHypervisor(early.uri, timeouts, early.native);
+    await hypervisor.call(`connect to ${early.uri}`, () => early.opened, hypervisor.connectTimeout);
     return hypervisor;
   }
 

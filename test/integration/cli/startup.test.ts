@@ -179,6 +179,16 @@ describe(`list --json of ${VMS} domains on a test:/// file`, () => {
     expect(fast.stderr).toMatch(/^error: .*no uri.*\n$/);
     expect(viaYargs).toEqual(fast);
   });
+
+  test('a file libvirt cannot read (opened before the command loads): the same error on both paths', async () => {
+    const missing = `test://${path.join(dir, 'missing.xml')}`;
+    const fast = await runCli(['list', '--json', '--connect', missing], env);
+    const viaYargs = await runCli(['list', '--json=true', `--connect=${missing}`], env);
+    expect(fast.code).toBe(1);
+    expect(fast.stderr).toMatch(/^(.*\n)?error: connect to test:\/\/\/.*missing\.xml: .+\n$/);
+    expect(fast.stdout).toBe('');
+    expect(viaYargs).toEqual(fast);
+  });
 });
 
 describe('start NAME without yargs', () => {
