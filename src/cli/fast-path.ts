@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+// Static: loaded with this module, so `list --json` starts opening libvirt without waiting for another file.
+import { openEarly } from '../libvirt/early-open.js';
 import { commands } from './commands/index.js';
 import { lookUpHelp, mayAskForHelp, yargsSpeaksEnglish, type HelpBook } from './help-book.js';
 
@@ -33,7 +35,6 @@ export async function fastPath(argv: readonly string[]): Promise<number | undefi
     const entry = commands.find((c) => c.name === simple.command)!;
     if (simple.command === 'list') {
       // libvirt opens (a test:/// file is parsed) on a libuv thread while the command's modules load.
-      const { openEarly } = await import('../libvirt/early-open.js');
       openEarly(simple.args.connect as string | undefined);
     }
     const module = await entry.load();

@@ -1,7 +1,11 @@
 import type { DomainDetails, DomainInfo, DomainState } from '../service/ports.js';
 import { NotFoundError, TimeoutError } from '../util/errors.js';
 import { withTimeout } from '../util/timeout.js';
-import { bindingEntry, type EarlyConnection } from './early-open.js';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { bindingPackageDir, type EarlyConnection } from './early-open.js';
 import { libvirtError } from './errors.js';
 import { loadAddon, type BindingConnection, type BindingDomain, type BindingModule } from './native-addon.js';
 import { DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
@@ -38,14 +42,31 @@ export async function loadBinding(): Promise<BindingModule | undefined> {
  */
 async function importHypervisorClass(): Promise<BindingModule> {
   try {
-    const entry = bindingEntry();
-    try {
-      return loadAddon(entry);
-    } catch {
-      return (await import(new URL('./hypervisor.js', entry).href)) as BindingModule;
-    }
+    return loadAddon(bindingPackageDir());
+  } catch {
+    // The package's own modules below.
+  }
+  try {
+    return (await import(new URL('./hypervisor.js', packageEntry()).href)) as BindingModule;
   } catch {
     return (await import('@unraid/libvirt')) as BindingModule;
+  }
+}
+
+/**
+ * The package's entry point as `import` resolves it (it exports that alone). Where there is no
+ * import.meta.resolve (jest's ES modules), the first node_modules on the lookup path that holds it.
+ */
+function packageEntry(): string {
+  try {
+    return import.meta.resolve('@unraid/libvirt');
+  } catch {
+    const require = createRequire(import.meta.url);
+    for (const dir of require.resolve.paths('@unraid/libvirt') ?? []) {
+      const entry = path.join(dir, '@unraid', 'libvirt', 'dist', 'index.js');
+      if (fs.existsSync(entry)) return pathToFileURL(entry).href;
+    }
+    throw new Error('@unraid/libvirt is not installed');
   }
 }
 

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import path from 'node:path';
 
 /**
  * The @unraid/libvirt native addon, loaded without the package's JavaScript
@@ -92,9 +93,10 @@ class Domain implements BindingDomain {
   }
 }
 
-/** The addon beside the package's entry point (`build/Release/libvirt.node`), as its wrapper requires it. */
-export function loadAddon(entry: string): BindingModule {
-  const addon = createRequire(entry)(new URL('../build/Release/libvirt.node', entry).pathname) as Addon;
+/** The addon in the package's directory (`build/Release/libvirt.node`), where its wrapper requires it. */
+export function loadAddon(packageDir: string): BindingModule {
+  const require = createRequire(path.join(packageDir, 'package.json'));
+  const addon = require(path.join(packageDir, 'build', 'Release', 'libvirt.node')) as Addon;
   class Connection implements BindingConnection {
     private readonly native: NativeConnection;
     constructor(options: { uri: string }) {

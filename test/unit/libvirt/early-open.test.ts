@@ -1,5 +1,10 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import fc from 'fast-check';
-import { EARLY_URI, earlyUri } from '../../../src/libvirt/early-open.js';
+import { bindingPackageDir, EARLY_URI, earlyUri } from '../../../src/libvirt/early-open.js';
 import { resolveConnection } from '../../../src/libvirt/index.js';
 import { validateConnectUri } from '../../../src/spec/validate.js';
 
@@ -52,6 +57,55 @@ describe('earlyUri', () => {
         expect(EARLY_URI.test(`test:///${tail}`)).toBe(true);
         expect(validateConnectUri(`test:///${tail}`)).toBe(`test:///${tail}`);
       }),
+    );
+  });
+});
+
+describe('bindingPackageDir', () => {
+  let root: string;
+  beforeAll(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmp-t-pkgdir-'));
+    const pkg = (dir: string): void => {
+      fs.mkdirSync(path.join(dir, 'dist'), { recursive: true });
+      fs.writeFileSync(
+        path.join(dir, 'package.json'),
+        JSON.stringify({
+          name: '@unraid/libvirt',
+          type: 'module',
+          exports: { '.': { import: './dist/index.js' } },
+        }),
+      );
+      fs.writeFileSync(path.join(dir, 'dist', 'index.js'), 'export {};\n');
+    };
+    // The outer package; a nearer `node_modules/@unraid/libvirt` that is a file, not a directory.
+    pkg(path.join(root, 'node_modules', '@unraid', 'libvirt'));
+    fs.mkdirSync(path.join(root, 'app', 'node_modules', '@unraid'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'app', 'node_modules', '@unraid', 'libvirt'), '');
+    fs.mkdirSync(path.join(root, 'app', 'dist', 'cli'), { recursive: true });
+    // A nested install beside another module wins over the outer one.
+    pkg(path.join(root, 'other', 'node_modules', '@unraid', 'libvirt'));
+    fs.mkdirSync(path.join(root, 'other', 'lib'), { recursive: true });
+    for (const dir of ['app/dist/cli', 'other/lib']) {
+      fs.writeFileSync(
+        path.join(root, dir, 'where.mjs'),
+        "process.stdout.write(import.meta.resolve('@unraid/libvirt'));\n",
+      );
+    }
+  });
+  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  test.each(['app/dist/cli', 'other/lib'])('from %s: the package Node itself imports', (dir) => {
+    const from = pathToFileURL(path.join(root, dir, 'where.mjs')).href;
+    const found = bindingPackageDir(from);
+    const imported = fileURLToPath(
+      execFileSync(process.execPath, [path.join(root, dir, 'where.mjs')], { encoding: 'utf8' }),
+    );
+    expect(path.join(found, 'dist', 'index.js')).toBe(imported);
+  });
+
+  test('none on the way up: not installed', () => {
+    expect(() => bindingPackageDir(pathToFileURL(path.join(os.tmpdir(), 'x.mjs')).href)).toThrow(
+      /not installed/,
     );
   });
 });
