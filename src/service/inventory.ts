@@ -76,12 +76,17 @@ export async function ourDomains(hypervisor: Hypervisor): Promise<DomainDescript
  */
 export async function listVms(
   hypervisor: Hypervisor,
-  options: { disposables?: boolean } = {},
+  options: {
+    disposables?: boolean;
+    /** describeListing, or the same from a cache of it (src/libvirt/listing-cache.ts). */
+    describe?: (inactiveXml: string) => DomainDescription;
+  } = {},
 ): Promise<VmSummary[]> {
+  const describe = options.describe ?? describeListing;
   const ours: Array<{ description: DomainDescription; info: DomainDetails['info'] }> = [];
   // Each definition and info in as few calls as the backend allows, not a lookup and two calls per name.
   for (const { inactiveXml, info } of await hypervisor.listDomainDetails()) {
-    const description = describeListing(inactiveXml);
+    const description = describe(inactiveXml);
     // Templates are listed by `template list`: they are bases, not VMs anyone runs. Disposables are
     // throwaway VMs that vanish on their own: shown only with `list --disposables`.
     if (!description.ours || description.role === 'template') continue;
