@@ -8,8 +8,9 @@
  *     VM are made here, in a temporary directory. Once the config files are
  *     older than the cache's racy window (src/spec/list-settings.ts), the
  *     warm-up run fills the cache, and the timed runs read it as every `list`
- *     after the first does; a second pair times `list --json` without a
- *     usable cache (XDG_CACHE_HOME under a file), parsing all 200 configs;
+ *     after the first does (and the domains' descriptions, src/libvirt/listing-cache.ts);
+ *     a second pair times `list --json` without a usable cache (XDG_CACHE_HOME under a
+ *     file), parsing all 200 configs and describing all 200 definitions;
  *   - the floor of any Node.js `list` (bench/list-floor.ts: Node, the libvirt
  *     binding, opening the same file and listing its domains) and `node -e 0`,
  *     each against `virsh list --all`: what of the ratio is not vm-provisioner's.
@@ -154,6 +155,12 @@ try {
   const cached = Object.keys((JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as { entries: object }).entries);
   // Otherwise the pair above did not time what it says.
   if (cached.length !== VMS) throw new Error(`the list cache holds ${cached.length} of ${VMS} configs`);
+  const listingFile = path.join(dir, '.cache', 'vm-provisioner', 'listing.json');
+  const described = Object.keys(
+    (JSON.parse(fs.readFileSync(listingFile, 'utf8')) as { entries: object }).entries,
+  );
+  if (described.length !== VMS)
+    throw new Error(`the listing cache holds ${described.length} of ${VMS} domains`);
   // A file where the cache directory would be: no cache is read or written, every config is parsed.
   const noCache = path.join(dir, 'no-cache');
   fs.writeFileSync(noCache, '');

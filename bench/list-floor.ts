@@ -6,11 +6,12 @@
  *
  *   node dist/bench/list-floor.js test:///path/to/domains.xml
  */
+import { bindingPackageDir } from '../src/libvirt/early-open.js';
 import { loadAddon } from '../src/libvirt/native-addon.js';
 
 const uri = process.argv[2];
 if (!uri) throw new Error('usage: list-floor.js URI');
-const { Hypervisor } = loadAddon(import.meta.resolve('@unraid/libvirt'));
+const { Hypervisor } = loadAddon(bindingPackageDir());
 const hypervisor = new Hypervisor({ uri });
 await hypervisor.connectOpen();
 const domains = await hypervisor.connectListAllDomains();

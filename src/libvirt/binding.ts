@@ -1,10 +1,11 @@
+import type { DomainDetails, DomainInfo, DomainState } from '../service/ports.js';
+import { NotFoundError, TimeoutError } from '../util/errors.js';
+import { withTimeout } from '../util/timeout.js';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { DomainDetails, DomainInfo, DomainState } from '../service/ports.js';
-import { NotFoundError, TimeoutError } from '../util/errors.js';
-import { withTimeout } from '../util/timeout.js';
+import { bindingPackageDir, type EarlyConnection } from './early-open.js';
 import { libvirtError } from './errors.js';
 import { loadAddon, type BindingConnection, type BindingDomain, type BindingModule } from './native-addon.js';
 import { DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
@@ -41,12 +42,12 @@ export async function loadBinding(): Promise<BindingModule | undefined> {
  */
 async function importHypervisorClass(): Promise<BindingModule> {
   try {
-    const entry = packageEntry();
-    try {
-      return loadAddon(entry);
-    } catch {
-      return (await import(new URL('./hypervisor.js', entry).href)) as BindingModule;
-    }
+    return loadAddon(bindingPackageDir());
+  } catch {
+    // The package's own modules below.
+  }
+  try {
+    return (await import(new URL('./hypervisor.js', packageEntry()).href)) as BindingModule;
   } catch {
     return (await import('@unraid/libvirt')) as BindingModule;
   }
@@ -108,6 +109,19 @@ export class BindingHypervisor extends VirshHypervisor {
     return hypervisor;
   }
 
+  /**
+   * A connection openEarly started (src/libvirt/early-open.ts, test:/// only, so no probe is due):
+   * its open awaited under the same deadline and reported as open() reports it.
+   */
+  static async adopt(
+    early: EarlyConnection,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+  ): Promise<BindingHypervisor> {
+    const hypervisor = new BindingHypervisor(early.uri, timeouts, early.native);
+    await hypervisor.call(`connect to ${early.uri}`, () => early.opened, hypervisor.connectTimeout);
+    return hypervisor;
+  }
+
   private async call<T>(operation: string, work: () => Promise<T>, timeout = this.timeouts.call): Promise<T> {
     try {
       return await withTimeout(work(), timeout, `${operation} (libvirt binding)`);
@@ -142,12 +156,12 @@ export class BindingHypervisor extends VirshHypervisor {
     if (this.poisoned) return super.listDomainDetails();
     return this.call('list domains with their definitions', async () => {
       const domains = await this.native.connectListAllDomains();
+      // Plain promise steps, no async function per domain: hundreds of them are main-thread time.
       const details = await Promise.all(
-        domains.map(async (domain): Promise<DomainDetails | undefined> => {
-          try {
-            // 2 = VIR_DOMAIN_XML_INACTIVE
-            const [inactiveXml, info] = await Promise.all([domain.getXMLDesc(2), domain.getInfo()]);
-            return {
+        domains.map((domain): Promise<DomainDetails | undefined> =>
+          // 2 = VIR_DOMAIN_XML_INACTIVE
+          Promise.all([domain.getXMLDesc(2), domain.getInfo()]).then(
+            ([inactiveXml, info]) => ({
               inactiveXml,
               info: {
                 state: STATE_NAMES[info.state] ?? 'no state',
@@ -155,14 +169,15 @@ export class BindingHypervisor extends VirshHypervisor {
                 memoryKiB: info.memory,
                 vcpus: info.nrVirtCpu,
               },
-            };
-          } catch (err) {
-            // Undefined by someone else while we were listing.
-            const message = err instanceof Error ? err.message : String(err);
-            if (libvirtError('read a domain', message) instanceof NotFoundError) return undefined;
-            throw err;
-          }
-        }),
+            }),
+            (err: unknown) => {
+              // Undefined by someone else while we were listing.
+              const message = err instanceof Error ? err.message : String(err);
+              if (libvirtError('read a domain', message) instanceof NotFoundError) return undefined;
+              throw err;
+            },
+          ),
+        ),
       );
       return details.filter((d): d is DomainDetails => d !== undefined);
     });

@@ -2,6 +2,7 @@ import type { Hypervisor } from '../service/ports.js';
 import { validateConnectUri } from '../spec/validate.js';
 import { InputError } from '../util/errors.js';
 import { BindingHypervisor, loadBinding } from './binding.js';
+import { takeEarlyConnection } from './early-open.js';
 import { connectTimeoutFromEnv, DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
 
 export { describeDomain, type DomainDescription, type DomainDisk } from './inspect.js';
@@ -71,6 +72,9 @@ export async function openHypervisor(options: OpenOptions = {}): Promise<Hypervi
     throw new InputError(`libvirt backend '${backend}' is invalid: use auto, binding or virsh`);
   }
   if (backend !== 'virsh') {
+    // `list --json` may have started opening this URI before its modules loaded.
+    const early = takeEarlyConnection(uri);
+    if (early) return BindingHypervisor.adopt(early, timeouts);
     const binding = await loadBinding();
     if (binding) return BindingHypervisor.open(binding, uri, timeouts);
     if (backend === 'binding') {

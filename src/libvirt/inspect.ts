@@ -1,5 +1,5 @@
 import { DISPLAY_CHANNEL_NAME, VMP_XML_NAMESPACE, WAKE_CHANNEL_NAME } from '../render/xml-names.js';
-import { parseXmlObject } from './xml-object.js';
+import { parseXmlObject, XML_OBJECT_MODULE } from './xml-object.js';
 
 /**
  * Reads what vm-provisioner needs out of a domain's XML (from libvirt, so
@@ -70,8 +70,18 @@ function text(value: unknown): string {
  * are left empty: use describeDomain for them.
  */
 export function describeListing(xml: string): DomainDescription {
+  return describeDomain(listingText(xml) ?? xml);
+}
+
+/**
+ * The part of a definition describeListing reads, as a document of its own (`<domain>`, its
+ * `<name>` and `<metadata>`), or undefined when the definition is to be described whole.
+ * describeListing(xml) is describeDomain of it: a pure function of this text, which
+ * src/libvirt/listing-cache.ts uses as its key.
+ */
+export function listingText(xml: string): string | undefined {
   const name = /<name>[^<]*<\/name>/.exec(xml);
-  if (!name) return describeDomain(xml);
+  if (!name) return undefined;
   const start = xml.indexOf('<metadata>');
   const end = xml.lastIndexOf('</metadata>');
   // Not ours without our namespace: the name is all there is to read.
@@ -79,9 +89,12 @@ export function describeListing(xml: string): DomainDescription {
     start >= 0 && end > start && xml.includes(VMP_XML_NAMESPACE)
       ? xml.slice(start, end + '</metadata>'.length)
       : '';
-  if (!metadata && xml.includes(VMP_XML_NAMESPACE)) return describeDomain(xml);
-  return describeDomain(`<domain>${name[0]}${metadata}</domain>`);
+  if (!metadata && xml.includes(VMP_XML_NAMESPACE)) return undefined;
+  return `<domain>${name[0]}${metadata}</domain>`;
 }
+
+/** The modules whose code decides what describeDomain returns: a cache of its results is only good for these. */
+export const DESCRIBE_MODULES: readonly string[] = [import.meta.url, XML_OBJECT_MODULE];
 
 export function describeDomain(xml: string): DomainDescription {
   const doc = parseXmlObject(xml) as Node;

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import path from 'node:path';
 
 /**
  * The @unraid/libvirt native addon, loaded without the package's JavaScript
@@ -38,12 +39,24 @@ interface Addon {
 }
 
 /** The addon rejects with libvirt's message as a string: an Error, as the wrapper makes it. */
-async function forward<T>(call: () => Promise<unknown>): Promise<T> {
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/**
+ * The call's promise with its rejection made an Error. One `then` rather than an async function:
+ * `list` makes two calls per domain, hundreds in all, and each extra promise step is main-thread time.
+ */
+function forward<T>(call: () => Promise<unknown>): Promise<T> {
+  let pending: Promise<unknown>;
   try {
-    return (await call()) as T;
+    pending = call();
   } catch (err) {
-    throw err instanceof Error ? err : new Error(String(err));
+    return Promise.reject(asError(err));
   }
+  return pending.then(undefined, (err: unknown) => {
+    throw asError(err);
+  }) as Promise<T>;
 }
 
 /** VIR_CONNECT_LIST_DOMAINS_ACTIVE | _INACTIVE: every domain, as the wrapper's default. */
@@ -61,13 +74,13 @@ class Domain implements BindingDomain {
     return forward<T>(() => this.connection[method]!(this.native, ...args));
   }
   getName(): Promise<string> {
-    return this.call('domainGetName');
+    return forward(() => this.connection.domainGetName!(this.native));
   }
   getXMLDesc(flags = 0): Promise<string> {
-    return this.call('domainGetXMLDesc', flags);
+    return forward(() => this.connection.domainGetXMLDesc!(this.native, flags));
   }
   getInfo(): Promise<{ state: number; maxMem: number; memory: number; nrVirtCpu: number }> {
-    return this.call('domainGetInfo');
+    return forward(() => this.connection.domainGetInfo!(this.native));
   }
   create(): Promise<void> {
     return this.call('domainCreate');
@@ -80,9 +93,10 @@ class Domain implements BindingDomain {
   }
 }
 
-/** The addon beside the package's entry point (`build/Release/libvirt.node`), as its wrapper requires it. */
-export function loadAddon(entry: string): BindingModule {
-  const addon = createRequire(entry)(new URL('../build/Release/libvirt.node', entry).pathname) as Addon;
+/** The addon in the package's directory (`build/Release/libvirt.node`), where its wrapper requires it. */
+export function loadAddon(packageDir: string): BindingModule {
+  const require = createRequire(path.join(packageDir, 'package.json'));
+  const addon = require(path.join(packageDir, 'build', 'Release', 'libvirt.node')) as Addon;
   class Connection implements BindingConnection {
     private readonly native: NativeConnection;
     constructor(options: { uri: string }) {

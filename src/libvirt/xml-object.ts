@@ -13,6 +13,9 @@
  * an internal subset. Anything else is an Error naming the offset.
  */
 
+/** This module, for src/libvirt/inspect.ts's DESCRIBE_MODULES. */
+export const XML_OBJECT_MODULE: string = import.meta.url;
+
 export type XmlValue = string | XmlObject | XmlValue[];
 export interface XmlObject {
   [key: string]: XmlValue;

@@ -76,12 +76,17 @@ export async function ourDomains(hypervisor: Hypervisor): Promise<DomainDescript
  */
 export async function listVms(
   hypervisor: Hypervisor,
-  options: { disposables?: boolean } = {},
+  options: {
+    disposables?: boolean;
+    /** describeListing, or the same from a cache of it (src/libvirt/listing-cache.ts). */
+    describe?: (inactiveXml: string) => DomainDescription;
+  } = {},
 ): Promise<VmSummary[]> {
+  const describe = options.describe ?? describeListing;
   const ours: Array<{ description: DomainDescription; info: DomainDetails['info'] }> = [];
   // Each definition and info in as few calls as the backend allows, not a lookup and two calls per name.
   for (const { inactiveXml, info } of await hypervisor.listDomainDetails()) {
-    const description = describeListing(inactiveXml);
+    const description = describe(inactiveXml);
     // Templates are listed by `template list`: they are bases, not VMs anyone runs. Disposables are
     // throwaway VMs that vanish on their own: shown only with `list --disposables`.
     if (!description.ours || description.role === 'template') continue;
@@ -91,25 +96,30 @@ export async function listVms(
   ours.sort((a, b) => compareNames(a.description.name, b.description.name));
   // One call for all of them: asking per domain spawned virsh once for every VM that was off.
   const withSavedState = ours.length > 0 ? new Set(await hypervisor.listManagedSaved()) : new Set();
-  return Promise.all(
-    ours.map(async ({ description, info }) => {
-      const { name } = description;
-      const saved = info.state === 'shut off' && withSavedState.has(name);
-      const savedBytes = saved ? await savedStateBytes(hypervisor.uri, name) : undefined;
-      const summary: VmSummary = {
-        name,
-        state: saved ? 'saved' : info.state,
-        ...(savedBytes !== undefined ? { savedBytes } : {}),
-        memoryMb: Math.round(info.maxMemoryKiB / 1024),
-        vcpus: info.vcpus,
-        apps: description.apps,
-        ...(description.template ? { template: description.template.name } : {}),
-        ...(description.role === 'disposable' ? { disposable: true as const } : {}),
-        pendingFlatpaks: description.pendingFlatpaks,
-      };
-      return summary;
-    }),
+  const saved = ours.map(
+    ({ description, info }) => info.state === 'shut off' && withSavedState.has(description.name),
   );
+  // Only a saved VM has an image to stat: the rest need no promise each.
+  const savedBytes = await Promise.all(
+    ours.map(({ description }, i) =>
+      saved[i] ? savedStateBytes(hypervisor.uri, description.name) : undefined,
+    ),
+  );
+  return ours.map(({ description, info }, i) => {
+    const bytes = savedBytes[i];
+    const summary: VmSummary = {
+      name: description.name,
+      state: saved[i] ? 'saved' : info.state,
+      ...(bytes !== undefined ? { savedBytes: bytes } : {}),
+      memoryMb: Math.round(info.maxMemoryKiB / 1024),
+      vcpus: info.vcpus,
+      apps: description.apps,
+      ...(description.template ? { template: description.template.name } : {}),
+      ...(description.role === 'disposable' ? { disposable: true as const } : {}),
+      pendingFlatpaks: description.pendingFlatpaks,
+    };
+    return summary;
+  });
 }
 
 /** The order Array.prototype.sort gives strings (UTF-16 code units), as ourDomains sorts names. */

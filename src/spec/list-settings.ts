@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { readCacheJson, writeCacheJson } from '../util/cache-file.js';
 import { InputError } from '../util/errors.js';
 import { cacheDir, configDir } from '../util/paths.js';
 import { mapPooled } from '../util/pool.js';
@@ -167,18 +168,12 @@ export async function listSettings(
     cached !== undefined &&
     Object.keys(kept).length === Object.keys(cached.entries).length &&
     Object.keys(kept).every((name) => cached.entries[name] === kept[name]);
-  if (!unchanged) writeCache(cacheFile, { version: CACHE_VERSION, dir, entries: kept });
+  if (!unchanged) writeCacheJson(cacheFile, { version: CACHE_VERSION, dir, entries: kept });
   return result;
 }
 
 function readCache(file: string, dir: string): CacheFile | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch {
-    // Missing or corrupt: rebuilt by this run.
-    return undefined;
-  }
+  const parsed = readCacheJson(file);
   return isCacheFile(parsed, dir) ? parsed : undefined;
 }
 
@@ -197,22 +192,4 @@ function isCacheFile(value: unknown, dir: string): value is CacheFile {
       (LABELS as readonly unknown[]).includes(entry.label) &&
       (DISPLAY_MODES as readonly unknown[]).includes(entry.display),
   );
-}
-
-/** Atomically (a private temp file renamed over it); a failure leaves the old cache or none. */
-function writeCache(file: string, content: CacheFile): void {
-  // Unique to this process (and created exclusively): node:crypto would cost a few ms to load.
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  try {
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    fs.writeFileSync(tmp, `${JSON.stringify(content)}\n`, { mode: 0o600, flag: 'wx' });
-    fs.renameSync(tmp, file);
-  } catch {
-    // A read-only or full cache directory, or a file in its place: list works, only slower next time.
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch {
-      // Nothing was written there.
-    }
-  }
 }

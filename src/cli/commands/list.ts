@@ -1,4 +1,5 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { openListingCache, type ListingCache } from '../../libvirt/listing-cache.js';
 import { listVms, type VmSummary } from '../../service/inventory.js';
 import { listSettings, stampConfigs, type ConfigStamps } from '../../spec/list-settings.js';
 import { withConnectOption, withHypervisor } from '../hypervisor.js';
@@ -46,8 +47,12 @@ export async function listedVms(
   });
   // Awaited below, after the connection: its failure is the one to report.
   stamping.catch(() => undefined);
+  // The definitions' descriptions from the last run, read meanwhile too (it never fails).
+  const caching = new Promise<ListingCache>((resolve) => setImmediate(() => resolve(openListingCache())));
   return withHypervisor(connect, async (hypervisor) => {
-    const found = await listVms(hypervisor, options);
+    const listing = await caching;
+    const found = await listVms(hypervisor, { ...options, describe: listing.describe });
+    listing.save();
     // A running VM may have finished installing its pending Flatpaks: ask its guest, briefly.
     for (const vm of found) {
       if (vm.pendingFlatpaks.length === 0 || vm.state !== 'running') continue;

@@ -167,6 +167,22 @@ describe(`list --json of ${VMS} domains on a test:/// file`, () => {
       fs.writeFileSync(cacheFile, '{"version":1,"dir":');
       expect(await labels(3)).toEqual(['black', 'gray', 'green']);
       expect(() => JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as unknown).not.toThrow();
+      // A definition changed since the last list (its apps): shown as it is now, not as the
+      // descriptions cached from the last run (listing.json) had it.
+      const listingFile = path.join(own, '.cache', 'vm-provisioner', 'listing.json');
+      expect(fs.existsSync(listingFile)).toBe(true);
+      const changed = testDriverXml(3, 'vmp-t-many').replace(
+        '<vmp:app>xterm</vmp:app>',
+        '<vmp:app>org.gnome.Calculator</vmp:app>',
+      );
+      fs.writeFileSync(path.join(own, 'domains.xml'), changed);
+      const r = await runCli(
+        ['list', '--json', '--connect', `test://${path.join(own, 'domains.xml')}`],
+        ownEnv,
+      );
+      const apps = (JSON.parse(r.stdout) as Array<{ apps: string[] }>).map((vm) => vm.apps);
+      expect(apps[0]).toEqual(['org.mozilla.firefox', 'org.gnome.Calculator']);
+      expect(apps[1]).toEqual(['org.mozilla.firefox', 'xterm']);
     } finally {
       fs.rmSync(own, { recursive: true, force: true });
     }
@@ -177,6 +193,16 @@ describe(`list --json of ${VMS} domains on a test:/// file`, () => {
     const viaYargs = await runCli(['list', '--json=true', '--connect', 'no uri'], env);
     expect(fast.code).toBe(2);
     expect(fast.stderr).toMatch(/^error: .*no uri.*\n$/);
+    expect(viaYargs).toEqual(fast);
+  });
+
+  test('a file libvirt cannot read (opened before the command loads): the same error on both paths', async () => {
+    const missing = `test://${path.join(dir, 'missing.xml')}`;
+    const fast = await runCli(['list', '--json', '--connect', missing], env);
+    const viaYargs = await runCli(['list', '--json=true', `--connect=${missing}`], env);
+    expect(fast.code).toBe(1);
+    expect(fast.stderr).toMatch(/^(.*\n)?error: connect to test:\/\/\/.*missing\.xml: .+\n$/);
+    expect(fast.stdout).toBe('');
     expect(viaYargs).toEqual(fast);
   });
 });
