@@ -7,6 +7,8 @@
  *   - for each of the others: CLI start to its xterm at the proxy; the QEMU process's RSS and the
  *     disk the disposable's files take while the xterm is up; then the xterm is closed in the guest
  *     (pkill through the QEMU guest agent) and the time until the CLI has removed everything is taken;
+ *   - each run is told apart by how it started (the CLI says so on stderr): a clone of the template's
+ *     ready state, the first run that prepares that state and then clones, or a cold boot;
  *   - at the end, `vm-provisioner gc` (the next run also sweeps killed ones as it starts), then every
  *     kind of leftover is counted: domains, files in the VM directory, volumes, owner records,
  *     journals, configs, keyring entries, proxy entries.
@@ -40,6 +42,8 @@ const KILL_EVERY = Number(process.argv[3] ?? 5);
 
 interface Sample {
   name: string;
+  /** How it started: a clone of the ready state, one that prepared the ready state first, or a boot. */
+  how: 'clone' | 'prepared, then clone' | 'cold boot';
   toXterm: number;
   untilGone: number;
   rssMiB: number | undefined;
@@ -143,9 +147,14 @@ async function main(): Promise<void> {
       if (!new RegExp(`^${name}: removed$`, 'm').test(stderr) || (code !== 0 && code !== 1)) {
         throw new Error(`disposable ${name} ended with ${code}: ${stderr}`);
       }
-      samples.push({ name, toXterm, untilGone, rssMiB, diskMiB });
+      const how: Sample['how'] = /no clone \(/.test(stderr)
+        ? 'cold boot'
+        : /preparing template .* ready state/.test(stderr)
+          ? 'prepared, then clone'
+          : 'clone';
+      samples.push({ name, how, toXterm, untilGone, rssMiB, diskMiB });
       process.stderr.write(
-        `${i + 1}/${N}: ${name} xterm after ${toXterm.toFixed(2)} s, gone ${untilGone.toFixed(2)} s after the close, ` +
+        `${i + 1}/${N}: ${name} (${how}) xterm after ${toXterm.toFixed(2)} s, gone ${untilGone.toFixed(2)} s after the close, ` +
           `QEMU RSS ${rssMiB ?? '?'} MiB, disk ${diskMiB.toFixed(1)} MiB; ${describeHostCpu(cpu0, hostCpuSeconds())}\n`,
       );
     }
@@ -167,7 +176,10 @@ async function main(): Promise<void> {
         '',
         '| measure | runs | median | min | max |',
         '| --- | ---: | ---: | ---: | ---: |',
-        `| run --disposable -> xterm at the proxy: s | ${samples.length} | ${f(samples.map((s) => s.toXterm))} |`,
+        ...(['clone', 'prepared, then clone', 'cold boot'] as const).map((how) => {
+          const xs = samples.filter((s) => s.how === how).map((s) => s.toXterm);
+          return `| run --disposable -> xterm at the proxy (${how}): s | ${xs.length} | ${f(xs)} |`;
+        }),
         `| xterm closed in the guest -> everything removed (CLI exit): s | ${samples.length} | ${f(samples.map((s) => s.untilGone))} |`,
         `| host RSS of the disposable's QEMU: MiB | ${rss.length} | ${f(rss, 0)} |`,
         `| disk of a running disposable (allocated): MiB | ${samples.length} | ${f(
