@@ -141,6 +141,10 @@ describeWith(allOf(probeLibvirt(), probeSecretService()), 'libvirt and a Secret 
         DBUS_SESSION_BUS_ADDRESS: process.env.DBUS_SESSION_BUS_ADDRESS,
         NO_COLOR: '1',
       };
+      // The template is a blank disk with no guest to save a ready state of: these are the cold-boot starter's
+      // tests (clones: test/e2e/disposable.e2e.test.ts, on a real guest).
+      fs.mkdirSync(at('config', 'vm-provisioner'), { mode: 0o700 });
+      fs.writeFileSync(at('config', 'vm-provisioner', 'defaults.toml'), 'disposable_clones = false\n');
       proxy = new ProxyServer({ listen: [{ host: '127.0.0.1', port: 0 }], lookupSecret: async () => null, log: () => undefined });
       await proxy.start();
       // Where the CLI looks by default: $XDG_RUNTIME_DIR/vm-provisioner/proxy.sock.
