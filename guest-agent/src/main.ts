@@ -16,7 +16,7 @@ import { X11Clipboard } from './clipboard.js';
 import { ConfigError, loadAgentConfig, readSecret } from './config.js';
 import { SessionExec } from './exec.js';
 import { defaultFileLocations } from './files.js';
-import { connectProxyLink } from './proxy-link.js';
+import { connectProxyLink, portThenTcp } from './proxy-link.js';
 import { AGENT_VERSION } from './version.js';
 import { WindowTracker } from './window-tracker.js';
 import { applyIdentity, awaitIdentity, CLONE_BACKOFF } from './identity.js';
@@ -99,20 +99,11 @@ async function main(): Promise<number> {
           log,
         });
       if (!serialPort) return over();
-      try {
-        return await over(serialPort);
-      } catch (portError) {
-        // A proxy without the agent socket (--agent-socket none, an older one): the port's host side is
-        // never connected. TCP, as before the port existed; the next attempt tries the port first again.
-        serialPort.close();
-        try {
-          return await over();
-        } catch (tcpError) {
-          throw new Error(`${(portError as Error).message}; over TCP: ${(tcpError as Error).message}`, {
-            cause: tcpError,
-          });
-        }
-      }
+      return portThenTcp(
+        () => over(serialPort),
+        () => over(),
+        () => serialPort.close(),
+      );
     },
   });
   log(

@@ -70,6 +70,30 @@ export async function connectProxyLink(opts: ProxyLinkOptions): Promise<AgentLin
   return new ProxyLink(client, opts.log ?? (() => undefined), where);
 }
 
+/**
+ * The port first, TCP when the port fails (docs/protocol.md, "Transport"): a proxy without the agent
+ * socket (`--agent-socket none`, an older one) never connects the port's host side. The failed port is
+ * let go, so the next attempt opens it afresh and tries it first again.
+ */
+export async function portThenTcp(
+  viaPort: () => Promise<AgentLink>,
+  viaTcp: () => Promise<AgentLink>,
+  releasePort: () => void,
+): Promise<AgentLink> {
+  try {
+    return await viaPort();
+  } catch (portError) {
+    releasePort();
+    try {
+      return await viaTcp();
+    } catch (tcpError) {
+      throw new Error(`${(portError as Error).message}; over TCP: ${(tcpError as Error).message}`, {
+        cause: tcpError,
+      });
+    }
+  }
+}
+
 class ProxyLink implements AgentLink {
   readonly closed: Promise<void>;
   private handler: (m: AgentInbound) => void = () => undefined;

@@ -157,7 +157,11 @@ describeWith(probe, 'end-to-end app VM')('app VM from create --import, on a real
         );
         throw err;
       });
-    expect(host.proxyOutput).toMatch(new RegExp(`agent ${name} connected from 127\\.0\\.0\\.1`));
+    // Over the VM's virtio-serial port, not TCP (docs/protocol.md, "Transport"): a local libvirt's VMs have it.
+    expect(host.proxyOutput).toMatch(new RegExp(`agent ${name} connected from virtio-serial`));
+    expect(virsh('dumpxml', name)).toMatch(
+      /<source mode='connect' path='\/tmp\/vm-provisioner-agents-\d+\/agent\.sock'>[\s\S]*?<target type='virtio' name='org\.vm-provisioner\.agent\.0' state='connected'\/>/,
+    );
     expect(
       follow.events.find(
         (e) => e.vm === name && e.type === 'agent-connected' && e.receivedAt <= reported.receivedAt,

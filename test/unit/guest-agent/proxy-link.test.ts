@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { clip, toWire } from '../../../guest-agent/src/proxy-link.js';
+import { clip, portThenTcp, toWire } from '../../../guest-agent/src/proxy-link.js';
+import type { AgentLink } from '../../../guest-agent/src/agent.js';
 import type { WindowInfo } from '../../../guest-agent/src/window-tracker.js';
 import { decodeFrame, encodeMessage, MAX_TITLE_BYTES } from '../../../src/protocol/index.js';
 
@@ -104,5 +105,48 @@ describe('agent -> protocol message mapping', () => {
         },
       ),
     );
+  });
+});
+
+describe('portThenTcp: the virtio-serial port first, TCP when it fails', () => {
+  const link = { closed: Promise.resolve() } as unknown as AgentLink;
+
+  test('a port that answers is used, TCP never tried, the port kept', async () => {
+    const calls: string[] = [];
+    const got = await portThenTcp(
+      async () => (calls.push('port'), link),
+      async () => (calls.push('tcp'), link),
+      () => calls.push('release'),
+    );
+    expect(got).toBe(link);
+    expect(calls).toEqual(['port']);
+  });
+
+  test('a port whose host side never answers is let go and TCP used', async () => {
+    const calls: string[] = [];
+    const got = await portThenTcp(
+      async () => {
+        calls.push('port');
+        throw new Error('connection closed during the handshake');
+      },
+      async () => (calls.push('tcp'), link),
+      () => calls.push('release'),
+    );
+    expect(got).toBe(link);
+    expect(calls).toEqual(['port', 'release', 'tcp']);
+  });
+
+  test('when both fail, the error names both', async () => {
+    await expect(
+      portThenTcp(
+        async () => {
+          throw new Error('connection closed during the handshake');
+        },
+        async () => {
+          throw new Error('connect ENETUNREACH 10.0.2.2:9999');
+        },
+        () => undefined,
+      ),
+    ).rejects.toThrow('connection closed during the handshake; over TCP: connect ENETUNREACH 10.0.2.2:9999');
   });
 });
