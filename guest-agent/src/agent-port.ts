@@ -68,6 +68,10 @@ function adopt(fd: number): net.Socket {
 /** The port, opened on first use and kept open until it fails. */
 export class AgentPort {
   private socket: net.Socket | undefined;
+  /** The next HELLO, encoded while idle (prepareHello). */
+  private prepared: { frame: Buffer; nonce: Buffer } | undefined;
+  /** A HELLO already written (sendPreparedHello), and on which socket. */
+  private sent: { socket: net.Socket; nonce: Buffer } | undefined;
 
   constructor(private readonly file: string = AGENT_PORT) {}
 
@@ -87,5 +91,31 @@ export class AgentPort {
   close(): void {
     this.socket?.destroy();
     this.socket = undefined;
+  }
+
+  /** Encodes the next session's HELLO ahead, with a fresh nonce: `encode(nonce)` is encodeHello's. */
+  prepareHello(nonce: Buffer, encode: (nonce: Buffer) => Buffer): void {
+    this.prepared = { frame: encode(nonce), nonce };
+  }
+
+  /**
+   * Writes the prepared HELLO at once on the open port (the VM has just resumed: see GuestAgent's
+   * onResume). False when there is none or the port is not open; the handshake then sends its own.
+   */
+  sendPreparedHello(): boolean {
+    const socket = this.socket;
+    const prepared = this.prepared;
+    if (!socket || socket.destroyed || !prepared) return false;
+    this.prepared = undefined;
+    socket.write(prepared.frame);
+    this.sent = { socket, nonce: prepared.nonce };
+    return true;
+  }
+
+  /** The nonce of the HELLO sendPreparedHello wrote, if it went out on `socket`; once. */
+  takeSentHello(socket: net.Socket): Buffer | undefined {
+    const sent = this.sent;
+    this.sent = undefined;
+    return sent && sent.socket === socket ? sent.nonce : undefined;
   }
 }

@@ -80,6 +80,11 @@ export interface AgentOptions {
    * is closed before the new one opens, instead of after the new one's window list.
    */
   singleLink?: boolean;
+  /**
+   * Called first on a resume with a session up (singleLink), once that session has let go of the link:
+   * the agent's port writes the HELLO it prepared, before any other code runs (docs/protocol.md, "Resume").
+   */
+  onResume?: () => void;
   backoff?: Backoff;
   log?: (line: string) => void;
 }
@@ -142,7 +147,8 @@ export class GuestAgent {
     if (this.opts.singleLink && this.link && !this.early) {
       // The new handshake starts here, before the old session's teardown (serve's finally, the loop coming
       // round) has run: after a restore each of those steps is guest code running for the first time.
-      this.link?.close();
+      this.link.close();
+      this.opts.onResume?.();
       const early = this.opts.connect();
       early.catch(() => undefined);
       this.early = early;

@@ -81,6 +81,7 @@ async function main(): Promise<number> {
   const serialPort = agentPortPresent() ? new AgentPort(AGENT_PORT) : undefined;
   const agent = new GuestAgent({
     singleLink: serialPort !== undefined,
+    ...(serialPort ? { onResume: () => void serialPort.sendPreparedHello() } : {}),
     ...(cfg.awaitIdentity ? { backoff: new Backoff(CLONE_BACKOFF) } : {}),
     tracker,
     clipboard,

@@ -1,5 +1,7 @@
 import {
   AgentClient,
+  encodeHello,
+  newNonce,
   ClipboardStatus,
   ErrorCode,
   EXEC_EXITED_MIN_VERSION,
@@ -56,17 +58,24 @@ const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
  * silence timeout) and adapts it to the agent's `AgentLink`.
  */
 export async function connectProxyLink(opts: ProxyLinkOptions): Promise<AgentLink> {
-  const socket = opts.serialPort ? await opts.serialPort.get() : undefined;
-  const where = opts.serialPort?.path ?? `${opts.host}:${opts.port}`;
+  const port = opts.serialPort;
+  const socket = port ? await port.get() : undefined;
+  const helloSent = port && socket ? port.takeSentHello(socket) : undefined;
+  const where = port?.path ?? `${opts.host}:${opts.port}`;
+  const agentVersion = clip(opts.agentVersion, MAX_AGENT_VERSION_BYTES);
   const client = await AgentClient.connect({
     host: opts.host,
     port: opts.port,
-    ...(socket ? { open: () => socket, keepOpen: true, where } : {}),
+    ...(socket ? { open: () => socket, keepOpen: true, where, ...(helloSent ? { helloSent } : {}) } : {}),
     vmName: opts.vmName,
     secret: opts.secret,
-    agentVersion: clip(opts.agentVersion, MAX_AGENT_VERSION_BYTES),
+    agentVersion,
     timeoutMs: opts.handshakeTimeoutMs ?? 10_000,
   });
+  // The next session's HELLO, made while idle: a resume then sends it before anything else runs.
+  if (port) {
+    setImmediate(() => port.prepareHello(newNonce(), (n) => encodeHello(opts.vmName, agentVersion, n)));
+  }
   return new ProxyLink(client, opts.log ?? (() => undefined), where);
 }
 

@@ -26,6 +26,11 @@ export interface AgentClientOptions {
    * across handshakes, see docs/protocol.md "Transport"). A failed handshake still destroys it.
    */
   keepOpen?: boolean;
+  /**
+   * With `open`: the nonce of a HELLO already written on the link (encodeHello), sent ahead by the agent
+   * the moment it learned its VM resumed; the handshake goes on from there.
+   */
+  helloSent?: Buffer;
   /** How the link is named in messages (default host:port). */
   where?: string;
   vmName: string;
@@ -36,6 +41,18 @@ export interface AgentClientOptions {
   timeoutMs?: number;
   /** Send HEARTBEAT and enforce the silence timeout (3 intervals). Default true. */
   heartbeats?: boolean;
+}
+
+/** An agent's HELLO (docs/protocol.md, "Handshake"). */
+export function encodeHello(vmName: string, agentVersion: string, agentNonce: Buffer): Buffer {
+  return encodeMessage({
+    type: 'hello',
+    minVersion: MIN_PROTOCOL_VERSION,
+    maxVersion: PROTOCOL_VERSION,
+    vmName,
+    agentVersion,
+    agentNonce,
+  });
 }
 
 /** What a proxy's previous session on an opened link can have left unread: heartbeats, a request or two. */
@@ -99,7 +116,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       }
       if (!options.open) socket.setNoDelay(true);
       const decoder = new FrameDecoder();
-      const agentNonce = takeNonce();
+      const agentNonce = (options.open && options.helloSent) || takeNonce();
       let ctx: AuthContext | undefined;
       let done = false;
       let skipped = 0;
@@ -180,19 +197,13 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       socket.on('error', onError);
       socket.on('close', onClose);
       const hello = (): void => {
-        socket.write(
-          encodeMessage({
-            type: 'hello',
-            minVersion: MIN_PROTOCOL_VERSION,
-            maxVersion: PROTOCOL_VERSION,
-            vmName: options.vmName,
-            agentVersion: options.agentVersion ?? '',
-            agentNonce,
-          }),
-        );
+        socket.write(encodeHello(options.vmName, options.agentVersion ?? '', agentNonce));
       };
-      if (options.open) hello();
-      else socket.once('connect', hello);
+      if (options.open) {
+        if (!options.helloSent) hello();
+        // A link handed over from an earlier session was paused between the two (see close).
+        socket.resume();
+      } else socket.once('connect', hello);
     });
   }
 
@@ -231,7 +242,8 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       // A virtio-serial port has no half-close, and the next link can open it only once this one let go.
       this.socket.destroy();
     } else {
-      // The next handshake runs on the same open port.
+      // The next handshake runs on the same open port. Paused, so nothing it reads in between is lost.
+      this.socket.pause();
       this.socket.off('data', this.onData);
       this.socket.off('error', this.onError);
       this.socket.off('close', this.onClose);

@@ -229,7 +229,7 @@ describeWith(probe, 'end-to-end app VM')('app VM from create --import, on a real
     expect(stopped.code).toBe(0);
     expect(virsh('domstate', name).trim()).toBe('shut off');
     const destroyed = await host.cli(['destroy', name, '--yes'], 120_000);
-    expect(destroyed.code).toBe(0);
+    expect({ code: destroyed.code, stderr: destroyed.stderr }).toEqual({ code: 0, stderr: '' });
     expect(allDomainNames()).not.toContain(name);
     expect(fs.readdirSync(host.vmDir)).toEqual([]);
     expect(fs.existsSync(path.join(host.env.XDG_CONFIG_HOME!, 'vm-provisioner', `${name}.toml`))).toBe(false);

@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentClient, encodeMessage } from '../../../src/protocol/index.js';
+import { AgentClient, encodeHello, encodeMessage } from '../../../src/protocol/index.js';
 import { ProxyServer, type ProxyEvent } from '../../../src/proxy/server.js';
 import { agentSocketPath, listenAgentSocket } from '../../../src/proxy/agent-socket.js';
 import { testWindow, waitFor } from '../../support/fake-agent.js';
@@ -174,6 +174,38 @@ test("a link whose agent has not spoken is left open (QEMU connects long before 
   link.write(encodeMessage({ type: 'heartbeat', seq: 1 }).subarray(0, 5));
   await waitFor(() => closed || undefined, 5000);
   expect(logs.some((l) => /handshake not completed in time/.test(l))).toBe(true);
+});
+
+test('a HELLO written ahead (the agent resuming) and the handshake picked up from it on the same link', async () => {
+  const link = await qemuEnd();
+  const first = await AgentClient.connect({
+    host: 'serial',
+    port: 0,
+    open: () => link,
+    keepOpen: true,
+    vmName: VM,
+    secret,
+    heartbeats: false,
+  });
+  first.close();
+  const nonce = randomBytes(32);
+  link.write(encodeHello(VM, 'test', nonce));
+  // The proxy's CHALLENGE may come before the next client listens: the link was paused by the close.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const second = await AgentClient.connect({
+    host: 'serial',
+    port: 0,
+    open: () => link,
+    keepOpen: true,
+    helloSent: nonce,
+    vmName: VM,
+    secret,
+    heartbeats: false,
+  });
+  second.send({ type: 'window-list', focused: 9, windows: [testWindow(9, 'resumed')] });
+  await waitFor(() => proxy.status().vms.find((v) => v.name === VM)?.windows === 1 || undefined);
+  expect(events.filter((e) => e.type === 'agent-connected')).toHaveLength(2);
+  second.close();
 });
 
 test('a TCP link still gets no such leeway: anything before HELLO ends it', async () => {

@@ -134,6 +134,7 @@ describe('GuestAgent on a resume', () => {
     const agent = new GuestAgent({
       tracker,
       singleLink: true,
+      onResume: () => timeline.push('prepared hello written'),
       clipboard: { read: async () => '', write: async () => undefined },
       connect: async () => {
         made++;
@@ -147,11 +148,12 @@ describe('GuestAgent on a resume', () => {
     timeline.length = 0;
 
     agent.reconnectNow('the host says this VM has resumed');
-    // Synchronously: the old session lets go of the port and the new one is on its way.
-    expect(timeline).toEqual(['link 1: close', 'connect 2']);
+    // Synchronously: the old session lets go of the port, the prepared HELLO goes out, the new one is on its way.
+    expect(timeline).toEqual(['link 1: close', 'prepared hello written', 'connect 2']);
     await settle(timeline, 'log: connected to the proxy (link 2)');
     expect(timeline).toEqual([
       'link 1: close',
+      'prepared hello written',
       'connect 2',
       'link 2: window-list',
       'log: the host says this VM has resumed: reconnecting now',
