@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { InputError } from '../util/errors.js';
+import { probeUnixSocket } from './socket-probe.js';
 
 /**
  * The proxy's end of the agents' virtio-serial links (docs/protocol.md,
@@ -85,22 +86,8 @@ async function removeStale(socketPath: string): Promise<void> {
   if (!st.isSocket()) {
     throw new InputError(`agent socket '${socketPath}' is invalid: something other than a socket is there`);
   }
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = net.connect(socketPath);
-    const timer = setTimeout(() => {
-      probe.destroy();
-      resolve(true);
-    }, 1000);
-    probe.once('connect', () => {
-      clearTimeout(timer);
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-  });
-  if (live) throw new InputError(`agent socket '${socketPath}' is in use: another proxy listens on it`);
+  // Silent counts as in use: a socket is only removed once nothing can be listening on it.
+  if ((await probeUnixSocket(socketPath)) !== 'refused')
+    throw new InputError(`agent socket '${socketPath}' is in use: another proxy listens on it`);
   await fs.rm(socketPath, { force: true });
 }

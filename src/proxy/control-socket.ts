@@ -4,6 +4,7 @@ import path from 'node:path';
 import { execArgvProblem, MAX_CLIPBOARD_BYTES, MAX_MIME_BYTES, VM_NAME_PATTERN } from '../protocol/index.js';
 import { runtimeDir } from '../util/paths.js';
 import { HostFileError, readHostFile } from './host-file.js';
+import { probeUnixSocket } from './socket-probe.js';
 import { ProxyRequestError, type ProxyEvent, type ProxyServer, type WritebackEvent } from './server.js';
 
 /**
@@ -87,23 +88,8 @@ export class ControlServer {
       if (isErrno(err, 'ENOENT')) return;
       throw err;
     }
-    const alive = await new Promise<boolean>((resolve) => {
-      const probe = net.connect(this.socketPath);
-      const timer = setTimeout(() => {
-        probe.destroy();
-        resolve(false);
-      }, 1000);
-      probe.once('connect', () => {
-        clearTimeout(timer);
-        probe.destroy();
-        resolve(true);
-      });
-      probe.once('error', () => {
-        clearTimeout(timer);
-        resolve(false);
-      });
-    });
-    if (alive) throw new Error(`another proxy is already serving ${this.socketPath}`);
+    if ((await probeUnixSocket(this.socketPath)) === 'answers')
+      throw new Error(`another proxy is already serving ${this.socketPath}`);
     await fs.unlink(this.socketPath);
   }
 

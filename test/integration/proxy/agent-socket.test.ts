@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { AgentClient, encodeHello, encodeMessage } from '../../../src/protocol/index.js';
-import { ProxyServer, type ProxyEvent } from '../../../src/proxy/server.js';
+import { ProxyServer, type ProxyEvent, type ProxyServerOptions } from '../../../src/proxy/server.js';
 import { agentSocketPath, listenAgentSocket } from '../../../src/proxy/agent-socket.js';
 import { testWindow, waitFor } from '../../support/fake-agent.js';
 
@@ -29,17 +29,23 @@ beforeEach(async () => {
   socketPath = path.join(dir, 'agent.sock');
   events = [];
   logs = [];
-  proxy = new ProxyServer({
+  proxy = await proxyOnSocket({ heartbeatIntervalMs: 60_000 });
+});
+
+/** A proxy on the test's agent socket, its events and log lines collected. */
+async function proxyOnSocket(options: Partial<ProxyServerOptions>): Promise<ProxyServer> {
+  const server = new ProxyServer({
     listen: [],
     agentSocket: socketPath,
     lookupSecret: async (name) => (name === VM ? secret : null),
-    heartbeatIntervalMs: 60_000,
     handshakeTimeoutMs: 2000,
     log: (line) => logs.push(line),
+    ...options,
   });
-  proxy.on('event', (e) => events.push(e));
-  await proxy.start();
-});
+  server.on('event', (e) => events.push(e));
+  await server.start();
+  return server;
+}
 
 afterEach(async () => {
   await proxy.close();
@@ -97,17 +103,7 @@ test('whole frames left over from before a restore are skipped until HELLO; garb
 
 test('a new HELLO on a link that had a session (a resume) starts a new session on it; frames the proxy sent meanwhile are skipped by the agent', async () => {
   await proxy.close();
-  proxy = new ProxyServer({
-    listen: [],
-    agentSocket: socketPath,
-    lookupSecret: async (name) => (name === VM ? secret : null),
-    heartbeatIntervalMs: 50,
-    heartbeatTimeoutMs: 10_000,
-    handshakeTimeoutMs: 2000,
-    log: (line) => logs.push(line),
-  });
-  proxy.on('event', (e) => events.push(e));
-  await proxy.start();
+  proxy = await proxyOnSocket({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 10_000 });
   const link = await qemuEnd();
   const first = await AgentClient.connect({
     host: 'serial',
@@ -155,14 +151,7 @@ test('a new HELLO on a link that had a session (a resume) starts a new session o
 
 test("a link whose agent has not spoken is left open (QEMU connects long before the guest's session is up); its first byte starts the handshake clock", async () => {
   await proxy.close();
-  proxy = new ProxyServer({
-    listen: [],
-    agentSocket: socketPath,
-    lookupSecret: async () => secret,
-    handshakeTimeoutMs: 100,
-    log: (line) => logs.push(line),
-  });
-  await proxy.start();
+  proxy = await proxyOnSocket({ handshakeTimeoutMs: 100 });
   const link = await qemuEnd();
   link.on('error', () => undefined);
   link.resume();
