@@ -34,3 +34,7 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
+
+// esbuild writes its outputs afresh (mode 0644); the bin must stay executable for `npx vm-provisioner`
+// and `npm link` after any rebuild, not only after npm first linked it.
+fs.chmodSync(path.join(outdir, 'main.js'), 0o755);
