@@ -70,6 +70,8 @@ export function readyPaths(template: Pick<VmSpec, 'name' | 'vmDir'>): {
   source: string;
   record: string;
   saveImage: string;
+  /** The domain XML the source was started with, kept beside its save image. */
+  saveXml: string;
   root: string;
   private: string;
   configDisk: string;
@@ -82,12 +84,28 @@ export function readyPaths(template: Pick<VmSpec, 'name' | 'vmDir'>): {
     source,
     record: path.join(template.vmDir, `${source}.json`),
     saveImage: path.join(template.vmDir, `${source}.save`),
+    saveXml: path.join(template.vmDir, `${source}.save.xml`),
     root: own.root,
     private: own.private,
     configDisk: own.configDisk,
     wakeBase: wakePipeBase(own.root, source),
     displaySocket: displaySocketPath(own.root, source),
   };
+}
+
+/**
+ * The ready state's plain files, apart from its record and its two volumes: what removing it deletes and
+ * what a preparation journals, so that the two can never differ.
+ */
+export function readyStateFiles(paths: ReturnType<typeof readyPaths>): string[] {
+  return [
+    paths.configDisk,
+    paths.saveImage,
+    paths.saveXml,
+    `${paths.wakeBase}.in`,
+    `${paths.wakeBase}.out`,
+    paths.displaySocket,
+  ];
 }
 
 /** The ready state of `template`, or undefined if none was prepared. */
@@ -204,7 +222,7 @@ export async function prepareReadyState(
     }).replace('</devices>', `  ${ROOT_PORTS}\n  </devices>`);
     made.push(() => removeFiles([`${paths.wakeBase}.in`, `${paths.wakeBase}.out`, paths.displaySocket]));
     await ensureWakePipe({ wakePipe: paths.wakeBase });
-    const xmlFile = `${paths.saveImage}.xml`;
+    const xmlFile = paths.saveXml;
     await fs.writeFile(xmlFile, xml, { mode: 0o600 });
     made.push(() =>
       deps.virsh(`stop clone source ${paths.source}`, ['destroy', paths.source]).catch(() => ''),
@@ -279,14 +297,7 @@ export async function removeReadyState(
     await fs.chmod(file, 0o600).catch(() => undefined);
     await deps.volumes.remove(file);
   }
-  await removeFiles([
-    paths.configDisk,
-    paths.saveImage,
-    `${paths.saveImage}.xml`,
-    `${paths.wakeBase}.in`,
-    `${paths.wakeBase}.out`,
-    paths.displaySocket,
-  ]);
+  await removeFiles(readyStateFiles(paths));
   await removeVmCredentials(paths.source, deps.credentials);
 }
 
