@@ -7,6 +7,7 @@ import { buildConfigDisk } from '../configdisk/image.js';
 import type { ConfigDiskFile } from '../configdisk/layout.js';
 import { IDENTITY_READY_LINE } from '../protocol/identity.js';
 import { renderDomainXml, wakePipeBase, displaySocketPath } from '../render/domain-xml.js';
+import { displayOwnerOption } from '../seamless/owner.js';
 import {
   provisionVmCredentials,
   removeVmCredentials,
@@ -219,6 +220,9 @@ export async function prepareReadyState(
       ...(template.description.boot ? { boot: template.description.boot } : {}),
       version: options.version,
       uuid: randomUUID(),
+      // As every VM made for a libvirt on this host: the agent's virtio-serial link, so a clone's agent
+      // reaches the proxy without waiting for the NIC hot-plugged after its restore.
+      ...displayOwnerOption(deps.hypervisor.uri),
     }).replace('</devices>', `  ${ROOT_PORTS}\n  </devices>`);
     made.push(() => removeFiles([`${paths.wakeBase}.in`, `${paths.wakeBase}.out`, paths.displaySocket]));
     await ensureWakePipe({ wakePipe: paths.wakeBase });
