@@ -47,7 +47,10 @@ export async function openAgentPort(file: string = AGENT_PORT, busyForMs = 1000)
   const deadline = Date.now() + busyForMs;
   for (;;) {
     try {
-      return adopt(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY));
+      return adopt(
+        file,
+        fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY),
+      );
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EBUSY' || Date.now() > deadline) throw err;
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -55,12 +58,12 @@ export async function openAgentPort(file: string = AGENT_PORT, busyForMs = 1000)
   }
 }
 
-function adopt(fd: number): net.Socket {
+function adopt(file: string, fd: number): net.Socket {
   const handle = new pipeWrap.Pipe(pipeWrap.constants.SOCKET);
   const status = handle.open(fd);
   if (status !== 0) {
     fs.closeSync(fd);
-    throw new Error(`cannot poll ${AGENT_PORT} (libuv status ${status})`);
+    throw new Error(`cannot poll ${file} (libuv status ${status})`);
   }
   return new net.Socket({ handle, readable: true, writable: true } as unknown as net.SocketConstructorOpts);
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { InputError } from '../util/errors.js';
-import { probeUnixSocket } from './socket-probe.js';
+import { probeUnixSocket, UNIX_SOCKET_PATH_MAX } from '../util/unix-socket.js';
 
 /**
  * The proxy's end of the agents' virtio-serial links (docs/protocol.md,
@@ -33,9 +33,6 @@ export interface AgentSocketListener {
 export function agentSocketPath(uid: number = process.getuid?.() ?? 0): string {
   return path.join('/tmp', `vm-provisioner-agents-${uid}`, 'agent.sock');
 }
-
-/** sun_path holds 108 bytes with its terminating NUL. */
-const UNIX_SOCKET_PATH_MAX = 107;
 
 export async function listenAgentSocket(
   socketPath: string,

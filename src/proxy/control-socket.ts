@@ -4,7 +4,7 @@ import path from 'node:path';
 import { execArgvProblem, MAX_CLIPBOARD_BYTES, MAX_MIME_BYTES, VM_NAME_PATTERN } from '../protocol/index.js';
 import { runtimeDir } from '../util/paths.js';
 import { HostFileError, readHostFile } from './host-file.js';
-import { probeUnixSocket } from './socket-probe.js';
+import { probeUnixSocket } from '../util/unix-socket.js';
 import { ProxyRequestError, type ProxyEvent, type ProxyServer, type WritebackEvent } from './server.js';
 
 /**

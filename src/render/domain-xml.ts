@@ -2,6 +2,7 @@ import path from 'node:path';
 import { create } from 'xmlbuilder2';
 import type { VmSpec } from '../spec/types.js';
 import { InputError } from '../util/errors.js';
+import { UNIX_SOCKET_PATH_MAX } from '../util/unix-socket.js';
 import {
   AGENT_CHANNEL_NAME,
   DISPLAY_CHANNEL_NAME,
@@ -372,8 +373,7 @@ export function displaySocketPath(diskPath: string, name: string): string {
   return path.join(path.dirname(diskPath), `${name}-display.sock`);
 }
 
-/** sun_path holds 108 bytes with its terminating NUL. */
-export const UNIX_SOCKET_PATH_MAX = 107;
+export { UNIX_SOCKET_PATH_MAX };
 
 /**
  * A Unix socket in bind mode: QEMU (libvirt, which creates it and hands QEMU

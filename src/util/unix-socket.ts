@@ -1,5 +1,8 @@
 import net from 'node:net';
 
+/** sun_path holds 108 bytes with its terminating NUL. */
+export const UNIX_SOCKET_PATH_MAX = 107;
+
 /**
  * Whether a process answers on the Unix socket at `socketPath`: how a proxy
  * starting up tells a socket another proxy still serves (refuse to start) from
