@@ -7,8 +7,9 @@
  *   - for each of the others: CLI start to its xterm at the proxy; the QEMU process's RSS and the
  *     disk the disposable's files take while the xterm is up; then the xterm is closed in the guest
  *     (pkill through the QEMU guest agent) and the time until the CLI has removed everything is taken;
- *   - each run is told apart by how it started (the CLI says so on stderr): a clone of the template's
- *     ready state, the first run that prepares that state and then clones, or a cold boot;
+ *   - each run is told apart by how it started (the CLI says so on stderr): a preloaded disposable
+ *     (running, claimed), a clone of the template's ready state, the first run that prepares that state and then
+ *     clones, or a cold boot; the CLI runs with VMP_TRACE=1 and its phase stamps split the time;
  *   - at the end, `vm-provisioner gc` (the next run also sweeps killed ones as it starts), then every
  *     kind of leftover is counted: domains, files in the VM directory, volumes, owner records,
  *     journals, configs, keyring entries, proxy entries.
@@ -24,6 +25,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_SECRET_SERVICE, PASSWORD_SERVICE } from '../src/service/ports.js';
 import { poolNameFor } from '../src/storage/volumes.js';
+import { parseTrace } from '../src/util/trace.js';
 import { secretToolLookup } from '../test/support/keyring-control.js';
 import { CLI } from '../test/support/cli.js';
 import { allDomainNames, removeDomain, virsh } from '../test/support/libvirt-fixture.js';
@@ -43,11 +45,13 @@ const KILL_EVERY = Number(process.argv[3] ?? 5);
 interface Sample {
   name: string;
   /** How it started: a clone of the ready state, one that prepared the ready state first, or a boot. */
-  how: 'clone' | 'prepared, then clone' | 'cold boot';
+  how: 'preloaded' | 'clone' | 'prepared, then clone' | 'cold boot';
   toXterm: number;
   untilGone: number;
   rssMiB: number | undefined;
   diskMiB: number;
+  /** The CLI's phase stamps (VMP_TRACE), then the xterm at the proxy: label and ms since the CLI's start. */
+  phases: Array<{ label: string; ms: number }>;
 }
 
 async function main(): Promise<void> {
@@ -82,7 +86,7 @@ async function main(): Promise<void> {
           '--',
           'xterm',
         ],
-        { env: host.env, stdio: ['ignore', 'pipe', 'pipe'] },
+        { env: { ...host.env, VMP_TRACE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let stderr = '';
       child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
@@ -110,14 +114,18 @@ async function main(): Promise<void> {
         continue;
       }
 
-      const name = await host.until(
-        () => {
-          const n = nameNow();
-          return n && follow.events.slice(since).some((e) => showsWindow(e, n, isXterm)) ? n : undefined;
-        },
-        `disposable ${i + 1}'s xterm`,
-        300_000,
-      );
+      const name = await host
+        .until(
+          () => {
+            const n = nameNow();
+            return n && follow.events.slice(since).some((e) => showsWindow(e, n, isXterm)) ? n : undefined;
+          },
+          `disposable ${i + 1}'s xterm`,
+          300_000,
+        )
+        .catch((err: Error) => {
+          throw new Error(`${err.message}; its CLI said: ${stderr.slice(-2000)}`);
+        });
       const xtermEvent = follow.events.slice(since).find((e) => showsWindow(e, name, isXterm))!;
       names.add(name);
       const toXterm = (xtermEvent.receivedAt - t0) / 1000;
@@ -151,8 +159,16 @@ async function main(): Promise<void> {
         ? 'cold boot'
         : /preparing template .* ready state/.test(stderr)
           ? 'prepared, then clone'
-          : 'clone';
-      samples.push({ name, how, toXterm, untilGone, rssMiB, diskMiB });
+          : new RegExp(`^${name}: a preloaded disposable$`, 'm').test(stderr)
+            ? 'preloaded'
+            : 'clone';
+      // The CLI's clock starts when its process does, a few ms after t0: the last phase takes that in.
+      // Stamps after the xterm (the next one's preload) are not part of this start.
+      const phases = [
+        ...parseTrace(stderr).filter((p) => p.ms < toXterm * 1000),
+        { label: 'xterm at the proxy', ms: toXterm * 1000 },
+      ];
+      samples.push({ name, how, toXterm, untilGone, rssMiB, diskMiB, phases });
       process.stderr.write(
         `${i + 1}/${N}: ${name} (${how}) xterm after ${toXterm.toFixed(2)} s, gone ${untilGone.toFixed(2)} s after the close, ` +
           `QEMU RSS ${rssMiB ?? '?'} MiB, disk ${diskMiB.toFixed(1)} MiB; ${describeHostCpu(cpu0, hostCpuSeconds())}\n`,
@@ -176,7 +192,7 @@ async function main(): Promise<void> {
         '',
         '| measure | runs | median | min | max |',
         '| --- | ---: | ---: | ---: | ---: |',
-        ...(['clone', 'prepared, then clone', 'cold boot'] as const).map((how) => {
+        ...(['preloaded', 'clone', 'prepared, then clone', 'cold boot'] as const).map((how) => {
           const xs = samples.filter((s) => s.how === how).map((s) => s.toXterm);
           return `| run --disposable -> xterm at the proxy (${how}): s | ${xs.length} | ${f(xs)} |`;
         }),
@@ -187,6 +203,12 @@ async function main(): Promise<void> {
           1,
         )} |`,
         '',
+        ...(['preloaded', 'clone'] as const).flatMap((how) =>
+          phaseTable(
+            how,
+            samples.filter((s) => s.how === how),
+          ),
+        ),
         `leftovers after gc: ${left.length === 0 ? 'none' : left.join('; ')}`,
         '',
       ].join('\n'),
@@ -196,6 +218,32 @@ async function main(): Promise<void> {
     await host.cli(['template', 'destroy', template], 120_000).catch(() => undefined);
     await host.close();
   }
+}
+
+/**
+ * Where the time of the clone runs went: for each phase the CLI stamped (src/util/trace.ts), the
+ * median of its duration since the stamp before it (the first: since the CLI's process began).
+ */
+function phaseTable(how: Sample['how'], clones: Sample[]): string[] {
+  if (clones.length === 0) return [];
+  const labels = clones[0]!.phases.map((p) => p.label);
+  const rows = labels.map((label, i) => {
+    const ds = clones
+      .map((s) => {
+        const at = s.phases.findIndex((p) => p.label === label);
+        return at < 0 ? undefined : s.phases[at]!.ms - (at === 0 ? 0 : s.phases[at - 1]!.ms);
+      })
+      .filter((d): d is number => d !== undefined);
+    return `| ${i === 0 ? 'CLI start' : labels[i - 1]} -> ${label} | ${ds.length} | ${Math.round(median(ds))} | ${Math.round(Math.min(...ds))} | ${Math.round(Math.max(...ds))} |`;
+  });
+  return [
+    `Runs started as "${how}", phase by phase (ms):`,
+    '',
+    '| phase | runs | median | min | max |',
+    '| --- | ---: | ---: | ---: | ---: |',
+    ...rows,
+    '',
+  ];
 }
 
 /** Every trace of the disposables named (or on the template), listed. */

@@ -22,11 +22,15 @@ import { FileConfigStore } from '../spec/store.js';
 import { LibvirtVolumeStore } from '../storage/volumes.js';
 import { CancelledError, InputError, ServiceUnavailableError, VmpError } from '../util/errors.js';
 import { packageVersion } from '../util/package-info.js';
+import { trace } from '../util/trace.js';
 import type { RunArgs } from './commands/run.js';
 import { cleanupDeps } from './commands/gc.js';
 import { runTimeoutSeconds } from './commands/run.js';
 import { withHypervisor } from './hypervisor.js';
 import { openShown } from './open-output.js';
+
+/** How long a preloaded disposable's agent may take to connect and start its first process. */
+const PRELOAD_WAIT_MS = 60_000;
 
 /** SIGTERM's conventional exit status (128 + 15). */
 class TerminatedError extends CancelledError {
@@ -82,7 +86,9 @@ export async function inDisposable(
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    trace('loaded');
     return await withHypervisor(argv.connect, async (hypervisor) => {
+      trace('libvirt open');
       const templates = (await ourDomains(hypervisor))
         .filter((d) => d.role === 'template')
         .map((d) => d.name);
@@ -94,8 +100,10 @@ export async function inDisposable(
         templates,
       );
       // An unknown template fails here, in one line, with nothing made; then no proxy, before any VM.
+      trace('template chosen');
       await requireTemplate(hypervisor, chosen.name);
       await requireProxy(socket);
+      trace('template and proxy checked');
       const configStore = new FileConfigStore();
       const volumes = new LibvirtVolumeStore(hypervisor.uri);
       const credentials = keyringCredentialStores();
@@ -141,6 +149,22 @@ export async function inDisposable(
             },
             template: chosen.name,
             signal: controller.signal,
+            // Paused clones kept ready (docs/disposables-clones.md, "Preloaded disposables"); none without clones.
+            ...(defaults?.disposableClones === false || (defaults?.disposablePreload ?? 1) === 0
+              ? {}
+              : {
+                  preload: {
+                    count: defaults?.disposablePreload ?? 1,
+                    warm: async (name: string, since: number, signal: AbortSignal) => {
+                      await startInVm(name, ['true'], {
+                        ...socket,
+                        waitMs: PRELOAD_WAIT_MS,
+                        connectedSince: since,
+                        signal,
+                      });
+                    },
+                  },
+                }),
             log: (line) => process.stderr.write(`${line}\n`),
           },
           async (vm) => {
@@ -159,6 +183,8 @@ export async function inDisposable(
               onEvent: (event) => {
                 const end = watch.apply(event as unknown as Parameters<DisposableWatch['apply']>[0]);
                 if (end) finish(end);
+                // Its window is up: now the next one's restore no longer competes with it.
+                else if (watch.windowCount > 0) vm.preloadNext();
               },
             }).catch((err: Error) =>
               finish(new ServiceUnavailableError(`lost the window proxy (${err.message})`)),
@@ -233,12 +259,14 @@ export async function runDisposable(argv: ArgumentsCamelCase<RunArgs>): Promise<
   const seconds = runTimeoutSeconds(argv.timeout);
   const end = await inDisposable(argv, async (session) => {
     const { vm } = session;
+    trace('run sent');
     const started = await startInVm(vm.name, command, {
       waitMs: seconds * 1000,
       ...session.socket,
       connectedSince: vm.started.bootedAfter,
       signal: session.abandon,
     });
+    trace('run answered');
     process.stdout.write(`${vm.name}: started ${command[0]} (pid ${started.pid} in the VM)\n`);
     return session.watch.started(started.execId) ?? (await endOf(session));
   });

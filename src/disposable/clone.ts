@@ -14,6 +14,7 @@ import { generateAgentSecret } from '../secrets/password.js';
 import { appVmPaths, requireTemplate } from '../service/templates.js';
 import { encodeSaveHead, readSaveHead, SaveFormatError, streamRewritten } from '../storage/save-file.js';
 import { AlreadyExistsError, NotFoundError, VmpError } from '../util/errors.js';
+import { trace } from '../util/trace.js';
 import { cloneDomainXml } from './clone-xml.js';
 import { readReadyState, readyStateProblem, type CloneDeps, type ReadyState } from './ready-state.js';
 
@@ -148,6 +149,7 @@ export async function startClone(
     throw err;
   }
 
+  trace('clone checked');
   let restoreMs: number;
   let nicMs: number;
   const prepareMs = Date.now() - started;
@@ -159,6 +161,7 @@ export async function startClone(
       deps.volumes.createOverlay(paths.private, state.private.file, state.private.capacityBytes),
       mkfifos([`${paths.wakeBase}.in`, `${paths.wakeBase}.out`, paths.restoreFifo]),
     ]);
+    trace('clone overlays, keyring, fifos');
     const restoreStarted = Date.now();
     const feeder = new AbortController();
     const feeding = streamRewritten(
@@ -177,6 +180,7 @@ export async function startClone(
     }
     await feeding;
     restoreMs = Date.now() - restoreStarted;
+    trace('clone restored');
     await fs.rm(paths.restoreFifo, { force: true });
     const nicStarted = Date.now();
     const nic = cloneNicXml(state.networkMode, randomMac());
@@ -194,7 +198,9 @@ export async function startClone(
       }
     }
     nicMs = Date.now() - nicStarted;
+    trace('clone nic');
     await writeIdentity(`${paths.wakeBase}.in`, encodeIdentity(identity));
+    trace('clone identity');
   } catch (err) {
     await removeClone(deps, state.vmDir, name).catch(() => undefined);
     throw new CloneUnavailable(

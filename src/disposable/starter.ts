@@ -11,6 +11,7 @@ import {
   type JournalEntry,
 } from '../service/journal.js';
 import { requireTemplate } from '../service/templates.js';
+import { trace } from '../util/trace.js';
 import { AlreadyExistsError, CancelledError, NotFoundError } from '../util/errors.js';
 import { clonePaths, CloneUnavailable, removeClone, startClone } from './clone.js';
 import {
@@ -21,7 +22,9 @@ import {
   readyStateProblem,
   removeReadyState,
   type CloneDeps,
+  type ReadyState,
 } from './ready-state.js';
+import type { VmSpec } from '../spec/types.js';
 
 /**
  * The fast starter of disposables (docs/disposables-clones.md): a clone of
@@ -101,14 +104,38 @@ export class CloneStarter implements DisposableStarter {
     );
   }
 
+  /** The savedAt of the template's ready state when it is fresh and the template is not running. */
+  async readyStamp(template: string): Promise<string | undefined> {
+    const { state, problem, busy } = await this.readiness(template);
+    return problem === undefined && busy === undefined ? state?.savedAt : undefined;
+  }
+
+  /** A clone of the template's fresh ready state, or undefined: never a preparation or a cold boot. */
+  async startPreloadable(
+    request: StartRequest,
+  ): Promise<(StartedDisposable & { readyStamp: string }) | undefined> {
+    const stamp = await this.readyStamp(request.template);
+    if (stamp === undefined) return undefined;
+    try {
+      return { ...(await this.startCloned(request)), readyStamp: stamp };
+    } catch (err) {
+      if (err instanceof CloneUnavailable) return undefined;
+      throw err;
+    }
+  }
+
   /**
-   * Undefined once the template has a fresh ready state, prepared here if it
-   * had none or a stale one; else why not. Only one CLI prepares a template's
-   * state at a time (its journal is the lock): the others boot meanwhile.
+   * The template's ready state; `problem`: why it is missing or stale (it
+   * must be prepared); `busy`: why it cannot be used or prepared just now.
    */
-  private async ensureReady(request: StartRequest): Promise<string | undefined> {
+  private async readiness(templateName: string): Promise<{
+    state: ReadyState | undefined;
+    problem: string | undefined;
+    busy: string | undefined;
+    templateSpec: VmSpec;
+  }> {
     const { hypervisor, configStore } = this.deps;
-    const template = await requireTemplate(hypervisor, request.template);
+    const template = await requireTemplate(hypervisor, templateName);
     const templateSpec = await configStore.read(template.name);
     const state = await readReadyState(templateSpec).catch(() => undefined);
     const problem = state
@@ -118,11 +145,24 @@ export class CloneStarter implements DisposableStarter {
           ...(template.description.seal ? { seal: template.description.seal } : {}),
         })
       : `template '${template.name}' has no ready state`;
-    if (problem === undefined) {
-      // A template being updated changes the disk under its seal: neither clone nor prepare then.
-      if ((await hypervisor.info(template.name)).state === 'shut off') return undefined;
-      return `template '${template.name}' is running (being updated?)`;
-    }
+    // A template being updated changes the disk under its seal: neither clone nor prepare then.
+    const busy =
+      problem === undefined && (await hypervisor.info(template.name)).state !== 'shut off'
+        ? `template '${template.name}' is running (being updated?)`
+        : undefined;
+    return { state, problem, busy, templateSpec };
+  }
+
+  /**
+   * Undefined once the template has a fresh ready state, prepared here if it
+   * had none or a stale one; else why not. Only one CLI prepares a template's
+   * state at a time (its journal is the lock): the others boot meanwhile.
+   */
+  private async ensureReady(request: StartRequest): Promise<string | undefined> {
+    const { hypervisor } = this.deps;
+    const { problem, busy, templateSpec } = await this.readiness(request.template);
+    if (problem === undefined) return busy;
+    const template = { name: templateSpec.name };
 
     const source = readyPaths(templateSpec).source;
     const earlier = await readJournal(source, this.deps.journalDir).catch(() => 'damaged' as const);
@@ -183,6 +223,7 @@ export class CloneStarter implements DisposableStarter {
   private async startCloned(request: StartRequest): Promise<StartedDisposable> {
     const { hypervisor, configStore } = this.deps;
     const { name } = request;
+    trace('ready state checked');
     const state = await readReadyState(await configStore.read(request.template));
     if (!state) throw new CloneUnavailable(`template '${request.template}' has no ready state`);
     const paths = clonePaths(state.vmDir, name);
@@ -221,6 +262,7 @@ export class CloneStarter implements DisposableStarter {
         });
       }
       await journal.finish();
+      trace('clone defined');
       const live = describeDomain(await hypervisor.xml(name));
       if (request.signal?.aborted) throw new CancelledError(`disposable ${name} was interrupted`);
       return { name, bootedAfter, ...(live.spiceUri ? { spiceUri: live.spiceUri } : {}) };

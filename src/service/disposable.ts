@@ -31,6 +31,7 @@ import { startVm } from './lifecycle.js';
 import type { ConfigStore, Hypervisor } from './ports.js';
 import { appVmPaths, createFromTemplate, inheritedFrom, requireTemplate } from './templates.js';
 import { readTextIfExists } from '../util/read-if-exists.js';
+import { trace } from '../util/trace.js';
 
 /**
  * Disposable VMs (docs/disposables.md): a throwaway app VM on a template,
@@ -95,6 +96,15 @@ export interface OwnerRecord {
   connectUri: string;
   owner: ProcessIdentity;
   createdAt: string;
+  /**
+   * Set once a preloaded disposable (docs/disposables-clones.md, "Preloaded
+   * disposables") runs with its agent connected, waiting for a run to claim
+   * it: `readySavedAt` is the ready state it was cloned from (a newer one
+   * makes it stale), `bootedAfter` the time before its restore (its agent's
+   * connection is newer). Its owner, the run that preloaded it, may be gone:
+   * the sweep leaves it alone, `gc` removes it.
+   */
+  preloaded?: { readySavedAt: string; at: string; bootedAfter: number };
 }
 
 export function recordDir(): string {
@@ -132,7 +142,11 @@ export async function readRecord(name: string, dir = recordDir()): Promise<Owner
     r.version !== 1 ||
     r.name !== name ||
     typeof r.connectUri !== 'string' ||
-    typeof r.owner?.pid !== 'number'
+    typeof r.owner?.pid !== 'number' ||
+    (r.preloaded !== undefined &&
+      (typeof r.preloaded.readySavedAt !== 'string' ||
+        typeof r.preloaded.at !== 'string' ||
+        typeof r.preloaded.bootedAfter !== 'number'))
   ) {
     throw new VmpError(`disposable record ${recordPath(name, dir)} is damaged; remove it by hand`);
   }
@@ -153,6 +167,107 @@ export async function listRecords(dir = recordDir()): Promise<string[]> {
 
 async function dropRecord(name: string, dir: string): Promise<void> {
   await fs.rm(recordPath(name, dir), { force: true });
+  await fs.rm(claimPath(name, dir), { force: true });
+}
+
+/** Replaces a record whole (write, then rename): a reader sees the old one or the new one. */
+async function rewriteRecord(record: OwnerRecord, dir: string): Promise<void> {
+  const file = recordPath(record.name, dir);
+  const tmp = `${file}.tmp-${process.pid}`;
+  await fs.writeFile(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+  await fs.rename(tmp, file);
+}
+
+/** `NAME.claim`: the run taking a preloaded disposable, while it rewrites the record as its own. */
+function claimPath(name: string, dir: string): string {
+  return path.join(dir, `${name}.claim`);
+}
+
+/** Marks a disposable this process made as preloaded: from now on no owner is needed to keep it. */
+export async function markPreloaded(
+  name: string,
+  preloaded: NonNullable<OwnerRecord['preloaded']>,
+  dir = recordDir(),
+): Promise<void> {
+  const record = await readRecord(name, dir);
+  if (!record) throw new NotFoundError(`no record of disposable '${name}' to mark preloaded`);
+  await rewriteRecord({ ...record, preloaded }, dir);
+}
+
+/**
+ * Takes preloaded disposable `name` for `owner`: its record becomes an
+ * ordinary one of `owner`'s. False when another run took it first. The
+ * claim file is created exclusively, so of two runs only one gets past it;
+ * a run killed while it holds the claim leaves a disposable the sweep
+ * removes (the claim's owner is dead).
+ */
+export async function claimPreloaded(
+  name: string,
+  owner: ProcessIdentity,
+  dir = recordDir(),
+): Promise<boolean> {
+  const claim = claimPath(name, dir);
+  try {
+    await fs.writeFile(claim, `${JSON.stringify(owner)}\n`, { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  const record = await readRecord(name, dir).catch(() => undefined);
+  if (!record?.preloaded) {
+    // Taken and rewritten by another run between our listing and our claim.
+    await fs.rm(claim, { force: true });
+    return false;
+  }
+  const { preloaded: _was, ...ordinary } = record;
+  await rewriteRecord({ ...ordinary, owner, createdAt: new Date().toISOString() }, dir);
+  await fs.rm(claim, { force: true });
+  return true;
+}
+
+/** The owner in a preloaded disposable's claim file: undefined without one, null when unreadable. */
+async function claimOwner(name: string, dir: string): Promise<ProcessIdentity | null | undefined> {
+  const text = await readTextIfExists(claimPath(name, dir));
+  if (text === undefined) return undefined;
+  try {
+    const owner = JSON.parse(text) as Partial<ProcessIdentity>;
+    return typeof owner.pid === 'number' ? (owner as ProcessIdentity) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether a sweep removes the disposable of `record`: an ordinary one when
+ * its owner is gone; a preloaded one when a run that was claiming it died
+ * (`claim`: that run; null, a claim file that cannot be read), or unclaimed
+ * when `preloaded` is `remove` (gc). A live claimer's is its own.
+ */
+export function sweeps(
+  record: Pick<OwnerRecord, 'owner' | 'preloaded'>,
+  claim: ProcessIdentity | null | undefined,
+  preloaded: 'keep' | 'remove',
+  alive: (owner: ProcessIdentity) => boolean = isAlive,
+): boolean {
+  if (!record.preloaded) return !alive(record.owner);
+  if (claim === undefined) return preloaded === 'remove';
+  return claim === null || !alive(claim);
+}
+
+/** The preloaded disposables of `template` at `connectUri` that no run is claiming, oldest first. */
+export async function preloadedDisposables(
+  template: string,
+  connectUri: string,
+  dir = recordDir(),
+): Promise<OwnerRecord[]> {
+  const found: OwnerRecord[] = [];
+  for (const name of await listRecords(dir)) {
+    const record = await readRecord(name, dir).catch(() => undefined);
+    if (!record?.preloaded || record.template !== template || record.connectUri !== connectUri) continue;
+    if ((await claimOwner(name, dir)) !== undefined) continue;
+    found.push(record);
+  }
+  return found.sort((a, b) => a.preloaded!.at.localeCompare(b.preloaded!.at));
 }
 
 /**
@@ -229,6 +344,17 @@ export interface StartedDisposable {
  */
 export interface DisposableStarter {
   start(request: StartRequest): Promise<StartedDisposable>;
+  /**
+   * For preloading (docs/disposables-clones.md, "Preloaded disposables"):
+   * the stamp of the template's current ready state (its savedAt), undefined
+   * when it has none that is fresh. A starter without it never preloads.
+   */
+  readyStamp?(template: string): Promise<string | undefined>;
+  /**
+   * As `start`, but only the fast way (a clone of that ready state: never a
+   * preparation or a cold boot); undefined when that cannot be had.
+   */
+  startPreloadable?(request: StartRequest): Promise<(StartedDisposable & { readyStamp: string }) | undefined>;
 }
 
 export interface ColdBootDeps {
@@ -368,7 +494,8 @@ export async function removeDisposable(deps: RemoveDeps, name: string): Promise<
 }
 
 export type SweepOutcome =
-  { name: string; status: 'removed'; detail: string } | { name: string; status: 'failed'; error: string };
+  | { name: string; status: 'removed'; detail: string; preloaded?: true }
+  | { name: string; status: 'failed'; error: string };
 
 export interface SweepDeps extends Omit<RemoveDeps, 'hypervisor' | 'volumes'> {
   /** The journal cleanup's adapters; its hypervisorFor opens each record's connection. */
@@ -380,6 +507,12 @@ export interface SweepDeps extends Omit<RemoveDeps, 'hypervisor' | 'volumes'> {
    * file in this config store): `run --disposable` does, having it open anyway.
    */
   scan?: Hypervisor;
+  /**
+   * Preloaded disposables (no owner needed while unclaimed): `keep` (a run's
+   * sweep, the default) or `remove` (`gc`: they hold memory and are made
+   * again by the next run).
+   */
+  preloaded?: 'keep' | 'remove';
 }
 
 /**
@@ -400,7 +533,9 @@ export async function sweepOrphanedDisposables(
     seen.add(name);
     try {
       const record = await readRecord(name, dir);
-      if (!record || alive(record.owner)) continue;
+      if (!record) continue;
+      const claim = record.preloaded ? await claimOwner(name, dir) : undefined;
+      if (!sweeps(record, claim, deps.preloaded ?? 'keep', alive)) continue;
       const parts: string[] = [];
       const journal = await readJournal(name, deps.journal.dir);
       if (journal && !alive(journal.owner)) {
@@ -413,7 +548,12 @@ export async function sweepOrphanedDisposables(
         name,
       );
       parts.push(describeRemoval(report));
-      outcomes.push({ name, status: 'removed', detail: parts.join('; ') });
+      outcomes.push({
+        name,
+        status: 'removed',
+        detail: parts.join('; '),
+        ...(record.preloaded ? { preloaded: true as const } : {}),
+      });
     } catch (err) {
       outcomes.push({ name, status: 'failed', error: (err as Error).message });
     }
@@ -455,6 +595,24 @@ export interface DisposableContext {
   started: StartedDisposable;
   /** Aborted on Ctrl+C or SIGTERM of this process: the action should end at once. */
   signal: AbortSignal;
+  /**
+   * Preloads the next disposable of this template, once, in the background
+   * (when preloading is on): the action calls it once its own window is up,
+   * so that the restore does not slow that window down.
+   */
+  preloadNext(): void;
+}
+
+/** Preloading (`disposable_preload` in defaults.toml): how many to keep, and how to warm one up. */
+export interface PreloadOptions {
+  /** How many paused disposables of a template to keep ready (0: none). */
+  count: number;
+  /**
+   * Waits until the new disposable's agent is connected (a connection made at
+   * or after `since`) and has started one process in its session: the paths a
+   * claimed disposable runs first are then translated already (QEMU TCG).
+   */
+  warm(name: string, since: number, signal: AbortSignal): Promise<void>;
 }
 
 export interface WithDisposableOptions {
@@ -467,6 +625,8 @@ export interface WithDisposableOptions {
   log?: (line: string) => void;
   /** Default: this process. */
   owner?: ProcessIdentity;
+  /** Take a preloaded disposable when there is one, and preload the next (default: neither). */
+  preload?: PreloadOptions;
 }
 
 /**
@@ -481,52 +641,57 @@ export async function withDisposable<T>(
   action: (vm: DisposableContext) => Promise<T>,
 ): Promise<T> {
   const log = options.log ?? (() => undefined);
-  const { hypervisor, configStore } = options.remove;
+  const { hypervisor } = options.remove;
   const dir = options.remove.recordDir ?? recordDir();
-  for (const outcome of await sweepOrphanedDisposables({ ...options.remove, scan: hypervisor })) {
-    if (outcome.status === 'removed') log(`${outcome.name}: removed (its owner was gone; ${outcome.detail})`);
-    else log(`${outcome.name}: could not remove an orphaned disposable: ${outcome.error}`);
-  }
   const owner = options.owner ?? currentProcess();
-  const taken = nameTakenCheck(hypervisor, configStore, options.remove.journal.dir);
-  let name = '';
-  // The record is the claim: written before anything is made, so a SIGKILL from here on leaves it for gc.
-  for (let tries = 0; ; tries++) {
-    name = await pickDisposableName(taken);
-    const claimed = await claimName(
-      {
-        version: 1,
-        name,
-        template: options.template,
-        connectUri: hypervisor.uri,
-        owner,
-        createdAt: new Date().toISOString(),
-      },
-      dir,
-    );
-    if (claimed) break;
-    if (tries >= NAME_TRIES) throw new AlreadyExistsError('no free disposable name: run vm-provisioner gc');
-  }
+  let name: string;
   let started: StartedDisposable;
-  try {
-    started = await options.starter.start({
-      template: options.template,
-      name,
-      owner,
-      signal: options.signal,
-    });
-  } catch (err) {
-    // A start that failed after the domain was defined (the boot itself) leaves a marked domain.
-    await removeDisposable(options.remove, name).catch((cleanupErr: Error) => {
-      if (!(cleanupErr instanceof NotFoundError)) log(`${name}: left for gc: ${cleanupErr.message}`);
-    });
-    throw err;
+  const preloaded = await takePreloaded(options, owner, dir, log);
+  if (preloaded) {
+    ({ name } = preloaded);
+    started = preloaded;
+    log(`${name}: a preloaded disposable`);
+  } else {
+    name = await claimFreshName(options, owner, dir);
+    trace('claimed');
+    try {
+      started = await options.starter.start({
+        template: options.template,
+        name,
+        owner,
+        signal: options.signal,
+      });
+    } catch (err) {
+      // A start that failed after the domain was defined (the boot itself) leaves a marked domain.
+      await removeDisposable(options.remove, name).catch((cleanupErr: Error) => {
+        if (!(cleanupErr instanceof NotFoundError)) log(`${name}: left for gc: ${cleanupErr.message}`);
+      });
+      throw err;
+    }
   }
+  trace('started');
+  // Orphans of killed runs go meanwhile, not before: nothing of theirs is in this one's way.
+  const sweeping = sweepOrphanedDisposables({ ...options.remove, scan: hypervisor }).then(
+    (outcomes) => {
+      for (const outcome of outcomes) {
+        if (outcome.status === 'removed')
+          log(`${outcome.name}: removed (its owner was gone; ${outcome.detail})`);
+        else log(`${outcome.name}: could not remove an orphaned disposable: ${outcome.error}`);
+      }
+    },
+    (err: Error) => log(`could not sweep orphaned disposables: ${err.message}`),
+  );
   log(`${name}: disposable on template ${options.template}`);
   let result: { value: T } | { error: unknown };
+  let preloading: Promise<void> | undefined;
+  const preloadNext = (): void => {
+    preloading ??= preloadOne(options, owner, dir, log).catch((err: Error) => {
+      if (!(err instanceof CancelledError)) log(`could not preload the next disposable: ${err.message}`);
+    });
+  };
   try {
     if (options.signal.aborted) throw new CancelledError(`disposable ${name} was interrupted as it started`);
-    result = { value: await action({ name, started, signal: options.signal }) };
+    result = { value: await action({ name, started, signal: options.signal, preloadNext }) };
   } catch (error) {
     result = { error };
   }
@@ -538,8 +703,141 @@ export async function withDisposable<T>(
     if (!(err instanceof NotFoundError)) throw err;
     log(`${name}: already removed`);
   }
+  // After our own removal: the next one's preload (it removes itself if aborted) is not in our way.
+  await preloading;
+  await sweeping;
   if ('error' in result) throw result.error;
   return result.value;
+}
+
+/**
+ * Removes the preloaded disposables of `template` (before the template
+ * itself goes: they are backed by its ready state). One a live run is
+ * claiming just then is left to that run. Returns the names removed.
+ */
+export async function removePreloadedOf(deps: RemoveDeps, template: string): Promise<string[]> {
+  const dir = deps.recordDir ?? recordDir();
+  const removed: string[] = [];
+  for (const record of await preloadedDisposables(template, deps.hypervisor.uri, dir)) {
+    if (!(await claimPreloaded(record.name, currentProcess(), dir))) continue;
+    await removeDisposable(deps, record.name);
+    removed.push(record.name);
+  }
+  return removed;
+}
+
+/** Picks a free dispNNNN name and writes its owner record (the claim), before anything is made. */
+async function claimFreshName(
+  options: WithDisposableOptions,
+  owner: ProcessIdentity,
+  dir: string,
+): Promise<string> {
+  const { hypervisor, configStore } = options.remove;
+  const taken = nameTakenCheck(hypervisor, configStore, options.remove.journal.dir);
+  // The record is the claim: written before anything is made, so a SIGKILL from here on leaves it for gc.
+  for (let tries = 0; ; tries++) {
+    const name = await pickDisposableName(taken);
+    const claimed = await claimName(
+      {
+        version: 1,
+        name,
+        template: options.template,
+        connectUri: hypervisor.uri,
+        owner,
+        createdAt: new Date().toISOString(),
+      },
+      dir,
+    );
+    if (claimed) return name;
+    if (tries >= NAME_TRIES) throw new AlreadyExistsError('no free disposable name: run vm-provisioner gc');
+  }
+}
+
+/**
+ * A preloaded disposable of the template, claimed for `owner`: it runs, its
+ * agent connected, so the command can be sent at once. Stale ones (cloned
+ * from an older ready state) and ones no longer running met on the way are
+ * removed and the next tried. Undefined when there is none (or preloading is
+ * off).
+ */
+async function takePreloaded(
+  options: WithDisposableOptions,
+  owner: ProcessIdentity,
+  dir: string,
+  log: (line: string) => void,
+): Promise<StartedDisposable | undefined> {
+  const { hypervisor } = options.remove;
+  if (!options.preload || !options.starter.readyStamp) return undefined;
+  const candidates = await preloadedDisposables(options.template, hypervisor.uri, dir);
+  if (candidates.length === 0) return undefined;
+  const stamp = await options.starter.readyStamp(options.template);
+  for (const record of candidates) {
+    const { name } = record;
+    if (!(await claimPreloaded(name, owner, dir))) continue;
+    try {
+      if (record.preloaded!.readySavedAt !== stamp) {
+        throw new VmpError('it was cloned from an older ready state of its template');
+      }
+      const { state } = await hypervisor.info(name);
+      if (state !== 'running' && state !== 'idle') throw new VmpError(`it is ${state}`);
+      const description = describeDomain(await hypervisor.xml(name));
+      const { bootedAfter } = record.preloaded!;
+      return { name, bootedAfter, ...(description.spiceUri ? { spiceUri: description.spiceUri } : {}) };
+    } catch (err) {
+      log(`${name}: preloaded disposable not used (${(err as Error).message}); removing it`);
+      await removeDisposable(options.remove, name).catch((cleanupErr: Error) => {
+        if (!(cleanupErr instanceof NotFoundError)) log(`${name}: left for gc: ${cleanupErr.message}`);
+      });
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Preloads one disposable of the template when fewer than `preload.count`
+ * are waiting: a clone of its ready state (never a cold boot), warmed up
+ * (its agent connected, one process started), then marked preloaded. It is
+ * left running, not paused: a paused guest's clock stops (it would resume
+ * hours late), and a running one's agent link is already up when claimed.
+ * Until marked it is an ordinary disposable of this process, so a SIGKILL
+ * leaves it to the sweep; a failure or abort removes it.
+ */
+async function preloadOne(
+  options: WithDisposableOptions,
+  owner: ProcessIdentity,
+  dir: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const { preload, starter } = options;
+  const { hypervisor } = options.remove;
+  if (!preload || preload.count <= 0 || !starter.startPreloadable || options.signal.aborted) return;
+  const waiting = await preloadedDisposables(options.template, hypervisor.uri, dir);
+  if (waiting.length >= preload.count) return;
+  const name = await claimFreshName(options, owner, dir);
+  try {
+    const started = await starter.startPreloadable({
+      template: options.template,
+      name,
+      owner,
+      signal: options.signal,
+    });
+    if (!started) {
+      await dropRecord(name, dir);
+      return;
+    }
+    await preload.warm(name, started.bootedAfter, options.signal);
+    await markPreloaded(
+      name,
+      { readySavedAt: started.readyStamp, at: new Date().toISOString(), bootedAfter: started.bootedAfter },
+      dir,
+    );
+    log(`${name}: preloaded for the next disposable on ${options.template}`);
+  } catch (err) {
+    await removeDisposable(options.remove, name).catch((cleanupErr: Error) => {
+      if (!(cleanupErr instanceof NotFoundError)) log(`${name}: left for gc: ${cleanupErr.message}`);
+    });
+    throw err;
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,13 @@ import { FileTooLargeError, NotRegularFileError, readRegularFileBounded } from '
 import { configDir } from '../util/paths.js';
 import { at, describeSource, type KeyDef, parseKeyedToml, TOML_KEYS } from './toml.js';
 import type { VmSpec } from './types.js';
-import { type ResourceLimits, validateBoolean, validateConnectUri, validateVmName } from './validate.js';
+import {
+  type ResourceLimits,
+  validateBoolean,
+  validateConnectUri,
+  validateDisposablePreload,
+  validateVmName,
+} from './validate.js';
 
 /**
  * The user's defaults file, $XDG_CONFIG_HOME/vm-provisioner/defaults.toml
@@ -36,7 +42,8 @@ type DefaultsField =
   | (typeof TOML_KEYS)[(typeof DEFAULTS_SPEC_KEYS)[number]]['field']
   | 'connect'
   | 'defaultTemplate'
-  | 'disposableClones';
+  | 'disposableClones'
+  | 'disposablePreload';
 
 const DEFAULTS_KEYS: Readonly<Record<string, KeyDef<DefaultsField>>> = {
   ...Object.fromEntries(DEFAULTS_SPEC_KEYS.map((key) => [key, TOML_KEYS[key] as KeyDef<DefaultsField>])),
@@ -48,6 +55,12 @@ const DEFAULTS_KEYS: Readonly<Record<string, KeyDef<DefaultsField>>> = {
     field: 'disposableClones',
     kind: 'boolean',
     check: (v) => validateBoolean('value', v),
+  },
+  // Paused disposables kept ready per template (docs/disposables-clones.md, "Preloaded disposables").
+  disposable_preload: {
+    field: 'disposablePreload',
+    kind: 'integer',
+    check: (v) => validateDisposablePreload(v),
   },
 };
 
@@ -78,6 +91,8 @@ export interface UserDefaults {
   defaultTemplate?: string;
   /** Whether disposables start from clones of a ready state (`disposable_clones`, default true). */
   disposableClones?: boolean;
+  /** How many paused disposables to keep ready per template (`disposable_preload`, default 1). */
+  disposablePreload?: number;
   /** 1-based line of each key, for messages about a value that only fails later (the installer's memory floor). */
   lines: Partial<Record<DefaultsField, number>>;
   source: string;
@@ -128,16 +143,19 @@ export function parseDefaults(file: DefaultsFileText, limits: ResourceLimits = {
   const { fields, lines } = parseKeyedToml(file.text, file.source, limits, DEFAULTS_KEYS, (key) =>
     Object.prototype.hasOwnProperty.call(SPELLINGS, key) ? SPELLINGS[key] : undefined,
   );
-  const { connect, defaultTemplate, disposableClones, ...spec } = fields as UserDefaults['spec'] & {
-    connect?: string;
-    defaultTemplate?: string;
-    disposableClones?: boolean;
-  };
+  const { connect, defaultTemplate, disposableClones, disposablePreload, ...spec } =
+    fields as UserDefaults['spec'] & {
+      connect?: string;
+      defaultTemplate?: string;
+      disposableClones?: boolean;
+      disposablePreload?: number;
+    };
   return {
     spec,
     ...(connect !== undefined ? { connect } : {}),
     ...(defaultTemplate !== undefined ? { defaultTemplate } : {}),
     ...(disposableClones !== undefined ? { disposableClones } : {}),
+    ...(disposablePreload !== undefined ? { disposablePreload } : {}),
     lines,
     source: file.source,
   };

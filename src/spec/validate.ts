@@ -326,6 +326,16 @@ export function validateBoolean(what: string, value: unknown): boolean {
   return value;
 }
 
+/** Preloaded disposables kept per template (`disposable_preload`): each holds a paused guest's memory. */
+export const MAX_DISPOSABLE_PRELOAD = 4;
+
+export function validateDisposablePreload(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_DISPOSABLE_PRELOAD) {
+    throw invalid('disposable_preload', value, `must be a whole number from 0 to ${MAX_DISPOSABLE_PRELOAD}`);
+  }
+  return value;
+}
+
 // ---------------------------------------------------------------- paths and URLs
 
 const PATH_SEGMENT = /^[A-Za-z0-9_.+@,=~-]+$/;

@@ -46,6 +46,8 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
   let host: AppVmHost;
   let follow: { events: ProxyEventLine[]; stop: () => void };
   const made = new Set<string>();
+  /** The disposable the first clone run preloaded for the next (docs/disposables-clones.md). */
+  let preloaded = '';
 
   beforeAll(async () => {
     image = await buildGuestImage();
@@ -63,6 +65,13 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
     fs.mkdirSync(path.dirname(defaultsFile()), { recursive: true });
     fs.writeFileSync(defaultsFile(), `disposable_clones = ${String(on)}\n`);
   }
+  /** The disposables' domains on this suite's template (a preloaded one among them). */
+  const disposablesOfTemplate = (): string[] =>
+    allDomainNames().filter(
+      (d) =>
+        /^disp\d{4}$/.test(d) &&
+        describeDomain(virsh('dumpxml', d, '--inactive')).template?.name === template,
+    );
   /** The ready state's files (docs/disposables-clones.md), shared by every clone. */
   const readyFiles = (): string[] => {
     const p = readyPaths({ name: template, vmDir: host.vmDir });
@@ -381,19 +390,40 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
       expect(await tracesOf(name)).toEqual([]);
       for (const file of readyFiles())
         expect({ file, there: fs.existsSync(file) }).toEqual({ file, there: true });
+      // Once its window was up it preloaded the next one: running, its agent connected, hidden from list.
+      preloaded = /^(disp\d{4}): preloaded for the next disposable on /m.exec(exit.stderr)?.[1] ?? '';
+      expect({ preloaded, stderr: exit.stderr }).toEqual({
+        preloaded: expect.stringMatching(/^disp\d{4}$/),
+        stderr: exit.stderr,
+      });
+      made.add(preloaded);
+      expect(virsh('domstate', preloaded).trim()).toBe('running');
+      expect(describeDomain(virsh('dumpxml', preloaded, '--inactive')).template?.name).toBe(template);
+      expect((await listed([])).map((vm) => vm.name)).not.toContain(preloaded);
+      const record = JSON.parse(
+        fs.readFileSync(
+          path.join(host.root, 'state', 'vm-provisioner', 'disposables', `${preloaded}.json`),
+          'utf8',
+        ),
+      ) as { preloaded?: { readySavedAt: string } };
+      expect(record.preloaded?.readySavedAt).toEqual(expect.any(String));
     },
     WINDOW_DEADLINE_MS + 120_000,
   );
 
   test(
-    'a SIGKILLed clone disposable: gc removes all of it and keeps the ready state',
+    'the next run takes the preloaded disposable; SIGKILLed, gc removes all of it (and any preloaded) and keeps the ready state',
     async () => {
       const since = follow.events.length;
       const run = runDisposable(['xterm']);
       const name = await xtermOf(run, since);
       run.child.kill('SIGKILL');
       const exit = await run.exited;
-      // The ready state was there: no preparing, no boot.
+      // The preloaded one, running since the test before: no preparing, no clone restore, no boot.
+      expect({ name, stderr: exit.stderr }).toEqual({
+        name: preloaded,
+        stderr: expect.stringMatching(new RegExp(`^${preloaded}: a preloaded disposable$`, 'm')),
+      });
       expect(exit.stderr).not.toMatch(/preparing template|no clone/);
       expect(await tracesOf(name)).toEqual(
         expect.arrayContaining([`domain ${name}`, 'keyring agent secret', `disposables/${name}.json`]),
@@ -402,6 +432,8 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
       expect({ code: gc.code, stderr: gc.stderr }).toEqual({ code: 0, stderr: '' });
       expect(gc.stdout).toMatch(new RegExp(`^${name}: removed the disposable whose owner is gone`, 'm'));
       expect(await tracesOf(name)).toEqual([]);
+      // gc also removes preloaded ones (the killed run may have been preloading one): none is left.
+      expect(disposablesOfTemplate()).toEqual([]);
       for (const file of readyFiles())
         expect({ file, there: fs.existsSync(file) }).toEqual({ file, there: true });
     },
@@ -437,9 +469,14 @@ describeWith(probeE2e(), 'end-to-end disposables')('run --disposable on a real g
     WINDOW_DEADLINE_MS + 120_000,
   );
 
-  test('template destroy removes the ready state first', async () => {
+  test('template destroy removes its preloaded disposable and the ready state first', async () => {
+    // The open --disposable run before preloaded one.
+    const waiting = disposablesOfTemplate();
+    expect(waiting).toHaveLength(1);
     const destroyed = await host.cli(['template', 'destroy', template], 120_000);
     expect({ code: destroyed.code, stderr: destroyed.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(destroyed.stdout).toMatch(new RegExp(`^${waiting[0]}: preloaded disposable removed$`, 'm'));
+    expect(await tracesOf(waiting[0]!)).toEqual([]);
     for (const file of readyFiles())
       expect({ file, there: fs.existsSync(file) }).toEqual({ file, there: false });
     expect(secretToolLookup(PASSWORD_SERVICE, `${template}-ready`)).toBeNull();

@@ -19,7 +19,7 @@ import { VmpError } from '../../util/errors.js';
 export const gcCommand: CommandModule<object, object> = {
   command: 'gc',
   describe:
-    'Remove what unfinished (crashed or killed) creates left behind, and disposables whose CLI is gone; running ones are left alone',
+    'Remove what unfinished (crashed or killed) creates left behind, disposables whose CLI is gone, and preloaded disposables; running ones are left alone',
   builder: (yargs: Argv<object>) => yargs.example('$0 gc', ''),
   handler: async (_argv: ArgumentsCamelCase<object>) => {
     const cleanup = cleanupDeps();
@@ -68,6 +68,8 @@ async function sweepDisposables(journal: CleanupDeps): Promise<{ count: number; 
     credentials: keyringCredentialStores(),
     journal,
     volumesFor: (uri) => new LibvirtVolumeStore(uri),
+    // Preloaded disposables hold memory; the next run --disposable preloads again.
+    preloaded: 'remove',
     forgetAtProxy: async (vm) => {
       await controlRequest('forget', { vm }, { timeoutMs: 5_000 });
     },
@@ -76,7 +78,9 @@ async function sweepDisposables(journal: CleanupDeps): Promise<{ count: number; 
   for (const outcome of outcomes) {
     if (outcome.status === 'removed') {
       process.stdout.write(
-        `${outcome.name}: removed the disposable whose owner is gone (${outcome.detail})\n`,
+        outcome.preloaded
+          ? `${outcome.name}: removed the preloaded disposable (${outcome.detail})\n`
+          : `${outcome.name}: removed the disposable whose owner is gone (${outcome.detail})\n`,
       );
     } else {
       failed += 1;

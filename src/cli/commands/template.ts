@@ -211,9 +211,26 @@ const destroySub: CommandModule<object, { name: string; connect: string | undefi
     const name = vmName(argv.name);
     await withHypervisor(argv.connect, async (hypervisor) => {
       await requireTemplate(hypervisor, name);
-      await ensureTemplateUnused(hypervisor, name);
       const credentials = keyringCredentialStores();
       const configStore = new FileConfigStore();
+      // Preloaded disposables (docs/disposables-clones.md) are no user's VMs: they go with the template.
+      const { removePreloadedOf } = await import('../../service/disposable.js');
+      const { controlRequest } = await import('../../proxy/control-client.js');
+      for (const gone of await removePreloadedOf(
+        {
+          hypervisor,
+          volumes: new LibvirtVolumeStore(hypervisor.uri),
+          configStore,
+          credentials,
+          forgetAtProxy: async (vm) => {
+            await controlRequest('forget', { vm }, { timeoutMs: 5_000 });
+          },
+        },
+        name,
+      )) {
+        say(`${gone}: preloaded disposable removed\n`);
+      }
+      await ensureTemplateUnused(hypervisor, name);
       // Its ready state first (docs/disposables-clones.md): its frozen volumes are backed by the disk.
       const spec = await configStore.read(name).catch(() => undefined);
       if (spec) {

@@ -7,6 +7,10 @@ import { renderDomainXml } from '../../../src/render/domain-xml.js';
 import {
   chooseTemplate,
   claimName,
+  claimPreloaded,
+  markPreloaded,
+  preloadedDisposables,
+  sweeps,
   describeEnd,
   disposableName,
   DisposableWatch,
@@ -160,6 +164,81 @@ describe('owner records claim a name exclusively', () => {
   test('a damaged record is an error naming it, not a guess', async () => {
     fs.writeFileSync(path.join(dir, 'disp0002.json'), '{"version": 1}');
     await expect(readRecord('disp0002', dir)).rejects.toThrow(/disp0002.json is damaged/);
+  });
+});
+
+describe('preloaded disposables: marked, claimed by one run only, swept by gc only', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmp-t-preload-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const dead: ProcessIdentity = { pid: 2 ** 22 + 17, startTicks: '1', bootId: null };
+  const record = (name: string, template = 'base'): OwnerRecord => ({
+    version: 1,
+    name,
+    template,
+    connectUri: 'qemu:///system',
+    owner: dead,
+    createdAt: new Date(0).toISOString(),
+  });
+  const preloaded = (at: string) => ({ readySavedAt: 'r1', at, bootedAfter: 1000 });
+
+  test('only marked records of the template and connection are offered, oldest first', async () => {
+    expect(await claimName(record('disp0002'), dir)).toBe(true);
+    expect(await claimName(record('disp0001'), dir)).toBe(true);
+    expect(await claimName(record('disp0003', 'other'), dir)).toBe(true);
+    expect(await claimName(record('disp0004'), dir)).toBe(true);
+    await markPreloaded('disp0002', preloaded('2026-12-05T10:00:01Z'), dir);
+    await markPreloaded('disp0001', preloaded('2026-12-05T10:00:02Z'), dir);
+    await markPreloaded('disp0003', preloaded('2026-12-05T10:00:00Z'), dir);
+    const offered = await preloadedDisposables('base', 'qemu:///system', dir);
+    expect(offered.map((r) => r.name)).toEqual(['disp0002', 'disp0001']);
+    expect(await preloadedDisposables('base', 'qemu+ssh://h/system', dir)).toEqual([]);
+    expect((await readRecord('disp0002', dir))?.preloaded).toEqual(preloaded('2026-12-05T10:00:01Z'));
+  });
+
+  test("a claim makes the record the claimer's, once: a second claim is refused", async () => {
+    await claimName(record('disp0005'), dir);
+    await markPreloaded('disp0005', preloaded('2026-12-05T10:00:00Z'), dir);
+    const me = currentProcess();
+    expect(await claimPreloaded('disp0005', me, dir)).toBe(true);
+    const taken = await readRecord('disp0005', dir);
+    expect({ owner: taken?.owner, preloaded: taken?.preloaded }).toEqual({ owner: me, preloaded: undefined });
+    expect(await claimPreloaded('disp0005', me, dir)).toBe(false);
+    expect(await preloadedDisposables('base', 'qemu:///system', dir)).toEqual([]);
+    // No claim file or temporary file is left.
+    expect(fs.readdirSync(dir)).toEqual(['disp0005.json']);
+  });
+
+  test('one being claimed (a claim file) is offered to no other run', async () => {
+    await claimName(record('disp0006'), dir);
+    await markPreloaded('disp0006', preloaded('2026-12-05T10:00:00Z'), dir);
+    fs.writeFileSync(path.join(dir, 'disp0006.claim'), JSON.stringify(dead));
+    expect(await preloadedDisposables('base', 'qemu:///system', dir)).toEqual([]);
+    expect(await claimPreloaded('disp0006', currentProcess(), dir)).toBe(false);
+  });
+
+  test('a marked record with a damaged mark is refused as damaged', async () => {
+    fs.writeFileSync(
+      path.join(dir, 'disp0007.json'),
+      JSON.stringify({ ...record('disp0007'), preloaded: { readySavedAt: 'r1' } }),
+    );
+    await expect(readRecord('disp0007', dir)).rejects.toThrow(/disp0007.json is damaged/);
+  });
+
+  test('what a sweep removes: dead owners; of preloaded ones, a dead claimer, or any with gc', () => {
+    const me = currentProcess();
+    const mark = preloaded('2026-12-05T10:00:00Z');
+    expect(sweeps({ owner: me }, undefined, 'keep')).toBe(false);
+    expect(sweeps({ owner: dead }, undefined, 'keep')).toBe(true);
+    // Preloaded: its owner (the run that preloaded it) may be gone.
+    expect(sweeps({ owner: dead, preloaded: mark }, undefined, 'keep')).toBe(false);
+    expect(sweeps({ owner: dead, preloaded: mark }, undefined, 'remove')).toBe(true);
+    expect(sweeps({ owner: dead, preloaded: mark }, me, 'remove')).toBe(false);
+    expect(sweeps({ owner: me, preloaded: mark }, dead, 'keep')).toBe(true);
+    expect(sweeps({ owner: me, preloaded: mark }, null, 'keep')).toBe(true);
   });
 });
 

@@ -39,6 +39,7 @@ describe('parseDefaults', () => {
           'on_stop = "save"',
           'default_template = "debian-base"',
           'disposable_clones = false',
+          'disposable_preload = 2',
         ].join('\n'),
       ),
     );
@@ -57,6 +58,7 @@ describe('parseDefaults', () => {
     // Disposables' template: not a create setting, so not in the spec.
     expect(d.defaultTemplate).toBe('debian-base');
     expect(d.disposableClones).toBe(false);
+    expect(d.disposablePreload).toBe(2);
   });
 
   test.each([
@@ -69,6 +71,15 @@ describe('parseDefaults', () => {
     ['template = "Bad_Name"\n', /:1: template: invalid VM name "Bad_Name"/],
     ['default_template = "a b"\n', /:1: default_template: invalid VM name "a b"/],
     ['disposable_clones = "no"\n', /:1: disposable_clones must be a boolean, not a string "no"$/],
+    [
+      'disposable_preload = 5\n',
+      /:1: disposable_preload: invalid disposable_preload 5: must be a whole number from 0 to 4$/,
+    ],
+    [
+      'disposable_preload = -1\n',
+      /:1: disposable_preload: invalid disposable_preload -1: must be a whole number from 0 to 4$/,
+    ],
+    ['disposable_preload = true\n', /:1: disposable_preload must be an integer, not a boolean/],
     ['vm_dir = "relative/dir"\n', /:1: vm_dir: /],
     ['memory_mb = 1\n', /:1: memory_mb: invalid memory 1 MiB/],
     ['password = "x"\n', /:1: key "password" holds a password/],
