@@ -47,7 +47,11 @@ interface Sample {
   /** How it started: a clone of the ready state, one that prepared the ready state first, or a boot. */
   how: 'preloaded' | 'clone' | 'prepared, then clone' | 'cold boot';
   toXterm: number;
+  /** From closing its xterm until the CLI says it is removed, and until the CLI exits (after preloading the next). */
   untilGone: number;
+  untilExit: number;
+  /** How long the next one's preload waited for its guest to settle (ms), when it did. */
+  settleMs: number | undefined;
   rssMiB: number | undefined;
   diskMiB: number;
   /** The CLI's phase stamps (VMP_TRACE), then the xterm at the proxy: label and ms since the CLI's start. */
@@ -149,8 +153,17 @@ async function main(): Promise<void> {
         '--timeout',
         '10',
       );
+      const removedLine = new RegExp(`^${name}: removed$`, 'm');
+      let goneAt: number | undefined;
+      const watchGone = setInterval(() => {
+        if (goneAt === undefined && removedLine.test(stderr)) goneAt = Date.now();
+      }, 20);
       const code = await exited;
-      const untilGone = (Date.now() - t1) / 1000;
+      clearInterval(watchGone);
+      const untilExit = (Date.now() - t1) / 1000;
+      const untilGone = ((goneAt ?? Date.now()) - t1) / 1000;
+      const settled = /^vmp-trace \d+ preload settled after (\d+) ms/m.exec(stderr);
+      const settleMs = settled ? Number(settled[1]) : undefined;
       // xterm answers pkill's SIGTERM with an exit status of its own (15): the CLI then says so and exits 1.
       if (!new RegExp(`^${name}: removed$`, 'm').test(stderr) || (code !== 0 && code !== 1)) {
         throw new Error(`disposable ${name} ended with ${code}: ${stderr}`);
@@ -168,9 +181,9 @@ async function main(): Promise<void> {
         ...parseTrace(stderr).filter((p) => p.ms < toXterm * 1000),
         { label: 'xterm at the proxy', ms: toXterm * 1000 },
       ];
-      samples.push({ name, how, toXterm, untilGone, rssMiB, diskMiB, phases });
+      samples.push({ name, how, toXterm, untilGone, untilExit, settleMs, rssMiB, diskMiB, phases });
       process.stderr.write(
-        `${i + 1}/${N}: ${name} (${how}) xterm after ${toXterm.toFixed(2)} s, gone ${untilGone.toFixed(2)} s after the close, ` +
+        `${i + 1}/${N}: ${name} (${how}) xterm after ${toXterm.toFixed(2)} s, gone ${untilGone.toFixed(2)} s after the close (CLI exit ${untilExit.toFixed(2)} s), ` +
           `QEMU RSS ${rssMiB ?? '?'} MiB, disk ${diskMiB.toFixed(1)} MiB; ${describeHostCpu(cpu0, hostCpuSeconds())}\n`,
       );
     }
@@ -186,6 +199,10 @@ async function main(): Promise<void> {
         ? '- | - | -'
         : `${median(xs).toFixed(digits)} | ${Math.min(...xs).toFixed(digits)} | ${Math.max(...xs).toFixed(digits)}`;
     const rss = samples.map((s) => s.rssMiB).filter((x): x is number => x !== undefined);
+    const settles = samples
+      .map((s) => s.settleMs)
+      .filter((x): x is number => x !== undefined)
+      .map((ms) => ms / 1000);
     process.stdout.write(
       [
         `image ${image.disk}; ${N} disposables in a row, ${killed} of them SIGKILLed mid-start; then gc`,
@@ -196,7 +213,9 @@ async function main(): Promise<void> {
           const xs = samples.filter((s) => s.how === how).map((s) => s.toXterm);
           return `| run --disposable -> xterm at the proxy (${how}): s | ${xs.length} | ${f(xs)} |`;
         }),
-        `| xterm closed in the guest -> everything removed (CLI exit): s | ${samples.length} | ${f(samples.map((s) => s.untilGone))} |`,
+        `| xterm closed in the guest -> everything of it removed: s | ${samples.length} | ${f(samples.map((s) => s.untilGone))} |`,
+        `| xterm closed in the guest -> CLI exit (after preloading the next): s | ${samples.length} | ${f(samples.map((s) => s.untilExit))} |`,
+        `| the next one's preload: waiting for its guest to settle: s | ${settles.length} | ${f(settles)} |`,
         `| host RSS of the disposable's QEMU: MiB | ${rss.length} | ${f(rss, 0)} |`,
         `| disk of a running disposable (allocated): MiB | ${samples.length} | ${f(
           samples.map((s) => s.diskMiB),

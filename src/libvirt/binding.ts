@@ -233,6 +233,7 @@ export class BindingHypervisor extends VirshHypervisor {
       maxMemoryKiB: info.maxMem,
       memoryKiB: info.memory,
       vcpus: info.nrVirtCpu,
+      cpuTimeNs: info.cpuTime,
     };
   }
 

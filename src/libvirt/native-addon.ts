@@ -14,7 +14,7 @@ import path from 'node:path';
 export interface BindingDomain {
   getName(): Promise<string>;
   getXMLDesc(flags?: number): Promise<string>;
-  getInfo(): Promise<{ state: number; maxMem: number; memory: number; nrVirtCpu: number }>;
+  getInfo(): Promise<{ state: number; maxMem: number; memory: number; nrVirtCpu: number; cpuTime?: number }>;
   create(): Promise<void>;
   shutdown(): Promise<void>;
   destroy(): Promise<void>;
@@ -79,7 +79,7 @@ class Domain implements BindingDomain {
   getXMLDesc(flags = 0): Promise<string> {
     return forward(() => this.connection.domainGetXMLDesc!(this.native, flags));
   }
-  getInfo(): Promise<{ state: number; maxMem: number; memory: number; nrVirtCpu: number }> {
+  getInfo(): Promise<{ state: number; maxMem: number; memory: number; nrVirtCpu: number; cpuTime?: number }> {
     return forward(() => this.connection.domainGetInfo!(this.native));
   }
   create(): Promise<void> {

@@ -84,7 +84,14 @@ export function parseDominfo(name: string, out: string): DomainInfo {
     maxMemoryKiB: kib('Max memory'),
     memoryKiB: kib('Used memory'),
     vcpus: Number.parseInt(fields.get('CPU(s)') ?? '0', 10),
+    ...cpuTime(fields.get('CPU time')),
   };
+}
+
+/** dominfo's `CPU time: 12.3s` in ns (absent for a shut-off domain). */
+function cpuTime(text: string | undefined): { cpuTimeNs?: number } {
+  const m = /^(\d+(?:\.\d+)?)s$/.exec(text ?? '');
+  return m ? { cpuTimeNs: Math.round(Number(m[1]) * 1e9) } : {};
 }
 
 const EVENT_LINE = /event '([^']+)' for domain '([^']+)': (\S+)\s*(.*)$/;

@@ -826,6 +826,7 @@ async function preloadOne(
       return;
     }
     await preload.warm(name, started.bootedAfter, options.signal);
+    await settle(hypervisor, name, options.signal);
     await markPreloaded(
       name,
       { readySavedAt: started.readyStamp, at: new Date().toISOString(), bootedAfter: started.bootedAfter },
@@ -838,6 +839,40 @@ async function preloadOne(
     });
     throw err;
   }
+}
+
+/** A guest using less of one CPU than this counts as settled (idle TCG guests use a few per cent). */
+const SETTLED_CPU_SHARE = 0.25;
+/** The longest a preload waits for its guest to settle: a busy guest is still a usable disposable. */
+const SETTLE_MAX_MS = 20_000;
+const SETTLE_STEP_MS = 500;
+
+/**
+ * Waits until preloaded disposable `name` has settled: its guest used less
+ * than SETTLED_CPU_SHARE of a CPU over the last half second (libvirt's CPU
+ * time), or SETTLE_MAX_MS have passed. A clone is still busy for a while
+ * after its identity (host name, machine ID, the warm-up); taken then, its
+ * leftovers would compete with the taker's command for the host's CPUs.
+ */
+async function settle(hypervisor: Hypervisor, name: string, signal: AbortSignal): Promise<void> {
+  const started = performance.now();
+  let last = { ns: (await hypervisor.info(name)).cpuTimeNs, at: performance.now() };
+  if (last.ns === undefined) return;
+  while (performance.now() - started < SETTLE_MAX_MS) {
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_STEP_MS));
+    if (signal.aborted) throw new CancelledError(`preloading ${name} was interrupted`);
+    const now = { ns: (await hypervisor.info(name)).cpuTimeNs, at: performance.now() };
+    if (now.ns === undefined) return;
+    const share = (now.ns - last.ns!) / ((now.at - last.at) * 1e6);
+    if (share < SETTLED_CPU_SHARE) {
+      trace(
+        `preload settled after ${Math.round(performance.now() - started)} ms (${(share * 100).toFixed(0)} % of a CPU)`,
+      );
+      return;
+    }
+    last = now;
+  }
+  trace(`preload not settled after ${SETTLE_MAX_MS} ms`);
 }
 
 // ---------------------------------------------------------------------------

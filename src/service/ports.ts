@@ -44,6 +44,8 @@ export interface DomainInfo {
   maxMemoryKiB: number;
   memoryKiB: number;
   vcpus: number;
+  /** CPU time the domain has used, in ns (from `info` only; undefined where the adapter cannot tell). */
+  cpuTimeNs?: number;
 }
 
 /** One domain as `listDomainDetails` gives it: its inactive XML (which names it) and its info. */
