@@ -6,16 +6,20 @@
  *     has its CLI SIGKILLed mid-start, at a random point in its first 8 s;
  *   - for each of the others: CLI start to its xterm at the proxy; the QEMU process's RSS and the
  *     disk the disposable's files take while the xterm is up; then the xterm is closed in the guest
- *     (pkill through the QEMU guest agent) and the time until the CLI has removed everything is taken;
+ *     (pkill through the QEMU guest agent) and the times until the CLI says it removed everything and
+ *     until it exits (after preloading the next one) are taken;
+ *   - then O runs (default 5) of `open --disposable FILE` to the image's stand-in viewer window, and
+ *     C (default 2) cold boots with `disposable_clones = false`, side by side with the clones;
  *   - each run is told apart by how it started (the CLI says so on stderr): a preloaded disposable
- *     (running, claimed), a clone of the template's ready state, the first run that prepares that state and then
- *     clones, or a cold boot; the CLI runs with VMP_TRACE=1 and its phase stamps split the time;
+ *     (running, claimed), a clone of the template's ready state, the first run that prepares that
+ *     state and then clones, or a cold boot; the CLI runs with VMP_TRACE=1 and its phase stamps
+ *     split the time;
  *   - at the end, `vm-provisioner gc` (the next run also sweeps killed ones as it starts), then every
  *     kind of leftover is counted: domains, files in the VM directory, volumes, owner records,
  *     journals, configs, keyring entries, proxy entries.
  *
  *   npm run build && env -u DISPLAY HOME=$(mktemp -d) dbus-run-session -- \
- *     bash .ci/test-session.sh node dist/bench/disposable.js [N] [K]
+ *     bash .ci/test-session.sh node dist/bench/disposable.js [N] [K] [O] [C]
  *
  * Needs root (the image build) and libvirtd at qemu:///system; nothing else may listen on port
  * 9999. Everything it makes is removed at the end.
@@ -41,9 +45,16 @@ import {
 
 const N = Number(process.argv[2] ?? 50);
 const KILL_EVERY = Number(process.argv[3] ?? 5);
+/** After the N runs: this many `open --disposable FILE`, then this many cold boots (`disposable_clones = false`). */
+const OPEN_RUNS = Number(process.argv[4] ?? 5);
+const COLD_RUNS = Number(process.argv[5] ?? 2);
+
+/** What a run starts: `run --disposable -- xterm`, or `open --disposable FILE` (the image's xdg-open shows it in an xterm titled `vmp-opened NAME`). */
+type Kind = 'run' | 'open';
 
 interface Sample {
   name: string;
+  kind: Kind;
   /** How it started: a clone of the ready state, one that prepared the ready state first, or a boot. */
   how: 'preloaded' | 'clone' | 'prepared, then clone' | 'cold boot';
   toXterm: number;
@@ -72,24 +83,28 @@ async function main(): Promise<void> {
     if (imported.code !== 0) throw new Error(`template import failed: ${imported.stderr}`);
     const records = path.join(host.root, 'state', 'vm-provisioner', 'disposables');
 
-    for (let i = 0; i < N; i++) {
+    const letter = path.join(host.root, 'bench-letter.txt');
+    fs.writeFileSync(letter, 'an untrusted letter\n');
+    const defaultsFile = path.join(host.root, 'config', 'vm-provisioner', 'defaults.toml');
+    const total = N + OPEN_RUNS + COLD_RUNS;
+    for (let i = 0; i < total; i++) {
+      const kind: Kind = i >= N && i < N + OPEN_RUNS ? 'open' : 'run';
+      if (i === N + OPEN_RUNS) {
+        // The cold boots, side by side with the clones: no clone, no preload.
+        fs.mkdirSync(path.dirname(defaultsFile), { recursive: true });
+        fs.writeFileSync(defaultsFile, 'disposable_clones = false\n');
+      }
+      const wanted =
+        kind === 'open'
+          ? (w: Parameters<typeof isXterm>[0]) => w.title === 'vmp-opened bench-letter.txt'
+          : isXterm;
       const cpu0 = hostCpuSeconds();
       const since = follow.events.length;
       const t0 = Date.now();
+      const common = ['--disposable', '--template', template, '--no-viewer', '--timeout', '300'];
       const child = spawn(
         process.execPath,
-        [
-          CLI,
-          'run',
-          '--disposable',
-          '--template',
-          template,
-          '--no-viewer',
-          '--timeout',
-          '300',
-          '--',
-          'xterm',
-        ],
+        [CLI, ...(kind === 'open' ? ['open', ...common, letter] : ['run', ...common, '--', 'xterm'])],
         { env: { ...host.env, VMP_TRACE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let stderr = '';
@@ -98,7 +113,7 @@ async function main(): Promise<void> {
       const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
       const nameNow = (): string | undefined => /^(disp\d{4}): disposable on template/m.exec(stderr)?.[1];
 
-      if (i % KILL_EVERY === KILL_EVERY - 1) {
+      if (i < N && i % KILL_EVERY === KILL_EVERY - 1) {
         const delay = Math.round(Math.random() * 8000);
         await new Promise((r) => setTimeout(r, delay));
         // Its name: from its record (written first), or from its log once it has started.
@@ -113,7 +128,7 @@ async function main(): Promise<void> {
         await exited;
         killed += 1;
         process.stderr.write(
-          `${i + 1}/${N}: SIGKILL after ${delay} ms (${recorded.join(', ') || 'no record yet'})\n`,
+          `${i + 1}/${total}: SIGKILL after ${delay} ms (${recorded.join(', ') || 'no record yet'})\n`,
         );
         continue;
       }
@@ -122,7 +137,7 @@ async function main(): Promise<void> {
         .until(
           () => {
             const n = nameNow();
-            return n && follow.events.slice(since).some((e) => showsWindow(e, n, isXterm)) ? n : undefined;
+            return n && follow.events.slice(since).some((e) => showsWindow(e, n, wanted)) ? n : undefined;
           },
           `disposable ${i + 1}'s xterm`,
           300_000,
@@ -130,7 +145,7 @@ async function main(): Promise<void> {
         .catch((err: Error) => {
           throw new Error(`${err.message}; its CLI said: ${stderr.slice(-2000)}`);
         });
-      const xtermEvent = follow.events.slice(since).find((e) => showsWindow(e, name, isXterm))!;
+      const xtermEvent = follow.events.slice(since).find((e) => showsWindow(e, name, wanted))!;
       names.add(name);
       const toXterm = (xtermEvent.receivedAt - t0) / 1000;
       const rssMiB = host.qemuRssMiB(name);
@@ -165,7 +180,7 @@ async function main(): Promise<void> {
       const settled = /^vmp-trace \d+ preload settled after (\d+) ms/m.exec(stderr);
       const settleMs = settled ? Number(settled[1]) : undefined;
       // xterm answers pkill's SIGTERM with an exit status of its own (15): the CLI then says so and exits 1.
-      if (!new RegExp(`^${name}: removed$`, 'm').test(stderr) || (code !== 0 && code !== 1)) {
+      if (!removedLine.test(stderr) || (code !== 0 && code !== 1)) {
         throw new Error(`disposable ${name} ended with ${code}: ${stderr}`);
       }
       const how: Sample['how'] = /no clone \(/.test(stderr)
@@ -181,9 +196,9 @@ async function main(): Promise<void> {
         ...parseTrace(stderr).filter((p) => p.ms < toXterm * 1000),
         { label: 'xterm at the proxy', ms: toXterm * 1000 },
       ];
-      samples.push({ name, how, toXterm, untilGone, untilExit, settleMs, rssMiB, diskMiB, phases });
+      samples.push({ name, kind, how, toXterm, untilGone, untilExit, settleMs, rssMiB, diskMiB, phases });
       process.stderr.write(
-        `${i + 1}/${N}: ${name} (${how}) xterm after ${toXterm.toFixed(2)} s, gone ${untilGone.toFixed(2)} s after the close (CLI exit ${untilExit.toFixed(2)} s), ` +
+        `${i + 1}/${total}: ${name} (${kind}, ${how}) window after ${toXterm.toFixed(2)} s, gone ${untilGone.toFixed(2)} s after the close (CLI exit ${untilExit.toFixed(2)} s), ` +
           `QEMU RSS ${rssMiB ?? '?'} MiB, disk ${diskMiB.toFixed(1)} MiB; ${describeHostCpu(cpu0, hostCpuSeconds())}\n`,
       );
     }
@@ -205,13 +220,18 @@ async function main(): Promise<void> {
       .map((ms) => ms / 1000);
     process.stdout.write(
       [
-        `image ${image.disk}; ${N} disposables in a row, ${killed} of them SIGKILLed mid-start; then gc`,
+        `image ${image.disk}; ${N} disposables in a row, ${killed} of them SIGKILLed mid-start; ` +
+          `then ${OPEN_RUNS} open --disposable and ${COLD_RUNS} cold boots (disposable_clones = false); then gc`,
         '',
         '| measure | runs | median | min | max |',
         '| --- | ---: | ---: | ---: | ---: |',
         ...(['preloaded', 'clone', 'prepared, then clone', 'cold boot'] as const).map((how) => {
-          const xs = samples.filter((s) => s.how === how).map((s) => s.toXterm);
+          const xs = samples.filter((s) => s.kind === 'run' && s.how === how).map((s) => s.toXterm);
           return `| run --disposable -> xterm at the proxy (${how}): s | ${xs.length} | ${f(xs)} |`;
+        }),
+        ...(['preloaded', 'clone'] as const).map((how) => {
+          const xs = samples.filter((s) => s.kind === 'open' && s.how === how).map((s) => s.toXterm);
+          return `| open --disposable FILE -> its window at the proxy (${how}): s | ${xs.length} | ${f(xs)} |`;
         }),
         `| xterm closed in the guest -> everything of it removed: s | ${samples.length} | ${f(samples.map((s) => s.untilGone))} |`,
         `| xterm closed in the guest -> CLI exit (after preloading the next): s | ${samples.length} | ${f(samples.map((s) => s.untilExit))} |`,
@@ -225,7 +245,7 @@ async function main(): Promise<void> {
         ...(['preloaded', 'clone'] as const).flatMap((how) =>
           phaseTable(
             how,
-            samples.filter((s) => s.how === how),
+            samples.filter((s) => s.kind === 'run' && s.how === how),
           ),
         ),
         `leftovers after gc: ${left.length === 0 ? 'none' : left.join('; ')}`,
