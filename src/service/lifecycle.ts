@@ -20,6 +20,7 @@ import {
   TimeoutError,
   VmpError,
 } from '../util/errors.js';
+import { trace } from '../util/trace.js';
 import { renderImportDomainXml, vmConfigDiskFiles } from './artifacts.js';
 import type { LockingConfigStore } from './create.js';
 import {
@@ -70,6 +71,7 @@ export async function startVm(
   volumes?: VolumeStore,
   networkProbe?: NetworkProbe,
 ): Promise<StartResult> {
+  trace('start: libvirt open');
   const description = await requireOurVm(hypervisor, name);
   if (description.role === 'template') {
     throw new InputError(
@@ -96,13 +98,16 @@ export async function startVm(
       await resetAppVmRoot({ hypervisor, volumes }, description);
     }
   }
+  trace('start: checked');
   if (!alreadyRunning) {
     await ensureWakePipe(description);
     // The agent's connection died with the QEMU process that was saved; tell it as it resumes, not at its
     // next heartbeat: the byte waits in the FIFO for the restored guest (docs/protocol.md, "Resume").
     const primed = resumed ? await primeWake(description) : undefined;
     try {
+      trace('start: libvirt start called');
       await hypervisor.start(name);
+      trace('start: libvirt start returned');
     } finally {
       await primed?.close().catch(() => undefined);
     }
