@@ -4,9 +4,8 @@ import { readJournal } from '../../service/journal.js';
 import { destroyVm, requireOurVm } from '../../service/lifecycle.js';
 import { syncLaunchersQuietly } from '../../service/launchers.js';
 import { FileConfigStore } from '../../spec/store.js';
-import { controlRequest } from '../../proxy/control-client.js';
-import { LibvirtVolumeStore } from '../../storage/volumes.js';
 import { InputError } from '../../util/errors.js';
+import { disposableRemoval } from '../disposable-removal.js';
 import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
 import { cleanupDeps, summarize } from './gc.js';
 
@@ -61,15 +60,7 @@ export const destroyCommand: CommandModule<object, DestroyArgs> = {
         // Through the storage layer, domain last, and its windows dropped at the proxy (docs/disposables.md).
         const { removeDisposable } = await import('../../service/disposable.js');
         const removed = await removeDisposable(
-          {
-            hypervisor,
-            volumes: new LibvirtVolumeStore(hypervisor.uri),
-            configStore,
-            credentials,
-            forgetAtProxy: async (vm) => {
-              await controlRequest('forget', { vm }, { timeoutMs: 5_000 });
-            },
-          },
+          disposableRemoval(hypervisor, configStore, credentials),
           name,
         ).finally(cleanup.close);
         process.stdout.write(

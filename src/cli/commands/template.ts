@@ -215,17 +215,9 @@ const destroySub: CommandModule<object, { name: string; connect: string | undefi
       const configStore = new FileConfigStore();
       // Preloaded disposables (docs/disposables-clones.md) are no user's VMs: they go with the template.
       const { removePreloadedOf } = await import('../../service/disposable.js');
-      const { controlRequest } = await import('../../proxy/control-client.js');
+      const { disposableRemoval } = await import('../disposable-removal.js');
       for (const gone of await removePreloadedOf(
-        {
-          hypervisor,
-          volumes: new LibvirtVolumeStore(hypervisor.uri),
-          configStore,
-          credentials,
-          forgetAtProxy: async (vm) => {
-            await controlRequest('forget', { vm }, { timeoutMs: 5_000 });
-          },
-        },
+        disposableRemoval(hypervisor, configStore, credentials),
         name,
       )) {
         say(`${gone}: preloaded disposable removed\n`);
