@@ -536,6 +536,10 @@ export async function sweepOrphanedDisposables(
       if (!record) continue;
       const claim = record.preloaded ? await claimOwner(name, dir) : undefined;
       if (!sweeps(record, claim, deps.preloaded ?? 'keep', alive)) continue;
+      // An unclaimed preload is taken first, as a run would take it: no run can claim it meanwhile.
+      if (record.preloaded && claim === undefined && !(await claimPreloaded(name, currentProcess(), dir))) {
+        continue;
+      }
       const parts: string[] = [];
       const journal = await readJournal(name, deps.journal.dir);
       if (journal && !alive(journal.owner)) {
@@ -605,7 +609,7 @@ export interface DisposableContext {
 
 /** Preloading (`disposable_preload` in defaults.toml): how many to keep, and how to warm one up. */
 export interface PreloadOptions {
-  /** How many paused disposables of a template to keep ready (0: none). */
+  /** How many running disposables of a template to keep ready (0: none). */
   count: number;
   /**
    * Waits until the new disposable's agent is connected (a connection made at
@@ -775,6 +779,7 @@ async function takePreloaded(
     const { name } = record;
     if (!(await claimPreloaded(name, owner, dir))) continue;
     try {
+      if (stamp === undefined) throw new VmpError('its template has no fresh ready state now');
       if (record.preloaded!.readySavedAt !== stamp) {
         throw new VmpError('it was cloned from an older ready state of its template');
       }
