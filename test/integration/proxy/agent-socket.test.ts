@@ -4,7 +4,12 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentClient, encodeHello, encodeMessage } from '../../../src/protocol/index.js';
+import {
+  AgentClient,
+  encodeHello,
+  encodeMessage,
+  type AgentClientOptions,
+} from '../../../src/protocol/index.js';
 import { ProxyServer, type ProxyEvent, type ProxyServerOptions } from '../../../src/proxy/server.js';
 import { agentSocketPath, listenAgentSocket } from '../../../src/proxy/agent-socket.js';
 import { testWindow, waitFor } from '../../support/fake-agent.js';
@@ -52,6 +57,11 @@ afterEach(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
+/** The protocol's own agent, as VM, over `link` (QEMU's end of its port). */
+function agentOver(link: net.Socket, options: Partial<AgentClientOptions> = {}): Promise<AgentClient> {
+  return AgentClient.connect({ host: 'serial', port: 0, open: () => link, vmName: VM, secret, ...options });
+}
+
 /** QEMU's end: connected before the agent says anything. */
 async function qemuEnd(): Promise<net.Socket> {
   const socket = net.connect(socketPath);
@@ -67,14 +77,7 @@ test('an agent authenticates over the socket and its windows reach the proxy; th
   expect((await fs.stat(dir)).mode & 0o777).toBe(0o711);
   expect(proxy.status().listening).toEqual([`unix:${socketPath}`]);
   const link = await qemuEnd();
-  const client = await AgentClient.connect({
-    host: 'serial',
-    port: 0,
-    open: () => link,
-    vmName: VM,
-    secret,
-    timeoutMs: 5000,
-  });
+  const client = await agentOver(link, { timeoutMs: 5000 });
   client.send({ type: 'window-list', focused: 7, windows: [testWindow(7, 'xterm')] });
   await waitFor(() =>
     proxy.status().vms.some((v) => v.name === VM && v.windows === 1 && v.peer === 'virtio-serial'),
@@ -88,7 +91,7 @@ test('whole frames left over from before a restore are skipped until HELLO; garb
   // What a restored guest's old link may still send: a heartbeat or two, ahead of the new HELLO.
   link.write(encodeMessage({ type: 'heartbeat', seq: 41 }));
   link.write(encodeMessage({ type: 'heartbeat', seq: 42 }));
-  const client = await AgentClient.connect({ host: 'serial', port: 0, open: () => link, vmName: VM, secret });
+  const client = await agentOver(link);
   expect(client.isClosed).toBe(false);
   client.close();
 
@@ -105,15 +108,7 @@ test('a new HELLO on a link that had a session (a resume) starts a new session o
   await proxy.close();
   proxy = await proxyOnSocket({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 10_000 });
   const link = await qemuEnd();
-  const first = await AgentClient.connect({
-    host: 'serial',
-    port: 0,
-    open: () => link,
-    keepOpen: true,
-    vmName: VM,
-    secret,
-    heartbeats: false,
-  });
+  const first = await agentOver(link, { keepOpen: true, heartbeats: false });
   first.send({ type: 'window-list', focused: 1, windows: [testWindow(1, 'before')] });
   await waitFor(() => proxy.status().vms.find((v) => v.name === VM)?.windows === 1 || undefined);
   // The agent ends its session (its VM resumed) but keeps the port open, while the proxy keeps sending
@@ -123,14 +118,7 @@ test('a new HELLO on a link that had a session (a resume) starts a new session o
   expect(link.destroyed).toBe(false);
   await new Promise((resolve) => setTimeout(resolve, 300));
   link.resume();
-  const second = await AgentClient.connect({
-    host: 'serial',
-    port: 0,
-    open: () => link,
-    vmName: VM,
-    secret,
-    heartbeats: false,
-  });
+  const second = await agentOver(link, { heartbeats: false });
   second.send({
     type: 'window-list',
     focused: 2,
@@ -167,30 +155,13 @@ test("a link whose agent has not spoken is left open (QEMU connects long before 
 
 test('a HELLO written ahead (the agent resuming) and the handshake picked up from it on the same link', async () => {
   const link = await qemuEnd();
-  const first = await AgentClient.connect({
-    host: 'serial',
-    port: 0,
-    open: () => link,
-    keepOpen: true,
-    vmName: VM,
-    secret,
-    heartbeats: false,
-  });
+  const first = await agentOver(link, { keepOpen: true, heartbeats: false });
   first.close();
   const nonce = randomBytes(32);
   link.write(encodeHello(VM, 'test', nonce));
   // The proxy's CHALLENGE may come before the next client listens: the link was paused by the close.
   await new Promise((resolve) => setTimeout(resolve, 200));
-  const second = await AgentClient.connect({
-    host: 'serial',
-    port: 0,
-    open: () => link,
-    keepOpen: true,
-    helloSent: nonce,
-    vmName: VM,
-    secret,
-    heartbeats: false,
-  });
+  const second = await agentOver(link, { keepOpen: true, helloSent: nonce, heartbeats: false });
   second.send({ type: 'window-list', focused: 9, windows: [testWindow(9, 'resumed')] });
   await waitFor(() => proxy.status().vms.find((v) => v.name === VM)?.windows === 1 || undefined);
   expect(events.filter((e) => e.type === 'agent-connected')).toHaveLength(2);
