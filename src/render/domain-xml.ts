@@ -373,8 +373,6 @@ export function displaySocketPath(diskPath: string, name: string): string {
   return path.join(path.dirname(diskPath), `${name}-display.sock`);
 }
 
-export { UNIX_SOCKET_PATH_MAX };
-
 /**
  * A Unix socket in bind mode: QEMU (libvirt, which creates it and hands QEMU
  * the listening descriptor) accepts one host client at a time, and the guest
