@@ -18,6 +18,7 @@ import { hasGraphicalSession, openViewer } from '../service/lifecycle.js';
 import { requireProxy, startInVm, validateRunArgv } from '../service/run.js';
 import { requireTemplate } from '../service/templates.js';
 import { loadUserDefaults } from '../spec/defaults-file.js';
+import { DEFAULT_DISPOSABLE_PRELOAD } from '../spec/validate.js';
 import { FileConfigStore } from '../spec/store.js';
 import { LibvirtVolumeStore } from '../storage/volumes.js';
 import { CancelledError, InputError, ServiceUnavailableError, VmpError } from '../util/errors.js';
@@ -70,6 +71,8 @@ export async function inDisposable(
 ): Promise<DisposableEnd> {
   const socket = argv.socket ? { socketPath: argv.socket } : {};
   const defaults = await loadUserDefaults();
+  const preloadCount =
+    defaults?.disposableClones === false ? 0 : (defaults?.disposablePreload ?? DEFAULT_DISPOSABLE_PRELOAD);
 
   // Installed before anything is made: from here on a signal ends the disposable, never the process.
   const controller = new AbortController();
@@ -149,12 +152,12 @@ export async function inDisposable(
             },
             template: chosen.name,
             signal: controller.signal,
-            // Paused clones kept ready (docs/disposables-clones.md, "Preloaded disposables"); none without clones.
-            ...(defaults?.disposableClones === false || (defaults?.disposablePreload ?? 1) === 0
+            // Running clones kept ready (docs/disposables-clones.md, "Preloaded disposables"); none without clones.
+            ...(preloadCount === 0
               ? {}
               : {
                   preload: {
-                    count: defaults?.disposablePreload ?? 1,
+                    count: preloadCount,
                     warm: async (name: string, since: number, signal: AbortSignal) => {
                       await startInVm(name, ['true'], {
                         ...socket,

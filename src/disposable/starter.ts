@@ -162,13 +162,12 @@ export class CloneStarter implements DisposableStarter {
     const { hypervisor } = this.deps;
     const { problem, busy, templateSpec } = await this.readiness(request.template);
     if (problem === undefined) return busy;
-    const template = { name: templateSpec.name };
 
     const source = readyPaths(templateSpec).source;
     const earlier = await readJournal(source, this.deps.journalDir).catch(() => 'damaged' as const);
     if (earlier === 'damaged') return `the journal of ${source} is damaged; run vm-provisioner gc`;
     if (earlier && isAlive(earlier.owner)) {
-      return `the ready state of '${template.name}' is being prepared by pid ${earlier.owner.pid}`;
+      return `the ready state of '${templateSpec.name}' is being prepared by pid ${earlier.owner.pid}`;
     }
     if (earlier) {
       try {
@@ -187,16 +186,16 @@ export class CloneStarter implements DisposableStarter {
       });
     } catch (err) {
       if (err instanceof AlreadyExistsError) {
-        return `the ready state of '${template.name}' is being prepared by another run`;
+        return `the ready state of '${templateSpec.name}' is being prepared by another run`;
       }
       throw err;
     }
     try {
       await journal.step('ready-state', readyStateEntries(templateSpec));
       this.log(
-        `preparing template ${template.name}'s ready state for fast disposables (once per template and update, about as long as booting it)`,
+        `preparing template ${templateSpec.name}'s ready state for fast disposables (once per template and update, about as long as booting it)`,
       );
-      await prepareReadyState(this.deps, template.name, {
+      await prepareReadyState(this.deps, templateSpec.name, {
         version: this.deps.version,
         ...(request.signal ? { signal: request.signal } : {}),
       });
@@ -208,10 +207,10 @@ export class CloneStarter implements DisposableStarter {
       );
       if (removed) await journal.finish();
       if (err instanceof CancelledError) throw err;
-      return `could not prepare the ready state of '${template.name}': ${(err as Error).message}`;
+      return `could not prepare the ready state of '${templateSpec.name}': ${(err as Error).message}`;
     }
     await journal.finish();
-    this.log(`template ${template.name}'s ready state is prepared`);
+    this.log(`template ${templateSpec.name}'s ready state is prepared`);
     return undefined;
   }
 

@@ -56,7 +56,7 @@ const DEFAULTS_KEYS: Readonly<Record<string, KeyDef<DefaultsField>>> = {
     kind: 'boolean',
     check: (v) => validateBoolean('value', v),
   },
-  // Paused disposables kept ready per template (docs/disposables-clones.md, "Preloaded disposables").
+  // Running disposables kept ready per template (docs/disposables-clones.md, "Preloaded disposables").
   disposable_preload: {
     field: 'disposablePreload',
     kind: 'integer',
@@ -91,7 +91,7 @@ export interface UserDefaults {
   defaultTemplate?: string;
   /** Whether disposables start from clones of a ready state (`disposable_clones`, default true). */
   disposableClones?: boolean;
-  /** How many paused disposables to keep ready per template (`disposable_preload`, default 1). */
+  /** How many running disposables to keep ready per template (`disposable_preload`, default 1). */
   disposablePreload?: number;
   /** 1-based line of each key, for messages about a value that only fails later (the installer's memory floor). */
   lines: Partial<Record<DefaultsField, number>>;

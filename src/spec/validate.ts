@@ -326,8 +326,9 @@ export function validateBoolean(what: string, value: unknown): boolean {
   return value;
 }
 
-/** Preloaded disposables kept per template (`disposable_preload`): each holds a paused guest's memory. */
+/** Preloaded disposables kept per template (`disposable_preload`): each holds a running guest's memory. */
 export const MAX_DISPOSABLE_PRELOAD = 4;
+export const DEFAULT_DISPOSABLE_PRELOAD = 1;
 
 export function validateDisposablePreload(value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_DISPOSABLE_PRELOAD) {
