@@ -5,6 +5,7 @@ import { InputError } from '../util/errors.js';
 import { UNIX_SOCKET_PATH_MAX } from '../util/unix-socket.js';
 import {
   AGENT_CHANNEL_NAME,
+  DEFAULT_MODE_NETWORK,
   DISPLAY_CHANNEL_NAME,
   VMP_XML_NAMESPACE,
   VMP_XML_PREFIX,
@@ -20,6 +21,7 @@ import {
 
 export {
   AGENT_CHANNEL_NAME,
+  DEFAULT_MODE_NETWORK,
   DISPLAY_CHANNEL_NAME,
   VMP_XML_NAMESPACE,
   VMP_XML_PREFIX,
@@ -298,9 +300,6 @@ export function configDisk(file: string): Device {
 export function usbController(): Device {
   return { tag: 'controller', node: { '@type': 'usb', '@model': 'qemu-xhci', '@ports': 15 } };
 }
-
-/** The libvirt network that network mode `default` attaches to (libvirt's own NAT network). */
-export const DEFAULT_MODE_NETWORK = 'default';
 
 export function networkInterface(mode: VmSpec['networkMode']): Device[] {
   const model = { '@type': 'virtio' };

@@ -15,3 +15,6 @@ export const DISPLAY_CHANNEL_NAME = 'org.vm-provisioner.display.0';
 
 /** The virtio-serial port the guest agent's link to the proxy runs over (docs/protocol.md, "Transport"). */
 export const AGENT_CHANNEL_NAME = 'org.vm-provisioner.agent.0';
+
+/** The libvirt network that network mode `default` attaches to (libvirt's own NAT network). */
+export const DEFAULT_MODE_NETWORK = 'default';

@@ -1,8 +1,7 @@
-import { execa } from 'execa';
 import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { describeDomain, type DomainDescription } from '../libvirt/inspect.js';
+import type { DomainDescription } from '../libvirt/inspect.js';
 import { copyImage, requireQcow2 } from '../libvirt/images.js';
 import { buildConfigDisk } from '../configdisk/image.js';
 import {
@@ -18,9 +17,7 @@ import {
   NotFoundError,
   NotRunningError,
   TimeoutError,
-  VmpError,
 } from '../util/errors.js';
-import { trace } from '../util/trace.js';
 import { renderImportDomainXml, vmConfigDiskFiles } from './artifacts.js';
 import type { LockingConfigStore } from './create.js';
 import {
@@ -37,15 +34,11 @@ import {
 } from './journal.js';
 import { AGENT_SECRET_SERVICE, PASSWORD_SERVICE } from './ports.js';
 import type { ConfigStore, DomainState, Hypervisor, SecretStore } from './ports.js';
-import { ensureTemplateUnused, resetAppVmRoot } from './templates.js';
+import { ensureTemplateUnused } from './templates.js';
 import { displayOwnerOption } from '../seamless/owner.js';
-import type { VolumeStore } from '../storage/volumes.js';
 import { abandonCreate, pathExists, type UndoStep } from './undo.js';
-import { ensureWakePipe, primeWake, wakeAgent } from './state.js';
 import { requireOurVm } from './inventory.js';
-import { checkNetworksForStart, type NetworkProbe } from './networks.js';
-import { networksOfDomainXml } from '../libvirt/networks.js';
-import { consoleLogPath, ensureLogDir, installLogDir } from '../install/logs.js';
+import { consoleLogPath, ensureLogDir } from '../install/logs.js';
 
 /**
  * VM lifecycle over the ports: every function takes the adapters it needs, so
@@ -55,121 +48,8 @@ import { consoleLogPath, ensureLogDir, installLogDir } from '../install/logs.js'
 
 export { listVms, ourDomains, requireOurVm, type VmSummary } from './inventory.js';
 
-export interface StartResult {
-  /** `spice://127.0.0.1:PORT`; undefined only if libvirt assigned no SPICE port. */
-  spiceUri: string | undefined;
-  alreadyRunning: boolean;
-  /** It came back from saved memory (and its agent was woken), not from a cold boot. */
-  resumed: boolean;
-  /** An app VM on a template whose root was kept at this cold start because it has snapshots. */
-  keptRootForSnapshots?: boolean;
-}
-
-export async function startVm(
-  hypervisor: Hypervisor,
-  name: string,
-  volumes?: VolumeStore,
-  networkProbe?: NetworkProbe,
-): Promise<StartResult> {
-  trace('start: libvirt open');
-  const description = await requireOurVm(hypervisor, name);
-  if (description.role === 'template') {
-    throw new InputError(
-      `'${name}' is a template: make app VMs from it (create --template ${name}), change it with template update ${name}`,
-    );
-  }
-  const { state } = await hypervisor.info(name);
-  const alreadyRunning = state !== 'shut off' && state !== 'crashed';
-  if (!alreadyRunning) {
-    const xml = await hypervisor.xml(name);
-    // Before anything is reset or started: libvirt would fail the start with its raw message.
-    await checkNetworksForStart(hypervisor.uri, name, networksOfDomainXml(xml), networkProbe);
-    await ensureConsoleLog(xml);
-  }
-  const resumed = !alreadyRunning && (await hypervisor.hasManagedSave(name));
-  let keptRootForSnapshots = false;
-  // A cold start of an app VM on a template begins from the template's disk again; a saved one resumes as it was.
-  // Its snapshots live inside the root overlay, so while it has any the root is kept (docs/snapshots.md).
-  if (!alreadyRunning && description.template && !resumed) {
-    keptRootForSnapshots = (await hypervisor.snapshotList(name)).length > 0;
-    if (!keptRootForSnapshots) {
-      if (!volumes)
-        throw new VmpError(`VM '${name}' is on a template: starting it needs the storage adapter`);
-      await resetAppVmRoot({ hypervisor, volumes }, description);
-    }
-  }
-  trace('start: checked');
-  if (!alreadyRunning) {
-    await ensureWakePipe(description);
-    // The agent's connection died with the QEMU process that was saved; tell it as it resumes, not at its
-    // next heartbeat: the byte waits in the FIFO for the restored guest (docs/protocol.md, "Resume").
-    const primed = resumed ? await primeWake(description) : undefined;
-    try {
-      trace('start: libvirt start called');
-      await hypervisor.start(name);
-      trace('start: libvirt start returned');
-    } finally {
-      await primed?.close().catch(() => undefined);
-    }
-    if (resumed && !primed) await wakeAgent(description);
-  }
-  return {
-    spiceUri: describeDomain(await hypervisor.xml(name)).spiceUri,
-    alreadyRunning,
-    resumed,
-    ...(keptRootForSnapshots ? { keptRootForSnapshots } : {}),
-  };
-}
-
-/**
- * The console log file (the domain's serial `<log file>`, under our state
- * directory) exists before virtlogd opens it: made by us, it is the user's
- * (mode 0600) and `logs --console` can read it even when a system virtlogd
- * appends to it; a missing directory would fail the start.
- */
-async function ensureConsoleLog(xml: string): Promise<void> {
-  const file = /<serial\b[\s\S]*?<log\b[^>]*\bfile=(['"])([^'"]+)\1[\s\S]*?<\/serial>/.exec(xml)?.[2];
-  if (file === undefined || path.resolve(path.dirname(file)) !== installLogDir()) return;
-  await ensureLogDir();
-  await (await fs.open(file, 'a', 0o600)).close();
-}
-
-/** A graphical session to show a viewer in: X11 or Wayland. */
-export function hasGraphicalSession(env: NodeJS.ProcessEnv = process.env): boolean {
-  return Boolean(env.DISPLAY || env.WAYLAND_DISPLAY);
-}
-
-/**
- * remote-viewer's arguments: the window title starts with `[NAME]`, as every
- * host window of the VM does (remote-viewer appends the monitor number,
- * `[NAME] (1)`); `--` keeps the URI from ever being read as an option.
- */
-export function viewerArgv(spiceUri: string, name: string): string[] {
-  return ['--title', `[${name}]`, '--', spiceUri];
-}
-
-/** Starts remote-viewer detached from us (it outlives the CLI); resolves with its pid once spawned. */
-export async function openViewer(
-  spiceUri: string,
-  name: string,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<number> {
-  const child = execa('remote-viewer', viewerArgv(spiceUri, name), {
-    env,
-    detached: true,
-    stdio: 'ignore',
-    reject: false,
-    cleanup: false,
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once('spawn', () => resolve());
-    child.once('error', reject);
-  });
-  child.unref();
-  // Spawned and detached: its later exit is its own business.
-  child.catch(() => undefined);
-  return child.pid!;
-}
+export { startVm, type StartResult } from './start.js';
+export { hasGraphicalSession, openViewer, viewerArgv } from './viewer.js';
 
 export async function waitForState(
   hypervisor: Hypervisor,

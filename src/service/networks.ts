@@ -1,5 +1,5 @@
 import { networkState, type NetworkState } from '../libvirt/networks.js';
-import { DEFAULT_MODE_NETWORK } from '../render/domain-xml.js';
+import { DEFAULT_MODE_NETWORK } from '../render/xml-names.js';
 import type { VmSpec } from '../spec/types.js';
 import { InputError, VmpError } from '../util/errors.js';
 

@@ -1,8 +1,7 @@
-import { execa } from 'execa';
 import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
-import { create } from 'xmlbuilder2';
 import { describeDomain, type DomainDescription } from '../libvirt/inspect.js';
+import { parseXmlObject } from '../libvirt/xml-object.js';
 import { AlreadyExistsError, HypervisorError, InputError, NotFoundError, VmpError } from '../util/errors.js';
 import { requireOurVm, savedStateBytes } from './inventory.js';
 import type { DomainState, Hypervisor } from './ports.js';
@@ -42,7 +41,9 @@ export async function ensureWakePipe(vm: Pick<DomainDescription, 'wakePipe'>): P
     const stat = await fs.lstat(file).catch(() => undefined);
     if (stat?.isFIFO()) continue;
     if (stat) throw new VmpError(`${file} should be the VM's wake FIFO but is another kind of file`);
-    // Node has no mkfifo(3); coreutils' does it without a shell.
+    // Node has no mkfifo(3); coreutils' does it without a shell. execa is loaded only here: a VM's FIFOs
+    // exist from its first start on, and `start` reaches libvirt's restore without loading it.
+    const { execa } = await import('execa');
     await execa('mkfifo', ['-m', '0600', file]);
   }
 }
@@ -185,7 +186,7 @@ const txt = (v: unknown): string =>
 
 /** `virsh snapshot-dumpxml` to SnapshotInfo. Pure. */
 export function parseSnapshotXml(xml: string): SnapshotInfo {
-  const root = ((create(xml).toObject() as XNode).domainsnapshot ?? {}) as XNode;
+  const root = ((parseXmlObject(xml) as XNode).domainsnapshot ?? {}) as XNode;
   const created = Number(txt(root.creationTime));
   const disks = arr(arr(root.disks)[0]?.disk)
     .filter((d) => d['@snapshot'] !== 'no')

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { create } from 'xmlbuilder2';
 import { VirshHypervisor, DEFAULT_TIMEOUTS, type Timeouts } from '../libvirt/virsh.js';
+import { parseXmlObject } from '../libvirt/xml-object.js';
 import { AlreadyExistsError, HypervisorError, InputError, NotFoundError } from '../util/errors.js';
 
 /**
@@ -55,7 +55,8 @@ const text = (value: unknown): string =>
       : '';
 
 export function parseVolumeXml(xml: string): VolumeInfo {
-  const volume = ((create(xml).toObject() as Node).volume ?? {}) as Node;
+  // The small reader, not a DOM library: `start` constructs this store, and loading one is start-up time.
+  const volume = ((parseXmlObject(xml) as Node).volume ?? {}) as Node;
   const target = (volume.target ?? {}) as Node;
   const permissions = (target.permissions ?? {}) as Node;
   const timestamps = (target.timestamps ?? {}) as Node;

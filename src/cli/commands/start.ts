@@ -1,6 +1,6 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { hasGraphicalSession, openViewer, startVm } from '../../service/lifecycle.js';
-import { showSeamless } from '../../seamless/launch.js';
+import { startVm } from '../../service/start.js';
+import { hasGraphicalSession, openViewer } from '../../service/viewer.js';
 import { FileConfigStore } from '../../spec/store.js';
 import { DEFAULT_DISPLAY, DEFAULT_LABEL } from '../../spec/validate.js';
 import { LibvirtVolumeStore } from '../../storage/volumes.js';
@@ -69,6 +69,8 @@ export const startCommand: CommandModule<object, StartArgs> = {
       if (seamless) {
         // SPICE stays available for console work; its URI is printed, no viewer opened.
         if (spiceUri) process.stdout.write(`${spiceUri}\n`);
+        // Loaded only for a seamless start (xpra's client and its checks).
+        const { showSeamless } = await import('../../seamless/launch.js');
         const shown = await showSeamless(hypervisor, name, spec?.label ?? DEFAULT_LABEL, {
           env: process.env,
           guestTimeoutMs: timeout * 1000,
