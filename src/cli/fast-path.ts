@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 // Static: loaded with this module, so `list --json` starts opening libvirt without waiting for another file.
-import { openEarly } from '../libvirt/early-open.js';
+import { dropEarlyProbe, openEarly, probeEarly } from '../libvirt/early-open.js';
 import { commands } from './commands/index.js';
 import { lookUpHelp, mayAskForHelp, yargsSpeaksEnglish, type HelpBook } from './help-book.js';
 
@@ -33,16 +33,21 @@ export async function fastPath(argv: readonly string[]): Promise<number | undefi
   if (!simple) return undefined;
   try {
     const entry = commands.find((c) => c.name === simple.command)!;
+    const connect = simple.args.connect as string | undefined;
     if (simple.command === 'list') {
       // libvirt opens (a test:/// file is parsed) on a libuv thread while the command's modules load.
-      openEarly(simple.args.connect as string | undefined);
+      openEarly(connect);
     }
+    // The daemon's probe runs as a process meanwhile (src/libvirt/early-open.ts).
+    probeEarly(connect);
     const module = await entry.load();
     await module.handler({ _: [simple.command], $0: 'vm-provisioner', ...simple.args });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     const { reportError } = await import('./run.js');
     return reportError(err);
+  } finally {
+    dropEarlyProbe();
   }
 }
 

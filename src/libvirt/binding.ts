@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { bindingPackageDir, type EarlyConnection } from './early-open.js';
+import { bindingPackageDir, takeEarlyProbe, type EarlyConnection } from './early-open.js';
 import { libvirtError } from './errors.js';
 import { loadAddon, type BindingConnection, type BindingDomain, type BindingModule } from './native-addon.js';
 import { DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
@@ -100,7 +100,7 @@ export class BindingHypervisor extends VirshHypervisor {
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
   ): Promise<BindingHypervisor> {
     const probe = new VirshHypervisor(uri, timeouts);
-    if (!uri.startsWith('test:///')) await probe.probe();
+    if (!uri.startsWith('test:///')) await probe.probe(takeEarlyProbe(uri));
     const native = new binding.Hypervisor({ uri });
     const hypervisor = new BindingHypervisor(uri, timeouts, native);
     // The daemon may stop answering between the probe and this: same short deadline.

@@ -1,7 +1,12 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { configDir, DEFAULTS_FILE_NAME } from '../util/paths.js';
 import { loadAddon, type BindingConnection } from './native-addon.js';
+
+/** The connection when neither --connect, LIBVIRT_DEFAULT_URI nor the defaults file names one. */
+export const DEFAULT_URI = 'qemu:///system';
 
 /**
  * A binding connection opened before the modules that use it are loaded.
@@ -91,4 +96,96 @@ export function bindingPackageDir(from: string = import.meta.url): string {
     if (parent === dir) throw new Error('@unraid/libvirt is not installed');
     dir = parent;
   }
+}
+
+/**
+ * `virsh uri` against the daemon, started before the command's modules load:
+ * the probe openHypervisor runs before it opens a daemon connection
+ * (VirshHypervisor.probe: a killable process, so a hung daemon fails the
+ * command at the connect deadline instead of hanging a libuv thread). `start
+ * NAME` and `list --json` start it first thing (src/cli/fast-path.ts), and
+ * load the binding's addon (libvirt itself, about 9 ms) while it runs; the
+ * probe's 15-20 ms then pass while Node loads the modules instead of after.
+ * The adopter judges its outcome exactly as the probe's own (same deadline,
+ * same errors).
+ *
+ * Only the local daemons, named by --connect or LIBVIRT_DEFAULT_URI, or the
+ * built-in default when no defaults file exists (one could name another
+ * connection: reading it needs the TOML parser, which is what loads later);
+ * with a libvirt setting in the environment (VMP_LIBVIRT_BACKEND,
+ * VMP_LIBVIRT_CONNECT_TIMEOUT_MS) nothing starts early. Anything else probes as before.
+ */
+export interface EarlyProbe {
+  uri: string;
+  /** How the probe ended: its exit status and stderr, or the error spawning it. */
+  done: Promise<ProbeEnd>;
+  kill(): void;
+}
+
+export interface ProbeEnd {
+  code: number | null;
+  stderr: string;
+  error?: NodeJS.ErrnoException;
+}
+
+/** The URIs probed early: a strict subset of what validateConnectUri accepts (a unit test checks). */
+export const EARLY_PROBE_URI = /^qemu:\/\/\/(system|session)$/;
+
+/** What the probe's stderr is kept of: a libvirt error is one or two lines. */
+const MAX_PROBE_STDERR = 4096;
+
+let pendingProbe: EarlyProbe | undefined;
+
+/** The URI to probe early, or undefined when this line should probe as usual. */
+export function earlyProbeUri(connect: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  if (SETTINGS_CHECKED_FIRST.some((name) => env[name] !== undefined)) return undefined;
+  let uri = connect ?? env.LIBVIRT_DEFAULT_URI;
+  if (uri === undefined) {
+    if (fs.existsSync(path.join(configDir(), DEFAULTS_FILE_NAME))) return undefined;
+    uri = DEFAULT_URI;
+  }
+  return EARLY_PROBE_URI.test(uri) ? uri : undefined;
+}
+
+/** Starts the probe (and loads the addon) when earlyProbeUri allows it; does nothing otherwise. */
+export function probeEarly(connect: string | undefined, env: NodeJS.ProcessEnv = process.env): void {
+  const uri = earlyProbeUri(connect, env);
+  if (uri === undefined || pendingProbe) return;
+  pendingProbe = startProbe(uri, env);
+  try {
+    loadAddon(bindingPackageDir());
+  } catch {
+    // Not installed or not built: openHypervisor finds that out as before.
+  }
+}
+
+/** `virsh uri` for `uri`, with VirshHypervisor.virsh's arguments and environment (no shell). */
+export function startProbe(uri: string, env: NodeJS.ProcessEnv = process.env): EarlyProbe {
+  const child = spawn('virsh', ['--connect', uri, '--quiet', 'uri'], {
+    env: { ...env, LC_ALL: 'C' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    if (stderr.length < MAX_PROBE_STDERR) stderr += chunk.slice(0, MAX_PROBE_STDERR - stderr.length);
+  });
+  const done = new Promise<ProbeEnd>((resolve) => {
+    child.once('error', (error: NodeJS.ErrnoException) => resolve({ code: null, stderr, error }));
+    child.once('close', (code) => resolve({ code, stderr }));
+  });
+  return { uri, done, kill: () => child.kill('SIGKILL') };
+}
+
+/** The probe started early for this URI, handed over once; undefined when there is none. */
+export function takeEarlyProbe(uri: string): EarlyProbe | undefined {
+  if (pendingProbe?.uri !== uri) return undefined;
+  const taken = pendingProbe;
+  pendingProbe = undefined;
+  return taken;
+}
+
+/** A probe nobody took (the command ended first, e.g. on bad input) is killed: nothing waits on it. */
+export function dropEarlyProbe(): void {
+  pendingProbe?.kill();
+  pendingProbe = undefined;
 }

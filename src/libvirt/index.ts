@@ -2,7 +2,7 @@ import type { Hypervisor } from '../service/ports.js';
 import { validateConnectUri } from '../spec/validate.js';
 import { InputError } from '../util/errors.js';
 import { BindingHypervisor, loadBinding } from './binding.js';
-import { takeEarlyConnection } from './early-open.js';
+import { DEFAULT_URI, takeEarlyConnection, takeEarlyProbe } from './early-open.js';
 import { connectTimeoutFromEnv, DEFAULT_TIMEOUTS, VirshHypervisor, type Timeouts } from './virsh.js';
 
 export { describeDomain, type DomainDescription, type DomainDisk } from './inspect.js';
@@ -14,7 +14,7 @@ export {
   type Timeouts,
 } from './virsh.js';
 
-export const DEFAULT_URI = 'qemu:///system';
+export { DEFAULT_URI } from './early-open.js';
 
 /** Where the connection URI came from, as the plan shows it. */
 export type UriSource = '--connect' | 'LIBVIRT_DEFAULT_URI' | 'defaults file' | 'built-in default';
@@ -84,6 +84,6 @@ export async function openHypervisor(options: OpenOptions = {}): Promise<Hypervi
     }
   }
   const hypervisor = new VirshHypervisor(uri, timeouts);
-  await hypervisor.probe();
+  await hypervisor.probe(takeEarlyProbe(uri));
   return hypervisor;
 }

@@ -12,6 +12,7 @@ import type {
 } from '../service/ports.js';
 import { InputError, NotFoundError, ServiceUnavailableError, TimeoutError } from '../util/errors.js';
 import { mapPooled } from '../util/pool.js';
+import type { EarlyProbe } from './early-open.js';
 import { libvirtError, virshMessage } from './errors.js';
 
 /** Deadlines per kind of call; saving memory to disk is the slow one. */
@@ -170,12 +171,36 @@ export class VirshHypervisor implements Hypervisor {
    * dead socket fails at once, a daemon that accepts and never answers at the
    * connect deadline, whatever the call deadline is.
    */
-  async probe(): Promise<void> {
+  async probe(early?: EarlyProbe): Promise<void> {
     const timeout = this.connectTimeout;
-    await this.virsh(`connect to ${this.uri}`, ['uri'], {
-      timeout,
-      timeoutMessage: connectTimeoutMessage(timeout),
-    });
+    if (!early) {
+      await this.virsh(`connect to ${this.uri}`, ['uri'], {
+        timeout,
+        timeoutMessage: connectTimeoutMessage(timeout),
+      });
+      return;
+    }
+    // Started before the command's modules loaded (src/libvirt/early-open.ts): judged as virsh() would.
+    const operation = `connect to ${this.uri}`;
+    let timer: NodeJS.Timeout | undefined;
+    const end = await Promise.race([
+      early.done,
+      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeout))),
+    ]);
+    clearTimeout(timer);
+    if (end === undefined) {
+      early.kill();
+      throw new TimeoutError(`${operation}: ${connectTimeoutMessage(timeout)}`);
+    }
+    if (end.error?.code === 'ENOENT') {
+      throw new ServiceUnavailableError(`${operation}: virsh is not installed (package libvirt-clients)`, {
+        cause: end.error,
+      });
+    }
+    if (end.error) throw libvirtError(operation, end.error.message, end.error);
+    if (end.code !== 0) {
+      throw libvirtError(operation, virshMessage(end.stderr || `virsh exited with status ${end.code}`));
+    }
   }
 
   async listDomains(): Promise<string[]> {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { InputError } from '../util/errors.js';
 import { FileTooLargeError, NotRegularFileError, readRegularFileBounded } from '../util/bounded-read.js';
-import { configDir } from '../util/paths.js';
+import { configDir, DEFAULTS_FILE_NAME } from '../util/paths.js';
 import { at, describeSource, type KeyDef, parseKeyedToml, TOML_KEYS } from './toml.js';
 import type { VmSpec } from './types.js';
 import {
@@ -24,7 +24,7 @@ import {
  * (RESERVED_VM_NAMES) and the store never lists the file as a VM.
  */
 
-export const DEFAULTS_FILE_NAME = 'defaults.toml';
+export { DEFAULTS_FILE_NAME } from '../util/paths.js';
 
 /** The per-VM keys a defaults file may set: the settings a user plausibly wants for every new VM. */
 export const DEFAULTS_SPEC_KEYS = [

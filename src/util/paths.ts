@@ -11,6 +11,9 @@ function xdg(envVar: string, fallback: string[]): string {
 
 export const APP_DIR_NAME = 'vm-provisioner';
 
+/** The user's defaults file, beside the VMs' config files (src/spec/defaults-file.ts reads it). */
+export const DEFAULTS_FILE_NAME = 'defaults.toml';
+
 /** $XDG_CONFIG_HOME itself (default ~/.config): systemd's user units live under it too. */
 export function xdgConfigHome(): string {
   return xdg('XDG_CONFIG_HOME', ['.config']);

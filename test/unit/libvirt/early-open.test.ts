@@ -4,7 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import fc from 'fast-check';
-import { bindingPackageDir, EARLY_URI, earlyUri } from '../../../src/libvirt/early-open.js';
+import {
+  bindingPackageDir,
+  EARLY_PROBE_URI,
+  EARLY_URI,
+  earlyProbeUri,
+  earlyUri,
+} from '../../../src/libvirt/early-open.js';
 import { resolveConnection } from '../../../src/libvirt/index.js';
 import { validateConnectUri } from '../../../src/spec/validate.js';
 
@@ -58,6 +64,77 @@ describe('earlyUri', () => {
         expect(validateConnectUri(`test:///${tail}`)).toBe(`test:///${tail}`);
       }),
     );
+  });
+});
+
+/**
+ * Which `start` and `list --json` lines start the daemon's probe before loading the command: the
+ * local daemons only, chosen as resolveConnection chooses, never when the defaults file could name
+ * another connection or a libvirt setting is in the environment.
+ */
+describe('earlyProbeUri', () => {
+  let config: string;
+  let env: NodeJS.ProcessEnv;
+  const saved = process.env.XDG_CONFIG_HOME;
+  beforeEach(() => {
+    config = fs.mkdtempSync(path.join(os.tmpdir(), 'vmp-t-probe-'));
+    // configDir() reads the process's own XDG_CONFIG_HOME.
+    process.env.XDG_CONFIG_HOME = config;
+    env = {};
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.XDG_CONFIG_HOME;
+    else process.env.XDG_CONFIG_HOME = saved;
+    fs.rmSync(config, { recursive: true, force: true });
+  });
+
+  test('--connect, else LIBVIRT_DEFAULT_URI, else the built-in default: as resolveConnection picks', () => {
+    const cases: Array<[string | undefined, NodeJS.ProcessEnv]> = [
+      ['qemu:///system', {}],
+      ['qemu:///session', { LIBVIRT_DEFAULT_URI: 'qemu:///system' }],
+      [undefined, { LIBVIRT_DEFAULT_URI: 'qemu:///session' }],
+      [undefined, {}],
+    ];
+    for (const [connect, given] of cases) {
+      expect(earlyProbeUri(connect, given)).toBe(resolveConnection(connect, given).uri);
+    }
+    expect(earlyProbeUri(undefined, env)).toBe('qemu:///system');
+  });
+
+  test('nothing early when the defaults file exists: it may name another connection', () => {
+    fs.mkdirSync(path.join(config, 'vm-provisioner'));
+    fs.writeFileSync(path.join(config, 'vm-provisioner', 'defaults.toml'), 'connect = "qemu:///session"\n');
+    expect(earlyProbeUri(undefined, env)).toBeUndefined();
+    // A URI given on the line or in the environment decides before the file.
+    expect(earlyProbeUri('qemu:///system', env)).toBe('qemu:///system');
+  });
+
+  test('nothing early for remote or test URIs, odd spellings, or settings openHypervisor checks first', () => {
+    for (const uri of [
+      'qemu+ssh://host/system',
+      'qemu:///system?socket=/tmp/x.sock',
+      'qemu+unix:///system',
+      'test:///default',
+      'qemu:///System',
+      'qemu:///system ',
+      '',
+    ]) {
+      expect(earlyProbeUri(uri, env)).toBeUndefined();
+    }
+    expect(earlyProbeUri(undefined, { LIBVIRT_DEFAULT_URI: 'qemu+ssh://host/system' })).toBeUndefined();
+    expect(earlyProbeUri('qemu:///system', { VMP_LIBVIRT_BACKEND: 'virsh' })).toBeUndefined();
+    expect(earlyProbeUri('qemu:///system', { VMP_LIBVIRT_CONNECT_TIMEOUT_MS: '900' })).toBeUndefined();
+  });
+
+  test('every URI probed early is one validateConnectUri accepts', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 40 }), (tail) => {
+        const uri = `qemu:///${tail}`;
+        if (EARLY_PROBE_URI.test(uri)) expect(validateConnectUri(uri)).toBe(uri);
+      }),
+      { numRuns: 2000 },
+    );
+    for (const uri of ['qemu:///system', 'qemu:///session']) expect(validateConnectUri(uri)).toBe(uri);
   });
 });
 
