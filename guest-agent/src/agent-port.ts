@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import net from 'node:net';
+import type { PreparedResume } from '../../src/protocol/index.js';
 
 /**
  * The agent's end of its virtio-serial link to the proxy (docs/protocol.md,
@@ -68,13 +69,18 @@ function adopt(file: string, fd: number): net.Socket {
   return new net.Socket({ handle, readable: true, writable: true } as unknown as net.SocketConstructorOpts);
 }
 
+/** What a resume wrote first on the port, for the handshake that follows to go on from. */
+export type SentOpening = { kind: 'hello'; nonce: Buffer } | { kind: 'resume'; resume: PreparedResume };
+
 /** The port, opened on first use and kept open until it fails. */
 export class AgentPort {
   private socket: net.Socket | undefined;
   /** The next HELLO, encoded while idle (prepareHello). */
   private prepared: { frame: Buffer; nonce: Buffer } | undefined;
-  /** A HELLO already written (sendPreparedHello), and on which socket. */
-  private sent: { socket: net.Socket; nonce: Buffer } | undefined;
+  /** The next RESUME, made while idle from the proxy's latest ticket (prepareResume). */
+  private preparedResume: PreparedResume | undefined;
+  /** What sendOpening wrote, and on which socket. */
+  private sent: { socket: net.Socket; opening: SentOpening } | undefined;
 
   constructor(private readonly file: string = AGENT_PORT) {}
 
@@ -101,24 +107,38 @@ export class AgentPort {
     this.prepared = { frame: encode(nonce), nonce };
   }
 
+  /** Keeps the next session's RESUME (prepareResume's), replacing an older one: each ticket is good once. */
+  keepResume(resume: PreparedResume | undefined): void {
+    this.preparedResume = resume;
+  }
+
   /**
-   * Writes the prepared HELLO at once on the open port (the VM has just resumed: see GuestAgent's
-   * onResume). False when there is none or the port is not open; the handshake then sends its own.
+   * The VM has just resumed (GuestAgent's onResume): writes at once, on the open port, the RESUME made
+   * ahead with `windowList()` behind it in the same write, or else the HELLO made ahead (docs/protocol.md,
+   * "Resume"). False when there is neither or the port is not open; the handshake then sends its own HELLO.
    */
-  sendPreparedHello(): boolean {
+  sendOpening(windowList: () => Buffer): boolean {
     const socket = this.socket;
+    if (!socket || socket.destroyed) return false;
+    const resume = this.preparedResume;
+    if (resume) {
+      this.preparedResume = undefined;
+      socket.write(Buffer.concat([resume.frame, windowList()]));
+      this.sent = { socket, opening: { kind: 'resume', resume } };
+      return true;
+    }
     const prepared = this.prepared;
-    if (!socket || socket.destroyed || !prepared) return false;
+    if (!prepared) return false;
     this.prepared = undefined;
     socket.write(prepared.frame);
-    this.sent = { socket, nonce: prepared.nonce };
+    this.sent = { socket, opening: { kind: 'hello', nonce: prepared.nonce } };
     return true;
   }
 
-  /** The nonce of the HELLO sendPreparedHello wrote, if it went out on `socket`; once. */
-  takeSentHello(socket: net.Socket): Buffer | undefined {
+  /** What sendOpening wrote, if it went out on `socket`; once. */
+  takeSentOpening(socket: net.Socket): SentOpening | undefined {
     const sent = this.sent;
     this.sent = undefined;
-    return sent && sent.socket === socket ? sent.nonce : undefined;
+    return sent && sent.socket === socket ? sent.opening : undefined;
   }
 }

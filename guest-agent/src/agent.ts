@@ -81,8 +81,10 @@ export interface AgentOptions {
    */
   singleLink?: boolean;
   /**
-   * Called first on a resume with a session up (singleLink), once that session has let go of the link:
-   * the agent's port writes the HELLO it prepared, before any other code runs (docs/protocol.md, "Resume").
+   * Called first on a resume with a session up (singleLink), before any other code runs, that session's
+   * teardown included: the agent's port writes the RESUME (or HELLO) it prepared (docs/protocol.md,
+   * "Resume"). The old session lets go of the link in the same turn of the event loop, so the proxy's
+   * answer reaches the new one.
    */
   onResume?: () => void;
   backoff?: Backoff;
@@ -142,13 +144,16 @@ export class GuestAgent {
    */
   reconnectNow(reason: string): void {
     if (this.stopped) return;
+    const onLink = this.opts.singleLink === true && this.link !== null && this.early === null;
+    // After a restore every step here is guest code translated anew (tens of ms under emulation): what the
+    // port prepared goes first, and the rest runs while it travels.
+    if (onLink) this.opts.onResume?.();
     this.hold(`${reason}: reconnecting now`);
     this.immediate = true;
-    if (this.opts.singleLink && this.link && !this.early) {
+    if (onLink && this.link) {
       // The new handshake starts here, before the old session's teardown (serve's finally, the loop coming
-      // round) has run: after a restore each of those steps is guest code running for the first time.
+      // round) has run.
       this.link.close();
-      this.opts.onResume?.();
       const early = this.opts.connect();
       early.catch(() => undefined);
       this.early = early;

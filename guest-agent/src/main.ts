@@ -16,7 +16,7 @@ import { X11Clipboard } from './clipboard.js';
 import { ConfigError, loadAgentConfig, readSecret } from './config.js';
 import { SessionExec } from './exec.js';
 import { defaultFileLocations } from './files.js';
-import { connectProxyLink, portThenTcp } from './proxy-link.js';
+import { connectProxyLink, portThenTcp, windowListFrame } from './proxy-link.js';
 import { AGENT_VERSION } from './version.js';
 import { WindowTracker } from './window-tracker.js';
 import { applyIdentity, awaitIdentity, CLONE_BACKOFF } from './identity.js';
@@ -79,9 +79,11 @@ async function main(): Promise<number> {
   const key = secret!;
   // A VM made for a libvirt on its host has the port; one made before, or on a remote host, uses TCP.
   const serialPort = agentPortPresent() ? new AgentPort(AGENT_PORT) : undefined;
+  const listFrame = serialPort ? windowListFrame(tracker) : undefined;
   const agent = new GuestAgent({
     singleLink: serialPort !== undefined,
-    ...(serialPort ? { onResume: () => void serialPort.sendPreparedHello() } : {}),
+    // The window list goes behind a RESUME in the same write: nothing has changed since the VM was saved.
+    ...(serialPort && listFrame ? { onResume: () => void serialPort.sendOpening(listFrame) } : {}),
     ...(cfg.awaitIdentity ? { backoff: new Backoff(CLONE_BACKOFF) } : {}),
     tracker,
     clipboard,

@@ -1,7 +1,9 @@
 import {
   AgentClient,
   encodeHello,
+  encodeMessage,
   newNonce,
+  prepareResume,
   ClipboardStatus,
   ErrorCode,
   EXEC_EXITED_MIN_VERSION,
@@ -25,7 +27,7 @@ import type {
   ExecResultStatus,
 } from './agent.js';
 import type { AgentPort } from './agent-port.js';
-import type { WindowInfo } from './window-tracker.js';
+import type { WindowInfo, WindowTracker } from './window-tracker.js';
 
 /**
  * An `AgentLink` over the window protocol (docs/protocol.md): window events
@@ -60,13 +62,19 @@ const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 export async function connectProxyLink(opts: ProxyLinkOptions): Promise<AgentLink> {
   const port = opts.serialPort;
   const socket = port ? await port.get() : undefined;
-  const helloSent = port && socket ? port.takeSentHello(socket) : undefined;
+  const opening = port && socket ? port.takeSentOpening(socket) : undefined;
+  const sent =
+    opening?.kind === 'hello'
+      ? { helloSent: opening.nonce }
+      : opening?.kind === 'resume'
+        ? { resumeSent: opening.resume }
+        : {};
   const where = port?.path ?? `${opts.host}:${opts.port}`;
   const agentVersion = clip(opts.agentVersion, MAX_AGENT_VERSION_BYTES);
   const client = await AgentClient.connect({
     host: opts.host,
     port: opts.port,
-    ...(socket ? { open: () => socket, keepOpen: true, where, ...(helloSent ? { helloSent } : {}) } : {}),
+    ...(socket ? { open: () => socket, keepOpen: true, where, ...sent } : {}),
     vmName: opts.vmName,
     secret: opts.secret,
     agentVersion,
@@ -75,6 +83,13 @@ export async function connectProxyLink(opts: ProxyLinkOptions): Promise<AgentLin
   // The next session's HELLO, made while idle: a resume then sends it before anything else runs.
   if (port) {
     setImmediate(() => port.prepareHello(newNonce(), (n) => encodeHello(opts.vmName, agentVersion, n)));
+    // And its RESUME, from each ticket the proxy sends (docs/protocol.md, "Resume"): its MACs are
+    // computed here, while idle, so the way back from a resume computes none. Only a port resumes:
+    // the frames it writes behind the RESUME go to the host before the proxy has proven itself.
+    port.keepResume(undefined);
+    client.on('ticket', (ticket) =>
+      port.keepResume(prepareResume(opts.vmName, agentVersion, opts.secret, client.version, ticket)),
+    );
   }
   return new ProxyLink(client, opts.log ?? (() => undefined), where);
 }
@@ -213,6 +228,35 @@ const STATUS_CODES: Record<ClipboardResultStatus, number> = {
   'too-large': ClipboardStatus.TOO_LARGE,
   failed: ClipboardStatus.FAILED,
 };
+
+/**
+ * The window list as a resume sends it behind its RESUME (docs/protocol.md, "Resume"), encoded while the
+ * agent is idle and again after every change: after a restore, encoding it would be guest code running
+ * for the first time under emulation, between the VM's wake and its window list reaching the host.
+ */
+export function windowListFrame(
+  tracker: Pick<WindowTracker, 'windows' | 'focusedWindow' | 'onWindowEvent'>,
+): () => Buffer {
+  const encode = (): Buffer =>
+    Buffer.concat(
+      toWire({ type: 'window-list', windows: tracker.windows(), focused: tracker.focusedWindow() }).map(
+        encodeMessage,
+      ),
+    );
+  let frame: Buffer | undefined = encode();
+  let queued = false;
+  tracker.onWindowEvent(() => {
+    frame = undefined;
+    if (queued) return;
+    queued = true;
+    // A burst of events is encoded once, after it.
+    setImmediate(() => {
+      queued = false;
+      frame = encode();
+    });
+  });
+  return () => (frame ??= encode());
+}
 
 /** Maps what the agent says to protocol messages, clipping strings to the protocol's limits. */
 export function toWire(out: AgentOutbound): Message[] {

@@ -1,10 +1,18 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
 import { computeAuthMac, takeNonce, verifyAuthMac, type AuthContext } from './auth.js';
 import { encodeMessage, ProtocolError, type DecodeResult } from './codec.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { heartbeatSchedule } from './heartbeat.js';
-import { ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Message } from './messages.js';
+import {
+  ErrorCode,
+  MAC_BYTES,
+  MIN_PROTOCOL_VERSION,
+  PROTOCOL_VERSION,
+  RESUME_MIN_VERSION,
+  type Message,
+} from './messages.js';
 
 /**
  * The agent's side of a connection: connect, handshake (verifying the proxy
@@ -31,6 +39,12 @@ export interface AgentClientOptions {
    * the moment it learned its VM resumed; the handshake goes on from there.
    */
   helloSent?: Buffer;
+  /**
+   * With `open`: a RESUME already written on the link (prepareResume), the agent's window list behind it.
+   * The proxy answers WELCOME when it takes the ticket, else CHALLENGE, and the handshake goes on as after
+   * a HELLO (docs/protocol.md, "Resume").
+   */
+  resumeSent?: PreparedResume;
   /** How the link is named in messages (default host:port). */
   where?: string;
   vmName: string;
@@ -55,11 +69,49 @@ export function encodeHello(vmName: string, agentVersion: string, agentNonce: Bu
   });
 }
 
+/**
+ * A RESUME made ahead from the proxy's latest ticket (docs/protocol.md, "Resume"), with everything the
+ * handshake needs after it: made while the agent is idle, so that a resume computes nothing.
+ */
+export interface PreparedResume {
+  /** The RESUME frame. */
+  frame: Buffer;
+  agentNonce: Buffer;
+  /** The version of the session that received the ticket: the resumed session speaks it. */
+  version: number;
+  /** The proxy's MAC a WELCOME must carry for this RESUME. */
+  expectedWelcome: Buffer;
+}
+
+/** The RESUME for `ticket`, received on a session of `version`, with a fresh nonce. */
+export function prepareResume(
+  vmName: string,
+  agentVersion: string,
+  secret: Buffer,
+  version: number,
+  ticket: Buffer,
+  agentNonce: Buffer = takeNonce(),
+): PreparedResume {
+  const ctx: AuthContext = { vmName, version, agentNonce, proxyNonce: ticket };
+  const frame = encodeMessage({
+    type: 'resume',
+    minVersion: MIN_PROTOCOL_VERSION,
+    maxVersion: PROTOCOL_VERSION,
+    vmName,
+    agentVersion,
+    agentNonce,
+    mac: computeAuthMac(secret, 'agent-resume', ctx),
+  });
+  return { frame, agentNonce, version, expectedWelcome: computeAuthMac(secret, 'proxy-resume', ctx) };
+}
+
 /** What a proxy's previous session on an opened link can have left unread: heartbeats, a request or two. */
 const MAX_SKIPPED_BEFORE_CHALLENGE = 64;
 
 export interface AgentClientEvents {
   message: [Message];
+  /** A TICKET: the proxy's nonce for the next session's RESUME (version 4 on). */
+  ticket: [Buffer];
   close: [string];
 }
 
@@ -116,7 +168,8 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       }
       if (!options.open) socket.setNoDelay(true);
       const decoder = new FrameDecoder();
-      const agentNonce = (options.open && options.helloSent) || takeNonce();
+      const resumed = options.open ? options.resumeSent : undefined;
+      const agentNonce = resumed?.agentNonce ?? ((options.open && options.helloSent) || takeNonce());
       let ctx: AuthContext | undefined;
       let done = false;
       let skipped = 0;
@@ -145,9 +198,42 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
           if (m.type === 'error') return finish(new ProtocolError(`proxy refused: ${m.message}`, m.code));
           // An opened link (a virtio-serial port) may hold what the proxy sent its previous session
           // before the agent let go of the port: a heartbeat, a request. Whole frames, a few, skipped.
-          if (!ctx && m.type !== 'challenge' && options.open && skipped < MAX_SKIPPED_BEFORE_CHALLENGE) {
+          if (
+            !ctx &&
+            m.type !== 'challenge' &&
+            !(resumed && m.type === 'welcome') &&
+            options.open &&
+            skipped < MAX_SKIPPED_BEFORE_CHALLENGE
+          ) {
             skipped++;
             continue;
+          }
+          if (!ctx && resumed && m.type === 'welcome') {
+            // The proxy took the ticket: its proof was computed with the RESUME, so checking it computes nothing.
+            if (m.mac.length !== MAC_BYTES || !timingSafeEqual(m.mac, resumed.expectedWelcome)) {
+              socket.write(
+                encodeMessage({
+                  type: 'error',
+                  code: ErrorCode.AUTH_FAILED,
+                  message: 'proxy failed to authenticate',
+                }),
+              );
+              return finish(
+                new ProtocolError('the proxy did not prove it knows the secret', ErrorCode.AUTH_FAILED),
+              );
+            }
+            const client = new AgentClient(
+              socket,
+              decoder,
+              resumed.version,
+              m.heartbeatIntervalMs,
+              options.heartbeats ?? true,
+              options.keepOpen ? 'detach' : 'destroy',
+            );
+            finish(undefined, client);
+            const rest = results.slice(i + 1);
+            if (rest.length > 0) setImmediate(() => client.handle(rest));
+            return;
           }
           if (!ctx && m.type === 'challenge') {
             if (m.version < MIN_PROTOCOL_VERSION || m.version > PROTOCOL_VERSION) {
@@ -200,7 +286,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         socket.write(encodeHello(options.vmName, options.agentVersion ?? '', agentNonce));
       };
       if (options.open) {
-        if (!options.helloSent) hello();
+        if (!options.helloSent && !resumed) hello();
         // A link handed over from an earlier session was paused between the two (see close).
         socket.resume();
       } else socket.once('connect', hello);
@@ -214,7 +300,9 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       if (!r.ok) return this.fail(r.error.code, `malformed frame from the proxy: ${r.error.message}`);
       if (r.message.type === 'error')
         return this.close(`proxy error ${r.message.code}: ${r.message.message}`);
-      if (r.message.type !== 'heartbeat') this.emit('message', r.message);
+      if (r.message.type === 'ticket') {
+        if (this.version >= RESUME_MIN_VERSION) this.emit('ticket', r.message.ticket);
+      } else if (r.message.type !== 'heartbeat') this.emit('message', r.message);
     }
   }
 

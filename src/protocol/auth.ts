@@ -13,7 +13,11 @@ export const AUTH_LABEL = 'vm-provisioner-agent-auth';
 export const AGENT_SECRET_BYTES = 32;
 const SECRET_HEX = /^[0-9a-f]{64}$/;
 
-export type AuthRole = 'agent' | 'proxy';
+/**
+ * Who a tag proves: an agent (AUTH) or the proxy (WELCOME) after a CHALLENGE, or the same after a RESUME,
+ * where the proxy's nonce is the ticket it issued earlier; each its own label, so no tag serves as another.
+ */
+export type AuthRole = 'agent' | 'proxy' | 'agent-resume' | 'proxy-resume';
 
 export interface AuthContext {
   vmName: string;

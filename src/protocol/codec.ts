@@ -333,6 +333,8 @@ export function encodeMessage(message: Message): Buffer {
   if (code === undefined) throw new ProtocolError(`unknown message type ${JSON.stringify(message.type)}`);
   switch (message.type) {
     case 'hello':
+    case 'resume':
+      // RESUME is HELLO's fields and a MAC (docs/protocol.md, "Resume").
       checkVmName(message.vmName);
       w.u32(HELLO_MAGIC, 'magic');
       w.u16(message.minVersion, 'minVersion');
@@ -341,6 +343,10 @@ export function encodeMessage(message: Message): Buffer {
       w.string(message.vmName, MAX_VM_NAME_BYTES, 'vmName');
       w.string(message.agentVersion, MAX_AGENT_VERSION_BYTES, 'agentVersion');
       w.fixed(message.agentNonce, NONCE_BYTES, 'agentNonce');
+      if (message.type === 'resume') w.fixed(message.mac, MAC_BYTES, 'mac');
+      break;
+    case 'ticket':
+      w.fixed(message.ticket, NONCE_BYTES, 'ticket');
       break;
     case 'challenge':
       w.u16(message.version, 'version');
@@ -487,24 +493,31 @@ export function decodePayload(code: number, payload: Buffer): Message {
   const r = new Reader(payload, name);
   let message: Message;
   switch (code) {
-    case MessageType.HELLO: {
+    case MessageType.HELLO:
+    case MessageType.RESUME: {
       const magic = r.u32('magic');
       if (magic !== HELLO_MAGIC) throw new BadMagicError();
       const minVersion = r.u16('minVersion');
       const maxVersion = r.u16('maxVersion');
-      if (minVersion > maxVersion) throw new ProtocolError('hello: minVersion is above maxVersion');
+      if (minVersion > maxVersion) throw new ProtocolError(`${name}: minVersion is above maxVersion`);
       const vmName = r.string(MAX_VM_NAME_BYTES, 'vmName');
       checkVmName(vmName);
-      message = {
-        type: 'hello',
+      const hello = {
         minVersion,
         maxVersion,
         vmName,
         agentVersion: r.string(MAX_AGENT_VERSION_BYTES, 'agentVersion'),
         agentNonce: r.fixed(NONCE_BYTES, 'agentNonce'),
       };
+      message =
+        code === MessageType.HELLO
+          ? { type: 'hello', ...hello }
+          : { type: 'resume', ...hello, mac: r.fixed(MAC_BYTES, 'mac') };
       break;
     }
+    case MessageType.TICKET:
+      message = { type: 'ticket', ticket: r.fixed(NONCE_BYTES, 'ticket') };
+      break;
     case MessageType.CHALLENGE:
       message = {
         type: 'challenge',

@@ -18,4 +18,11 @@ export {
 export { FrameDecoder } from './frame-decoder.js';
 export { heartbeatSchedule, type HeartbeatSchedule } from './heartbeat.js';
 export * from './auth.js';
-export { AgentClient, encodeHello, type AgentClientOptions, type AgentClientEvents } from './agent-client.js';
+export {
+  AgentClient,
+  encodeHello,
+  prepareResume,
+  type AgentClientOptions,
+  type AgentClientEvents,
+  type PreparedResume,
+} from './agent-client.js';

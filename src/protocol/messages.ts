@@ -7,7 +7,7 @@
  */
 
 /** Highest protocol version this code speaks, and the lowest it still accepts. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 export const MIN_PROTOCOL_VERSION = 1;
 /** The first version with EXEC and EXEC_RESULT (version 1 is the same protocol without them). */
 export const EXEC_MIN_VERSION = 2;
@@ -15,6 +15,8 @@ export const EXEC_MIN_VERSION = 2;
 export const FILE_MIN_VERSION = 3;
 /** The first version with EXEC_EXITED: the agent tells when a command it started has exited. */
 export const EXEC_EXITED_MIN_VERSION = 3;
+/** The first version with TICKET and RESUME: an agent comes back from a resume without a challenge. */
+export const RESUME_MIN_VERSION = 4;
 
 /** The TCP port agents connect to on the host. */
 export const DEFAULT_PROXY_PORT = 9999;
@@ -76,6 +78,8 @@ export const MessageType = {
   WELCOME: 0x04,
   ERROR: 0x05,
   HEARTBEAT: 0x06,
+  TICKET: 0x07,
+  RESUME: 0x08,
   WINDOW_CREATED: 0x10,
   WINDOW_DESTROYED: 0x11,
   WINDOW_MOVED: 0x12,
@@ -203,6 +207,24 @@ export interface WelcomeMessage {
   mac: Buffer;
   /** How often each side sends HEARTBEAT; silence for 3 intervals closes the connection. */
   heartbeatIntervalMs: number;
+}
+/** The proxy's nonce for the agent's next session, sent after WELCOME (version 4 on); good for one RESUME. */
+export interface TicketMessage {
+  type: 'ticket';
+  ticket: Buffer;
+}
+/**
+ * A HELLO and its proof in one frame, from an agent holding a ticket (version 4 on): the MAC covers the
+ * ticket in place of a CHALLENGE's nonce, at the version of the session that issued it.
+ */
+export interface ResumeMessage {
+  type: 'resume';
+  minVersion: number;
+  maxVersion: number;
+  vmName: string;
+  agentVersion: string;
+  agentNonce: Buffer;
+  mac: Buffer;
 }
 export interface ErrorMessage {
   type: 'error';
@@ -354,6 +376,8 @@ export type Message =
   | WelcomeMessage
   | ErrorMessage
   | HeartbeatMessage
+  | TicketMessage
+  | ResumeMessage
   | WindowCreatedMessage
   | WindowDestroyedMessage
   | WindowMovedMessage
@@ -416,6 +440,8 @@ export const MESSAGE_CODES: Readonly<Record<MessageName, MessageTypeCode>> = {
   welcome: MessageType.WELCOME,
   error: MessageType.ERROR,
   heartbeat: MessageType.HEARTBEAT,
+  ticket: MessageType.TICKET,
+  resume: MessageType.RESUME,
   'window-created': MessageType.WINDOW_CREATED,
   'window-destroyed': MessageType.WINDOW_DESTROYED,
   'window-moved': MessageType.WINDOW_MOVED,
@@ -472,6 +498,11 @@ export const MAX_PAYLOAD_BY_CODE: ReadonlyMap<number, number> = new Map<number, 
   [MessageType.WELCOME, MAC_BYTES + 4],
   [MessageType.ERROR, 2 + 2 + MAX_ERROR_MESSAGE_BYTES],
   [MessageType.HEARTBEAT, 4],
+  [MessageType.TICKET, NONCE_BYTES],
+  [
+    MessageType.RESUME,
+    4 + 2 + 2 + 2 + MAX_VM_NAME_BYTES + 2 + MAX_AGENT_VERSION_BYTES + NONCE_BYTES + MAC_BYTES,
+  ],
   [MessageType.WINDOW_CREATED, MAX_WINDOW_INFO_BYTES],
   [MessageType.WINDOW_DESTROYED, 4],
   [MessageType.WINDOW_MOVED, 12],

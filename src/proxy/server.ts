@@ -23,10 +23,13 @@ import {
   MIN_PROTOCOL_VERSION,
   newNonce,
   PROTOCOL_VERSION,
+  RESUME_MIN_VERSION,
   verifyAuthMac,
+  type AuthContext,
   type DecodeResult,
   type HelloMessage,
   type Message,
+  type ResumeMessage,
   type WindowEventMessage,
 } from '../protocol/index.js';
 import { replaceHostFile, type HostFile } from './host-file.js';
@@ -84,6 +87,8 @@ export const MAX_OUTGOING_BUFFER = 4 * 1024 * 1024;
 export const AGENT_VERSION_UNKNOWN = '';
 /** What a restored guest can have left in its port from before the save: a heartbeat or two. */
 const MAX_SKIPPED_BEFORE_HELLO = 8;
+/** Frames an agent may have written behind a RESUME the proxy did not take: its window list, a few events. */
+const MAX_SKIPPED_AFTER_RESUME = 8;
 /** One per VM whose agent has not spoken yet: far more than a host runs. */
 const MAX_SILENT_LINKS = 1024;
 
@@ -199,6 +204,17 @@ class AgentConnection {
 
   /** Frames skipped before HELLO on a spliced link (see onMessage). */
   private skipped = 0;
+  /**
+   * After a RESUME the proxy could not take: how many more frames (the window list the agent sent behind
+   * it) are skipped before its AUTH (docs/protocol.md, "Resume").
+   */
+  private skipBeforeAuth = 0;
+  /** The session came back on a ticket (RESUME), not through a challenge. */
+  private resumed = false;
+
+  get resumedOnTicket(): boolean {
+    return this.resumed;
+  }
 
   constructor(
     private readonly server: ProxyServer,
@@ -273,7 +289,8 @@ class AgentConnection {
         else this.fail(result.error.code, `malformed frame: ${result.error.message}`);
         return;
       }
-      if (this.spliced && this.state !== 'hello' && result.message.type === 'hello') {
+      const type = result.message.type;
+      if (this.spliced && this.state !== 'hello' && (type === 'hello' || type === 'resume')) {
         return this.restartOnLink(results.slice(i));
       }
       this.onMessage(result.message);
@@ -303,17 +320,31 @@ class AgentConnection {
     switch (this.state) {
       case 'hello':
         // Whole frames only, a few: anything malformed still ends the link (QEMU connects again).
-        if (message.type !== 'hello' && this.spliced && this.skipped < MAX_SKIPPED_BEFORE_HELLO) {
+        if (
+          message.type !== 'hello' &&
+          message.type !== 'resume' &&
+          this.spliced &&
+          this.skipped < MAX_SKIPPED_BEFORE_HELLO
+        ) {
           this.skipped++;
           return;
         }
+        if (message.type === 'resume') return this.onResume(message);
         if (message.type !== 'hello')
           return this.fail(ErrorCode.PROTOCOL_ERROR, `expected hello, got ${message.type}`);
         void this.onHello(message);
         return;
       case 'looking-up':
+        if (message.type !== 'auth' && this.skipBeforeAuth > 0) {
+          this.skipBeforeAuth--;
+          return;
+        }
         return this.fail(ErrorCode.PROTOCOL_ERROR, `${message.type} sent before the challenge`);
       case 'challenged':
+        if (message.type !== 'auth' && this.skipBeforeAuth > 0) {
+          this.skipBeforeAuth--;
+          return;
+        }
         if (message.type !== 'auth')
           return this.fail(ErrorCode.PROTOCOL_ERROR, `expected auth, got ${message.type}`);
         return this.onAuth(message.mac);
@@ -322,6 +353,58 @@ class AgentConnection {
       case 'closed':
         return;
     }
+  }
+
+  /**
+   * RESUME (docs/protocol.md, "Resume"): the agent proves the secret against the ticket this proxy gave
+   * its VM's last session, so the session is up without a challenge, and the window list that follows
+   * in the same write is taken at once. A ticket is used once, whatever the outcome. Without a ticket
+   * (another proxy process issued it, or it was used), without the secret in memory, or with a MAC that
+   * does not verify, the RESUME counts as the HELLO it contains: the agent is challenged, and the frames it
+   * sent behind the RESUME are skipped until its AUTH.
+   */
+  private onResume(resume: ResumeMessage): void {
+    const { mac, ...fields } = resume;
+    const hello: HelloMessage = { ...fields, type: 'hello' };
+    const ticket = this.server.takeTicket(resume.vmName);
+    const secret = this.server.rememberedSecret(resume.vmName);
+    let refused: string | undefined;
+    if (!ticket) refused = 'no ticket for this VM';
+    else if (!secret) refused = 'its secret is not in memory';
+    else if (ticket.version < resume.minVersion || ticket.version > resume.maxVersion)
+      refused = `the ticket's version ${ticket.version} is not in ${resume.minVersion}-${resume.maxVersion}`;
+    else {
+      const ctx: AuthContext = {
+        vmName: resume.vmName,
+        version: ticket.version,
+        agentNonce: resume.agentNonce,
+        proxyNonce: ticket.ticket,
+      };
+      if (!verifyAuthMac(secret, 'agent-resume', ctx, mac)) refused = 'its MAC does not verify';
+      else {
+        this.hello = hello;
+        this.vmName = resume.vmName;
+        this.version = ticket.version;
+        this.secret = secret;
+        this.proxyNonce = ticket.ticket;
+        this.resumed = true;
+        // As for a remembered secret after a HELLO: the keyring is read all the same, and the session
+        // closed if it no longer holds that secret.
+        const confirming = this.server
+          .withLookupTimeout(this.server.lookupSecret(resume.vmName), 'secret lookup')
+          .then(
+            (fresh) => fresh,
+            (err: unknown) => err as Error,
+          );
+        this.welcome(ctx, 'proxy-resume');
+        this.confirmRemembered(confirming);
+        return;
+      }
+    }
+    this.vmName = resume.vmName;
+    this.server.log(`${this.label()}: resume not taken (${refused}); challenging it as after a HELLO`);
+    this.skipBeforeAuth = MAX_SKIPPED_AFTER_RESUME;
+    void this.onHello(hello);
   }
 
   private async onHello(hello: HelloMessage): Promise<void> {
@@ -399,29 +482,38 @@ class AgentConnection {
     this.welcome(ctx);
     if (confirming) {
       this.confirming = undefined;
-      const used = this.secretUsed!;
-      void confirming.then((fresh) => {
-        if (this.isClosed()) return;
-        if (fresh instanceof Error) {
-          this.server.log(`${this.label()}: could not read the keyring again (${fresh.message}); kept`);
-        } else if (fresh === null || !fresh.equals(used)) {
-          this.server.forgetSecret(this.hello!.vmName);
-          this.fail(ErrorCode.AUTH_FAILED, 'the agent secret in the keyring changed');
-        }
-      });
+      this.confirmRemembered(confirming);
     }
   }
 
-  private welcome(ctx: Parameters<typeof computeAuthMac>[2]): void {
+  /** A session admitted on a secret from memory ends if the keyring, read meanwhile, no longer holds it. */
+  private confirmRemembered(confirming: Promise<Buffer | null | Error>): void {
+    const used = this.secretUsed!;
+    void confirming.then((fresh) => {
+      if (this.isClosed()) return;
+      if (fresh instanceof Error) {
+        this.server.log(`${this.label()}: could not read the keyring again (${fresh.message}); kept`);
+      } else if (fresh === null || !fresh.equals(used)) {
+        this.server.forgetSecret(this.hello!.vmName);
+        this.fail(ErrorCode.AUTH_FAILED, 'the agent secret in the keyring changed');
+      }
+    });
+  }
+
+  private welcome(ctx: AuthContext, role: 'proxy' | 'proxy-resume' = 'proxy'): void {
     clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
     this.state = 'ready';
     this.authenticatedAt = Date.now();
     this.send({
       type: 'welcome',
-      mac: computeAuthMac(this.secret!, 'proxy', ctx),
+      mac: computeAuthMac(this.secret!, role, ctx),
       heartbeatIntervalMs: this.server.heartbeatIntervalMs,
     });
+    // The next session's ticket (docs/protocol.md, "Resume"): this one's replaces any earlier one.
+    if (this.version >= RESUME_MIN_VERSION) {
+      this.send({ type: 'ticket', ticket: this.server.issueTicket(ctx.vmName, this.version) });
+    }
     if (this.fromKeyring) this.server.rememberSecret(ctx.vmName, this.secret!);
     this.secretUsed = this.secret;
     this.secret = undefined;
@@ -857,6 +949,25 @@ export class ProxyServer extends EventEmitter {
 
   forgetSecret(vmName: string): void {
     this.provenSecrets.delete(vmName);
+    this.tickets.delete(vmName);
+  }
+
+  /**
+   * Resume tickets, by VM (in memory only): the nonce the VM's latest session was given for its next
+   * RESUME, and that session's version. One per VM; each is taken (removed) by the RESUME that names it.
+   */
+  private readonly tickets = new Map<string, { ticket: Buffer; version: number }>();
+
+  issueTicket(vmName: string, version: number): Buffer {
+    const ticket = newNonce();
+    this.tickets.set(vmName, { ticket, version });
+    return ticket;
+  }
+
+  takeTicket(vmName: string): { ticket: Buffer; version: number } | undefined {
+    const ticket = this.tickets.get(vmName);
+    this.tickets.delete(vmName);
+    return ticket;
   }
 
   withLookupTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
@@ -945,7 +1056,9 @@ export class ProxyServer extends EventEmitter {
     if (old && old !== conn) old.fail(ErrorCode.REPLACED, `replaced by a new connection from ${conn.peer}`);
     this.current.set(name, conn);
     this.table.agentConnected(name, conn.peer);
-    this.log(`agent ${name} connected from ${conn.peer}`);
+    this.log(
+      `agent ${name} connected from ${conn.peer}${conn.resumedOnTicket ? ' (resumed on its ticket)' : ''}`,
+    );
     this.publish({ time: new Date().toISOString(), vm: name, type: 'agent-connected', peer: conn.peer });
   }
 
@@ -991,6 +1104,8 @@ export class ProxyServer extends EventEmitter {
    */
   forget(vmName: string): boolean {
     this.current.get(vmName)?.fail(ErrorCode.SHUTTING_DOWN, 'the VM was removed');
+    // A VM made again under the name starts without one.
+    this.tickets.delete(vmName);
     const known = this.table.forget(vmName);
     // Also for a VM never seen: a follower waiting for its agent learns that it will never come.
     this.publish({ time: new Date().toISOString(), vm: vmName, type: 'vm-forgotten' });

@@ -70,6 +70,13 @@ describeWith(probe, 'end-to-end saved state')('saved state, pause and snapshots 
     return ms;
   }
 
+  /** How many of the agent's sessions came back on a ticket, by the proxy's log. */
+  function resumesOnTicket(): number {
+    return host.proxyOutput
+      .split('\n')
+      .filter((l) => l.includes(`agent ${name} connected from virtio-serial (resumed on its ticket)`)).length;
+  }
+
   async function sh(script: string): Promise<{ code: number; stdout: string }> {
     return host.guestExec(name, '/bin/sh', ['-c', script]);
   }
@@ -108,6 +115,8 @@ describeWith(probe, 'end-to-end saved state')('saved state, pause and snapshots 
     expect(started.stdout).toMatch(/spice:\/\/127\.0\.0\.1:\d+/);
     const ms = await reconnectedAfter(t0, 'start from saved state');
     expect(ms).toBeLessThan(RECONNECT_WITHIN_MS);
+    // Back on the ticket its last session was given: no challenge on the way (docs/protocol.md, "Resume").
+    expect(resumesOnTicket()).toBe(1);
     expect(fs.existsSync(saveFile)).toBe(false);
   }, 400_000);
 
@@ -157,7 +166,9 @@ describeWith(probe, 'end-to-end saved state')('saved state, pause and snapshots 
     const resumed = await host.cli(['resume', name]);
     expect(resumed).toMatchObject({ code: 0, stdout: `${name}: resumed\n` });
     expect(virsh('domstate', name).trim()).toBe('running');
+    const before = resumesOnTicket();
     expect(await reconnectedAfter(t0, 'resume')).toBeLessThan(RECONNECT_WITHIN_MS);
+    await host.until(() => resumesOnTicket() > before || undefined, 'the resume on its ticket', 10_000);
   }, 300_000);
 
   test('bad input: unknown snapshot, a name that is not a plain word, --memory on a stopped VM', async () => {

@@ -67,6 +67,26 @@ export const messageArbs: Record<Message['type'], fc.Arbitrary<Message>> = {
       agentVersion: r.agentVersion,
       agentNonce: r.agentNonce,
     })),
+  resume: fc
+    .record({
+      minVersion: fc.integer({ min: 0, max: 0xffff }),
+      span: fc.integer({ min: 0, max: 10 }),
+      vmName: vmNameArb,
+      agentVersion: text(64),
+      agentNonce: bytes(NONCE_BYTES),
+      mac: bytes(MAC_BYTES),
+    })
+    .filter((r) => r.minVersion + r.span <= 0xffff)
+    .map((r) => ({
+      type: 'resume',
+      minVersion: r.minVersion,
+      maxVersion: r.minVersion + r.span,
+      vmName: r.vmName,
+      agentVersion: r.agentVersion,
+      agentNonce: r.agentNonce,
+      mac: r.mac,
+    })),
+  ticket: fc.record({ type: fc.constant('ticket' as const), ticket: bytes(NONCE_BYTES) }),
   challenge: fc.record({
     type: fc.constant('challenge' as const),
     version: fc.integer({ min: 0, max: 0xffff }),

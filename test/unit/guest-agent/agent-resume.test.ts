@@ -128,13 +128,13 @@ describe('GuestAgent on a resume', () => {
     await agent.stop();
   });
 
-  test('on one port (singleLink): the old session ends and the new handshake starts within the wake itself, logs still after the new window list', async () => {
+  test('on one port (singleLink): what the port prepared goes out first, then the old session ends and the new handshake starts, all within the wake itself; logs still after the new window list', async () => {
     const timeline: string[] = [];
     let made = 0;
     const agent = new GuestAgent({
       tracker,
       singleLink: true,
-      onResume: () => timeline.push('prepared hello written'),
+      onResume: () => timeline.push('prepared resume written'),
       clipboard: { read: async () => '', write: async () => undefined },
       connect: async () => {
         made++;
@@ -148,12 +148,13 @@ describe('GuestAgent on a resume', () => {
     timeline.length = 0;
 
     agent.reconnectNow('the host says this VM has resumed');
-    // Synchronously: the old session lets go of the port, the prepared HELLO goes out, the new one is on its way.
-    expect(timeline).toEqual(['link 1: close', 'prepared hello written', 'connect 2']);
+    // Synchronously: the prepared RESUME (or HELLO) goes out, the old session lets go of the port in the same
+    // turn (so the proxy's answer reaches the new one), and the new one is on its way.
+    expect(timeline).toEqual(['prepared resume written', 'link 1: close', 'connect 2']);
     await settle(timeline, 'log: connected to the proxy (link 2)');
     expect(timeline).toEqual([
+      'prepared resume written',
       'link 1: close',
-      'prepared hello written',
       'connect 2',
       'link 2: window-list',
       'log: the host says this VM has resumed: reconnecting now',

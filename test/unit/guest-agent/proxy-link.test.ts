@@ -1,8 +1,16 @@
 import fc from 'fast-check';
-import { clip, portThenTcp, toWire } from '../../../guest-agent/src/proxy-link.js';
+import type net from 'node:net';
+import { AgentPort } from '../../../guest-agent/src/agent-port.js';
+import { clip, portThenTcp, toWire, windowListFrame } from '../../../guest-agent/src/proxy-link.js';
 import type { AgentLink } from '../../../guest-agent/src/agent.js';
 import type { WindowInfo } from '../../../guest-agent/src/window-tracker.js';
-import { decodeFrame, encodeMessage, MAX_TITLE_BYTES } from '../../../src/protocol/index.js';
+import {
+  decodeFrame,
+  encodeHello,
+  encodeMessage,
+  MAX_TITLE_BYTES,
+  prepareResume,
+} from '../../../src/protocol/index.js';
 
 const win = (over: Partial<WindowInfo> = {}): WindowInfo => ({
   id: 0x1a0000c,
@@ -148,5 +156,74 @@ describe('portThenTcp: the virtio-serial port first, TCP when it fails', () => {
         () => undefined,
       ),
     ).rejects.toThrow('connection closed during the handshake; over TCP: connect ENETUNREACH 10.0.2.2:9999');
+  });
+});
+
+describe('windowListFrame: the window list a resume sends behind its RESUME, encoded while idle', () => {
+  /** A tracker stand-in: its windows and one listener, as WindowTracker gives them. */
+  function fakeTracker(windows: WindowInfo[]) {
+    let listener: ((event: never) => void) | undefined;
+    let reads = 0;
+    return {
+      windows: () => {
+        reads++;
+        return windows;
+      },
+      focusedWindow: () => windows[0]?.id ?? null,
+      onWindowEvent: (l: (event: never) => void) => {
+        listener = l;
+        return () => undefined;
+      },
+      change: (next: WindowInfo[]) => {
+        windows = next;
+        listener?.(undefined as never);
+      },
+      get reads() {
+        return reads;
+      },
+    };
+  }
+  const listOf = (frame: Buffer) => {
+    const r = decodeFrame(frame);
+    if (!r.ok || r.message.type !== 'window-list') throw new Error('not a window list');
+    return r.message;
+  };
+
+  test('encoded at once, handed out without encoding again, and encoded anew after a change', async () => {
+    const tracker = fakeTracker([win({ id: 1, title: 'one' })]);
+    const frame = windowListFrame(tracker);
+    expect(tracker.reads).toBe(1);
+    expect(listOf(frame()).windows.map((w) => w.title)).toEqual(['one']);
+    expect(frame()).toBe(frame());
+    expect(tracker.reads).toBe(1);
+    tracker.change([win({ id: 1, title: 'one' }), win({ id: 2, title: 'two' })]);
+    tracker.change([win({ id: 2, title: 'two' })]);
+    // Asked before the idle re-encode: encoded there and then, never stale.
+    expect(listOf(frame()).windows.map((w) => w.title)).toEqual(['two']);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(listOf(frame()).focused).toBe(2);
+  });
+});
+
+describe('AgentPort.sendOpening: a resume writes the RESUME made ahead with the window list behind it, else the HELLO', () => {
+  test('RESUME and list in one write, each once; then the HELLO; nothing when neither is made', async () => {
+    const writes: Buffer[] = [];
+    const socket = { destroyed: false, write: (b: Buffer) => writes.push(b) } as unknown as net.Socket;
+    const port = new AgentPort('/nonexistent');
+    (port as unknown as { socket: net.Socket }).socket = socket;
+    const secret = Buffer.alloc(32, 7);
+    const resume = prepareResume('vm-a', 'test', secret, 4, Buffer.alloc(32, 9));
+    const list = encodeMessage({ type: 'window-list', focused: 0, windows: [] });
+    port.prepareHello(Buffer.alloc(32, 1), (n) => encodeHello('vm-a', 'test', n));
+    port.keepResume(resume);
+    expect(port.sendOpening(() => list)).toBe(true);
+    expect(writes).toEqual([Buffer.concat([resume.frame, list])]);
+    expect(port.takeSentOpening(socket)).toEqual({ kind: 'resume', resume });
+    expect(port.takeSentOpening(socket)).toBeUndefined();
+    expect(port.sendOpening(() => list)).toBe(true);
+    expect(decodeFrame(writes[1]!)).toMatchObject({ ok: true, message: { type: 'hello', vmName: 'vm-a' } });
+    expect(port.takeSentOpening(socket)).toEqual({ kind: 'hello', nonce: Buffer.alloc(32, 1) });
+    expect(port.sendOpening(() => list)).toBe(false);
+    expect(writes).toHaveLength(2);
   });
 });

@@ -2,8 +2,10 @@ import { createHmac } from 'node:crypto';
 import {
   authTranscript,
   computeAuthMac,
+  decodeFrame,
   newNonce,
   parseAgentSecret,
+  prepareResume,
   verifyAuthMac,
   type AuthContext,
 } from '../../../src/protocol/index.js';
@@ -42,6 +44,34 @@ describe('agent authentication', () => {
     expect(verifyAuthMac(secret, 'agent', { ...ctx, proxyNonce: newNonce() }, mac)).toBe(false);
     expect(verifyAuthMac(secret, 'agent', { ...ctx, agentNonce: newNonce() }, mac)).toBe(false);
     expect(verifyAuthMac(secret, 'agent', ctx, mac.subarray(0, 31))).toBe(false);
+  });
+
+  test('a resume tag is its own: no AUTH or WELCOME tag serves as one, nor the other way round', () => {
+    const roles = ['agent', 'proxy', 'agent-resume', 'proxy-resume'] as const;
+    const tags = roles.map((role) => computeAuthMac(secret, role, ctx).toString('hex'));
+    expect(new Set(tags).size).toBe(4);
+    for (const role of roles) {
+      for (const other of roles) {
+        expect(verifyAuthMac(secret, other, ctx, computeAuthMac(secret, role, ctx))).toBe(role === other);
+      }
+    }
+    expect(authTranscript('agent-resume', ctx).subarray(0, 39).toString('latin1')).toBe(
+      'vm-provisioner-agent-auth\0agent-resume\0',
+    );
+  });
+
+  test('prepareResume: the RESUME frame carries the agent-resume tag over the ticket, and the WELCOME it expects', () => {
+    const ticket = newNonce();
+    const agentNonce = newNonce();
+    const prepared = prepareResume('firefox-vm', '0.1.0', secret, 4, ticket, agentNonce);
+    const decoded = decodeFrame(prepared.frame);
+    if (!decoded.ok || decoded.message.type !== 'resume') throw new Error('not a resume frame');
+    const resumeCtx = { vmName: 'firefox-vm', version: 4, agentNonce, proxyNonce: ticket };
+    expect(decoded.message.vmName).toBe('firefox-vm');
+    expect(decoded.message.agentNonce.equals(agentNonce)).toBe(true);
+    expect(verifyAuthMac(secret, 'agent-resume', resumeCtx, decoded.message.mac)).toBe(true);
+    expect(prepared.expectedWelcome).toEqual(computeAuthMac(secret, 'proxy-resume', resumeCtx));
+    expect(prepared.version).toBe(4);
   });
 
   test('nonces are 32 fresh random bytes', () => {

@@ -5,6 +5,7 @@ import {
   FrameDecoder,
   MAX_CLIPBOARD_BYTES,
   MAX_FRAME_PAYLOAD,
+  MAX_PAYLOAD_BY_CODE,
   MAX_SNAPSHOT_WINDOWS,
   MAX_TITLE_BYTES,
   MessageType,
@@ -61,6 +62,36 @@ describe('encodeMessage / decodeFrame round trip', () => {
   test('a known frame has the documented bytes (window-moved)', () => {
     const frame = encodeMessage({ type: 'window-moved', id: 0x01020304, x: -1, y: 256 });
     expect(frame.toString('hex')).toBe('0000000c12' + '01020304' + 'ffffffff' + '00000100');
+  });
+
+  test('a known frame has the documented bytes (ticket, resume)', () => {
+    const ticket = Buffer.alloc(32, 0xab);
+    expect(encodeMessage({ type: 'ticket', ticket }).toString('hex')).toBe('0000002007' + 'ab'.repeat(32));
+    const agentNonce = Buffer.alloc(32, 0x11);
+    const mac = Buffer.alloc(32, 0x22);
+    const hello = { minVersion: 1, maxVersion: 4, vmName: 'fx', agentVersion: 'a', agentNonce };
+    const helloFrame = encodeMessage({ type: 'hello', ...hello });
+    const resumeFrame = encodeMessage({ type: 'resume', ...hello, mac });
+    // RESUME is HELLO's payload (magic first) with the 32-byte MAC after it, under type 0x08.
+    expect(resumeFrame.readUInt32BE(0)).toBe(helloFrame.readUInt32BE(0) + 32);
+    expect(resumeFrame[4]).toBe(0x08);
+    expect(resumeFrame.subarray(5, helloFrame.length).equals(helloFrame.subarray(5))).toBe(true);
+    expect(resumeFrame.subarray(helloFrame.length).equals(mac)).toBe(true);
+    expect(resumeFrame.subarray(5, 9).toString('ascii')).toBe('VMPW');
+  });
+
+  test('the largest legal RESUME fits its type limit exactly', () => {
+    const frame = encodeMessage({
+      type: 'resume',
+      minVersion: 1,
+      maxVersion: 4,
+      vmName: 'a'.repeat(63),
+      agentVersion: 'v'.repeat(64),
+      agentNonce: Buffer.alloc(32),
+      mac: Buffer.alloc(32),
+    });
+    expect(frame.length - 5).toBe(MAX_PAYLOAD_BY_CODE.get(MessageType.RESUME)!);
+    expect(decodeFrame(frame).ok).toBe(true);
   });
 
   test('a known frame has the documented bytes (window-created)', () => {

@@ -57,8 +57,8 @@ describe('EXEC on the wire', () => {
     expect(decodeFrame(frame)).toEqual({ ok: true, message: m });
   });
 
-  test('this code speaks version 3 (EXEC_EXITED); EXEC came in 2; version 1 is still accepted', () => {
-    expect(PROTOCOL_VERSION).toBe(3);
+  test('this code speaks version 4 (RESUME); EXEC_EXITED came in 3, EXEC in 2; version 1 is still accepted', () => {
+    expect(PROTOCOL_VERSION).toBe(4);
     expect(EXEC_MIN_VERSION).toBe(2);
     expect(EXEC_EXITED_MIN_VERSION).toBe(3);
   });
