@@ -159,6 +159,7 @@ describeWith(probe, 'end-to-end saved state')('saved state, pause and snapshots 
   }, 600_000);
 
   test('pause freezes it, resume wakes the agent at once', async () => {
+    const before = resumesOnTicket();
     const paused = await host.cli(['pause', name]);
     expect(paused).toMatchObject({ code: 0, stdout: `${name}: paused\n` });
     expect(virsh('domstate', name).trim()).toBe('paused');
@@ -166,7 +167,6 @@ describeWith(probe, 'end-to-end saved state')('saved state, pause and snapshots 
     const resumed = await host.cli(['resume', name]);
     expect(resumed).toMatchObject({ code: 0, stdout: `${name}: resumed\n` });
     expect(virsh('domstate', name).trim()).toBe('running');
-    const before = resumesOnTicket();
     expect(await reconnectedAfter(t0, 'resume')).toBeLessThan(RECONNECT_WITHIN_MS);
     await host.until(() => resumesOnTicket() > before || undefined, 'the resume on its ticket', 10_000);
   }, 300_000);
