@@ -19,10 +19,14 @@
  * wake byte put into the FIFO first, as `start` does, and timed from the
  * restore call's return (the guest runs again a little before it) to the
  * window list; then the same after a pause and `resume`. The QEMU process's
- * RSS is read from /proc once the window is there. VMP_BENCH_COLD_RUNS sets
+ * RSS is read from /proc once the window is there. Beside each figure from a
+ * resume, the time from QEMU's own RESUME event (the guest running again, by
+ * its QMP timestamp) to the window at the proxy. VMP_BENCH_COLD_RUNS sets
  * the number of cold boots apart from the other runs.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import readline from 'node:readline';
 import { describeDomain, openHypervisor } from '../src/libvirt/index.js';
 import { managedSavePath, primeWake, wakeAgent } from '../src/service/state.js';
 import {
@@ -49,6 +53,36 @@ interface Sample {
   rssMiB: number | undefined;
   /** How long the CLI command itself ran. */
   cliSeconds?: number;
+  /** From QEMU's RESUME event (the guest running again) to the xterm at the proxy, in ms. */
+  afterResumeMs?: number;
+}
+
+/**
+ * QEMU's RESUME events for one domain, stamped by QEMU itself (`virsh qemu-monitor-event --timestamp`
+ * prints the QMP event's own time): the moment the guest's CPUs run again, on the host's clock.
+ */
+function watchResumes(name: string): { times: number[]; stop(): void } {
+  const child = spawn(
+    'virsh',
+    ['-c', E2E_URI, 'qemu-monitor-event', '--domain', name, '--event', 'RESUME', '--timestamp', '--loop'],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  const times: number[] = [];
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
+    const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3})\+0000: event RESUME\b/.exec(line);
+    if (m) times.push(Date.parse(`${m[1]}T${m[2]}Z`));
+  });
+  return { times, stop: () => child.kill() };
+}
+
+/** The guest's first RESUME at or after `t0`, waited for a moment (virsh prints it a little late). */
+async function resumedAfter(resumes: { times: number[] }, t0: number): Promise<number | undefined> {
+  for (let i = 0; i < 40; i++) {
+    const found = resumes.times.find((t) => t >= t0);
+    if (found !== undefined) return found;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return undefined;
 }
 
 async function main(): Promise<void> {
@@ -56,11 +90,14 @@ async function main(): Promise<void> {
   const host = new AppVmHost();
   const name = AppVmHost.vmName('bench');
   const hypervisor = await openHypervisor({ uri: E2E_URI });
+  let stopWatching = (): void => undefined;
   try {
     await host.startProxy(['--heartbeat-interval', String(HEARTBEAT_MS)]);
     const follow = host.follow();
     const created = await host.createVm(name, image, ['xterm']);
     if (created.code !== 0) throw new Error(`create failed: ${created.stderr}`);
+    const resumes = watchResumes(name);
+    stopWatching = resumes.stop;
 
     /** Runs one CLI command at t0 and waits for the xterm at the proxy after t0. */
     const timed = async (what: string, args: string[]): Promise<Sample> => {
@@ -81,9 +118,15 @@ async function main(): Promise<void> {
             `${(err as Error).message}; the proxy's log ends:\n${host.proxyOutput.slice(-3000)}`,
           );
         });
-      const sample = { seconds: (event.receivedAt - t0) / 1000, rssMiB: host.qemuRssMiB(name), cliSeconds };
+      const resumedAt = await resumedAfter(resumes, t0);
+      const sample: Sample = {
+        seconds: (event.receivedAt - t0) / 1000,
+        rssMiB: host.qemuRssMiB(name),
+        cliSeconds,
+        ...(resumedAt !== undefined ? { afterResumeMs: event.receivedAt - resumedAt } : {}),
+      };
       process.stderr.write(
-        `${what}: ${sample.seconds.toFixed(2)} s (the command ${cliSeconds.toFixed(2)} s), qemu RSS ${sample.rssMiB ?? '?'} MiB; ${describeHostCpu(cpu0, hostCpuSeconds())}\n`,
+        `${what}: ${sample.seconds.toFixed(2)} s (the command ${cliSeconds.toFixed(2)} s${sample.afterResumeMs !== undefined ? `; the guest resumed -> the xterm ${sample.afterResumeMs} ms` : ''}), qemu RSS ${sample.rssMiB ?? '?'} MiB; ${describeHostCpu(cpu0, hostCpuSeconds())}\n`,
       );
       return sample;
     };
@@ -129,6 +172,7 @@ async function main(): Promise<void> {
     // the wake byte waiting in the FIFO as `start` leaves it.
     const vm = describeDomain(await hypervisor.xml(name, { inactive: true }));
     const agentOnly: number[] = [];
+    const agentAfterResume: number[] = [];
     const restoreCalls: number[] = [];
     for (let i = 1; i <= RUNS; i++) {
       await hypervisor.managedSave(name);
@@ -148,15 +192,19 @@ async function main(): Promise<void> {
       );
       agentOnly.push(event.receivedAt - t0);
       restoreCalls.push(t0 - called);
+      const resumedAt = await resumedAfter(resumes, called);
+      if (resumedAt !== undefined) agentAfterResume.push(event.receivedAt - resumedAt);
       process.stderr.write(
-        `restore call ${t0 - called} ms, its return -> window list ${i}: ${event.receivedAt - t0} ms\n`,
+        `restore call ${t0 - called} ms, its return -> window list ${i}: ${event.receivedAt - t0} ms; the guest resumed -> window list ${resumedAt !== undefined ? event.receivedAt - resumedAt : '?'} ms\n`,
       );
     }
 
     // The same after a pause: the QEMU process (and its translation cache) stays, only the guest was frozen.
     const afterPause: number[] = [];
+    const pauseAfterResume: number[] = [];
     for (let i = 1; i <= RUNS; i++) {
       await hypervisor.suspend(name);
+      const resumeCalled = Date.now();
       await hypervisor.resume(name);
       const t0 = Date.now();
       if (!(await wakeAgent(vm))) throw new Error('the wake byte could not be written');
@@ -166,7 +214,11 @@ async function main(): Promise<void> {
         60_000,
       );
       afterPause.push(event.receivedAt - t0);
-      process.stderr.write(`resume, wake -> window list ${i}: ${event.receivedAt - t0} ms\n`);
+      const resumedAt = await resumedAfter(resumes, resumeCalled);
+      if (resumedAt !== undefined) pauseAfterResume.push(event.receivedAt - resumedAt);
+      process.stderr.write(
+        `resume, wake -> window list ${i}: ${event.receivedAt - t0} ms; the guest resumed -> window list ${resumedAt !== undefined ? event.receivedAt - resumedAt : '?'} ms\n`,
+      );
     }
 
     const stopped = await host.cli(['stop', name, '--no-save', '--timeout', '120', '--force'], 200_000);
@@ -178,26 +230,31 @@ async function main(): Promise<void> {
       const secs = samples.map((s) => s.seconds);
       const rss = samples.map((s) => s.rssMiB ?? Number.NaN);
       const cli = samples.map((s) => s.cliSeconds ?? Number.NaN);
-      return `| ${label} | ${samples.length} | ${median(secs).toFixed(2)} | ${Math.min(...secs).toFixed(2)} | ${Math.max(...secs).toFixed(2)} | ${median(cli).toFixed(2)} | ${median(rss).toFixed(0)} |`;
+      const resumed = samples.flatMap((s) => (s.afterResumeMs !== undefined ? [s.afterResumeMs] : []));
+      const fromResume = resumed.length > 0 ? `${median(resumed).toFixed(0)} (${resumed.join(', ')})` : '-';
+      return `| ${label} | ${samples.length} | ${median(secs).toFixed(2)} | ${Math.min(...secs).toFixed(2)} | ${Math.max(...secs).toFixed(2)} | ${median(cli).toFixed(2)} | ${fromResume} | ${median(rss).toFixed(0)} |`;
     };
     process.stdout.write(
       [
         `app VM ${name}: ${image.disk}; proxy heartbeat ${HEARTBEAT_MS} ms`,
         '',
-        '| start | runs | median s | min s | max s | the command, median s | qemu RSS MiB (median) |',
-        '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+        '| start | runs | median s | min s | max s | the command, median s | the guest resumed -> the xterm, median ms (each) | qemu RSS MiB (median) |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
         row('cold boot -> the xterm at the proxy', cold),
         row('start from saved state -> the xterm at the proxy', restored),
         row('snapshot revert (with memory) -> the xterm at the proxy', reverts),
         '',
         `stop --save: median ${median(saves.map((s) => s.seconds)).toFixed(2)} s, saved state ${median(saves.map((s) => s.mib)).toFixed(0)} MiB (median of ${saves.length})`,
         `agent alone after a restore, the restore call's return -> window list at the proxy: median ${median(agentOnly).toFixed(0)} ms (${agentOnly.join(', ')} ms; the restore calls ${restoreCalls.join(', ')} ms)`,
+        `agent alone after a restore, the guest resumed (QEMU's RESUME) -> window list at the proxy: median ${median(agentAfterResume).toFixed(0)} ms (${agentAfterResume.join(', ')} ms)`,
         `agent alone after a pause, wake byte -> window list at the proxy: median ${median(afterPause).toFixed(0)} ms (${afterPause.join(', ')} ms)`,
+        `agent alone after a pause, the guest resumed (QEMU's RESUME) -> window list at the proxy: median ${median(pauseAfterResume).toFixed(0)} ms (${pauseAfterResume.join(', ')} ms)`,
         '',
       ].join('\n'),
     );
     follow.stop();
   } finally {
+    stopWatching();
     await host.cli(['destroy', name, '--yes'], 120_000).catch(() => undefined);
     await hypervisor.close();
     await host.close();
