@@ -47,7 +47,11 @@ export interface AgentLink {
 }
 
 /** Opens and authenticates a link; rejects when the proxy is unreachable or refuses us. */
-export type LinkFactory = () => Promise<AgentLink>;
+/**
+ * Connects and authenticates a link. `signal` abandons the attempt (the VM resumed again while it was
+ * under way): it rejects at once, and a link it was using on the port is let go.
+ */
+export type LinkFactory = (signal?: AbortSignal) => Promise<AgentLink>;
 
 export interface ClipboardPort {
   read(): Promise<string>;
@@ -109,6 +113,8 @@ export class GuestAgent {
   private held: string[] | null = null;
   /** A resume's handshake, started by reconnectNow itself (singleLink). */
   private early: Promise<AgentLink> | null = null;
+  /** The attempt under way, to abandon it on a wake (connectOnce). */
+  private connecting: AbortController | null = null;
   private readonly backoff: Backoff;
   private readonly log: (line: string) => void;
   /** Number of links that came up; a test and a log line can tell a reconnect happened. */
@@ -154,12 +160,29 @@ export class GuestAgent {
       // The new handshake starts here, before the old session's teardown (serve's finally, the loop coming
       // round) has run.
       this.link.close();
-      const early = this.opts.connect();
+      const early = this.connectOnce();
       early.catch(() => undefined);
       this.early = early;
+    } else if (this.connecting) {
+      // A handshake under way when the VM was saved or paused: what it wrote may have gone to a QEMU
+      // connection that is gone, and its answer with it. It is abandoned and the loop connects afresh,
+      // instead of waiting for its deadline (10 s). Never two at once.
+      this.connecting.abort();
     }
     this.leave?.();
     this.wake?.();
+  }
+
+  /** The link factory's attempt, abandoned by a wake that comes while it is under way (reconnectNow). */
+  private connectOnce(): Promise<AgentLink> {
+    const controller = new AbortController();
+    this.connecting = controller;
+    const attempt = this.opts.connect(controller.signal);
+    const done = (): void => {
+      if (this.connecting === controller) this.connecting = null;
+    };
+    attempt.then(done, done);
+    return attempt;
   }
 
   /** Logs now, or after the resume's window list when one is on its way. */
@@ -187,7 +210,7 @@ export class GuestAgent {
       try {
         const early = this.early;
         this.early = null;
-        const link = await (early ?? this.opts.connect());
+        const link = await (early ?? this.connectOnce());
         if (this.stopped) {
           link.close();
           break;

@@ -90,7 +90,7 @@ async function main(): Promise<number> {
     exec: new SessionExec(cfg.display),
     files: defaultFileLocations(),
     log,
-    connect: async () => {
+    connect: async (signal) => {
       const over = (port?: AgentPort) =>
         connectProxyLink({
           host: cfg.proxyHost,
@@ -100,12 +100,14 @@ async function main(): Promise<number> {
           secret: key,
           agentVersion: AGENT_VERSION,
           log,
+          ...(signal ? { signal } : {}),
         });
       if (!serialPort) return over();
       return portThenTcp(
         () => over(serialPort),
         () => over(),
         () => serialPort.close(),
+        signal,
       );
     },
   });

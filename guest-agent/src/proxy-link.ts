@@ -46,6 +46,8 @@ export interface ProxyLinkOptions {
   agentVersion: string;
   /** Connect plus handshake must finish within this, or the attempt fails. */
   handshakeTimeoutMs?: number;
+  /** Abandons the attempt (the VM resumed again meanwhile): it rejects at once. */
+  signal?: AbortSignal;
   log?: (line: string) => void;
 }
 
@@ -79,6 +81,7 @@ export async function connectProxyLink(opts: ProxyLinkOptions): Promise<AgentLin
     secret: opts.secret,
     agentVersion,
     timeoutMs: opts.handshakeTimeoutMs ?? 10_000,
+    ...(opts.signal ? { signal: opts.signal } : {}),
   });
   // The next session's HELLO, made while idle: a resume then sends it before anything else runs.
   if (port) {
@@ -103,11 +106,14 @@ export async function portThenTcp(
   viaPort: () => Promise<AgentLink>,
   viaTcp: () => Promise<AgentLink>,
   releasePort: () => void,
+  signal?: AbortSignal,
 ): Promise<AgentLink> {
   try {
     return await viaPort();
   } catch (portError) {
     releasePort();
+    // Abandoned, not failed: the caller connects afresh, over the port first again.
+    if (signal?.aborted) throw portError;
     try {
       return await viaTcp();
     } catch (tcpError) {

@@ -55,6 +55,8 @@ export interface AgentClientOptions {
   timeoutMs?: number;
   /** Send HEARTBEAT and enforce the silence timeout (3 intervals). Default true. */
   heartbeats?: boolean;
+  /** Abandons the handshake: it rejects at once, as on a failure (the link is destroyed). */
+  signal?: AbortSignal;
 }
 
 /** An agent's HELLO (docs/protocol.md, "Handshake"). */
@@ -177,6 +179,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        options.signal?.removeEventListener('abort', abandon);
         socket.removeListener('data', onData);
         socket.removeListener('error', onError);
         socket.removeListener('close', onClose);
@@ -279,9 +282,12 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       };
       const onError = (err: Error): void => finish(err);
       const onClose = (): void => finish(new Error('connection closed during the handshake'));
+      const abandon = (): void => finish(new Error(`handshake with ${where} abandoned`));
       socket.on('data', onData);
       socket.on('error', onError);
       socket.on('close', onClose);
+      if (options.signal?.aborted) return abandon();
+      options.signal?.addEventListener('abort', abandon, { once: true });
       const hello = (): void => {
         socket.write(encodeHello(options.vmName, options.agentVersion ?? '', agentNonce));
       };

@@ -16,6 +16,8 @@ import {
   type Message,
   type PreparedResume,
 } from '../../../src/protocol/index.js';
+import { ControlServer } from '../../../src/proxy/control-socket.js';
+import { controlRequest } from '../../../src/proxy/control-client.js';
 import { ProxyServer, type ProxyEvent } from '../../../src/proxy/server.js';
 import { testWindow, waitFor } from '../../support/fake-agent.js';
 
@@ -233,4 +235,65 @@ test('a proxy that did not issue the ticket (restarted since) challenges the RES
   const [ticket] = (await once(client, 'ticket')) as [Buffer];
   expect(ticket.equals(first.ticket)).toBe(false);
   client.close();
+});
+
+test('a handshake abandoned by its signal (the VM resumed again) rejects at once and lets the link go', async () => {
+  const link = await qemuEnd();
+  const controller = new AbortController();
+  const attempt = agentOver(link, { signal: controller.signal, timeoutMs: 30_000 });
+  const started = Date.now();
+  controller.abort();
+  await expect(attempt).rejects.toThrow('handshake with serial:0 abandoned');
+  expect(Date.now() - started).toBeLessThan(1000);
+  expect(link.destroyed).toBe(true);
+});
+
+test('a snapshot keeps its ticket: pinned at create, each revert re-arms it for one RESUME, delete unpins it (over the control socket)', async () => {
+  const control = new ControlServer(proxy, {
+    socketPath: path.join(dir, 'control.sock'),
+    log: () => undefined,
+  });
+  await control.start();
+  const ask = <T>(op: string, fields: Record<string, unknown>): Promise<T> =>
+    controlRequest<T>(op, fields, { socketPath: path.join(dir, 'control.sock'), timeoutMs: 2000 });
+  try {
+    const first = await sessionWithTicket();
+    // `snapshot create --memory`: the agent holds this ticket inside the snapshot.
+    expect(await ask('ticket-pin', { vm: VM, snapshot: 'clean' })).toEqual({ pinned: true });
+    const inSnapshot = prepareResume(VM, 'test', secret, first.client.version, first.ticket);
+    // Later the VM is saved and restored: that session uses the ticket up and gets another.
+    const used = prepareResume(VM, 'test', secret, first.client.version, first.ticket);
+    first.link.destroy();
+    const restored = await qemuEnd();
+    restored.write(Buffer.concat([used.frame, listFrame('restored')]));
+    const later = await agentOver(restored, { resumeSent: used });
+    await once(later, 'ticket');
+    restored.destroy();
+
+    // Two reverts to the snapshot: the agent comes back with the snapshot's ticket both times.
+    for (const n of [1, 2]) {
+      expect(await ask('ticket-rearm', { vm: VM, snapshot: 'clean' })).toEqual({ rearmed: true });
+      const link = await qemuEnd();
+      link.write(Buffer.concat([inSnapshot.frame, listFrame(`revert ${n}`)]));
+      const client = await agentOver(link, { resumeSent: inSnapshot });
+      await once(client, 'ticket');
+      link.destroy();
+    }
+    expect(logs.filter((l) => l.endsWith('(resumed on its ticket)'))).toHaveLength(3);
+    expect(logs.filter((l) => /resume not taken/.test(l))).toEqual([]);
+    // Without a re-arm the snapshot's ticket serves no more.
+    const again = await qemuEnd();
+    again.write(Buffer.concat([inSnapshot.frame, listFrame('no re-arm')]));
+    (await agentOver(again, { resumeSent: inSnapshot })).close();
+    expect(logs.filter((l) => /resume not taken \(its MAC does not verify\)/.test(l))).toHaveLength(1);
+
+    expect(await ask('ticket-unpin', { vm: VM, snapshot: 'clean' })).toEqual({ unpinned: true });
+    expect(await ask('ticket-rearm', { vm: VM, snapshot: 'clean' })).toEqual({ rearmed: false });
+    expect(await ask('ticket-pin', { vm: 'vmp-t-ticket-none', snapshot: 'x' })).toEqual({ pinned: false });
+    await expect(ask('ticket-pin', { vm: VM, snapshot: '../x' })).rejects.toThrow(
+      'snapshot "../x" is not a valid snapshot name',
+    );
+  } finally {
+    await control.close();
+  }
 });

@@ -165,31 +165,47 @@ describe('GuestAgent on a resume', () => {
     await agent.stop();
   });
 
-  test('on one port, a wake while no session is up does not start a second handshake beside the one under way', async () => {
+  test('on one port, a wake while a handshake is under way abandons it and connects afresh, never two at once', async () => {
+    // The VM was saved (or paused) in the middle of a handshake: its answer went with the old QEMU process.
     const timeline: string[] = [];
     let made = 0;
+    let inFlight = 0;
     let release: (link: FakeLink) => void = () => undefined;
     const agent = new GuestAgent({
       tracker,
       singleLink: true,
       clipboard: { read: async () => '', write: async () => undefined },
-      connect: () => {
+      connect: (signal) => {
         made++;
-        timeline.push(`connect ${made}`);
+        inFlight++;
+        timeline.push(`connect ${made} (${inFlight} under way)`);
         const n = made;
-        return new Promise<AgentLink>(
-          (resolve) => (release = () => resolve(new FakeLink(n, timeline, true))),
-        );
+        return new Promise<AgentLink>((resolve, reject) => {
+          signal?.addEventListener('abort', () => {
+            inFlight--;
+            timeline.push(`connect ${n} abandoned`);
+            reject(new Error('handshake abandoned'));
+          });
+          release = () => {
+            inFlight--;
+            resolve(new FakeLink(n, timeline, true));
+          };
+        });
       },
       log: (line) => timeline.push(`log: ${line}`),
     });
     agent.start();
-    await settle(timeline, 'connect 1');
+    await settle(timeline, 'connect 1 (1 under way)');
     agent.reconnectNow('the host says this VM has resumed');
-    expect(made).toBe(1);
-    release(new FakeLink(1, timeline, true));
-    await settle(timeline, 'link 1: window-list');
-    expect(made).toBe(1);
+    await settle(timeline, 'connect 2 (1 under way)');
+    expect(timeline.filter((l) => l.startsWith('connect'))).toEqual([
+      'connect 1 (1 under way)',
+      'connect 1 abandoned',
+      'connect 2 (1 under way)',
+    ]);
+    release(new FakeLink(2, timeline, true));
+    await settle(timeline, 'link 2: window-list');
+    expect(made).toBe(2);
     await agent.stop();
   });
 });

@@ -144,6 +144,24 @@ describe('portThenTcp: the virtio-serial port first, TCP when it fails', () => {
     expect(calls).toEqual(['port', 'release', 'tcp']);
   });
 
+  test('an attempt abandoned (the VM resumed again) lets the port go and tries no TCP', async () => {
+    const calls: string[] = [];
+    const controller = new AbortController();
+    await expect(
+      portThenTcp(
+        async () => {
+          calls.push('port');
+          controller.abort();
+          throw new Error('handshake with the port abandoned');
+        },
+        async () => (calls.push('tcp'), link),
+        () => calls.push('release'),
+        controller.signal,
+      ),
+    ).rejects.toThrow('handshake with the port abandoned');
+    expect(calls).toEqual(['port', 'release']);
+  });
+
   test('when both fail, the error names both', async () => {
     await expect(
       portThenTcp(
