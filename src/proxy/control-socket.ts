@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { execArgvProblem, MAX_CLIPBOARD_BYTES, MAX_MIME_BYTES, VM_NAME_PATTERN } from '../protocol/index.js';
+import { SNAPSHOT_NAME_PATTERN } from '../spec/snapshot-name.js';
 import { runtimeDir } from '../util/paths.js';
 import { HostFileError, readHostFile } from './host-file.js';
 import { probeUnixSocket } from '../util/unix-socket.js';
@@ -294,6 +295,14 @@ export class ControlServer {
         const vm = requiredVm(req.vm);
         return { forgotten: this.proxy.forget(vm) };
       }
+      // Resume tickets of snapshots (docs/protocol.md, "Resume: tickets"): `snapshot create --memory`
+      // pins, `snapshot revert` re-arms, `snapshot delete` unpins.
+      case 'ticket-pin':
+        return { pinned: this.proxy.pinTicket(requiredVm(req.vm), requiredSnapshot(req.snapshot)) };
+      case 'ticket-rearm':
+        return { rearmed: this.proxy.rearmTicket(requiredVm(req.vm), requiredSnapshot(req.snapshot)) };
+      case 'ticket-unpin':
+        return { unpinned: this.proxy.unpinTicket(requiredVm(req.vm), requiredSnapshot(req.snapshot)) };
       case 'file-copy':
       case 'file-open': {
         const vm = requiredVm(req.vm);
@@ -357,6 +366,13 @@ function optionalVm(value: unknown): string | undefined {
 function requiredVm(value: unknown): string {
   if (typeof value !== 'string' || !VM_NAME_PATTERN.test(value)) {
     throw new BadRequest(`vm ${JSON.stringify(value ?? null)} is not a valid VM name`);
+  }
+  return value;
+}
+
+function requiredSnapshot(value: unknown): string {
+  if (typeof value !== 'string' || !SNAPSHOT_NAME_PATTERN.test(value)) {
+    throw new BadRequest(`snapshot ${JSON.stringify(value ?? null)} is not a valid snapshot name`);
   }
   return value;
 }

@@ -89,6 +89,8 @@ export const AGENT_VERSION_UNKNOWN = '';
 const MAX_SKIPPED_BEFORE_HELLO = 8;
 /** Frames an agent may have written behind a RESUME the proxy did not take: its window list, a few events. */
 const MAX_SKIPPED_AFTER_RESUME = 8;
+/** Snapshots whose tickets the proxy keeps per VM (pinTicket). */
+export const MAX_PINS_PER_VM = 64;
 /** One per VM whose agent has not spoken yet: far more than a host runs. */
 const MAX_SILENT_LINKS = 1024;
 
@@ -950,6 +952,7 @@ export class ProxyServer extends EventEmitter {
   forgetSecret(vmName: string): void {
     this.provenSecrets.delete(vmName);
     this.tickets.delete(vmName);
+    this.pins.delete(vmName);
   }
 
   /**
@@ -968,6 +971,38 @@ export class ProxyServer extends EventEmitter {
     const ticket = this.tickets.get(vmName);
     this.tickets.delete(vmName);
     return ticket;
+  }
+
+  /**
+   * Tickets pinned to snapshots with memory (docs/protocol.md, "Resume: tickets"), by VM, then snapshot:
+   * the ticket the VM's agent held when the snapshot was taken. A revert to the snapshot brings that
+   * agent back, so the host re-arms its ticket (rearmTicket) before the guest runs; each re-arm serves
+   * one RESUME. In memory only, at most MAX_PINS_PER_VM per VM (the oldest goes first).
+   */
+  private readonly pins = new Map<string, Map<string, { ticket: Buffer; version: number }>>();
+
+  /** Pins the VM's current ticket to `snapshot`; false when the VM has none. */
+  pinTicket(vmName: string, snapshot: string): boolean {
+    const current = this.tickets.get(vmName);
+    if (!current) return false;
+    const pins = this.pins.get(vmName) ?? new Map<string, { ticket: Buffer; version: number }>();
+    pins.delete(snapshot);
+    pins.set(snapshot, { ticket: Buffer.from(current.ticket), version: current.version });
+    while (pins.size > MAX_PINS_PER_VM) pins.delete(pins.keys().next().value!);
+    this.pins.set(vmName, pins);
+    return true;
+  }
+
+  /** Makes the ticket pinned to `snapshot` the VM's ticket again; false when none is pinned. */
+  rearmTicket(vmName: string, snapshot: string): boolean {
+    const pinned = this.pins.get(vmName)?.get(snapshot);
+    if (!pinned) return false;
+    this.tickets.set(vmName, { ticket: Buffer.from(pinned.ticket), version: pinned.version });
+    return true;
+  }
+
+  unpinTicket(vmName: string, snapshot: string): boolean {
+    return this.pins.get(vmName)?.delete(snapshot) ?? false;
   }
 
   withLookupTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
@@ -1104,8 +1139,9 @@ export class ProxyServer extends EventEmitter {
    */
   forget(vmName: string): boolean {
     this.current.get(vmName)?.fail(ErrorCode.SHUTTING_DOWN, 'the VM was removed');
-    // A VM made again under the name starts without one.
+    // A VM made again under the name starts without any.
     this.tickets.delete(vmName);
+    this.pins.delete(vmName);
     const known = this.table.forget(vmName);
     // Also for a VM never seen: a follower waiting for its agent learns that it will never come.
     this.publish({ time: new Date().toISOString(), vm: vmName, type: 'vm-forgotten' });

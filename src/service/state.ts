@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
 import { describeDomain, type DomainDescription } from '../libvirt/inspect.js';
 import { parseXmlObject } from '../libvirt/xml-object.js';
+import { SNAPSHOT_NAME_PATTERN } from '../spec/snapshot-name.js';
 import { AlreadyExistsError, HypervisorError, InputError, NotFoundError, VmpError } from '../util/errors.js';
 import { requireOurVm, savedStateBytes } from './inventory.js';
 import type { DomainState, Hypervisor } from './ports.js';
@@ -20,11 +21,8 @@ export function isActive(state: DomainState): boolean {
   return ACTIVE.includes(state);
 }
 
-/** A snapshot name: a plain word, safe in virsh arguments, file names and logs. */
-const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-
 export function validateSnapshotName(value: unknown): string {
-  if (typeof value !== 'string' || !SNAPSHOT_NAME.test(value)) {
+  if (typeof value !== 'string' || !SNAPSHOT_NAME_PATTERN.test(value)) {
     throw new InputError(
       `snapshot name ${JSON.stringify(value)} is invalid: use 1-64 letters, digits, '_' or '-', starting with a letter or digit`,
     );
@@ -220,11 +218,23 @@ async function requireSnapshot(hypervisor: Hypervisor, name: string, snapshot: s
   }
 }
 
+/**
+ * The proxy's resume tickets of snapshots with memory (docs/protocol.md, "Resume: tickets"): a snapshot
+ * holds the agent as it was, with the ticket it had then, which a later session used up. Pinned at
+ * create, re-armed before a revert, unpinned at delete. Best effort: the proxy may not run, and an agent
+ * without a good ticket is challenged as before.
+ */
+export interface SnapshotTickets {
+  pin(vm: string, snapshot: string): Promise<void>;
+  rearm(vm: string, snapshot: string): Promise<void>;
+  unpin(vm: string, snapshot: string): Promise<void>;
+}
+
 export async function createSnapshot(
   hypervisor: Hypervisor,
   name: string,
   snapshot: string,
-  options: { memory?: boolean } = {},
+  options: { memory?: boolean; tickets?: SnapshotTickets } = {},
 ): Promise<SnapshotInfo> {
   validateSnapshotName(snapshot);
   await requireNotTemplate(hypervisor, name);
@@ -248,6 +258,7 @@ export async function createSnapshot(
   // libvirt leaves read-only disks (the config disk) out by itself, and a template's disk is only an
   // overlay's backing file: internal snapshots are written into the overlay and the private volume.
   await hypervisor.snapshotCreate(name, snapshot);
+  if (options.memory) await options.tickets?.pin(name, snapshot).catch(() => undefined);
   return parseSnapshotXml(await hypervisor.snapshotXml(name, snapshot));
 }
 
@@ -266,7 +277,7 @@ export async function revertSnapshot(
   hypervisor: Hypervisor,
   name: string,
   snapshot: string,
-  options: { force?: boolean } = {},
+  options: { force?: boolean; tickets?: SnapshotTickets } = {},
 ): Promise<RevertResult> {
   validateSnapshotName(snapshot);
   const vm = await requireNotTemplate(hypervisor, name);
@@ -280,17 +291,44 @@ export async function revertSnapshot(
   }
   if (saved) await hypervisor.managedSaveRemove(name);
   await ensureWakePipe(vm);
-  await hypervisor.snapshotRevert(name, snapshot, { force: Boolean(options.force) });
+  // Before the guest runs again: its agent comes back with the ticket it held at the snapshot.
+  await options.tickets?.rearm(name, snapshot).catch(() => undefined);
+  // The guest runs again when libvirt resumes it, some 100 ms before the revert call returns (libvirt
+  // still records the snapshot's state then): its lifecycle event says so first, and the wake goes at
+  // once. The byte cannot go ahead as for a restore: the running guest would read it before the revert
+  // replaced it. One wake only: a second, while the first's handshake runs, would start it over.
+  const events = hypervisor.events(name);
+  let wokeEarly: Promise<boolean> | undefined;
+  const watching = (async () => {
+    for await (const e of events) {
+      if (e.domain === name && (e.event === 'Resumed' || e.event === 'Started')) {
+        wokeEarly = wakeAgent(vm);
+        return;
+      }
+    }
+  })().catch(() => undefined);
+  try {
+    await hypervisor.snapshotRevert(name, snapshot, { force: Boolean(options.force) });
+  } finally {
+    events.close();
+    await watching;
+  }
   const after = (await hypervisor.info(name)).state;
-  const woke = isActive(after) ? await wakeAgent(vm) : false;
+  const woke = isActive(after) ? (wokeEarly ? await wokeEarly : false) || (await wakeAgent(vm)) : false;
   return { state: after, woke };
 }
 
-export async function deleteSnapshot(hypervisor: Hypervisor, name: string, snapshot: string): Promise<void> {
+export async function deleteSnapshot(
+  hypervisor: Hypervisor,
+  name: string,
+  snapshot: string,
+  options: { tickets?: SnapshotTickets } = {},
+): Promise<void> {
   validateSnapshotName(snapshot);
   await requireNotTemplate(hypervisor, name);
   await requireSnapshot(hypervisor, name, snapshot);
   await hypervisor.snapshotDelete(name, snapshot);
+  await options.tickets?.unpin(name, snapshot).catch(() => undefined);
 }
 
 /** Templates change only through `template update`; their app VMs carry the state. */

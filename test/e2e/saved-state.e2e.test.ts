@@ -144,6 +144,7 @@ describeWith(probe, 'end-to-end saved state')('saved state, pause and snapshots 
       /is running: reverting to 'first' throws its current state away; pass --force/,
     );
 
+    const before = resumesOnTicket();
     const t0 = Date.now();
     const reverted = await host.cli(['snapshot', 'revert', name, 'first', '--force'], 300_000);
     expect({ code: reverted.code, stderr: reverted.stderr }).toEqual({ code: 0, stderr: '' });
@@ -153,6 +154,8 @@ describeWith(probe, 'end-to-end saved state')('saved state, pause and snapshots 
     process.stderr.write(`e2e: snapshot revert --force took ${returned - t0} ms\n`);
     const ms = await reconnectedAfter(t0, 'snapshot revert with memory');
     expect(ms - (returned - t0)).toBeLessThan(RECONNECT_WITHIN_MS);
+    // The snapshot's ticket, pinned at create and re-armed by the revert (docs/protocol.md, "Resume: tickets").
+    await host.until(() => resumesOnTicket() > before || undefined, 'the revert on its ticket', 10_000);
     const files = await sh('ls /var/tmp');
     expect(files.stdout).toContain('vmp-before');
     expect(files.stdout).not.toContain('vmp-after');

@@ -6,6 +6,7 @@ import {
   revertSnapshot,
   validateSnapshotName,
   type SnapshotInfo,
+  type SnapshotTickets,
 } from '../../service/state.js';
 import { vmName, withConnectOption, withHypervisor } from '../hypervisor.js';
 import { formatColumns } from '../../util/table.js';
@@ -33,6 +34,21 @@ export function formatSnapshotTable(snapshots: SnapshotInfo[]): string {
   return formatColumns(rows);
 }
 
+/**
+ * The proxy's tickets of snapshots, through its control socket (docs/protocol.md, "Resume: tickets"):
+ * best effort within 2 s, since the proxy may not run; without it a reverted agent is challenged.
+ */
+const proxyTickets: SnapshotTickets = {
+  pin: (vm, snapshot) => ticketRequest('ticket-pin', vm, snapshot),
+  rearm: (vm, snapshot) => ticketRequest('ticket-rearm', vm, snapshot),
+  unpin: (vm, snapshot) => ticketRequest('ticket-unpin', vm, snapshot),
+};
+
+async function ticketRequest(op: string, vm: string, snapshot: string): Promise<void> {
+  const { controlRequest } = await import('../../proxy/control-client.js');
+  await controlRequest(op, { vm, snapshot }, { timeoutMs: 2_000 });
+}
+
 const named = (yargs: Argv<object>): Argv<object> =>
   withConnectOption(yargs).positional('name', { type: 'string', demandOption: true, describe: 'VM name' });
 const withSnap = (yargs: Argv<object>): Argv<object> =>
@@ -55,7 +71,7 @@ const createSub: CommandModule<object, SnapArgs> = {
     const name = vmName(argv.name);
     const snapshot = validateSnapshotName(argv.snapshot);
     const info = await withHypervisor(argv.connect, (hv) =>
-      createSnapshot(hv, name, snapshot, { memory: argv.memory }),
+      createSnapshot(hv, name, snapshot, { memory: argv.memory, tickets: proxyTickets }),
     );
     process.stdout.write(
       `${name}: snapshot ${info.name} created (${info.memory ? 'disks and memory' : 'disks'}: ${info.disks.join(', ')})\n`,
@@ -94,7 +110,7 @@ const revertSub: CommandModule<object, SnapArgs> = {
     const name = vmName(argv.name);
     const snapshot = validateSnapshotName(argv.snapshot);
     const result = await withHypervisor(argv.connect, (hv) =>
-      revertSnapshot(hv, name, snapshot, { force: argv.force }),
+      revertSnapshot(hv, name, snapshot, { force: argv.force, tickets: proxyTickets }),
     );
     process.stdout.write(`${name}: reverted to ${snapshot}; now ${result.state}\n`);
   },
@@ -107,7 +123,7 @@ const deleteSub: CommandModule<object, SnapArgs> = {
   handler: async (argv: ArgumentsCamelCase<SnapArgs>) => {
     const name = vmName(argv.name);
     const snapshot = validateSnapshotName(argv.snapshot);
-    await withHypervisor(argv.connect, (hv) => deleteSnapshot(hv, name, snapshot));
+    await withHypervisor(argv.connect, (hv) => deleteSnapshot(hv, name, snapshot, { tickets: proxyTickets }));
     process.stdout.write(`${name}: snapshot ${snapshot} deleted\n`);
   },
 };
