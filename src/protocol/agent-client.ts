@@ -211,33 +211,6 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
             skipped++;
             continue;
           }
-          if (!ctx && resumed && m.type === 'welcome') {
-            // The proxy took the ticket: its proof was computed with the RESUME, so checking it computes nothing.
-            if (m.mac.length !== MAC_BYTES || !timingSafeEqual(m.mac, resumed.expectedWelcome)) {
-              socket.write(
-                encodeMessage({
-                  type: 'error',
-                  code: ErrorCode.AUTH_FAILED,
-                  message: 'proxy failed to authenticate',
-                }),
-              );
-              return finish(
-                new ProtocolError('the proxy did not prove it knows the secret', ErrorCode.AUTH_FAILED),
-              );
-            }
-            const client = new AgentClient(
-              socket,
-              decoder,
-              resumed.version,
-              m.heartbeatIntervalMs,
-              options.heartbeats ?? true,
-              options.keepOpen ? 'detach' : 'destroy',
-            );
-            finish(undefined, client);
-            const rest = results.slice(i + 1);
-            if (rest.length > 0) setImmediate(() => client.handle(rest));
-            return;
-          }
           if (!ctx && m.type === 'challenge') {
             if (m.version < MIN_PROTOCOL_VERSION || m.version > PROTOCOL_VERSION) {
               return finish(
@@ -249,8 +222,12 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
             }
             ctx = { vmName: options.vmName, version: m.version, agentNonce, proxyNonce: m.proxyNonce };
             socket.write(encodeMessage({ type: 'auth', mac: computeAuthMac(options.secret, 'agent', ctx) }));
-          } else if (ctx && m.type === 'welcome') {
-            if (!verifyAuthMac(options.secret, 'proxy', ctx, m.mac)) {
+          } else if (m.type === 'welcome' && (ctx || resumed)) {
+            // After a RESUME the proxy's proof was computed with it, so checking it computes nothing.
+            const proven = ctx
+              ? verifyAuthMac(options.secret, 'proxy', ctx, m.mac)
+              : m.mac.length === MAC_BYTES && timingSafeEqual(m.mac, resumed!.expectedWelcome);
+            if (!proven) {
               socket.write(
                 encodeMessage({
                   type: 'error',
@@ -265,7 +242,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
             const client = new AgentClient(
               socket,
               decoder,
-              ctx.version,
+              ctx ? ctx.version : resumed!.version,
               m.heartbeatIntervalMs,
               options.heartbeats ?? true,
               !options.open ? 'half-close' : options.keepOpen ? 'detach' : 'destroy',
