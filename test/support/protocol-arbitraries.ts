@@ -10,6 +10,7 @@ import {
   MAX_TITLE_BYTES,
   NONCE_BYTES,
   MAC_BYTES,
+  type HelloMessage,
   type Message,
   type WindowInfo,
 } from '../../src/protocol/index.js';
@@ -49,43 +50,30 @@ export const windowArb: fc.Arbitrary<WindowInfo> = fc.record({
   wmClass: text(MAX_CLASS_BYTES),
 });
 
+const helloArb: fc.Arbitrary<HelloMessage> = fc
+  .record({
+    minVersion: fc.integer({ min: 0, max: 0xffff }),
+    span: fc.integer({ min: 0, max: 10 }),
+    vmName: vmNameArb,
+    agentVersion: text(64),
+    agentNonce: bytes(NONCE_BYTES),
+  })
+  .filter((r) => r.minVersion + r.span <= 0xffff)
+  .map((r) => ({
+    type: 'hello' as const,
+    minVersion: r.minVersion,
+    maxVersion: r.minVersion + r.span,
+    vmName: r.vmName,
+    agentVersion: r.agentVersion,
+    agentNonce: r.agentNonce,
+  }));
+
 export const messageArbs: Record<Message['type'], fc.Arbitrary<Message>> = {
-  hello: fc
-    .record({
-      minVersion: fc.integer({ min: 0, max: 0xffff }),
-      span: fc.integer({ min: 0, max: 10 }),
-      vmName: vmNameArb,
-      agentVersion: text(64),
-      agentNonce: bytes(NONCE_BYTES),
-    })
-    .filter((r) => r.minVersion + r.span <= 0xffff)
-    .map((r) => ({
-      type: 'hello',
-      minVersion: r.minVersion,
-      maxVersion: r.minVersion + r.span,
-      vmName: r.vmName,
-      agentVersion: r.agentVersion,
-      agentNonce: r.agentNonce,
-    })),
+  hello: helloArb,
+  // RESUME is HELLO's fields and a MAC.
   resume: fc
-    .record({
-      minVersion: fc.integer({ min: 0, max: 0xffff }),
-      span: fc.integer({ min: 0, max: 10 }),
-      vmName: vmNameArb,
-      agentVersion: text(64),
-      agentNonce: bytes(NONCE_BYTES),
-      mac: bytes(MAC_BYTES),
-    })
-    .filter((r) => r.minVersion + r.span <= 0xffff)
-    .map((r) => ({
-      type: 'resume',
-      minVersion: r.minVersion,
-      maxVersion: r.minVersion + r.span,
-      vmName: r.vmName,
-      agentVersion: r.agentVersion,
-      agentNonce: r.agentNonce,
-      mac: r.mac,
-    })),
+    .tuple(helloArb, bytes(MAC_BYTES))
+    .map(([hello, mac]) => ({ ...hello, type: 'resume' as const, mac })),
   ticket: fc.record({ type: fc.constant('ticket' as const), ticket: bytes(NONCE_BYTES) }),
   challenge: fc.record({
     type: fc.constant('challenge' as const),

@@ -11,6 +11,7 @@ import {
   type AgentClientOptions,
 } from '../../../src/protocol/index.js';
 import { ProxyServer, type ProxyEvent, type ProxyServerOptions } from '../../../src/proxy/server.js';
+import { serialLinkBench, type SerialLinkBench } from '../../support/serial-link.js';
 import { agentSocketPath, listenAgentSocket } from '../../../src/proxy/agent-socket.js';
 import { testWindow, waitFor } from '../../support/fake-agent.js';
 
@@ -23,6 +24,7 @@ import { testWindow, waitFor } from '../../support/fake-agent.js';
 
 const VM = 'vmp-t-serial-a';
 const secret = randomBytes(32);
+let bench: SerialLinkBench;
 let dir: string;
 let socketPath: string;
 let proxy: ProxyServer;
@@ -30,47 +32,25 @@ let events: ProxyEvent[];
 let logs: string[];
 
 beforeEach(async () => {
-  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'vmp-agent-sock-'));
-  socketPath = path.join(dir, 'agent.sock');
-  events = [];
-  logs = [];
-  proxy = await proxyOnSocket({ heartbeatIntervalMs: 60_000 });
+  bench = await serialLinkBench('vmp-agent-sock-', async (name) => (name === VM ? secret : null), {
+    heartbeatIntervalMs: 60_000,
+  });
+  ({ dir, socketPath, proxy, events, logs } = bench);
 });
 
-/** A proxy on the test's agent socket, its events and log lines collected. */
+/** Another proxy on the test's agent socket, in place of the first. */
 async function proxyOnSocket(options: Partial<ProxyServerOptions>): Promise<ProxyServer> {
-  const server = new ProxyServer({
-    listen: [],
-    agentSocket: socketPath,
-    lookupSecret: async (name) => (name === VM ? secret : null),
-    handshakeTimeoutMs: 2000,
-    log: (line) => logs.push(line),
-    ...options,
-  });
-  server.on('event', (e) => events.push(e));
-  await server.start();
-  return server;
+  return bench.restart(options);
 }
 
-afterEach(async () => {
-  await proxy.close();
-  await fs.rm(dir, { recursive: true, force: true });
-});
+afterEach(() => bench.close());
 
 /** The protocol's own agent, as VM, over `link` (QEMU's end of its port). */
 function agentOver(link: net.Socket, options: Partial<AgentClientOptions> = {}): Promise<AgentClient> {
   return AgentClient.connect({ host: 'serial', port: 0, open: () => link, vmName: VM, secret, ...options });
 }
 
-/** QEMU's end: connected before the agent says anything. */
-async function qemuEnd(): Promise<net.Socket> {
-  const socket = net.connect(socketPath);
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  return socket;
-}
+const qemuEnd = (): Promise<net.Socket> => bench.qemuEnd();
 
 test('an agent authenticates over the socket and its windows reach the proxy; the socket is 0666 in a 0711 directory', async () => {
   expect((await fs.stat(socketPath)).mode & 0o777).toBe(0o666);
@@ -105,7 +85,6 @@ test('whole frames left over from before a restore are skipped until HELLO; garb
 });
 
 test('a new HELLO on a link that had a session (a resume) starts a new session on it; frames the proxy sent meanwhile are skipped by the agent', async () => {
-  await proxy.close();
   proxy = await proxyOnSocket({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 10_000 });
   const link = await qemuEnd();
   const first = await agentOver(link, { keepOpen: true, heartbeats: false });
@@ -138,7 +117,6 @@ test('a new HELLO on a link that had a session (a resume) starts a new session o
 });
 
 test("a link whose agent has not spoken is left open (QEMU connects long before the guest's session is up); its first byte starts the handshake clock", async () => {
-  await proxy.close();
   proxy = await proxyOnSocket({ handshakeTimeoutMs: 100 });
   const link = await qemuEnd();
   link.on('error', () => undefined);

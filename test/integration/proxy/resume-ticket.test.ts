@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import fs from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import {
   AgentClient,
@@ -18,7 +16,8 @@ import {
 } from '../../../src/protocol/index.js';
 import { ControlServer } from '../../../src/proxy/control-socket.js';
 import { controlRequest } from '../../../src/proxy/control-client.js';
-import { ProxyServer, type ProxyEvent } from '../../../src/proxy/server.js';
+import type { ProxyEvent, ProxyServer } from '../../../src/proxy/server.js';
+import { serialLinkBench, type SerialLinkBench } from '../../support/serial-link.js';
 import { testWindow, waitFor } from '../../support/fake-agent.js';
 
 /**
@@ -31,41 +30,22 @@ import { testWindow, waitFor } from '../../support/fake-agent.js';
 
 const VM = 'vmp-t-ticket-a';
 const secret = randomBytes(32);
+let bench: SerialLinkBench;
 let dir: string;
-let socketPath: string;
 let proxy: ProxyServer;
 let events: ProxyEvent[];
 let logs: string[];
 
 beforeEach(async () => {
-  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'vmp-ticket-'));
-  socketPath = path.join(dir, 'agent.sock');
-  events = [];
-  logs = [];
-  proxy = new ProxyServer({
-    listen: [],
-    agentSocket: socketPath,
-    lookupSecret: async (name) => (name === VM ? secret : null),
-    handshakeTimeoutMs: 2000,
+  bench = await serialLinkBench('vmp-ticket-', async (name) => (name === VM ? secret : null), {
     heartbeatIntervalMs: 60_000,
-    log: (line) => logs.push(line),
   });
-  proxy.on('event', (e) => events.push(e));
-  await proxy.start();
+  ({ dir, proxy, events, logs } = bench);
 });
 
-afterEach(async () => {
-  await proxy.close();
-  await fs.rm(dir, { recursive: true, force: true });
-});
+afterEach(() => bench.close());
 
-/** QEMU's end of the VM's port: connected before the agent says anything (a new one after each restore). */
-async function qemuEnd(): Promise<net.Socket> {
-  const socket = net.connect(socketPath);
-  socket.on('error', () => undefined);
-  await once(socket, 'connect');
-  return socket;
-}
+const qemuEnd = (): Promise<net.Socket> => bench.qemuEnd();
 
 function agentOver(link: net.Socket, options: Partial<AgentClientOptions> = {}): Promise<AgentClient> {
   return AgentClient.connect({
@@ -215,16 +195,7 @@ test('a proxy that did not issue the ticket (restarted since) challenges the RES
   const first = await sessionWithTicket();
   const prepared = prepareResume(VM, 'test', secret, first.client.version, first.ticket);
   first.link.destroy();
-  await proxy.close();
-  proxy = new ProxyServer({
-    listen: [],
-    agentSocket: socketPath,
-    lookupSecret: async (name) => (name === VM ? secret : null),
-    handshakeTimeoutMs: 2000,
-    heartbeatIntervalMs: 60_000,
-    log: (line) => logs.push(line),
-  });
-  await proxy.start();
+  proxy = await bench.restart();
   const link = await qemuEnd();
   link.write(Buffer.concat([prepared.frame, listFrame('stale')]));
   const client = await agentOver(link, { resumeSent: prepared });
