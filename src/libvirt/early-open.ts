@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configDir, DEFAULTS_FILE_NAME } from '../util/paths.js';
 import { loadAddon, type BindingConnection } from './native-addon.js';
+import { virshArgv } from './virsh-argv.js';
 
 /** The connection when neither --connect, LIBVIRT_DEFAULT_URI nor the defaults file names one. */
 export const DEFAULT_URI = 'qemu:///system';
@@ -159,9 +160,9 @@ export function probeEarly(connect: string | undefined, env: NodeJS.ProcessEnv =
   }
 }
 
-/** `virsh uri` for `uri`, with VirshHypervisor.virsh's arguments and environment (no shell). */
+/** `virsh uri` for `uri`, with VirshHypervisor.virsh's command line and environment (no shell). */
 export function startProbe(uri: string, env: NodeJS.ProcessEnv = process.env): EarlyProbe {
-  const child = spawn('virsh', ['--connect', uri, '--quiet', 'uri'], {
+  const child = spawn('virsh', virshArgv(uri, ['uri']), {
     env: { ...env, LC_ALL: 'C' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -14,6 +14,7 @@ import { InputError, NotFoundError, ServiceUnavailableError, TimeoutError } from
 import { mapPooled } from '../util/pool.js';
 import type { EarlyProbe } from './early-open.js';
 import { libvirtError, virshMessage } from './errors.js';
+import { virshArgv } from './virsh-argv.js';
 
 /** Deadlines per kind of call; saving memory to disk is the slow one. */
 export interface Timeouts {
@@ -103,6 +104,27 @@ export function parseEventLine(line: string): DomainEvent | undefined {
   return { domain: match[2]!, event: match[3]!, detail: match[4]!.trim() };
 }
 
+/**
+ * A virsh run that failed, as the typed error its caller sees: it timed out, virsh is not installed
+ * (spawn ENOENT), or libvirt's message from its stderr.
+ */
+function virshFailure(
+  operation: string,
+  failure: { timeoutMessage: string } | { code?: string; stderr: string },
+  cause?: unknown,
+): Error {
+  const options = cause === undefined ? undefined : { cause };
+  if ('timeoutMessage' in failure)
+    return new TimeoutError(`${operation}: ${failure.timeoutMessage}`, options);
+  if (failure.code === 'ENOENT') {
+    return new ServiceUnavailableError(
+      `${operation}: virsh is not installed (package libvirt-clients)`,
+      options,
+    );
+  }
+  return libvirtError(operation, virshMessage(failure.stderr), cause);
+}
+
 /** One line for a connection that was not answered in time: what it likely is, what to do. */
 export function connectTimeoutMessage(timeout: number): string {
   return (
@@ -134,7 +156,7 @@ export class VirshHypervisor implements Hypervisor {
     // Loaded at the first call: with the binding, `list` and `start` need no virsh at all.
     const { execa } = await import('execa');
     try {
-      const result = await execa('virsh', ['--connect', this.uri, '--quiet', ...args], {
+      const result = await execa('virsh', virshArgv(this.uri, args), {
         timeout,
         // virsh blocked on a silent socket dies of SIGTERM; SIGKILL soon after if not.
         forceKillAfterDelay: 1000,
@@ -146,18 +168,13 @@ export class VirshHypervisor implements Hypervisor {
       return result.stdout;
     } catch (err) {
       const e = err as { timedOut?: boolean; code?: string; stderr?: string; shortMessage?: string };
-      if (e.timedOut) {
-        throw new TimeoutError(
-          `${operation}: ${options.timeoutMessage ?? `virsh did not answer within ${formatMs(timeout)}`}`,
-          { cause: err },
-        );
-      }
-      if (e.code === 'ENOENT') {
-        throw new ServiceUnavailableError(`${operation}: virsh is not installed (package libvirt-clients)`, {
-          cause: err,
-        });
-      }
-      throw libvirtError(operation, virshMessage(e.stderr ?? e.shortMessage ?? String(err)), err);
+      throw virshFailure(
+        operation,
+        e.timedOut
+          ? { timeoutMessage: options.timeoutMessage ?? `virsh did not answer within ${formatMs(timeout)}` }
+          : { code: e.code, stderr: e.stderr ?? e.shortMessage ?? String(err) },
+        err,
+      );
     }
   }
 
@@ -190,16 +207,13 @@ export class VirshHypervisor implements Hypervisor {
     clearTimeout(timer);
     if (end === undefined) {
       early.kill();
-      throw new TimeoutError(`${operation}: ${connectTimeoutMessage(timeout)}`);
+      throw virshFailure(operation, { timeoutMessage: connectTimeoutMessage(timeout) });
     }
-    if (end.error?.code === 'ENOENT') {
-      throw new ServiceUnavailableError(`${operation}: virsh is not installed (package libvirt-clients)`, {
-        cause: end.error,
-      });
+    if (end.error) {
+      throw virshFailure(operation, { code: end.error.code, stderr: end.error.message }, end.error);
     }
-    if (end.error) throw libvirtError(operation, end.error.message, end.error);
     if (end.code !== 0) {
-      throw libvirtError(operation, virshMessage(end.stderr || `virsh exited with status ${end.code}`));
+      throw virshFailure(operation, { stderr: end.stderr || `virsh exited with status ${end.code}` });
     }
   }
 
