@@ -46,10 +46,10 @@ export interface AgentLink {
   close(): void;
 }
 
-/** Opens and authenticates a link; rejects when the proxy is unreachable or refuses us. */
 /**
- * Connects and authenticates a link. `signal` abandons the attempt (the VM resumed again while it was
- * under way): it rejects at once, and a link it was using on the port is let go.
+ * Opens and authenticates a link; rejects when the proxy is unreachable or refuses us. `signal`
+ * abandons the attempt (the VM resumed again while it was under way): it rejects at once, and a link
+ * it was using on the port is let go.
  */
 export type LinkFactory = (signal?: AbortSignal) => Promise<AgentLink>;
 

@@ -319,6 +319,12 @@ class AgentConnection {
   }
 
   private onMessage(message: Message): void {
+    // Behind a RESUME the proxy did not take: the agent's window list, skipped until its AUTH.
+    const awaitingAuth = this.state === 'looking-up' || this.state === 'challenged';
+    if (awaitingAuth && message.type !== 'auth' && this.skipBeforeAuth > 0) {
+      this.skipBeforeAuth--;
+      return;
+    }
     switch (this.state) {
       case 'hello':
         // Whole frames only, a few: anything malformed still ends the link (QEMU connects again).
@@ -337,16 +343,8 @@ class AgentConnection {
         void this.onHello(message);
         return;
       case 'looking-up':
-        if (message.type !== 'auth' && this.skipBeforeAuth > 0) {
-          this.skipBeforeAuth--;
-          return;
-        }
         return this.fail(ErrorCode.PROTOCOL_ERROR, `${message.type} sent before the challenge`);
       case 'challenged':
-        if (message.type !== 'auth' && this.skipBeforeAuth > 0) {
-          this.skipBeforeAuth--;
-          return;
-        }
         if (message.type !== 'auth')
           return this.fail(ErrorCode.PROTOCOL_ERROR, `expected auth, got ${message.type}`);
         return this.onAuth(message.mac);
@@ -392,12 +390,7 @@ class AgentConnection {
         this.resumed = true;
         // As for a remembered secret after a HELLO: the keyring is read all the same, and the session
         // closed if it no longer holds that secret.
-        const confirming = this.server
-          .withLookupTimeout(this.server.lookupSecret(resume.vmName), 'secret lookup')
-          .then(
-            (fresh) => fresh,
-            (err: unknown) => err as Error,
-          );
+        const confirming = this.readKeyringAgain(resume.vmName);
         this.welcome(ctx, 'proxy-resume');
         this.confirmRemembered(confirming);
         return;
@@ -427,12 +420,7 @@ class AgentConnection {
     const remembered = this.server.rememberedSecret(hello.vmName);
     if (remembered) {
       this.secret = remembered;
-      this.confirming = this.server
-        .withLookupTimeout(this.server.lookupSecret(hello.vmName), 'secret lookup')
-        .then(
-          (fresh) => fresh,
-          (err: unknown) => err as Error,
-        );
+      this.confirming = this.readKeyringAgain(hello.vmName);
       this.challenge();
       return;
     }
@@ -486,6 +474,14 @@ class AgentConnection {
       this.confirming = undefined;
       this.confirmRemembered(confirming);
     }
+  }
+
+  /** The keyring's answer for a VM whose secret came from memory, read in parallel; an error as a value. */
+  private readKeyringAgain(vmName: string): Promise<Buffer | null | Error> {
+    return this.server.withLookupTimeout(this.server.lookupSecret(vmName), 'secret lookup').then(
+      (fresh) => fresh,
+      (err: unknown) => err as Error,
+    );
   }
 
   /** A session admitted on a secret from memory ends if the keyring, read meanwhile, no longer holds it. */
